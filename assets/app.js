@@ -1,0 +1,150 @@
+// Parley's own script: small enhancements on top of htmx. Every page works without it.
+(function () {
+  "use strict";
+
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.content : "";
+  }
+
+  // Every htmx request carries the CSRF token as a header.
+  document.addEventListener("htmx:configRequest", function (e) {
+    e.detail.headers["X-CSRF-Token"] = csrfToken();
+  });
+
+  // Show times in the reader's own time zone.
+  function localTimes(root) {
+    root.querySelectorAll("time[datetime]").forEach(function (t) {
+      if (t.dataset.local) return;
+      var d = new Date(t.getAttribute("datetime"));
+      if (isNaN(d)) return;
+      t.textContent = d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      t.title = d.toLocaleString();
+      t.dataset.local = "1";
+    });
+  }
+
+  function scroller() {
+    return document.getElementById("scroller");
+  }
+
+  // The message list scrolls with column-reverse: 0 is the bottom (newest) in every browser
+  // that supports it, and small negative values are "near the bottom".
+  function nearBottom() {
+    var s = scroller();
+    return !s || Math.abs(s.scrollTop) < 80;
+  }
+
+  function toBottom() {
+    var s = scroller();
+    if (s) s.scrollTop = 0;
+  }
+
+  // --- Read position: tell the server what the reader has seen, while the page is visible.
+  var readTimer = null;
+  function lastSeen() {
+    var all = document.querySelectorAll("#messages [data-message-id]");
+    return all.length ? Number(all[all.length - 1].dataset.messageId) : 0;
+  }
+  function reportRead() {
+    var composer = document.getElementById("composer");
+    if (!composer || document.visibilityState !== "visible") return;
+    clearTimeout(readTimer);
+    readTimer = setTimeout(function () {
+      var seq = lastSeen();
+      if (!seq) return;
+      var url = composer.getAttribute("action").replace(/\/messages$/, "/read");
+      fetch(url, {
+        method: "POST",
+        headers: { "Content-Type": "application/x-www-form-urlencoded", "X-CSRF-Token": csrfToken() },
+        body: "seq=" + encodeURIComponent(seq),
+        credentials: "same-origin",
+      }).catch(function () {});
+    }, 800);
+  }
+  document.addEventListener("visibilitychange", reportRead);
+
+  // --- Live delivery. The poller replaces itself with new messages and a fresh poller (htmx
+  // does that). After a 204 (nothing within the hold) or an error, fire it again, backing off on errors.
+  var failures = 0;
+  var stick = true;
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    if (e.detail.elt.id === "poller") {
+      stick = nearBottom();
+      var empty = document.getElementById("no-messages");
+      if (empty && e.detail.xhr.status === 200) empty.remove();
+    }
+  });
+  document.addEventListener("htmx:afterRequest", function (e) {
+    var elt = e.detail.elt;
+    if (elt.id === "poller") {
+      var status = e.detail.xhr ? e.detail.xhr.status : 0;
+      if (status === 200) {
+        failures = 0;
+        return;
+      }
+      if (status === 401) {
+        window.location = "/login";
+        return;
+      }
+      var delay = status === 204 ? 0 : Math.min(30000, 500 * Math.pow(2, failures++));
+      setTimeout(function () {
+        if (document.body.contains(elt)) htmx.trigger(elt, "poll");
+      }, delay);
+    } else if (elt.id === "composer") {
+      var error = document.getElementById("composer-error");
+      if (e.detail.successful) {
+        elt.reset();
+        elt.querySelector('[name="client_key"]').value = newKey();
+        error.textContent = "";
+        elt.querySelector("textarea").focus();
+        toBottom();
+      } else {
+        // Keep the text, say why; the same client_key makes a retry safe.
+        var text = "";
+        if (e.detail.xhr && e.detail.xhr.responseText) {
+          var doc = new DOMParser().parseFromString(e.detail.xhr.responseText, "text/html");
+          var p = doc.querySelector(".field-error, main p");
+          text = p ? p.textContent : "";
+        }
+        error.textContent = text || "Could not send: the server did not answer. Your message is kept; try again.";
+      }
+    }
+  });
+  document.addEventListener("htmx:afterSwap", function () {
+    localTimes(document);
+  });
+  document.addEventListener("htmx:afterSettle", function (e) {
+    if (stick) toBottom();
+    if (document.getElementById("composer")) reportRead();
+  });
+
+  function newKey() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    return String(Date.now()) + Math.random().toString(16).slice(2);
+  }
+
+  // --- Composer: Enter sends, Shift+Enter is a new line; it grows with its text.
+  document.addEventListener("keydown", function (e) {
+    var t = e.target;
+    if (t.id !== "composer-body") return;
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      if (t.value.trim() !== "") t.form.requestSubmit();
+    }
+  });
+  document.addEventListener("input", function (e) {
+    var t = e.target;
+    if (t.id !== "composer-body") return;
+    t.style.height = "auto";
+    t.style.height = Math.min(t.scrollHeight, 200) + "px";
+  });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    localTimes(document);
+    toBottom();
+    var body = document.getElementById("composer-body");
+    if (body && window.matchMedia("(min-width: 48rem)").matches) body.focus();
+    reportRead();
+  });
+})();

@@ -1,0 +1,73 @@
+//! Typed configuration, read once at start from flags and the environment, with defaults that
+//! work on a laptop without any set-up.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "parley", version, about = "Parley: real-time web chat", long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub settings: Settings,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply migrations and serve HTTP (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Create a superuser (staff, all rights) for the admin area.
+    Createsuperuser {
+        /// The new superuser's name.
+        #[arg(long)]
+        username: String,
+    },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Settings {
+    /// Database URL: sqlite://FILE (created when missing) or postgres://USER@HOST/DB.
+    #[arg(long, global = true, env = "DATABASE_URL", default_value = "sqlite://parley.db")]
+    pub database_url: String,
+
+    /// Address to listen on.
+    #[arg(long, global = true, env = "PARLEY_ADDR", default_value = "127.0.0.1:8000")]
+    pub addr: SocketAddr,
+
+    /// Mark cookies Secure. Set it when Parley is served over HTTPS (behind a TLS proxy);
+    /// requests carrying `X-Forwarded-Proto: https` get Secure cookies regardless.
+    #[arg(long, global = true, env = "PARLEY_SECURE_COOKIES", default_value_t = false)]
+    pub secure_cookies: bool,
+
+    /// How long a long-poll is held before it answers 204 (seconds, at most 30).
+    #[arg(long, global = true, env = "PARLEY_POLL_TIMEOUT_SECS", default_value_t = 25,
+          value_parser = clap::value_parser!(u64).range(1..=30))]
+    pub poll_timeout_secs: u64,
+
+    /// Largest number of database connections in the pool.
+    #[arg(long, global = true, env = "PARLEY_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+}
+
+impl Settings {
+    pub fn poll_timeout(&self) -> Duration {
+        Duration::from_secs(self.poll_timeout_secs)
+    }
+
+    /// Settings for tests and tools: a given database, any free port.
+    pub fn for_database(database_url: impl Into<String>) -> Self {
+        Self {
+            database_url: database_url.into(),
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            secure_cookies: false,
+            poll_timeout_secs: 25,
+            db_max_connections: 16,
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! The database: one `sqlx::Any` pool whose SQL runs on SQLite and PostgreSQL alike, the typed
+//! pool the session store needs, and migrations for the engine in use.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::any::AnyPoolOptions;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{AnyPool, Executor};
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
+use tower_sessions_sqlx_store::{PostgresStore, SqliteStore};
+
+use crate::config::Settings;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("DATABASE_URL must start with sqlite:// or postgres:// (got “{0}”)")]
+    UnknownScheme(String),
+    #[error("cannot open the database: {0}")]
+    Open(#[source] sqlx::Error),
+    #[error("cannot apply migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub engine: Engine,
+    pub sessions: SessionBackend,
+    /// The typed PostgreSQL pool, for LISTEN (None on SQLite).
+    pub pg: Option<PgPool>,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl Db {
+    /// Opens the database named by the settings and brings its schema up to date.
+    pub async fn connect(settings: &Settings) -> Result<Self, ConnectError> {
+        sqlx::any::install_default_drivers();
+        let url = settings.database_url.as_str();
+        let max = settings.db_max_connections.max(2);
+        let db = if url.starts_with("sqlite:") {
+            // The typed pool creates the file when missing; Any takes only a URL, so the
+            // pragmas it needs are set on every new connection.
+            let opts = SqliteConnectOptions::from_str(url)
+                .map_err(ConnectError::Open)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10));
+            let typed = SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(opts)
+                .await
+                .map_err(ConnectError::Open)?;
+            let pool = AnyPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(Duration::from_secs(10))
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                        )
+                        .await?;
+                        Ok(())
+                    })
+                })
+                .connect(url)
+                .await
+                .map_err(ConnectError::Open)?;
+            SQLITE_MIGRATIONS.run(&pool).await?;
+            let store = SqliteStore::new(typed);
+            store.migrate().await.map_err(ConnectError::Open)?;
+            Db { pool, engine: Engine::Sqlite, sessions: SessionBackend::Sqlite(store), pg: None }
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let typed = PgPoolOptions::new()
+                .max_connections(4)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect(url)
+                .await
+                .map_err(ConnectError::Open)?;
+            let pool = AnyPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect(url)
+                .await
+                .map_err(ConnectError::Open)?;
+            POSTGRES_MIGRATIONS.run(&pool).await?;
+            let store = PostgresStore::new(typed.clone());
+            store.migrate().await.map_err(ConnectError::Open)?;
+            Db {
+                pool,
+                engine: Engine::Postgres,
+                sessions: SessionBackend::Postgres(store),
+                pg: Some(typed),
+            }
+        } else {
+            return Err(ConnectError::UnknownScheme(url.to_owned()));
+        };
+        Ok(db)
+    }
+
+    /// Deletes expired sessions now and then, for as long as the server runs.
+    pub fn spawn_session_cleanup(&self) {
+        let sessions = self.sessions.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(600));
+            loop {
+                every.tick().await;
+                if let Err(err) = sessions.delete_expired().await {
+                    tracing::warn!(%err, "could not delete expired sessions");
+                }
+            }
+        });
+    }
+}
+
+/// Is this error a unique-constraint violation (a name already taken, a send already stored)?
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// tower-sessions' store for the engine in use. An enum rather than a generic so that the rest of
+/// the app has one concrete session type whichever database it runs on.
+#[derive(Debug, Clone)]
+pub enum SessionBackend {
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+impl SessionBackend {
+    async fn delete_expired(&self) -> session_store::Result<()> {
+        match self {
+            Self::Sqlite(s) => s.delete_expired().await,
+            Self::Postgres(s) => s.delete_expired().await,
+        }
+    }
+}
+
+#[async_trait]
+impl SessionStore for SessionBackend {
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        match self {
+            Self::Sqlite(s) => s.create(record).await,
+            Self::Postgres(s) => s.create(record).await,
+        }
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        match self {
+            Self::Sqlite(s) => s.save(record).await,
+            Self::Postgres(s) => s.save(record).await,
+        }
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        match self {
+            Self::Sqlite(s) => s.load(id).await,
+            Self::Postgres(s) => s.load(id).await,
+        }
+    }
+
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        match self {
+            Self::Sqlite(s) => s.delete(id).await,
+            Self::Postgres(s) => s.delete(id).await,
+        }
+    }
+}

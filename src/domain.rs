@@ -1,0 +1,227 @@
+//! Values that come in from the edge, parsed once. Past a handler nobody re-checks them, and the
+//! error text is exactly what the form shows next to the field.
+
+use std::fmt;
+
+/// Why a value was refused, worded for the person who typed it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub &'static str);
+
+fn is_name_char(c: char, extra: &[char]) -> bool {
+    c.is_ascii_alphanumeric() || extra.contains(&c)
+}
+
+/// A username: 3–32 ASCII letters, digits, `_`, `.` or `-`. ASCII only on purpose: usernames are
+/// part of URLs (`/dm/{username}`) and look-alike Unicode names would let one person pose as another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Username(String);
+
+impl Username {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let name = raw.trim();
+        if name.len() < 3 || name.len() > 32 {
+            return Err(Invalid("A username has 3 to 32 characters."));
+        }
+        if !name.chars().all(|c| is_name_char(c, &['_', '.', '-'])) {
+            return Err(Invalid(
+                "A username may contain only letters, digits and the characters _ . -",
+            ));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The case-folded form the database keeps unique.
+    pub fn key(&self) -> String {
+        self.0.to_ascii_lowercase()
+    }
+}
+
+impl fmt::Display for Username {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A password as typed: at least 8 characters, at most 1,024 bytes (argon2 work grows with the
+/// input, so an unbounded password would be a cheap way to burn our CPU).
+pub struct Password(String);
+
+impl Password {
+    pub const MAX_BYTES: usize = 1024;
+
+    pub fn parse(raw: &str, username: Option<&str>) -> Result<Self, Invalid> {
+        if raw.chars().count() < 8 {
+            return Err(Invalid("A password has at least 8 characters."));
+        }
+        if raw.len() > Self::MAX_BYTES {
+            return Err(Invalid("A password has at most 1,024 bytes."));
+        }
+        if username.is_some_and(|u| u.eq_ignore_ascii_case(raw.trim())) {
+            return Err(Invalid("The password must not be the username."));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(***)")
+    }
+}
+
+/// A public room's name: 1–64 ASCII letters, digits, `-` and `_`, so it can stand in a URL as is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomName(String);
+
+impl RoomName {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let name = raw.trim();
+        if name.is_empty() || name.len() > 64 {
+            return Err(Invalid("A room name has 1 to 64 characters."));
+        }
+        if !name.chars().all(|c| is_name_char(c, &['_', '-'])) {
+            return Err(Invalid(
+                "A room name may contain only letters, digits, - and _",
+            ));
+        }
+        Ok(Self(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn key(&self) -> String {
+        self.0.to_ascii_lowercase()
+    }
+}
+
+impl fmt::Display for RoomName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A room topic: free text, one line, at most 200 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topic(String);
+
+impl Topic {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let topic = raw.trim();
+        if topic.chars().count() > 200 {
+            return Err(Invalid("A topic has at most 200 characters."));
+        }
+        if topic.chars().any(char::is_control) {
+            return Err(Invalid("A topic is a single line of text."));
+        }
+        Ok(Self(topic.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A message body: 1–4,000 characters after trimming.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageBody(String);
+
+impl MessageBody {
+    pub const MAX_CHARS: usize = 4000;
+
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let body = raw.trim();
+        if body.is_empty() {
+            return Err(Invalid("A message cannot be empty."));
+        }
+        if body.chars().count() > Self::MAX_CHARS {
+            return Err(Invalid("A message has at most 4,000 characters."));
+        }
+        Ok(Self(body.replace("\r\n", "\n")))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A client-chosen idempotency key for a send: up to 64 printable ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientKey(String);
+
+impl ClientKey {
+    pub fn parse(raw: &str) -> Result<Option<Self>, Invalid> {
+        let key = raw.trim();
+        if key.is_empty() {
+            return Ok(None);
+        }
+        if key.len() > 64 || !key.chars().all(|c| c.is_ascii_graphic()) {
+            return Err(Invalid("The client key is up to 64 printable ASCII characters."));
+        }
+        Ok(Some(Self(key.to_owned())))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_follow_the_published_rules() {
+        assert!(Username::parse("al").is_err());
+        assert!(Username::parse("alice").is_ok());
+        assert!(Username::parse("a.b-c_d").is_ok());
+        assert!(Username::parse(&"x".repeat(33)).is_err());
+        assert!(Username::parse("bob smith").is_err());
+        assert!(Username::parse("<script>").is_err());
+        assert!(Username::parse("jösé").is_err());
+        assert_eq!(Username::parse("Alice").unwrap().key(), "alice");
+    }
+
+    #[test]
+    fn passwords_need_eight_characters_and_fit_in_a_kilobyte() {
+        assert!(Password::parse("short", None).is_err());
+        assert!(Password::parse("long enough", None).is_ok());
+        assert!(Password::parse(&"p".repeat(1024), None).is_ok());
+        assert!(Password::parse(&"p".repeat(1025), None).is_err());
+        assert!(Password::parse("alice123", Some("ALICE123")).is_err());
+    }
+
+    #[test]
+    fn room_names_are_url_safe() {
+        assert!(RoomName::parse("").is_err());
+        assert!(RoomName::parse("general").is_ok());
+        assert!(RoomName::parse("rust-beginners_2").is_ok());
+        assert!(RoomName::parse("a.b").is_err());
+        assert!(RoomName::parse(&"r".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn message_bodies_are_trimmed_and_bounded() {
+        assert!(MessageBody::parse("   \n\t ").is_err());
+        assert_eq!(MessageBody::parse("  hi \r\n there ").unwrap().as_str(), "hi \n there");
+        assert!(MessageBody::parse(&"é".repeat(4000)).is_ok());
+        assert!(MessageBody::parse(&"é".repeat(4001)).is_err());
+    }
+
+    #[test]
+    fn client_keys_are_optional_and_short() {
+        assert_eq!(ClientKey::parse("").unwrap(), None);
+        assert!(ClientKey::parse("abc-123").unwrap().is_some());
+        assert!(ClientKey::parse(&"k".repeat(65)).is_err());
+    }
+}

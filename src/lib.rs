@@ -1,0 +1,27 @@
+//! Parley: a real-time web chat served by one binary.
+//!
+//! The folders follow the architecture: `web/` holds one module per feature (each owning its
+//! routes), `views/` the HTML components they share, `store/` the SQL per entity, `realtime`
+//! the long-poll fan-out, and `admin_site` what Parley registers with the generic admin crate.
+
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod password;
+pub mod presence;
+pub mod realtime;
+pub mod store;
+pub mod throttle;
+pub mod views;
+pub mod web;
+
+pub use config::{Cli, Command, Settings};
+pub use web::{App, serve};
+
+/// Unix time in milliseconds: the one time representation in the database.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}

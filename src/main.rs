@@ -1,0 +1,74 @@
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use parley::{Cli, Command, db, password};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")),
+        )
+        .init();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("parley: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    let settings = cli.settings;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            raise_open_file_limit();
+            let db = db::Db::connect(&settings).await?;
+            parley::serve(settings, db).await?;
+        }
+        Command::Migrate => {
+            db::Db::connect(&settings).await?;
+            println!("Migrations applied.");
+        }
+        Command::Createsuperuser { username } => {
+            let db = db::Db::connect(&settings).await?;
+            let raw = superuser_password()?;
+            let user = password::create_superuser(&db, &username, &raw).await?;
+            println!("Superuser “{user}” created.");
+        }
+    }
+    Ok(())
+}
+
+/// Like Django: PARLEY_SUPERUSER_PASSWORD for scripts, else ask twice on the terminal.
+fn superuser_password() -> Result<String, Box<dyn std::error::Error>> {
+    if let Ok(raw) = std::env::var("PARLEY_SUPERUSER_PASSWORD") {
+        return Ok(raw);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err("no terminal to ask for the password: set PARLEY_SUPERUSER_PASSWORD".into());
+    }
+    let first = rpassword::prompt_password("Password: ")?;
+    let second = rpassword::prompt_password("Password (again): ")?;
+    if first != second {
+        return Err("the two passwords differ".into());
+    }
+    Ok(first)
+}
+
+/// Every held long-poll is a socket; the default soft limit (often 1,024) would cap listeners
+/// far below what the server can hold, so raise it to the hard limit.
+fn raise_open_file_limit() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! Live delivery: held long-polls and their wake-ups.
+//!
+//! Each room that someone listens to has a `RoomFeed`: a `watch` of the highest message sequence
+//! number known to be committed, and a window of the room's recent messages, already rendered.
+//! A poll subscribes to the watch first, then looks for messages after its cursor, and only then
+//! waits for the watch to pass the cursor: `wait_for` checks the current value before sleeping,
+//! so a send that lands between the look and the wait is never lost.
+//!
+//! Woken polls are answered from the window, not the database: a message sent to a room with a
+//! thousand listeners costs one insert and a thousand copies of an `Arc<str>`, not a thousand reads.
+//! Sends on this process put their message in the window themselves; on PostgreSQL, messages
+//! from other processes arrive as NOTIFY, and one catch-up read per room fills the window before
+//! the watch is bumped.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sqlx::AnyPool;
+use tokio::sync::{OnceCell, watch};
+use tokio::time::Instant;
+
+use crate::store::{messages, rooms};
+
+/// A message rendered once for every poll that delivers it.
+#[derive(Debug)]
+pub struct Rendered {
+    pub seq: i64,
+    pub html: Arc<str>,
+}
+
+pub type Render = fn(&messages::Message) -> String;
+
+/// How many rendered messages a room keeps for woken polls; a poll further behind reads the database.
+const WINDOW: usize = 256;
+/// The most messages one poll answer carries; the client re-polls for the rest.
+pub const BATCH: i64 = 200;
+
+pub struct Hub {
+    pool: AnyPool,
+    render: Render,
+    feeds: Mutex<HashMap<i64, Arc<RoomFeed>>>,
+    shutdown: watch::Sender<bool>,
+}
+
+struct RoomFeed {
+    latest: watch::Sender<i64>,
+    init: OnceCell<()>,
+    window: Mutex<Window>,
+    /// One catch-up read from the database at a time per room.
+    catch_up: tokio::sync::Mutex<()>,
+}
+
+/// A contiguous run of a room's messages by sequence number, plus those that arrived ahead of a gap
+/// (two sends committed in one order and published in the other).
+#[derive(Default)]
+struct Window {
+    items: VecDeque<Arc<Rendered>>,
+    early: BTreeMap<i64, Arc<Rendered>>,
+}
+
+impl Window {
+    fn end(&self) -> Option<i64> {
+        self.items.back().map(|m| m.seq)
+    }
+
+    fn add(&mut self, msg: Arc<Rendered>) {
+        match self.end() {
+            None => self.items.push_back(msg),
+            Some(end) if msg.seq == end + 1 => self.items.push_back(msg),
+            Some(end) if msg.seq <= end => return,
+            Some(_) => {
+                self.early.insert(msg.seq, msg);
+                // A gap that never fills (its sender failed after committing) must not stall
+                // the window forever: start again from what arrived.
+                if self.early.len() > 32 {
+                    self.items.clear();
+                    let first = self.early.pop_first().map(|(_, m)| m);
+                    self.items.extend(first);
+                }
+            }
+        }
+        while let Some(next) = self.end().and_then(|end| self.early.remove(&(end + 1))) {
+            self.items.push_back(next);
+        }
+        let end = self.end().unwrap_or_default();
+        self.early.retain(|seq, _| *seq > end);
+        while self.items.len() > WINDOW {
+            self.items.pop_front();
+        }
+    }
+
+    /// Messages after `after` up to `upto`, when the window holds all of them.
+    fn after(&self, after: i64, upto: i64) -> Option<Vec<Arc<Rendered>>> {
+        let first = self.items.front()?.seq;
+        let end = self.end()?;
+        if after + 1 < first || end < upto {
+            return None;
+        }
+        let skip = usize::try_from(after + 1 - first).unwrap_or(0);
+        Some(self.items.iter().skip(skip).take(BATCH as usize).cloned().collect())
+    }
+}
+
+impl Hub {
+    pub fn new(pool: AnyPool, render: Render) -> Arc<Self> {
+        let (shutdown, _) = watch::channel(false);
+        Arc::new(Self { pool, render, feeds: Mutex::new(HashMap::new()), shutdown })
+    }
+
+    fn feed(&self, room: i64) -> Arc<RoomFeed> {
+        let mut feeds = self.feeds.lock().expect("hub lock");
+        feeds
+            .entry(room)
+            .or_insert_with(|| {
+                Arc::new(RoomFeed {
+                    latest: watch::channel(0).0,
+                    init: OnceCell::new(),
+                    window: Mutex::new(Window::default()),
+                    catch_up: tokio::sync::Mutex::new(()),
+                })
+            })
+            .clone()
+    }
+
+    /// The feed of `room`, with its latest sequence number read from the database on first use.
+    async fn ready_feed(&self, room: i64) -> sqlx::Result<Arc<RoomFeed>> {
+        let feed = self.feed(room);
+        feed.init
+            .get_or_try_init(|| async {
+                let last = rooms::find_by_id(&self.pool, room).await?.map_or(0, |r| r.last_seq);
+                feed.latest.send_if_modified(|v| bump(v, last));
+                Ok::<_, sqlx::Error>(())
+            })
+            .await?;
+        Ok(feed)
+    }
+
+    /// Makes a message sent through this process visible to every held poll of its room.
+    pub fn published(&self, message: &messages::Message) {
+        let feed = self.feed(message.room_id);
+        let rendered = Arc::new(Rendered { seq: message.seq, html: (self.render)(message).into() });
+        feed.window.lock().expect("window lock").add(rendered);
+        feed.latest.send_if_modified(|v| bump(v, message.seq));
+    }
+
+    /// Another process committed `seq` in `room` (PostgreSQL NOTIFY): read it once, then wake.
+    pub async fn remote_published(&self, room: i64, seq: i64) {
+        let feed = {
+            let feeds = self.feeds.lock().expect("hub lock");
+            match feeds.get(&room) {
+                Some(feed) => feed.clone(),
+                // Nobody here listens to that room; its feed will read the database when they do.
+                None => return,
+            }
+        };
+        if *feed.latest.borrow() >= seq {
+            return;
+        }
+        let _one_at_a_time = feed.catch_up.lock().await;
+        if *feed.latest.borrow() >= seq {
+            return;
+        }
+        let from = feed.window.lock().expect("window lock").end().unwrap_or(seq - 1).min(seq - 1);
+        match messages::after(&self.pool, room, from, 1000).await {
+            Ok(rows) => {
+                let mut window = feed.window.lock().expect("window lock");
+                for row in &rows {
+                    window.add(Arc::new(Rendered { seq: row.seq, html: (self.render)(row).into() }));
+                }
+            }
+            Err(err) => tracing::warn!(%err, room, "catch-up read failed; polls will read themselves"),
+        }
+        feed.latest.send_if_modified(|v| bump(v, seq));
+    }
+
+    /// After the notification channel was down, anything may have been missed: re-read every
+    /// listened room's latest sequence number and wake its polls.
+    pub async fn resync_all(&self) {
+        let rooms: Vec<i64> = self.feeds.lock().expect("hub lock").keys().copied().collect();
+        for room in rooms {
+            match rooms::find_by_id(&self.pool, room).await {
+                Ok(Some(r)) => self.remote_published(room, r.last_seq).await,
+                Ok(None) => {}
+                Err(err) => tracing::warn!(%err, room, "resync failed"),
+            }
+        }
+    }
+
+    /// Forgets what this process knows of a room (its messages were edited or deleted by staff).
+    pub fn invalidate(&self, room: i64) {
+        if let Some(feed) = self.feeds.lock().expect("hub lock").get(&room) {
+            let mut window = feed.window.lock().expect("window lock");
+            window.items.clear();
+            window.early.clear();
+        }
+    }
+
+    /// Answers held polls now (graceful shutdown): they end with 204 and clients re-poll.
+    pub fn shut_down(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Messages of `room` after `after`: at once if there are any, else as soon as one is
+    /// committed, else an empty list when `hold` has passed or the server shuts down.
+    pub async fn poll(&self, room: i64, after: i64, hold: Duration) -> sqlx::Result<Vec<Arc<Rendered>>> {
+        let deadline = Instant::now() + hold;
+        let feed = self.ready_feed(room).await?;
+        let mut latest = feed.latest.subscribe();
+        let mut shutdown = self.shutdown.subscribe();
+        loop {
+            let upto = *latest.borrow_and_update();
+            if upto > after {
+                let cached = feed.window.lock().expect("window lock").after(after, upto);
+                let found = match cached {
+                    Some(found) => found,
+                    None => self.read_after(room, after).await?,
+                };
+                if !found.is_empty() {
+                    return Ok(found);
+                }
+            }
+            if *shutdown.borrow() {
+                return Ok(Vec::new());
+            }
+            // Only the sequence number crosses the await, so the future stays Send.
+            let woke = tokio::select! {
+                changed = async { latest.wait_for(|v| *v > after).await.map(|_| ()) } => changed.is_ok(),
+                _ = shutdown.wait_for(|stop| *stop) => false,
+                _ = tokio::time::sleep_until(deadline) => false,
+            };
+            if !woke {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    async fn read_after(&self, room: i64, after: i64) -> sqlx::Result<Vec<Arc<Rendered>>> {
+        let rows = messages::after(&self.pool, room, after, BATCH).await?;
+        Ok(rows
+            .iter()
+            .map(|row| Arc::new(Rendered { seq: row.seq, html: (self.render)(row).into() }))
+            .collect())
+    }
+
+    /// On PostgreSQL: LISTEN for sends made through every process, for as long as the server runs.
+    pub fn spawn_listener(self: &Arc<Self>, pg: sqlx::PgPool) {
+        let hub = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                match hub.listen(&pg).await {
+                    Ok(()) => return,
+                    Err(err) => {
+                        tracing::warn!(%err, "lost the notification channel; reconnecting");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+        });
+    }
+
+    async fn listen(self: &Arc<Self>, pg: &sqlx::PgPool) -> sqlx::Result<()> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(pg).await?;
+        listener.listen("parley_messages").await?;
+        // Whatever was sent while we were not listening would otherwise wait for the next send.
+        self.resync_all().await;
+        tracing::info!("listening for messages from other servers");
+        loop {
+            let note = listener.recv().await?;
+            let Some((room, seq)) = note.payload().split_once(':') else { continue };
+            let (Ok(room), Ok(seq)) = (room.parse::<i64>(), seq.parse::<i64>()) else { continue };
+            let hub = Arc::clone(self);
+            tokio::spawn(async move { hub.remote_published(room, seq).await });
+        }
+    }
+}
+
+fn bump(value: &mut i64, seq: i64) -> bool {
+    if seq > *value {
+        *value = seq;
+        true
+    } else {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(seq: i64) -> Arc<Rendered> {
+        Arc::new(Rendered { seq, html: Arc::from(seq.to_string()) })
+    }
+
+    fn seqs(v: &[Arc<Rendered>]) -> Vec<i64> {
+        v.iter().map(|r| r.seq).collect()
+    }
+
+    #[test]
+    fn window_serves_a_contiguous_run_and_refuses_what_it_does_not_hold() {
+        let mut w = Window::default();
+        for s in 5..=8 {
+            w.add(m(s));
+        }
+        assert_eq!(seqs(&w.after(6, 8).unwrap()), vec![7, 8]);
+        assert_eq!(seqs(&w.after(4, 8).unwrap()), vec![5, 6, 7, 8]);
+        assert!(w.after(3, 8).is_none(), "seq 4 is not in the window");
+        assert!(w.after(6, 9).is_none(), "seq 9 is committed but not here yet");
+    }
+
+    #[test]
+    fn window_reorders_sends_published_out_of_order() {
+        let mut w = Window::default();
+        w.add(m(1));
+        w.add(m(3));
+        assert!(w.after(1, 3).is_none());
+        w.add(m(2));
+        assert_eq!(seqs(&w.after(0, 3).unwrap()), vec![1, 2, 3]);
+        w.add(m(2));
+        assert_eq!(w.items.len(), 3, "a duplicate is ignored");
+    }
+
+    #[test]
+    fn window_keeps_a_bounded_tail() {
+        let mut w = Window::default();
+        for s in 1..=(WINDOW as i64 + 10) {
+            w.add(m(s));
+        }
+        assert_eq!(w.items.len(), WINDOW);
+        assert!(w.after(0, 5).is_none());
+    }
+}

@@ -1,0 +1,200 @@
+use sqlx::AnyPool;
+
+use super::contains_pattern;
+use crate::domain::RoomName;
+
+pub const PUBLIC: &str = "public";
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Room {
+    pub id: i64,
+    pub kind: String,
+    pub name: Option<String>,
+    pub topic: String,
+    pub last_seq: i64,
+}
+
+const ROOM_COLUMNS: &str = "id, kind, name, topic, last_seq";
+
+pub async fn find_public(pool: &AnyPool, name: &str) -> sqlx::Result<Option<Room>> {
+    sqlx::query_as(&format!(
+        "SELECT {ROOM_COLUMNS} FROM rooms WHERE kind = 'public' AND name_key = $1"
+    ))
+    .bind(name.to_ascii_lowercase())
+    .fetch_optional(pool)
+    .await
+}
+
+pub async fn find_by_id(pool: &AnyPool, id: i64) -> sqlx::Result<Option<Room>> {
+    sqlx::query_as(&format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// The room with this name, created by `user` if nobody has yet. Creating and joining race
+/// safely: the unique name key decides, and the loser simply reads the winner's room.
+pub async fn create_or_get_public(pool: &AnyPool, name: &RoomName, user: i64) -> sqlx::Result<Room> {
+    sqlx::query(
+        "INSERT INTO rooms (kind, name, name_key, created_by, created_ms)
+         VALUES ('public', $1, $2, $3, $4) ON CONFLICT (name_key) DO NOTHING",
+    )
+    .bind(name.as_str())
+    .bind(name.key())
+    .bind(user)
+    .bind(crate::now_ms())
+    .execute(pool)
+    .await?;
+    find_public(pool, name.as_str()).await?.ok_or(sqlx::Error::RowNotFound)
+}
+
+/// The direct conversation of two users: one room per pair, whoever opens it first.
+pub async fn direct_room(pool: &AnyPool, a: i64, b: i64) -> sqlx::Result<Option<Room>> {
+    sqlx::query_as(&format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE direct_key = $1"))
+        .bind(direct_key(a, b))
+        .fetch_optional(pool)
+        .await
+}
+
+pub async fn create_or_get_direct(pool: &AnyPool, a: i64, b: i64) -> sqlx::Result<Room> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO rooms (kind, direct_key, created_by, created_ms)
+         VALUES ('direct', $1, $2, $3) ON CONFLICT (direct_key) DO NOTHING",
+    )
+    .bind(direct_key(a, b))
+    .bind(a)
+    .bind(crate::now_ms())
+    .execute(&mut *tx)
+    .await?;
+    let room: Room = sqlx::query_as(&format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE direct_key = $1"))
+        .bind(direct_key(a, b))
+        .fetch_one(&mut *tx)
+        .await?;
+    for user in [a, b] {
+        sqlx::query(
+            "INSERT INTO memberships (room_id, user_id, last_read_seq, joined_ms)
+             VALUES ($1, $2, 0, $3) ON CONFLICT (room_id, user_id) DO NOTHING",
+        )
+        .bind(room.id)
+        .bind(user)
+        .bind(crate::now_ms())
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(room)
+}
+
+fn direct_key(a: i64, b: i64) -> String {
+    format!("{}:{}", a.min(b), a.max(b))
+}
+
+/// Joins a room; a newcomer starts with the history counted as read.
+pub async fn join(pool: &AnyPool, room: i64, user: i64) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO memberships (room_id, user_id, last_read_seq, joined_ms)
+         SELECT id, $2, last_seq, $3 FROM rooms WHERE id = $1
+         ON CONFLICT (room_id, user_id) DO NOTHING",
+    )
+    .bind(room)
+    .bind(user)
+    .bind(crate::now_ms())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Moves the user's read position forward to `seq` (never back, never past the room's end).
+pub async fn mark_read(pool: &AnyPool, room: i64, user: i64, seq: i64) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE memberships SET last_read_seq = $3
+         WHERE room_id = $1 AND user_id = $2 AND last_read_seq < $3
+           AND $3 <= (SELECT last_seq FROM rooms WHERE id = $1)",
+    )
+    .bind(room)
+    .bind(user)
+    .bind(seq)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// A public room in the sidebar; `unread` is None for rooms the user has not joined.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RoomListing {
+    pub name: String,
+    pub topic: String,
+    pub last_seq: i64,
+    pub last_read_seq: Option<i64>,
+}
+
+impl RoomListing {
+    pub fn unread(&self) -> Option<i64> {
+        self.last_read_seq.map(|read| (self.last_seq - read).max(0))
+    }
+}
+
+pub async fn public_rooms(pool: &AnyPool, user: i64, search: &str) -> sqlx::Result<Vec<RoomListing>> {
+    sqlx::query_as(
+        "SELECT r.name AS name, r.topic AS topic, r.last_seq AS last_seq, m.last_read_seq AS last_read_seq
+         FROM rooms r LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = $1
+         WHERE r.kind = 'public' AND ($2 = '' OR r.name_key LIKE $3 ESCAPE '\\')
+         ORDER BY r.name_key LIMIT 500",
+    )
+    .bind(user)
+    .bind(search)
+    .bind(contains_pattern(search))
+    .fetch_all(pool)
+    .await
+}
+
+/// Unread counts of the user's direct conversations, by the other person's id.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DirectUnread {
+    pub other_id: i64,
+    pub unread: i64,
+}
+
+pub async fn direct_unreads(pool: &AnyPool, user: i64) -> sqlx::Result<Vec<DirectUnread>> {
+    sqlx::query_as(
+        "SELECT o.user_id AS other_id, r.last_seq - m.last_read_seq AS unread
+         FROM memberships m
+         JOIN rooms r ON r.id = m.room_id AND r.kind = 'direct'
+         JOIN memberships o ON o.room_id = r.id AND o.user_id <> m.user_id
+         WHERE m.user_id = $1",
+    )
+    .bind(user)
+    .fetch_all(pool)
+    .await
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Member {
+    pub username: String,
+    pub last_seen_ms: i64,
+}
+
+pub async fn members(pool: &AnyPool, room: i64) -> sqlx::Result<Vec<Member>> {
+    sqlx::query_as(
+        "SELECT u.username AS username, u.last_seen_ms AS last_seen_ms
+         FROM memberships m JOIN users u ON u.id = m.user_id
+         WHERE m.room_id = $1 AND u.is_active = 1 ORDER BY u.username_key LIMIT 200",
+    )
+    .bind(room)
+    .fetch_all(pool)
+    .await
+}
+
+pub async fn set_topic(pool: &AnyPool, room: i64, topic: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE rooms SET topic = $2 WHERE id = $1")
+        .bind(room)
+        .bind(topic)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub fn is_public(room: &Room) -> bool {
+    room.kind == PUBLIC
+}

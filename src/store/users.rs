@@ -1,0 +1,138 @@
+use sqlx::AnyPool;
+
+use super::{ONLINE_WINDOW_MS, contains_pattern};
+use crate::domain::Username;
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub password_hash: String,
+    pub is_staff: bool,
+    pub is_superuser: bool,
+    pub is_active: bool,
+}
+
+/// Flags are stored as 0/1 (see the migration), turned into bools once, here.
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: i64,
+    username: String,
+    password_hash: String,
+    is_staff: i64,
+    is_superuser: i64,
+    is_active: i64,
+}
+
+impl From<UserRow> for User {
+    fn from(r: UserRow) -> Self {
+        Self {
+            id: r.id,
+            username: r.username,
+            password_hash: r.password_hash,
+            is_staff: r.is_staff == 1,
+            is_superuser: r.is_superuser == 1,
+            is_active: r.is_active == 1,
+        }
+    }
+}
+
+const USER_COLUMNS: &str = "id, username, password_hash, is_staff, is_superuser, is_active";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateUserError {
+    #[error("That username is taken.")]
+    Taken,
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+pub async fn create(
+    pool: &AnyPool,
+    name: &Username,
+    password_hash: &str,
+    superuser: bool,
+) -> Result<i64, CreateUserError> {
+    let id = sqlx::query_scalar(
+        "INSERT INTO users (username, username_key, password_hash, is_staff, is_superuser, created_ms)
+         VALUES ($1, $2, $3, $4, $4, $5) RETURNING id",
+    )
+    .bind(name.as_str())
+    .bind(name.key())
+    .bind(password_hash)
+    .bind(i64::from(superuser))
+    .bind(crate::now_ms())
+    .fetch_one(pool)
+    .await
+    .map_err(|e| if crate::db::is_unique_violation(&e) { CreateUserError::Taken } else { e.into() })?;
+    Ok(id)
+}
+
+pub async fn find_by_name(pool: &AnyPool, name: &str) -> sqlx::Result<Option<User>> {
+    let row: Option<UserRow> = sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE username_key = $1"))
+        .bind(name.to_ascii_lowercase())
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.map(User::from))
+}
+
+pub async fn find_by_id(pool: &AnyPool, id: i64) -> sqlx::Result<Option<User>> {
+    let row: Option<UserRow> = sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.map(User::from))
+}
+
+pub async fn set_password_hash(pool: &AnyPool, id: i64, hash: &str) -> sqlx::Result<bool> {
+    let done = sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+        .bind(id)
+        .bind(hash)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn make_superuser(pool: &AnyPool, id: i64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET is_staff = 1, is_superuser = 1, is_active = 1 WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+pub async fn touch_last_seen(pool: &AnyPool, id: i64, at_ms: i64) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET last_seen_ms = $2 WHERE id = $1")
+        .bind(id)
+        .bind(at_ms)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// A row of the people list.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Person {
+    pub id: i64,
+    pub username: String,
+    pub last_seen_ms: i64,
+}
+
+impl Person {
+    pub fn is_online(&self, now_ms: i64) -> bool {
+        self.last_seen_ms > now_ms - ONLINE_WINDOW_MS
+    }
+}
+
+/// Every active user, or those whose name contains `search`, by name.
+pub async fn people(pool: &AnyPool, search: &str) -> sqlx::Result<Vec<Person>> {
+    sqlx::query_as(
+        "SELECT id, username, last_seen_ms FROM users
+         WHERE is_active = 1 AND ($1 = '' OR username_key LIKE $2 ESCAPE '\\')
+         ORDER BY username_key LIMIT 500",
+    )
+    .bind(search)
+    .bind(contains_pattern(search))
+    .fetch_all(pool)
+    .await
+}

@@ -1,0 +1,71 @@
+//! HTML components. One function per thing, each with a stable DOM id, used alike by the full
+//! page, by the fragments htmx swaps in, and by live delivery.
+
+pub mod chat;
+pub mod forms;
+
+use maud::{DOCTYPE, Markup, html};
+
+use crate::web::assets;
+
+/// What every page needs to know about who is looking.
+pub struct Viewer<'a> {
+    pub username: Option<&'a str>,
+    pub is_staff: bool,
+    pub csrf: &'a str,
+}
+
+/// The document around every page: head, header bar and one main area.
+pub fn page(title: &str, viewer: &Viewer<'_>, body_class: &str, main: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="csrf-token" content=(viewer.csrf);
+                // htmx must not inject inline styles or evaluate strings: the CSP forbids both.
+                meta name="htmx-config" content=r#"{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false,"historyCacheSize":0}"#;
+                title { (title) " · Parley" }
+                link rel="stylesheet" href=(assets::url("app.css"));
+                link rel="icon" href=(assets::url("favicon.svg")) type="image/svg+xml";
+                script src=(assets::url("htmx.min.js")) defer {}
+                script src=(assets::url("app.js")) defer {}
+            }
+            body class=(body_class) {
+                a.skip href="#main" { "Skip to content" }
+                header.topbar {
+                    a.brand href="/" { "Parley" }
+                    @if let Some(name) = viewer.username {
+                        (chat::search_box(""))
+                        nav.account aria-label="Account" {
+                            @if viewer.is_staff { a href="/admin/" { "Admin" } }
+                            span.me { (name) }
+                            form method="post" action="/logout" {
+                                (forms::csrf_field(viewer.csrf))
+                                button.link type="submit" { "Log out" }
+                            }
+                        }
+                    }
+                }
+                (main)
+            }
+        }
+    }
+}
+
+/// A plain page with one message: errors, 404s.
+pub fn notice_page(title: &str, viewer: &Viewer<'_>, text: &str) -> Markup {
+    page(
+        title,
+        viewer,
+        "page-notice",
+        html! {
+            main #main .notice {
+                h1 { (title) }
+                p { (text) }
+                p { a href="/" { "Back to Parley" } }
+            }
+        },
+    )
+}

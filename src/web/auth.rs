@@ -1,0 +1,159 @@
+//! Accounts: register, log in, log out.
+
+use poem::http::StatusCode;
+use poem::web::{Data, Form, Query};
+use poem::{IntoResponse, Request, Response, Route, get, handler, post};
+use serde::Deserialize;
+
+use super::error::AppError;
+use super::session::{self, current_user};
+use super::{AppState, csrf_token, see_other};
+use crate::domain::{Password, Username};
+use crate::password;
+use crate::store::users;
+use crate::views::Viewer;
+use crate::views::forms::{AccountForm, login_page, register_page};
+
+/// Adds this feature's routes.
+pub fn routes(route: Route) -> Route {
+    route
+        .at("/register", get(register_form).post(register))
+        .at("/login", get(login_form).post(login))
+        .at("/logout", post(logout))
+}
+
+#[derive(Deserialize)]
+struct Credentials {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    next: String,
+}
+
+#[derive(Deserialize)]
+struct Next {
+    next: Option<String>,
+}
+
+fn anonymous(csrf: &str) -> Viewer<'_> {
+    Viewer { username: None, is_staff: false, csrf }
+}
+
+/// Only same-site paths are followed after login (no open redirect to another site).
+fn safe_next(next: &str) -> &str {
+    let ok = next.starts_with('/') && !next.starts_with("//") && !next.contains('\\');
+    if ok { next } else { "/" }
+}
+
+fn with_status(markup: maud::Markup, status: StatusCode) -> Response {
+    let mut resp = markup.into_response();
+    resp.set_status(status);
+    resp
+}
+
+#[handler]
+async fn register_form(req: &Request) -> Result<Response, AppError> {
+    if current_user(req).await?.is_some() {
+        return Ok(see_other("/"));
+    }
+    let csrf = csrf_token(req);
+    Ok(register_page(&anonymous(&csrf), &AccountForm::empty()).into_response())
+}
+
+#[handler]
+async fn register(req: &Request, Data(app): Data<&AppState>, Form(form): Form<Credentials>) -> Result<Response, AppError> {
+    let csrf = csrf_token(req);
+    let fail = |username_error: Option<&str>, password_error: Option<&str>| {
+        let form = AccountForm { username: &form.username, username_error, password_error, ..AccountForm::empty() };
+        with_status(register_page(&anonymous(&csrf), &form), StatusCode::UNPROCESSABLE_ENTITY)
+    };
+    let name = Username::parse(&form.username);
+    let pass = Password::parse(&form.password, Some(form.username.trim()));
+    let (name, pass) = match (name, pass) {
+        (Ok(name), Ok(pass)) => (name, pass),
+        (name, pass) => {
+            let ue = name.err().map(|e| e.0);
+            let pe = pass.err().map(|e| e.0);
+            return Ok(fail(ue, pe));
+        }
+    };
+    let hash = password::hash(&pass).await;
+    let id = match users::create(&app.db.pool, &name, &hash, false).await {
+        Ok(id) => id,
+        Err(users::CreateUserError::Taken) => return Ok(fail(Some("That username is taken."), None)),
+        Err(users::CreateUserError::Db(e)) => return Err(e.into()),
+    };
+    let user = users::find_by_id(&app.db.pool, id).await?.ok_or(AppError::Internal("new user vanished".into()))?;
+    session::log_in(req, &user).await?;
+    tracing::info!(user = %user.username, "registered");
+    Ok(see_other("/"))
+}
+
+#[handler]
+async fn login_form(req: &Request, Query(q): Query<Next>) -> Result<Response, AppError> {
+    if current_user(req).await?.is_some() {
+        return Ok(see_other(safe_next(q.next.as_deref().unwrap_or("/"))));
+    }
+    let csrf = csrf_token(req);
+    let form = AccountForm { next: q.next.as_deref(), ..AccountForm::empty() };
+    Ok(login_page(&anonymous(&csrf), &form).into_response())
+}
+
+#[handler]
+async fn login(req: &Request, Data(app): Data<&AppState>, Form(form): Form<Credentials>) -> Result<Response, AppError> {
+    let csrf = csrf_token(req);
+    let addr = req.remote_addr().as_socket_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    let next = (!form.next.is_empty()).then_some(form.next.as_str());
+    let page = |error: &str, status| {
+        let form = AccountForm { username: &form.username, form_error: Some(error), next, ..AccountForm::empty() };
+        with_status(login_page(&anonymous(&csrf), &form), status)
+    };
+    if let Some(wait) = app.throttle.blocked(&form.username, &addr) {
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        let text = format!("Too many failed log-in attempts. Try again in {minutes} minute{}.", if minutes == 1 { "" } else { "s" });
+        return Ok(page(&text, StatusCode::TOO_MANY_REQUESTS));
+    }
+    let user = if form.password.len() > Password::MAX_BYTES {
+        None
+    } else {
+        match users::find_by_name(&app.db.pool, form.username.trim()).await? {
+            Some(user) => password::verify(&form.password, &user.password_hash).await.then_some(user),
+            None => {
+                password::dummy_verify(&form.password).await;
+                None
+            }
+        }
+    };
+    let Some(user) = user.filter(|u| u.is_active) else {
+        app.throttle.record_failure(&form.username, &addr);
+        return Ok(page("Wrong username or password.", StatusCode::UNAUTHORIZED));
+    };
+    app.throttle.record_success(&form.username);
+    session::log_in(req, &user).await?;
+    Ok(see_other(safe_next(&form.next)))
+}
+
+#[handler]
+async fn logout(req: &Request, Data(app): Data<&AppState>) -> Result<Response, AppError> {
+    if let Some(user) = current_user(req).await? {
+        app.presence.gone(user.id).await;
+    }
+    session::log_out(req).await?;
+    Ok(see_other("/login"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_local_paths_are_followed_after_login() {
+        assert_eq!(safe_next("/rooms/general"), "/rooms/general");
+        assert_eq!(safe_next("//evil.example/"), "/");
+        assert_eq!(safe_next("https://evil.example/"), "/");
+        assert_eq!(safe_next("/\\evil.example"), "/");
+        assert_eq!(safe_next(""), "/");
+    }
+}

@@ -1,0 +1,241 @@
+//! What public rooms and private conversations share: the page, sending, live delivery, paging
+//! and read positions. `rooms` and `direct` decide which room a URL means and who may see it;
+//! everything here runs only after that check.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use maud::html;
+use poem::http::{StatusCode, header};
+use poem::{IntoResponse, Response};
+use rand::RngCore;
+use serde::Deserialize;
+
+use super::error::AppError;
+use super::{AppState, Ctx, see_other};
+use crate::domain::{ClientKey, MessageBody};
+use crate::store::{messages, rooms, users};
+use crate::views::chat::{self, Composer, Conversation, Sidebar};
+use crate::views::page;
+
+/// Messages on a page and per "older" page.
+pub const PAGE: i64 = 50;
+
+/// A conversation the viewer may see, resolved from its URL.
+pub struct Open {
+    pub room: rooms::Room,
+    pub title: String,
+    pub base: String,
+}
+
+/// Which room a conversation URL means for a viewer, remembered briefly so that long-polls
+/// (the hot path) resolve it without a database read.
+#[derive(Default)]
+pub struct Directory {
+    entries: Mutex<HashMap<(i64, String), (i64, Instant)>>,
+}
+
+const DIRECTORY_TTL: Duration = Duration::from_secs(30);
+
+impl Directory {
+    pub fn get(&self, viewer: i64, base: &str) -> Option<i64> {
+        let entries = self.entries.lock().expect("directory lock");
+        let (room, at) = entries.get(&(viewer, base.to_owned()))?;
+        (at.elapsed() < DIRECTORY_TTL).then_some(*room)
+    }
+
+    pub fn put(&self, viewer: i64, base: &str, room: i64) {
+        let mut entries = self.entries.lock().expect("directory lock");
+        if entries.len() > 100_000 {
+            entries.retain(|_, (_, at)| at.elapsed() < DIRECTORY_TTL);
+        }
+        entries.insert((viewer, base.to_owned()), (room, Instant::now()));
+    }
+
+    pub fn clear(&self) {
+        self.entries.lock().expect("directory lock").clear();
+    }
+}
+
+pub fn new_client_key() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[derive(Deserialize, Default)]
+pub struct PageQuery {
+    pub before: Option<i64>,
+}
+
+/// The sidebar for a page, with the viewer's unread counts.
+pub async fn sidebar_data(
+    app: &AppState,
+    ctx: &Ctx,
+    query: &str,
+) -> Result<(Vec<rooms::RoomListing>, Vec<(users::Person, i64)>), AppError> {
+    let pool = &app.db.pool;
+    let room_list = rooms::public_rooms(pool, ctx.user.id, query).await?;
+    let people = users::people(pool, query).await?;
+    let unread: HashMap<i64, i64> =
+        rooms::direct_unreads(pool, ctx.user.id).await?.into_iter().map(|d| (d.other_id, d.unread)).collect();
+    let people = people
+        .into_iter()
+        .map(|p| {
+            let n = unread.get(&p.id).copied().unwrap_or(0);
+            (p, n)
+        })
+        .collect();
+    Ok((room_list, people))
+}
+
+/// The whole page of a conversation (also what a failed no-JS send re-renders, with its error).
+pub async fn page_response(
+    app: &AppState,
+    ctx: &Ctx,
+    open: &Open,
+    before: Option<i64>,
+    composer: Option<(&str, &str)>,
+) -> Result<Response, AppError> {
+    let pool = &app.db.pool;
+    let msgs = match before {
+        Some(b) => messages::before(pool, open.room.id, b, PAGE).await?,
+        None => messages::latest(pool, open.room.id, PAGE).await?,
+    };
+    if before.is_none() {
+        rooms::mark_read(pool, open.room.id, ctx.user.id, open.room.last_seq).await?;
+    }
+    let members = rooms::members(pool, open.room.id).await?;
+    let (room_list, people) = sidebar_data(app, ctx, "").await?;
+    let now = crate::now_ms();
+    let older = msgs.first().is_some_and(|m| m.seq > 1);
+    let conv = Conversation {
+        title: open.title.clone(),
+        base: open.base.clone(),
+        topic: rooms::is_public(&open.room).then_some(open.room.topic.as_str()),
+        members: &members,
+        messages: &msgs,
+        // The room was read before its messages, so its last_seq never runs ahead of them; a page
+        // of history polls from its own end, so the newer messages follow it.
+        last_seq: match before {
+            Some(_) => msgs.last().map_or(0, |m| m.seq),
+            None => msgs.last().map_or(0, |m| m.seq).max(open.room.last_seq),
+        },
+        now_ms: now,
+    };
+    let key = new_client_key();
+    let (body, error) = composer.unwrap_or(("", ""));
+    let composer = Composer { body, error: (!error.is_empty()).then_some(error), client_key: &key };
+    let side = Sidebar { me: &ctx.user.username, rooms: &room_list, people: &people, now_ms: now, query: "", current: &open.base };
+    let markup = page(
+        &open.title,
+        &ctx.viewer(),
+        "page-conversation",
+        chat::shell(chat::sidebar(&side, &ctx.csrf, None), chat::conversation(&conv, &composer, &ctx.csrf, older)),
+    );
+    let mut resp = markup.into_response();
+    if composer.error.is_some() {
+        resp.set_status(StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    Ok(resp)
+}
+
+#[derive(Deserialize)]
+pub struct SendForm {
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub client_key: String,
+}
+
+/// Stores a message. The store and the wake-up run in their own task: once the insert has begun,
+/// a client that hangs up cannot leave a committed message unannounced.
+pub async fn send(app: &AppState, ctx: &Ctx, open: &Open, form: SendForm) -> Result<Response, AppError> {
+    let parsed = MessageBody::parse(&form.body).and_then(|body| Ok((body, ClientKey::parse(&form.client_key)?)));
+    let (body, key) = match parsed {
+        Ok(ok) => ok,
+        Err(invalid) if ctx.htmx => {
+            let fragment = html! { p.field-error { (invalid.0) } };
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, fragment).into_response());
+        }
+        Err(invalid) => return page_response(app, ctx, open, None, Some((&form.body, invalid.0))).await,
+    };
+    let (pool, hub, room, author) = (app.db.pool.clone(), app.hub.clone(), open.room.id, ctx.user.id);
+    let stored = tokio::spawn(async move {
+        let (message, fresh) = messages::insert(&pool, room, author, &body, key.as_ref()).await?;
+        if fresh {
+            hub.published(&message);
+        }
+        Ok::<_, sqlx::Error>(message)
+    })
+    .await
+    .map_err(|e| AppError::Internal(format!("send task: {e}")))??;
+    if ctx.htmx {
+        Ok((StatusCode::OK, chat::message(&stored)).into_response())
+    } else {
+        Ok(see_other(&open.base))
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CursorQuery {
+    pub after: Option<i64>,
+    pub before: Option<i64>,
+}
+
+/// `?after=` long-polls; `?before=` pages back; neither gives the latest page.
+pub async fn messages(app: &AppState, ctx: &Ctx, room: i64, base: &str, q: CursorQuery) -> Result<Response, AppError> {
+    let html = match (q.after, q.before) {
+        (Some(_), Some(_)) => return Err(AppError::BadRequest("Give either after or before, not both.")),
+        (Some(after), None) => {
+            let after = after.max(0);
+            let found = app.hub.poll(room, after, app.settings.poll_timeout()).await?;
+            let Some(last) = found.last().map(|m| m.seq) else {
+                return Ok(no_content());
+            };
+            let mut out = String::with_capacity(found.iter().map(|m| m.html.len()).sum::<usize>() + 200);
+            for m in &found {
+                out.push_str(&m.html);
+            }
+            if ctx.htmx {
+                out.push_str(&chat::poller(base, last).into_string());
+            }
+            out
+        }
+        (None, Some(before)) => {
+            let mut rows = messages::before(&app.db.pool, room, before, PAGE + 1).await?;
+            if rows.is_empty() {
+                return Ok(no_content());
+            }
+            let more = rows.len() as i64 > PAGE;
+            if more {
+                rows.remove(0);
+            }
+            chat::older_messages(base, &rows, more).into_string()
+        }
+        (None, None) => {
+            let rows = messages::latest(&app.db.pool, room, PAGE).await?;
+            chat::older_messages(base, &rows, false).into_string()
+        }
+    };
+    Ok(Response::builder()
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(html))
+}
+
+fn no_content() -> Response {
+    Response::builder().status(StatusCode::NO_CONTENT).header(header::CACHE_CONTROL, "no-store").finish()
+}
+
+#[derive(Deserialize)]
+pub struct ReadForm {
+    pub seq: i64,
+}
+
+/// The viewer has seen the conversation up to `seq` (sent by app.js while the page is visible).
+pub async fn mark_read(app: &AppState, ctx: &Ctx, room: i64, form: ReadForm) -> Result<Response, AppError> {
+    rooms::mark_read(&app.db.pool, room, ctx.user.id, form.seq).await?;
+    Ok(no_content())
+}

@@ -1,0 +1,128 @@
+//! CSRF protection for every state-changing request, anonymous forms included (as Django does).
+//!
+//! A random token lives in an HttpOnly cookie; pages carry it in `<meta name="csrf-token">` and
+//! forms in the field `csrf_token`; htmx sends it as `X-CSRF-Token` (see app.js). A POST whose
+//! token does not match the cookie is refused with 403, and so is one a browser marks as
+//! cross-site (`Sec-Fetch-Site`) or whose `Origin` is not this host: defence in depth.
+
+use poem::http::{Method, StatusCode, header};
+use poem::{Body, Endpoint, IntoResponse, Middleware, Request, Response};
+use rand::RngCore;
+use subtle::ConstantTimeEq;
+
+use super::session::{append_cookie, cookie, is_https};
+use crate::views::{Viewer, notice_page};
+
+pub const CSRF_COOKIE: &str = "parley_csrf";
+pub const CSRF_FIELD: &str = "csrf_token";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// Bodies are read here to find the form field; nothing Parley accepts is larger.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// The token for this request's pages and forms.
+#[derive(Clone, Debug)]
+pub struct CsrfToken(pub String);
+
+pub struct CsrfLayer {
+    pub secure: bool,
+}
+
+impl<E: Endpoint> Middleware<E> for CsrfLayer {
+    type Output = CsrfEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        CsrfEndpoint { inner, secure: self.secure }
+    }
+}
+
+pub struct CsrfEndpoint<E> {
+    inner: E,
+    secure: bool,
+}
+
+fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn well_formed(token: &str) -> bool {
+    token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn refuse(why: &str) -> Response {
+    let viewer = Viewer { username: None, is_staff: false, csrf: "" };
+    let mut resp = notice_page("Forbidden", &viewer, why).into_response();
+    resp.set_status(StatusCode::FORBIDDEN);
+    resp
+}
+
+fn cross_site(req: &Request) -> bool {
+    if req.headers().get("sec-fetch-site").is_some_and(|v| v.as_bytes() == b"cross-site") {
+        return true;
+    }
+    let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let bare = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
+    bare != Some(host)
+}
+
+impl<E: Endpoint> Endpoint for CsrfEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        let existing = cookie(&req, CSRF_COOKIE).filter(|t| well_formed(t)).map(str::to_owned);
+        let fresh = existing.is_none();
+        let token = existing.unwrap_or_else(new_token);
+        let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+        if !safe {
+            if cross_site(&req) {
+                return Ok(refuse("Cross-site requests are not accepted."));
+            }
+            if fresh {
+                return Ok(refuse("CSRF cookie not set. Reload the page and try again."));
+            }
+            let sent = match req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()) {
+                Some(header) => Some(header.to_owned()),
+                None => {
+                    let bytes = match req.take_body().into_bytes_limit(MAX_BODY).await {
+                        Ok(bytes) => bytes,
+                        Err(_) => {
+                            return Ok(Response::builder()
+                                .status(StatusCode::PAYLOAD_TOO_LARGE)
+                                .body("Request body too large."));
+                        }
+                    };
+                    let field = form_field(&bytes, CSRF_FIELD);
+                    req.set_body(Body::from(bytes));
+                    field
+                }
+            };
+            let matches = sent.is_some_and(|s| bool::from(s.as_bytes().ct_eq(token.as_bytes())));
+            if !matches {
+                return Ok(refuse("CSRF token missing or incorrect. Reload the page and try again."));
+            }
+        }
+        let secure = self.secure || is_https(&req);
+        req.extensions_mut().insert(CsrfToken(token.clone()));
+        let mut resp = match self.inner.call(req).await {
+            Ok(r) => r.into_response(),
+            Err(e) => e.into_response(),
+        };
+        if fresh {
+            let flags = if secure { "; Secure" } else { "" };
+            append_cookie(
+                &mut resp,
+                &format!("{CSRF_COOKIE}={token}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax{flags}"),
+            );
+        }
+        Ok(resp)
+    }
+}
+
+fn form_field(body: &[u8], name: &str) -> Option<String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).ok()?;
+    pairs.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+}

@@ -1,0 +1,98 @@
+//! One way to fail: every handler error becomes an `AppError`, turned into a response here. The
+//! user sees a clear page; the log gets the cause; a 500 never shows internals.
+
+use poem::error::ResponseError;
+use poem::http::{StatusCode, header};
+use poem::{IntoResponse, Response};
+
+use crate::views::{Viewer, notice_page};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    NotFound(&'static str),
+    #[error("not logged in")]
+    LoginRequired { next: String, htmx: bool },
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("{0}")]
+    BadRequest(&'static str),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl AppError {
+    fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            AppError::Db(
+                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed
+            )
+        ) || matches!(self, AppError::Db(sqlx::Error::Database(e)) if e.code().is_some_and(|c| c.starts_with("57P") || c.starts_with("08")))
+    }
+}
+
+impl ResponseError for AppError {
+    fn status(&self) -> StatusCode {
+        match self {
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::LoginRequired { htmx: true, .. } => StatusCode::UNAUTHORIZED,
+            AppError::LoginRequired { .. } => StatusCode::SEE_OTHER,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            _ if self.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Db(_) | AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn as_response(&self) -> Response {
+        let status = self.status();
+        let viewer = Viewer { username: None, is_staff: false, csrf: "" };
+        let (title, text) = match self {
+            AppError::LoginRequired { next, htmx } => {
+                let to = if next == "/" || next.is_empty() {
+                    "/login".to_owned()
+                } else {
+                    format!("/login?next={}", encode_query(next))
+                };
+                if *htmx {
+                    // htmx follows HX-Redirect with a full page load.
+                    return Response::builder().status(status).header("HX-Redirect", to).finish();
+                }
+                return Response::builder().status(status).header(header::LOCATION, to).finish();
+            }
+            AppError::NotFound(what) => ("Not found", *what),
+            AppError::Forbidden(why) => ("Forbidden", *why),
+            AppError::BadRequest(why) => ("Bad request", *why),
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => {
+                tracing::warn!(error = %self, "database unavailable");
+                ("Service unavailable", "Parley cannot reach its database right now. Please try again in a moment.")
+            }
+            _ => {
+                tracing::error!(error = %self, "request failed");
+                ("Something went wrong", "Parley hit an unexpected error. It has been logged; please try again.")
+            }
+        };
+        let mut resp = notice_page(title, &viewer, text).into_response();
+        resp.set_status(status);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut().insert(header::RETRY_AFTER, poem::http::HeaderValue::from_static("5"));
+        }
+        resp
+    }
+}
+
+/// Percent-encodes a path for use as a query value (paths here are ASCII by construction).
+pub fn encode_query(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for b in raw.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

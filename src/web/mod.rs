@@ -1,0 +1,187 @@
+//! The web layer. Each feature module owns its routes; this module only assembles them with the
+//! middleware every request passes through, and starts the server.
+
+pub mod assets;
+pub mod auth;
+pub mod conversation;
+pub mod csrf;
+pub mod direct;
+pub mod error;
+pub mod people;
+pub mod rooms;
+pub mod session;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use poem::http::StatusCode;
+use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::middleware::SetHeader;
+use poem::web::Data;
+use poem::{Endpoint, EndpointExt, FromRequest, IntoResponse, Request, RequestBody, Response, Route, Server, get, handler};
+
+use crate::config::Settings;
+use crate::db::Db;
+use crate::presence::Presence;
+use crate::realtime::Hub;
+use crate::throttle::Throttle;
+use crate::views::{Viewer, notice_page};
+use csrf::CsrfToken;
+pub use error::AppError;
+use session::{AuthCache, CurrentUser};
+
+/// Everything the handlers share.
+pub struct App {
+    pub db: Db,
+    pub settings: Settings,
+    pub hub: Arc<Hub>,
+    pub presence: Presence,
+    pub throttle: Throttle,
+    pub auth: AuthCache,
+    pub directory: conversation::Directory,
+}
+
+pub type AppState = Arc<App>;
+
+impl App {
+    pub fn new(settings: Settings, db: Db) -> AppState {
+        let hub = Hub::new(db.pool.clone(), crate::views::chat::render_message);
+        Arc::new(App {
+            presence: Presence::new(db.pool.clone()),
+            // 5 failures per name, 20 per address, in 15 minutes.
+            throttle: Throttle::new(Duration::from_secs(15 * 60), 5, 20),
+            auth: AuthCache::default(),
+            directory: conversation::Directory::default(),
+            hub,
+            db,
+            settings,
+        })
+    }
+}
+
+/// The whole application as one endpoint: routes, then middleware, outermost last.
+pub fn endpoint(app: AppState) -> impl Endpoint<Output = Response> {
+    let secure = app.settings.secure_cookies;
+    let store = Arc::new(app.db.sessions.clone());
+    let route = Route::new().at("/healthz", get(healthz)).at("/assets/:name", get(assets::serve));
+    let route = direct::routes(rooms::routes(people::routes(auth::routes(route))));
+    route
+        .catch_error(not_found)
+        .with(session::SessionLayer { store, secure })
+        .with(csrf::CsrfLayer { secure })
+        .with(
+            SetHeader::new()
+                .overriding(
+                    "Content-Security-Policy",
+                    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                     connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'",
+                )
+                .overriding("X-Content-Type-Options", "nosniff")
+                .overriding("X-Frame-Options", "DENY")
+                .overriding("Referrer-Policy", "same-origin")
+                .overriding("Cross-Origin-Opener-Policy", "same-origin"),
+        )
+        .data(app)
+}
+
+async fn not_found(_: poem::error::NotFoundError) -> Response {
+    let viewer = Viewer { username: None, is_staff: false, csrf: "" };
+    let mut resp = notice_page("Not found", &viewer, "There is no page at this address.").into_response();
+    resp.set_status(StatusCode::NOT_FOUND);
+    resp
+}
+
+#[handler]
+async fn healthz(Data(app): Data<&AppState>) -> Response {
+    match sqlx::query("SELECT 1").execute(&app.db.pool).await {
+        Ok(_) => "ok".into_response(),
+        Err(err) => {
+            tracing::warn!(%err, "health check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+        }
+    }
+}
+
+/// Is this an htmx request (which wants a fragment, not a page)?
+pub fn is_htmx(req: &Request) -> bool {
+    req.headers().get("hx-request").is_some_and(|v| v.as_bytes() == b"true")
+}
+
+/// A logged-in request's context: who, their CSRF token, and whether htmx asked.
+pub struct Ctx {
+    pub user: CurrentUser,
+    pub csrf: String,
+    pub htmx: bool,
+}
+
+impl Ctx {
+    pub fn viewer(&self) -> Viewer<'_> {
+        Viewer { username: Some(&self.user.username), is_staff: self.user.is_staff, csrf: &self.csrf }
+    }
+}
+
+impl<'a> FromRequest<'a> for Ctx {
+    async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let user = CurrentUser::from_request(req, body).await?;
+        Ok(Ctx { user, csrf: csrf_token(req), htmx: is_htmx(req) })
+    }
+}
+
+pub fn csrf_token(req: &Request) -> String {
+    req.extensions().get::<CsrfToken>().map(|t| t.0.clone()).unwrap_or_default()
+}
+
+/// A 303 See Other: the answer to a good form post.
+pub fn see_other(to: &str) -> Response {
+    Response::builder().status(StatusCode::SEE_OTHER).header("Location", to).finish()
+}
+
+/// Runs the server until SIGINT/SIGTERM, then stops accepting, answers held polls and lets
+/// in-flight requests (sends among them) finish.
+pub async fn serve(settings: Settings, db: Db) -> std::io::Result<()> {
+    let acceptor = TcpListener::bind(settings.addr).into_acceptor().await?;
+    let addr = acceptor.local_addr().first().and_then(|a| a.as_socket_addr().copied());
+    tracing::info!(addr = ?addr, engine = ?db.engine, "Parley is listening");
+    run(settings, db, acceptor, shutdown_signal()).await
+}
+
+/// The server on an already bound acceptor; tests use it with port 0.
+pub async fn run(
+    settings: Settings,
+    db: Db,
+    acceptor: impl Acceptor + 'static,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = App::new(settings, db);
+    app.db.spawn_session_cleanup();
+    if let Some(pg) = app.db.pg.clone() {
+        app.hub.spawn_listener(pg);
+    }
+    let hub = app.hub.clone();
+    let ep = endpoint(app);
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down: answering held polls, finishing requests");
+        hub.shut_down();
+    };
+    Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(ep, signal, Some(Duration::from_secs(10)))
+        .await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("can listen for SIGTERM");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

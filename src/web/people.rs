@@ -1,0 +1,94 @@
+//! The app shell and its lists: home, people, rooms, and the search that filters them.
+
+use poem::web::{Data, Query};
+use poem::{IntoResponse, Response, Route, get, handler};
+use serde::Deserialize;
+
+use super::conversation::sidebar_data;
+use super::error::AppError;
+use super::{AppState, Ctx};
+use crate::views::chat::{self, Sidebar};
+use crate::views::page;
+
+/// Adds this feature's routes.
+pub fn routes(route: Route) -> Route {
+    route
+        .at("/", get(home))
+        .at("/sidebar", get(sidebar))
+        .at("/people", get(people_list))
+}
+
+#[derive(Deserialize, Default)]
+pub struct Search {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    current: String,
+}
+
+impl Search {
+    fn query(&self) -> &str {
+        let q = self.q.trim();
+        // Longer than any name: cannot match, and keeps LIKE patterns small.
+        if q.len() > 64 { "" } else { q }
+    }
+}
+
+#[handler]
+async fn home(Data(app): Data<&AppState>, ctx: Ctx, Query(search): Query<Search>) -> Result<Response, AppError> {
+    home_response(app, &ctx, search.query(), None).await
+}
+
+/// The home page; a rejected "open or create a room" form comes back here with its error (422).
+pub async fn home_response(
+    app: &AppState,
+    ctx: &Ctx,
+    query: &str,
+    room_error: Option<(&str, &str)>,
+) -> Result<Response, AppError> {
+    let (rooms, people) = sidebar_data(app, ctx, query).await?;
+    let side = Sidebar { me: &ctx.user.username, rooms: &rooms, people: &people, now_ms: crate::now_ms(), query, current: "/" };
+    let markup = page(
+        "Home",
+        &ctx.viewer(),
+        "page-home",
+        chat::shell(chat::sidebar(&side, &ctx.csrf, room_error), chat::welcome(&ctx.user.username)),
+    );
+    let mut resp = markup.into_response();
+    if room_error.is_some() {
+        resp.set_status(poem::http::StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    Ok(resp)
+}
+
+/// Both lists, for the live refresh and the search box.
+#[handler]
+async fn sidebar(Data(app): Data<&AppState>, ctx: Ctx, Query(search): Query<Search>) -> Result<Response, AppError> {
+    if !ctx.htmx {
+        return home_response(app, &ctx, search.query(), None).await;
+    }
+    let (rooms, people) = sidebar_data(app, &ctx, search.query()).await?;
+    let current = if search.current.starts_with('/') { search.current.as_str() } else { "/" };
+    let side = Sidebar { me: &ctx.user.username, rooms: &rooms, people: &people, now_ms: crate::now_ms(), query: search.query(), current };
+    Ok(chat::sidebar_lists(&side).into_response())
+}
+
+#[handler]
+pub async fn people_list(Data(app): Data<&AppState>, ctx: Ctx, Query(search): Query<Search>) -> Result<Response, AppError> {
+    if !ctx.htmx {
+        return home_response(app, &ctx, search.query(), None).await;
+    }
+    let (rooms, people) = sidebar_data(app, &ctx, search.query()).await?;
+    let side = Sidebar { me: &ctx.user.username, rooms: &rooms, people: &people, now_ms: crate::now_ms(), query: search.query(), current: "" };
+    Ok(chat::people_list(&side).into_response())
+}
+
+#[handler]
+pub async fn room_list(Data(app): Data<&AppState>, ctx: Ctx, Query(search): Query<Search>) -> Result<Response, AppError> {
+    if !ctx.htmx {
+        return home_response(app, &ctx, search.query(), None).await;
+    }
+    let (rooms, people) = sidebar_data(app, &ctx, search.query()).await?;
+    let side = Sidebar { me: &ctx.user.username, rooms: &rooms, people: &people, now_ms: crate::now_ms(), query: search.query(), current: "" };
+    Ok(chat::room_list(&side).into_response())
+}

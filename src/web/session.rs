@@ -1,0 +1,223 @@
+//! Sessions (tower-sessions, stored in the database) under poem, and who the visitor is.
+//!
+//! tower-sessions' own layer does not fit poem's request type, so this middleware does what its
+//! `SessionManager` does: session from cookie → request extensions → save and set the cookie if
+//! the handler changed it, expire the cookie if the session was emptied.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use poem::http::header;
+use poem::{Endpoint, FromRequest, IntoResponse, Middleware, Request, RequestBody, Response};
+use tower_sessions::session::{Expiry, Id};
+use tower_sessions::Session;
+
+use super::AppState;
+use super::error::AppError;
+use crate::db::SessionBackend;
+use crate::store::users::{self, User};
+
+pub const SESSION_COOKIE: &str = "parley_session";
+const SESSION_DAYS: i64 = 14;
+const USER_ID: &str = "user_id";
+/// A fingerprint of the password hash: changing the password ends the other sessions.
+const AUTH_TAG: &str = "auth";
+
+/// How long a verified session → user mapping is trusted without asking the database. Bounds
+/// how long a logout on another server, a deactivation or a password change takes to bite.
+const AUTH_CACHE_TTL: Duration = Duration::from_secs(10);
+
+pub struct SessionLayer {
+    pub store: Arc<SessionBackend>,
+    pub secure: bool,
+}
+
+impl<E: Endpoint> Middleware<E> for SessionLayer {
+    type Output = SessionEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        SessionEndpoint { inner, store: self.store.clone(), secure: self.secure }
+    }
+}
+
+pub struct SessionEndpoint<E> {
+    inner: E,
+    store: Arc<SessionBackend>,
+    secure: bool,
+}
+
+impl<E: Endpoint> Endpoint for SessionEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        let sent_id = cookie(&req, SESSION_COOKIE).and_then(|v| Id::from_str(v).ok());
+        let secure = self.secure || is_https(&req);
+        let session = Session::new(sent_id, self.store.clone(), Some(expiry()));
+        req.extensions_mut().insert(session.clone());
+        let mut resp = match self.inner.call(req).await {
+            Ok(r) => r.into_response(),
+            Err(e) => e.into_response(),
+        };
+        if session.is_modified() {
+            if session.is_empty().await {
+                if sent_id.is_some() {
+                    append_cookie(&mut resp, &format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"));
+                }
+            } else if let Err(err) = session.save().await {
+                tracing::error!(%err, "could not save the session");
+            } else if let Some(id) = session.id() {
+                let max_age = SESSION_DAYS * 24 * 3600;
+                let flags = if secure { "; Secure" } else { "" };
+                append_cookie(
+                    &mut resp,
+                    &format!("{SESSION_COOKIE}={id}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{flags}"),
+                );
+            }
+        }
+        Ok(resp)
+    }
+}
+
+fn expiry() -> Expiry {
+    Expiry::OnInactivity(time::Duration::days(SESSION_DAYS))
+}
+
+pub fn is_https(req: &Request) -> bool {
+    req.uri().scheme_str() == Some("https")
+        || req.headers().get("x-forwarded-proto").is_some_and(|v| v.as_bytes() == b"https")
+}
+
+pub fn append_cookie(resp: &mut Response, value: &str) {
+    if let Ok(v) = header::HeaderValue::from_str(value) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+/// The value of one cookie the client sent.
+pub fn cookie<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The logged-in user, as far as the handlers need to know.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    pub id: i64,
+    pub username: String,
+    pub is_staff: bool,
+    pub is_superuser: bool,
+}
+
+/// Session id → user, so that a long-poll (one per listener per message) costs no database read.
+#[derive(Default)]
+pub struct AuthCache {
+    entries: Mutex<HashMap<String, (CurrentUser, Instant)>>,
+}
+
+impl AuthCache {
+    fn get(&self, session: &str) -> Option<CurrentUser> {
+        let entries = self.entries.lock().expect("auth cache lock");
+        let (user, at) = entries.get(session)?;
+        (at.elapsed() < AUTH_CACHE_TTL).then(|| user.clone())
+    }
+
+    fn put(&self, session: String, user: CurrentUser) {
+        let mut entries = self.entries.lock().expect("auth cache lock");
+        if entries.len() > 50_000 {
+            entries.retain(|_, (_, at)| at.elapsed() < AUTH_CACHE_TTL);
+        }
+        entries.insert(session, (user, Instant::now()));
+    }
+
+    pub fn forget_session(&self, session: &str) {
+        self.entries.lock().expect("auth cache lock").remove(session);
+    }
+
+    /// Drops every cached session of a user (deactivated, deleted, password changed here).
+    pub fn forget_user(&self, user: i64) {
+        self.entries.lock().expect("auth cache lock").retain(|_, (u, _)| u.id != user);
+    }
+}
+
+fn auth_tag(user: &User) -> String {
+    // The tail of the argon2 string is the hash itself, different for every password set.
+    let hash = &user.password_hash;
+    hash[hash.len().saturating_sub(16)..].to_owned()
+}
+
+/// Who is logged in on this request, if anyone. Cheap on the hot path (a cache hit); on a miss it
+/// reads the session and the user, and ends the session of a deactivated user or a changed password.
+pub async fn current_user(req: &Request) -> Result<Option<CurrentUser>, AppError> {
+    let Some(session) = req.extensions().get::<Session>() else { return Ok(None) };
+    let Some(id) = session.id() else { return Ok(None) };
+    let state = req.data::<AppState>().expect("app state is installed");
+    let key = id.to_string();
+    if let Some(user) = state.auth.get(&key) {
+        state.presence.seen(user.id);
+        return Ok(Some(user));
+    }
+    let user_id: Option<i64> = session.get(USER_ID).await.map_err(session_error)?;
+    let Some(user_id) = user_id else { return Ok(None) };
+    let tag: Option<String> = session.get(AUTH_TAG).await.map_err(session_error)?;
+    let user = users::find_by_id(&state.db.pool, user_id).await?;
+    let Some(user) = user.filter(|u| u.is_active && tag.as_deref() == Some(auth_tag(u).as_str())) else {
+        session.flush().await.map_err(session_error)?;
+        return Ok(None);
+    };
+    // Keep an active user's session alive: the store's expiry moves on each save.
+    session.set_expiry(Some(expiry()));
+    let current = CurrentUser {
+        id: user.id,
+        username: user.username,
+        is_staff: user.is_staff,
+        is_superuser: user.is_superuser,
+    };
+    state.auth.put(key, current.clone());
+    state.presence.seen(current.id);
+    Ok(Some(current))
+}
+
+fn session_error(err: tower_sessions::session::Error) -> AppError {
+    AppError::Internal(format!("session: {err}"))
+}
+
+/// Starts a fresh session for `user` (a new id: no session fixation).
+pub async fn log_in(req: &Request, user: &User) -> Result<(), AppError> {
+    let session = req.extensions().get::<Session>().expect("session middleware is installed");
+    if let Some(old) = session.id() {
+        req.data::<AppState>().expect("state").auth.forget_session(&old.to_string());
+    }
+    session.cycle_id().await.map_err(session_error)?;
+    session.insert(USER_ID, user.id).await.map_err(session_error)?;
+    session.insert(AUTH_TAG, auth_tag(user)).await.map_err(session_error)?;
+    Ok(())
+}
+
+pub async fn log_out(req: &Request) -> Result<(), AppError> {
+    let session = req.extensions().get::<Session>().expect("session middleware is installed");
+    if let Some(id) = session.id() {
+        req.data::<AppState>().expect("state").auth.forget_session(&id.to_string());
+    }
+    session.flush().await.map_err(session_error)
+}
+
+impl<'a> FromRequest<'a> for CurrentUser {
+    async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
+        match current_user(req).await? {
+            Some(user) => Ok(user),
+            None => Err(AppError::LoginRequired {
+                next: req.uri().path().to_owned(),
+                htmx: super::is_htmx(req),
+            }
+            .into()),
+        }
+    }
+}

@@ -64,6 +64,13 @@ pub async fn insert(
         }
         Err(err) => return Err(err),
     };
+    // What you wrote yourself is not unread to you.
+    sqlx::query("UPDATE memberships SET last_read_seq = $3 WHERE room_id = $1 AND user_id = $2 AND last_read_seq < $3")
+        .bind(room)
+        .bind(author)
+        .bind(seq)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     let author_name: String = sqlx::query_scalar("SELECT username FROM users WHERE id = $1")
         .bind(author)

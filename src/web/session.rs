@@ -161,7 +161,6 @@ pub async fn current_user(req: &Request) -> Result<Option<CurrentUser>, AppError
     let state = req.data::<AppState>().expect("app state is installed");
     let key = id.to_string();
     if let Some(user) = state.auth.get(&key) {
-        state.presence.seen(user.id);
         return Ok(Some(user));
     }
     let user_id: Option<i64> = session.get(USER_ID).await.map_err(session_error)?;
@@ -181,7 +180,6 @@ pub async fn current_user(req: &Request) -> Result<Option<CurrentUser>, AppError
         is_superuser: user.is_superuser,
     };
     state.auth.put(key, current.clone());
-    state.presence.seen(current.id);
     Ok(Some(current))
 }
 
@@ -212,7 +210,11 @@ pub async fn log_out(req: &Request) -> Result<(), AppError> {
 impl<'a> FromRequest<'a> for CurrentUser {
     async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
         match current_user(req).await? {
-            Some(user) => Ok(user),
+            Some(user) => {
+                // Every page, fragment and held poll of a logged-in user counts as presence.
+                req.data::<AppState>().expect("state").presence.seen(user.id);
+                Ok(user)
+            }
             None => Err(AppError::LoginRequired {
                 next: req.uri().path().to_owned(),
                 htmx: super::is_htmx(req),

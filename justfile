@@ -1,0 +1,42 @@
+# Parley's tasks. `just run` and `just test` work on a fresh machine with Rust, Python and Node.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Build and start Parley on http://127.0.0.1:8000 (SQLite file ./parley.db, migrated at start).
+run *ARGS: assets
+    cargo run --release -- serve {{ARGS}}
+
+# Everything CI checks: formatting, lints, unit, integration (SQLite and, when reachable,
+# PostgreSQL) and browser tests, and a smoke run of the benchmark.
+test: assets browser-deps
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    PARLEY_REQUIRE_BROWSER=${PARLEY_REQUIRE_BROWSER:-1} cargo test --workspace
+    cargo run --release -p parley-bench -- --server-bin target/release/parley --smoke
+
+# The benchmark (release build): `just bench`, or e.g. `just bench --scenario fanout --listeners 200`.
+bench *ARGS: assets
+    cargo build --release -p parley -p parley-bench
+    target/release/parley-bench --server-bin target/release/parley {{ARGS}}
+
+# Front-end packages from the npm registry (htmx), compiled into the binary.
+assets:
+    @if [ ! -f node_modules/htmx.org/dist/htmx.min.js ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --no-audit --no-fund; fi
+
+# Debian's Chromium and its driver for the browser tests, when missing and we may install them.
+browser-deps:
+    @if command -v chromedriver >/dev/null && command -v chromium >/dev/null; then exit 0; fi; \
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+    else \
+        echo "Browser tests need Chromium and ChromeDriver: sudo apt-get install chromium chromium-driver"; \
+        echo "(or run with PARLEY_REQUIRE_BROWSER=0 to skip them)"; \
+    fi
+
+# Create an admin account (asks for the password twice).
+createsuperuser USERNAME: assets
+    cargo run --release -- createsuperuser --username {{USERNAME}}
+
+# Format the code.
+fmt:
+    cargo fmt --all

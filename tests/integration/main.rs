@@ -1,0 +1,11 @@
+//! Integration tests: each starts the real server on 127.0.0.1 with a fresh database and talks
+//! HTTP to it with a cookie-keeping client, as a browser would. Every test runs on SQLite, and
+//! again on PostgreSQL when one is reachable (see `support::postgres_url`).
+
+mod support;
+
+mod accounts;
+mod browser;
+mod chat;
+mod delivery;
+mod multiprocess;

@@ -1,0 +1,319 @@
+//! The test app and the test client: `TestApp::sqlite()` starts Parley on a fresh database,
+//! `app.user("alice")` registers someone and returns their logged-in client.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use parley::db::Db;
+use parley::Settings;
+use poem::listener::{Acceptor, Listener, TcpListener};
+use reqwest::header::HeaderMap;
+use tokio::sync::oneshot;
+
+pub const PASSWORD: &str = "correct horse battery";
+
+/// Runs the test body once on SQLite and once on PostgreSQL, as two tests.
+#[macro_export]
+macro_rules! on_both_engines {
+    ($(async fn $name:ident($app:ident) $body:block)*) => {
+        mod sqlite {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let $app = $crate::support::TestApp::sqlite().await;
+                    $body
+                }
+            )*
+        }
+        mod postgres {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some($app) = $crate::support::TestApp::postgres().await else { return };
+                    $body
+                }
+            )*
+        }
+    };
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub database_url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg_database: Option<(String, String)>,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The PostgreSQL server the tests use: PARLEY_TEST_DATABASE_URL, or a local one on the
+/// standard port. None (with a loud note) when there is none, unless PARLEY_TEST_REQUIRE_POSTGRES
+/// is set, as in CI, where its absence fails the test.
+pub async fn postgres_url() -> Option<String> {
+    let url = std::env::var("PARLEY_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let reachable = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(pg_host_port(&url)))
+        .await
+        .is_ok_and(|c| c.is_ok());
+    if reachable {
+        return Some(url);
+    }
+    if std::env::var_os("PARLEY_TEST_REQUIRE_POSTGRES").is_some() {
+        panic!("PARLEY_TEST_REQUIRE_POSTGRES is set but no PostgreSQL answers at {url}");
+    }
+    eprintln!("\n*** SKIPPED on PostgreSQL: none reachable at {url} (set PARLEY_TEST_DATABASE_URL) ***\n");
+    None
+}
+
+fn pg_host_port(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.split_once('@').map_or(rest, |(_, r)| r);
+    let host = rest.split(['/', '?']).next().unwrap_or("127.0.0.1:5432");
+    if host.contains(':') { host.to_owned() } else { format!("{host}:5432") }
+}
+
+/// A fresh, empty PostgreSQL database; returns (its URL, (admin URL, name)) for dropping it later.
+pub async fn fresh_postgres_database(admin_url: &str) -> (String, (String, String)) {
+    use sqlx::Connection;
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("parley_test_{}_{}_{}", std::process::id(), n, parley::now_ms() % 1_000_000);
+    let mut conn = sqlx::PgConnection::connect(admin_url).await.expect("connect to the test PostgreSQL");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create a test database");
+    let (prefix, _) = admin_url.rsplit_once('/').expect("a database URL has a path");
+    let prefix = if prefix.ends_with('/') || prefix.ends_with(':') { admin_url.to_owned() } else { prefix.to_owned() };
+    (format!("{prefix}/{name}"), (admin_url.to_owned(), name))
+}
+
+impl TestApp {
+    pub async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("parley.db").display());
+        let mut app = Self::start_on(url).await;
+        app._dir = Some(dir);
+        app
+    }
+
+    pub async fn postgres() -> Option<Self> {
+        let admin = postgres_url().await?;
+        let (url, db) = fresh_postgres_database(&admin).await;
+        let mut app = Self::start_on(url).await;
+        app.pg_database = Some(db);
+        Some(app)
+    }
+
+    pub fn settings(database_url: &str) -> Settings {
+        let mut settings = Settings::for_database(database_url);
+        // Short holds keep the "nothing new → 204" tests quick.
+        settings.poll_timeout_secs = 2;
+        settings
+    }
+
+    pub async fn start_on(database_url: String) -> Self {
+        let settings = Self::settings(&database_url);
+        let db = Db::connect(&settings).await.expect("database opens");
+        let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.expect("bind a port");
+        let addr: SocketAddr = *acceptor.local_addr()[0].as_socket_addr().expect("tcp address");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            parley::web::run(settings, db, acceptor, async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        Self {
+            base: format!("http://{addr}"),
+            database_url,
+            _dir: None,
+            pg_database: None,
+            stop: Some(stop),
+            server: Some(server),
+        }
+    }
+
+    /// Stops the server (as SIGTERM would) and starts a new one on the same database.
+    pub async fn restart(&mut self) {
+        self.shut_down().await;
+        let mut next = Self::start_on(self.database_url.clone()).await;
+        self.base = next.base.clone();
+        self.stop = next.stop.take();
+        self.server = next.server.take();
+    }
+
+    pub async fn shut_down(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(15), server).await;
+        }
+    }
+
+    pub async fn pool(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        sqlx::AnyPool::connect(&self.database_url).await.expect("test pool")
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(&self.pool().await).await.expect("count query")
+    }
+
+    pub async fn client(&self) -> Client {
+        Client::new(&self.base).await
+    }
+
+    /// A registered, logged-in user's client.
+    pub async fn user(&self, name: &str) -> Client {
+        let mut c = self.client().await;
+        let page = c.register(name, PASSWORD).await;
+        assert_eq!(page.status, 303, "registering {name}: {}", page.body);
+        c.name = name.to_owned();
+        c
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = self.pg_database.take() {
+            // Best effort, on its own thread: Drop cannot await.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                rt.block_on(async {
+                    use sqlx::Connection;
+                    if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+pub struct Page {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    pub fn location(&self) -> Option<&str> {
+        self.headers.get("location").and_then(|v| v.to_str().ok())
+    }
+
+    /// The `data-message-id`s in the body, in document order.
+    pub fn message_ids(&self) -> Vec<i64> {
+        message_ids(&self.body)
+    }
+}
+
+pub fn message_ids(html: &str) -> Vec<i64> {
+    html.split("data-message-id=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next()?.parse().ok())
+        .collect()
+}
+
+pub fn csrf_from(html: &str) -> Option<String> {
+    let rest = html.split("name=\"csrf-token\" content=\"").nth(1)?;
+    Some(rest.split('"').next()?.to_owned())
+}
+
+/// A browser-like client: keeps cookies, does not follow redirects (tests look at them).
+pub struct Client {
+    pub http: reqwest::Client,
+    jar: std::sync::Arc<reqwest::cookie::Jar>,
+    pub base: String,
+    pub csrf: String,
+    pub name: String,
+}
+
+impl Client {
+    pub async fn new(base: &str) -> Self {
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+        let http = reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("http client");
+        let mut c = Self { http, jar, base: base.to_owned(), csrf: String::new(), name: String::new() };
+        let login = c.get("/login").await;
+        c.csrf = csrf_from(&login.body).expect("the login page carries a CSRF token");
+        c
+    }
+
+    /// A cookie this client would send to the server.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        use reqwest::cookie::CookieStore;
+        let header = self.jar.cookies(&self.base.parse().ok()?)?;
+        let header = header.to_str().ok()?.to_owned();
+        header.split("; ").find_map(|pair| pair.strip_prefix(&format!("{name}=")).map(str::to_owned))
+    }
+
+    async fn page(resp: reqwest::Response) -> Page {
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.text().await.unwrap_or_default();
+        Page { status, headers, body }
+    }
+
+    pub async fn get(&self, path: &str) -> Page {
+        Self::page(self.http.get(format!("{}{path}", self.base)).send().await.expect("GET")).await
+    }
+
+    pub async fn get_htmx(&self, path: &str) -> Page {
+        let req = self.http.get(format!("{}{path}", self.base)).header("HX-Request", "true");
+        Self::page(req.send().await.expect("GET")).await
+    }
+
+    /// A form post with the CSRF token, as the page's form would send it.
+    pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let mut form: Vec<(&str, &str)> = fields.to_vec();
+        form.push(("csrf_token", &self.csrf));
+        self.post_raw(path, &form, false).await
+    }
+
+    /// The same post made by htmx (token in the header, fragment wanted).
+    pub async fn post_htmx(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("HX-Request", "true")
+            .header("X-CSRF-Token", &self.csrf)
+            .form(fields);
+        Self::page(req.send().await.expect("POST")).await
+    }
+
+    pub async fn post_raw(&self, path: &str, fields: &[(&str, &str)], htmx: bool) -> Page {
+        let mut req = self.http.post(format!("{}{path}", self.base)).form(fields);
+        if htmx {
+            req = req.header("HX-Request", "true");
+        }
+        Self::page(req.send().await.expect("POST")).await
+    }
+
+    pub async fn register(&mut self, name: &str, password: &str) -> Page {
+        self.post("/register", &[("username", name), ("password", password)]).await
+    }
+
+    pub async fn login(&mut self, name: &str, password: &str) -> Page {
+        self.post("/login", &[("username", name), ("password", password)]).await
+    }
+
+    /// Sends a message as htmx does and returns its id (cursor).
+    pub async fn say(&self, conversation: &str, body: &str) -> i64 {
+        let page = self.post_htmx(&format!("{conversation}/messages"), &[("body", body)]).await;
+        assert_eq!(page.status, 200, "send to {conversation}: {}", page.body);
+        *page.message_ids().first().expect("the answer is the stored message")
+    }
+
+    pub async fn poll(&self, conversation: &str, after: i64) -> Page {
+        self.get(&format!("{conversation}/messages?after={after}")).await
+    }
+}

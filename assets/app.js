@@ -138,6 +138,7 @@
     if (t.id !== "composer-body") return;
     t.style.height = "auto";
     t.style.height = Math.min(t.scrollHeight, 200) + "px";
+    t.style.overflowY = t.scrollHeight > 200 ? "auto" : "hidden";
   });
 
   document.addEventListener("DOMContentLoaded", function () {

@@ -302,7 +302,7 @@ pub fn composer(base: &str, state: &Composer<'_>, csrf: &str) -> Markup {
             input type="hidden" name="client_key" value=(state.client_key);
             label.sr-only for="composer-body" { "Message" }
             textarea #composer-body name="body" rows="1" required maxlength="4000"
-                placeholder="Write a message… (Enter sends, Shift+Enter for a new line)"
+                placeholder="Write a message…" title="Enter sends, Shift+Enter starts a new line"
                 aria-describedby="composer-error" aria-invalid=[state.error.map(|_| "true")] { (state.body) }
             button.primary type="submit" { "Send" }
             p #composer-error .field-error role="alert" { @if let Some(e) = state.error { (e) } }

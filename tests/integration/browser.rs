@@ -1,0 +1,197 @@
+//! Browser tests: real headless Chromium (Debian's `chromium` + `chromium-driver`) driven over
+//! WebDriver against the running server. Screenshots of the main pages land in `screenshots/`.
+//!
+//! Skipped with a loud note when ChromeDriver is missing, unless PARLEY_REQUIRE_BROWSER=1
+//! (as `just test` and CI set it), in which case a missing browser fails the run.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+use crate::support::{PASSWORD, TestApp};
+
+/// One browser test at a time: each starts Chromium processes, and the machine has two cores.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+struct Driver {
+    process: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
+
+fn find_chromedriver() -> Option<String> {
+    let path = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".to_owned());
+    Command::new(&path).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().ok()?.success().then_some(path)
+}
+
+async fn driver() -> Option<Driver> {
+    let Some(path) = find_chromedriver() else {
+        if std::env::var("PARLEY_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
+            panic!("PARLEY_REQUIRE_BROWSER=1 but chromedriver is missing: apt-get install chromium chromium-driver");
+        }
+        eprintln!("\n*** SKIPPED browser test: chromedriver not found (apt-get install chromium chromium-driver) ***\n");
+        return None;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let process = Command::new(path)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Some(Driver { process, url: format!("http://127.0.0.1:{port}") })
+}
+
+async fn browser(driver: &Driver, javascript: bool, width: u32) -> Client {
+    let profile = tempfile::tempdir().unwrap().keep();
+    let binary = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+    let mut options = json!({
+        "binary": binary,
+        "args": [
+            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+            "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            format!("--window-size={width},900"), format!("--user-data-dir={}", profile.display()),
+        ],
+    });
+    if !javascript {
+        options["prefs"] = json!({ "profile.managed_default_content_settings.javascript": 2 });
+    }
+    let mut caps = serde_json::Map::new();
+    caps.insert("goog:chromeOptions".into(), options);
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    ClientBuilder::new(connector).capabilities(caps).connect(&driver.url).await.expect("a Chromium session")
+}
+
+async fn screenshot(c: &Client, name: &str) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("screenshots");
+    let _ = std::fs::create_dir_all(&dir);
+    if let Ok(png) = c.screenshot().await {
+        let _ = std::fs::write(dir.join(format!("{name}.png")), png);
+    }
+}
+
+/// Waits until the element's text contains `text`.
+async fn wait_for_text(c: &Client, css: &str, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(el) = c.find(Locator::Css(css)).await {
+            if el.text().await.unwrap_or_default().contains(text) {
+                return;
+            }
+        }
+        if Instant::now() > deadline {
+            let source = c.source().await.unwrap_or_default();
+            panic!("“{text}” did not appear in {css} within 10 s; page: {source}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn fill(c: &Client, css: &str, text: &str) {
+    let el = c.find(Locator::Css(css)).await.unwrap_or_else(|_| panic!("{css} on the page"));
+    el.clear().await.ok();
+    el.send_keys(text).await.unwrap();
+}
+
+async fn register(c: &Client, base: &str, name: &str) {
+    c.goto(&format!("{base}/register")).await.unwrap();
+    fill(c, "#username", name).await;
+    fill(c, "#password", PASSWORD).await;
+    c.find(Locator::Css("form button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_for_text(c, ".me", name).await;
+}
+
+async fn path(c: &Client) -> String {
+    c.current_url().await.unwrap().path().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_people_see_each_others_messages_live() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(driver) = driver().await else { return };
+    let app = TestApp::sqlite().await;
+    let alice = browser(&driver, true, 1280).await;
+    let bob = browser(&driver, true, 1280).await;
+
+    register(&alice, &app.base, "alice").await;
+    register(&bob, &app.base, "bob").await;
+    screenshot(&alice, "home").await;
+
+    // Alice opens a room with the sidebar form; Bob follows the link in his room list.
+    fill(&alice, "#new-room-name", "general").await;
+    alice.find(Locator::Css(".new-room button")).await.unwrap().click().await.unwrap();
+    wait_for_text(&alice, "#conversation-title", "#general").await;
+    bob.goto(&format!("{}/rooms/general", app.base)).await.unwrap();
+    wait_for_text(&bob, "#conversation-title", "#general").await;
+
+    // Enter sends; the composer clears and keeps focus; Bob sees it without reloading.
+    fill(&alice, "#composer-body", "Hello Bob, this is live!\u{E007}").await;
+    wait_for_text(&bob, "#messages", "Hello Bob, this is live!").await;
+    wait_for_text(&alice, "#messages", "Hello Bob, this is live!").await;
+    let composer = alice.find(Locator::Css("#composer-body")).await.unwrap();
+    assert_eq!(composer.prop("value").await.unwrap().unwrap_or_default(), "", "the composer clears");
+    let focused = alice.active_element().await.unwrap();
+    assert_eq!(focused.attr("id").await.unwrap().as_deref(), Some("composer-body"), "focus stays in the composer");
+    assert_eq!(path(&bob).await, "/rooms/general", "no navigation happened");
+
+    // Shift+Enter makes a new line rather than sending (in WebDriver, Shift stays down until NULL).
+    fill(&bob, "#composer-body", "line one\u{E008}\u{E007}\u{E000}line two\u{E007}").await;
+    wait_for_text(&alice, "#messages", "line two").await;
+    let html = alice.find(Locator::Css("#messages")).await.unwrap().html(true).await.unwrap();
+    assert!(html.contains("line one<br>line two"), "{html}");
+    screenshot(&alice, "room").await;
+
+    // A private conversation, opened from the people list.
+    alice.goto(&format!("{}/", app.base)).await.unwrap();
+    alice.find(Locator::Css("#people-list a[href='/dm/bob']")).await.unwrap().click().await.unwrap();
+    wait_for_text(&alice, "#conversation-title", "bob").await;
+    bob.goto(&format!("{}/dm/alice", app.base)).await.unwrap();
+    wait_for_text(&bob, "#conversation-title", "alice").await;
+    fill(&alice, "#composer-body", "Just between us.\u{E007}").await;
+    wait_for_text(&bob, "#messages", "Just between us.").await;
+    screenshot(&bob, "direct").await;
+
+    // Phone width: one pane at a time, with a way back.
+    bob.set_window_size(390, 844).await.unwrap();
+    let back = bob.find(Locator::Css(".back")).await.unwrap();
+    assert!(back.is_displayed().await.unwrap(), "a way back at phone width");
+    assert!(!bob.find(Locator::Css("#sidebar")).await.unwrap().is_displayed().await.unwrap());
+    screenshot(&bob, "direct-phone").await;
+
+    alice.close().await.ok();
+    bob.close().await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn everything_works_with_javascript_disabled() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(driver) = driver().await else { return };
+    let app = TestApp::sqlite().await;
+    let c = browser(&driver, false, 1280).await;
+    register(&c, &app.base, "nojs").await;
+    fill(&c, "#new-room-name", "plain").await;
+    c.find(Locator::Css(".new-room button")).await.unwrap().click().await.unwrap();
+    wait_for_text(&c, "#conversation-title", "#plain").await;
+    fill(&c, "#composer-body", "sent by a plain form").await;
+    c.find(Locator::Css("#composer button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_for_text(&c, "#messages", "sent by a plain form").await;
+    assert_eq!(path(&c).await, "/rooms/plain");
+    // An empty message comes back with an error, nothing stored.
+    c.find(Locator::Css("#composer button[type=submit]")).await.unwrap().click().await.unwrap();
+    screenshot(&c, "nojs-room").await;
+    c.close().await.ok();
+    assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 1);
+}

@@ -1,0 +1,284 @@
+//! Several `parley serve` processes on one PostgreSQL: messages cross processes through
+//! LISTEN/NOTIFY, privacy holds across them, restarts lose nothing, and a database that goes
+//! away is survived. PostgreSQL only; skipped (loudly) when none is reachable.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::support::{Client, PASSWORD, fresh_postgres_database, postgres_url};
+
+/// A `parley serve` process of its own.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    async fn start(database_url: &str) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(env!("CARGO_BIN_EXE_parley"))
+            .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+            .env("DATABASE_URL", database_url)
+            .env("PARLEY_POLL_TIMEOUT_SECS", "3")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start parley serve");
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = reqwest::get(format!("{base}/healthz")).await {
+                if r.status() == 200 {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "parley did not come up at {base}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Server { child, base }
+    }
+
+    fn stop(&mut self) {
+        // SIGTERM, as a service manager would: the graceful path.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn logged_in(base: &str, name: &str, register: bool) -> Client {
+    let mut c = Client::new(base).await;
+    let page = if register { c.register(name, PASSWORD).await } else { c.login(name, PASSWORD).await };
+    assert_eq!(page.status, 303, "{name}: {}", page.body);
+    c
+}
+
+async fn database() -> Option<String> {
+    let admin = postgres_url().await?;
+    Some(fresh_postgres_database(&admin).await.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_sent_through_one_server_reaches_a_listener_on_another() {
+    let Some(url) = database().await else { return };
+    let a = Server::start(&url).await;
+    let b = Server::start(&url).await;
+    let alice = logged_in(&a.base, "alice", true).await;
+    let bob = logged_in(&b.base, "bob", true).await;
+    alice.post("/rooms", &[("name", "general")]).await;
+    bob.post("/rooms", &[("name", "general")]).await;
+    let started = Instant::now();
+    let (poll, _) = tokio::join!(bob.poll("/rooms/general", 0), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        alice.say("/rooms/general", "across servers").await
+    });
+    assert_eq!(poll.message_ids(), vec![1]);
+    assert!(poll.body.contains("across servers"));
+    assert!(started.elapsed() < Duration::from_millis(2500), "woken by NOTIFY, not by the hold ending");
+
+    // A session made on one server is good on the other (sessions live in the database).
+    let cookie = alice.cookie("parley_session").unwrap();
+    let resp = reqwest::Client::new().get(format!("{}/", b.base)).header("cookie", format!("parley_session={cookie}")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+
+    // Private stays private across servers.
+    let carol = logged_in(&b.base, "carol", true).await;
+    alice.say("/dm/bob", "only for bob").await;
+    let bobs = bob.poll("/dm/alice", 0).await;
+    assert!(bobs.body.contains("only for bob"));
+    assert_eq!(carol.poll("/dm/bob", 0).await.status, 204);
+    assert!(!carol.get("/dm/alice").await.body.contains("only for bob"));
+
+    // Presence and unread counts come from the database, so the other server sees them.
+    let home = bob.get("/").await;
+    assert!(home.body.contains("<span class=\"name\">alice</span><span class=\"badge\">1<"), "bob's unread DM, counted on B");
+    let people = bob.get_htmx("/people").await;
+    let alice_row = people.body.split("<li").find(|li| li.contains(">alice<")).unwrap().to_owned();
+    assert!(alice_row.contains("data-online=\"true\""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_senders_on_two_servers_give_every_listener_every_message_in_order() {
+    let Some(url) = database().await else { return };
+    let a = Server::start(&url).await;
+    let b = Server::start(&url).await;
+    let mut senders = Vec::new();
+    for (i, server) in [&a, &b, &a, &b, &a, &b].iter().enumerate() {
+        let c = logged_in(&server.base, &format!("sender{i}"), true).await;
+        c.post("/rooms", &[("name", "busy")]).await;
+        senders.push(c);
+    }
+    let listeners = [logged_in(&a.base, "listener_a", true).await, logged_in(&b.base, "listener_b", true).await];
+    const EACH: usize = 20;
+    let total = senders.len() * EACH;
+    async fn listen(c: &Client, total: usize) -> Vec<i64> {
+        {
+            let mut seen: Vec<i64> = Vec::new();
+            let mut cursor = 0;
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while seen.len() < total && Instant::now() < deadline {
+                let page = c.poll("/rooms/busy", cursor).await;
+                if page.status != 200 { continue; }
+                let ids = page.message_ids();
+                assert_eq!(ids.first().copied(), Some(cursor + 1), "no gap after {cursor}: {ids:?}");
+                assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "in order: {ids:?}");
+                cursor = *ids.last().unwrap();
+                seen.extend(ids);
+            }
+            seen
+        }
+    }
+    let send = futures_util::future::join_all(senders.iter().enumerate().map(|(s, c)| async move {
+        for i in 0..EACH {
+            c.say("/rooms/busy", &format!("s{s} m{i}")).await;
+        }
+    }));
+    let (la, lb, _) = tokio::join!(listen(&listeners[0], total), listen(&listeners[1], total), send);
+    let expected: Vec<i64> = (1..=total as i64).collect();
+    assert_eq!(la, expected);
+    assert_eq!(lb, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_one_server_loses_nothing() {
+    let Some(url) = database().await else { return };
+    let mut a = Server::start(&url).await;
+    let b = Server::start(&url).await;
+    let alice = logged_in(&a.base, "alice", true).await;
+    let bob = logged_in(&b.base, "bob", true).await;
+    alice.post("/rooms", &[("name", "general")]).await;
+    alice.say("/rooms/general", "one").await;
+    a.stop();
+    // While A is down, B keeps taking messages.
+    bob.say("/rooms/general", "two").await;
+    let a2 = Server::start(&url).await;
+    let alice = logged_in(&a2.base, "alice", false).await;
+    let page = alice.poll("/rooms/general", 1).await;
+    assert_eq!(page.message_ids(), vec![2]);
+    let (poll, _) = tokio::join!(alice.poll("/rooms/general", 2), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        bob.say("/rooms/general", "three").await
+    });
+    assert_eq!(poll.message_ids(), vec![3]);
+}
+
+#[tokio::test]
+async fn a_database_that_is_down_at_start_is_a_clear_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_parley"))
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .env("DATABASE_URL", format!("postgres://postgres@127.0.0.1:{port}/parley"))
+        .output()
+        .expect("run parley");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot open the database"), "{stderr}");
+    assert!(!stderr.contains("panicked"));
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+/// A TCP proxy in front of PostgreSQL that the test can cut and restore.
+struct Proxy {
+    port: u16,
+    cut: Arc<AtomicBool>,
+    generation: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Proxy {
+    async fn start(upstream: String) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let generation = Arc::new(tokio::sync::watch::channel(0u64).0);
+        let (c, g) = (cut.clone(), generation.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if c.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let upstream = upstream.clone();
+                let mut cut_signal = g.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(upstream).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut_signal.changed() => {}
+                    }
+                });
+            }
+        });
+        Proxy { port, cut, generation }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_goes_away_gives_503_and_the_server_recovers_by_itself() {
+    let Some(url) = database().await else { return };
+    let rest = url.split_once("://").unwrap().1;
+    let (auth_host, db_name) = rest.split_once('/').unwrap();
+    let (user, host) = auth_host.split_once('@').unwrap_or(("postgres", auth_host));
+    let host = if host.contains(':') { host.to_owned() } else { format!("{host}:5432") };
+    let proxy = Proxy::start(host).await;
+    let via_proxy = format!("postgres://{user}@127.0.0.1:{}/{db_name}", proxy.port);
+
+    let a = Server::start(&via_proxy).await;
+    let b = Server::start(&url).await;
+    let alice = logged_in(&a.base, "alice", true).await;
+    let bob = logged_in(&b.base, "bob", true).await;
+    alice.post("/rooms", &[("name", "general")]).await;
+    alice.say("/rooms/general", "before the outage").await;
+
+    proxy.cut();
+    let page = alice.get("/rooms/general").await;
+    assert_eq!(page.status, 503, "{}", page.body);
+    assert!(page.body.contains("cannot reach its database"));
+    let health = reqwest::get(format!("{}/healthz", a.base)).await.unwrap();
+    assert_eq!(health.status(), 503);
+    // Meanwhile B takes a message that A's listener cannot hear about.
+    bob.say("/rooms/general", "during the outage").await;
+
+    proxy.restore();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reqwest::get(format!("{}/healthz", a.base)).await.map(|r| r.status().as_u16()).unwrap_or(0) != 200 {
+        assert!(Instant::now() < deadline, "A did not recover");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let page = alice.poll("/rooms/general", 1).await;
+    assert_eq!(page.message_ids(), vec![2], "what was sent during the outage is delivered");
+    // And live delivery across servers works again once A's listener has reconnected.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut n = 2;
+    loop {
+        let (poll, _) = tokio::join!(alice.poll("/rooms/general", n), async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            bob.say("/rooms/general", "after the outage").await
+        });
+        n += 1;
+        if poll.message_ids().first() == Some(&n) && poll.status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "cross-server delivery did not come back");
+    }
+}

@@ -45,13 +45,13 @@ fn users() -> ModelAdmin {
         )
         .field(Field::secret("password_hash", "Password"))
         .field(
-            Field::bool("is_active", "Active")
+            Field::flag("is_active", "Active")
                 .default(Value::Bool(Some(true)))
                 .help("Untick this instead of deleting the account: it ends the user's sessions and blocks their login."),
         )
-        .field(Field::bool("is_staff", "Staff status").help("Whether the user can log into this admin site."))
+        .field(Field::flag("is_staff", "Staff status").help("Whether the user can log into this admin site."))
         .field(
-            Field::bool("is_superuser", "Superuser status")
+            Field::flag("is_superuser", "Superuser status")
                 .superuser_only()
                 .help("A superuser has every right in this admin site, including deleting users."),
         )
@@ -85,11 +85,19 @@ fn user_rights(user: &AdminUser, target: Option<&Values>) -> Perms {
         return Perms::ALL;
     }
     let target_is_superuser = target.and_then(|t| t.bool("is_superuser")).unwrap_or(false);
-    Perms { view: true, add: true, change: !target_is_superuser, delete: false }
+    Perms {
+        view: true,
+        add: true,
+        change: !target_is_superuser,
+        delete: false,
+    }
 }
 
 fn user_before_save(values: &mut Values, kind: SaveKind) -> Result<(), FieldErrors> {
-    let key = values.text("username").unwrap_or_default().to_ascii_lowercase();
+    let key = values
+        .text("username")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     values.set("username_key", Value::text(key));
     if kind == SaveKind::Add {
         values.set("created_ms", Value::Int(Some(now_ms())));
@@ -104,23 +112,44 @@ fn rooms() -> ModelAdmin {
         .field(
             Field::text("name", "Name", 64)
                 .nullable()
-                .validator(|s| RoomName::parse(s).map(|n| n.as_str().to_owned()).map_err(|e| e.to_string()))
+                .validator(|s| {
+                    RoomName::parse(s)
+                        .map(|n| n.as_str().to_owned())
+                        .map_err(|e| e.to_string())
+                })
                 .help("Public rooms only: 1 to 64 letters, digits, - and _."),
         )
+        .field(Field::text("topic", "Topic", 200).validator(|s| {
+            Topic::parse(s)
+                .map(|t| t.as_str().to_owned())
+                .map_err(|e| e.to_string())
+        }))
         .field(
-            Field::text("topic", "Topic", 200)
-                .validator(|s| Topic::parse(s).map(|t| t.as_str().to_owned()).map_err(|e| e.to_string())),
+            Field::foreign_key("created_by", "Created by", "users", "users", "username").nullable(),
         )
-        .field(Field::foreign_key("created_by", "Created by", "users", "users", "username").nullable())
         .field(Field::timestamp("created_ms", "Created").readonly())
-        .field(Field::int("last_seq", "Messages").readonly().help("Messages sent in the room so far."))
-        .list_display(&[STR_COLUMN, "kind", "topic", "created_by", "created_ms", "last_seq"])
+        .field(
+            Field::int("last_seq", "Messages")
+                .readonly()
+                .help("Messages sent in the room so far."),
+        )
+        .list_display(&[
+            STR_COLUMN,
+            "kind",
+            "topic",
+            "created_by",
+            "created_ms",
+            "last_seq",
+        ])
         .search_fields(&["name", "topic"])
         .list_filter(&["kind", "created_ms"])
         .ordering("created_ms", true)
         .display(ROOM_DISPLAY)
         .unique("name_key", "name", "A room with that name already exists.")
-        .related(Related::cascade("messages", "messages", "room_id", MESSAGE_DISPLAY).linked_to("messages"))
+        .related(
+            Related::cascade("messages", "messages", "room_id", MESSAGE_DISPLAY)
+                .linked_to("messages"),
+        )
         .related(Related::cascade(
             "memberships",
             "memberships",
@@ -139,13 +168,21 @@ fn room_before_save(values: &mut Values, kind: SaveKind) -> Result<(), FieldErro
     }
     let name = values.text("name").map(str::to_owned);
     match (values.text("kind"), &name) {
-        (Some("public"), None) => return Err(vec![("name", "A public room needs a name.".to_owned())]),
+        (Some("public"), None) => {
+            return Err(vec![("name", "A public room needs a name.".to_owned())]);
+        }
         (Some("direct"), Some(_)) => {
-            return Err(vec![("name", "A direct conversation has no name; leave this empty.".to_owned())]);
+            return Err(vec![(
+                "name",
+                "A direct conversation has no name; leave this empty.".to_owned(),
+            )]);
         }
         _ => {}
     }
-    values.set("name_key", Value::Text(name.map(|n| n.to_ascii_lowercase())));
+    values.set(
+        "name_key",
+        Value::Text(name.map(|n| n.to_ascii_lowercase())),
+    );
     Ok(())
 }
 
@@ -157,7 +194,11 @@ fn messages() -> ModelAdmin {
         .field(
             Field::textarea("body", "Body", MessageBody::MAX_CHARS)
                 .required()
-                .validator(|s| MessageBody::parse(s).map(|b| b.as_str().to_owned()).map_err(|e| e.to_string())),
+                .validator(|s| {
+                    MessageBody::parse(s)
+                        .map(|b| b.as_str().to_owned())
+                        .map_err(|e| e.to_string())
+                }),
         )
         .field(Field::int("seq", "Sequence in room").readonly())
         .field(Field::timestamp("created_ms", "Created").readonly())
@@ -173,5 +214,8 @@ fn messages() -> ModelAdmin {
 /// Messages are only ever sent through the chat, which numbers them within their room and wakes
 /// the room's listeners; the admin reads, corrects and deletes them.
 fn message_rights(_: &AdminUser, _: Option<&Values>) -> Perms {
-    Perms { add: false, ..Perms::ALL }
+    Perms {
+        add: false,
+        ..Perms::ALL
+    }
 }

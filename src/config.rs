@@ -33,16 +33,31 @@ pub enum Command {
 #[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
     /// Database URL: sqlite://FILE (created when missing) or postgres://USER@HOST/DB.
-    #[arg(long, global = true, env = "DATABASE_URL", default_value = "sqlite://parley.db")]
+    #[arg(
+        long,
+        global = true,
+        env = "DATABASE_URL",
+        default_value = "sqlite://parley.db"
+    )]
     pub database_url: String,
 
     /// Address to listen on.
-    #[arg(long, global = true, env = "PARLEY_ADDR", default_value = "127.0.0.1:8000")]
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_ADDR",
+        default_value = "127.0.0.1:8000"
+    )]
     pub addr: SocketAddr,
 
     /// Mark cookies Secure. Set it when Parley is served over HTTPS (behind a TLS proxy);
     /// requests carrying `X-Forwarded-Proto: https` get Secure cookies regardless.
-    #[arg(long, global = true, env = "PARLEY_SECURE_COOKIES", default_value_t = false)]
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_SECURE_COOKIES",
+        default_value_t = false
+    )]
     pub secure_cookies: bool,
 
     /// How long a long-poll is held before it answers 204 (seconds, at most 30).
@@ -51,7 +66,12 @@ pub struct Settings {
     pub poll_timeout_secs: u64,
 
     /// Largest number of database connections in the pool.
-    #[arg(long, global = true, env = "PARLEY_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_DB_MAX_CONNECTIONS",
+        default_value_t = 16
+    )]
     pub db_max_connections: u32,
 }
 

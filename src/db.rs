@@ -83,7 +83,12 @@ impl Db {
             SQLITE_MIGRATIONS.run(&pool).await?;
             let store = SqliteStore::new(typed);
             store.migrate().await.map_err(ConnectError::Open)?;
-            Db { pool, engine: Engine::Sqlite, sessions: SessionBackend::Sqlite(store), pg: None }
+            Db {
+                pool,
+                engine: Engine::Sqlite,
+                sessions: SessionBackend::Sqlite(store),
+                pg: None,
+            }
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let typed = PgPoolOptions::new()
                 .max_connections(4)

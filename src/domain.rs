@@ -166,7 +166,9 @@ impl ClientKey {
             return Ok(None);
         }
         if key.len() > 64 || !key.chars().all(|c| c.is_ascii_graphic()) {
-            return Err(Invalid("The client key is up to 64 printable ASCII characters."));
+            return Err(Invalid(
+                "The client key is up to 64 printable ASCII characters.",
+            ));
         }
         Ok(Some(Self(key.to_owned())))
     }
@@ -213,7 +215,10 @@ mod tests {
     #[test]
     fn message_bodies_are_trimmed_and_bounded() {
         assert!(MessageBody::parse("   \n\t ").is_err());
-        assert_eq!(MessageBody::parse("  hi \r\n there ").unwrap().as_str(), "hi \n there");
+        assert_eq!(
+            MessageBody::parse("  hi \r\n there ").unwrap().as_str(),
+            "hi \n there"
+        );
         assert!(MessageBody::parse(&"é".repeat(4000)).is_ok());
         assert!(MessageBody::parse(&"é".repeat(4001)).is_err());
     }

@@ -65,7 +65,10 @@ fn superuser_password() -> Result<String, Box<dyn std::error::Error>> {
 fn raise_open_file_limit() {
     // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
     unsafe {
-        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
             lim.rlim_cur = lim.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &lim);

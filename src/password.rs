@@ -1,7 +1,9 @@
 //! argon2id password hashing, off the async threads (a hash costs ~20 ms of CPU in release).
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use argon2::Argon2;
+use argon2::password_hash::{
+    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
+};
 
 use crate::db::Db;
 use crate::domain::{Password, Username};
@@ -27,7 +29,11 @@ pub async fn verify(raw: &str, stored: &str) -> bool {
     let stored = stored.to_owned();
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&stored)
-            .map(|parsed| Argon2::default().verify_password(raw.as_bytes(), &parsed).is_ok())
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(raw.as_bytes(), &parsed)
+                    .is_ok()
+            })
             .unwrap_or(false)
     })
     .await
@@ -40,7 +46,8 @@ pub async fn dummy_verify(raw: &str) {
     static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
     let stored = DUMMY
         .get_or_init(|| async {
-            hash(&Password::parse("not a real password, only for timing", None).expect("valid")).await
+            hash(&Password::parse("not a real password, only for timing", None).expect("valid"))
+                .await
         })
         .await;
     verify(raw, stored).await;
@@ -57,7 +64,11 @@ pub enum SuperuserError {
 }
 
 /// `parley createsuperuser`: a new active user with staff and superuser rights.
-pub async fn create_superuser(db: &Db, username: &str, raw: &str) -> Result<Username, SuperuserError> {
+pub async fn create_superuser(
+    db: &Db,
+    username: &str,
+    raw: &str,
+) -> Result<Username, SuperuserError> {
     let name = Username::parse(username)?;
     let password = Password::parse(raw, Some(name.as_str()))?;
     let hashed = hash(&password).await;

@@ -17,7 +17,10 @@ pub struct Presence {
 
 impl Presence {
     pub fn new(pool: AnyPool) -> Self {
-        Self { pool, written: Mutex::new(HashMap::new()) }
+        Self {
+            pool,
+            written: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Records that `user` is here now; cheap when it was recorded recently.
@@ -34,7 +37,9 @@ impl Presence {
         }
         let pool = self.pool.clone();
         tokio::spawn(async move {
-            if let Err(err) = crate::store::users::touch_last_seen(&pool, user, crate::now_ms()).await {
+            if let Err(err) =
+                crate::store::users::touch_last_seen(&pool, user, crate::now_ms()).await
+            {
                 tracing::debug!(%err, user, "could not record presence");
             }
         });

@@ -98,14 +98,26 @@ impl Window {
             return None;
         }
         let skip = usize::try_from(after + 1 - first).unwrap_or(0);
-        Some(self.items.iter().skip(skip).take(BATCH as usize).cloned().collect())
+        Some(
+            self.items
+                .iter()
+                .skip(skip)
+                .take(BATCH as usize)
+                .cloned()
+                .collect(),
+        )
     }
 }
 
 impl Hub {
     pub fn new(pool: AnyPool, render: Render) -> Arc<Self> {
         let (shutdown, _) = watch::channel(false);
-        Arc::new(Self { pool, render, feeds: Mutex::new(HashMap::new()), shutdown })
+        Arc::new(Self {
+            pool,
+            render,
+            feeds: Mutex::new(HashMap::new()),
+            shutdown,
+        })
     }
 
     fn feed(&self, room: i64) -> Arc<RoomFeed> {
@@ -128,7 +140,9 @@ impl Hub {
         let feed = self.feed(room);
         feed.init
             .get_or_try_init(|| async {
-                let last = rooms::find_by_id(&self.pool, room).await?.map_or(0, |r| r.last_seq);
+                let last = rooms::find_by_id(&self.pool, room)
+                    .await?
+                    .map_or(0, |r| r.last_seq);
                 feed.latest.send_if_modified(|v| bump(v, last));
                 Ok::<_, sqlx::Error>(())
             })
@@ -139,7 +153,10 @@ impl Hub {
     /// Makes a message sent through this process visible to every held poll of its room.
     pub fn published(&self, message: &messages::Message) {
         let feed = self.feed(message.room_id);
-        let rendered = Arc::new(Rendered { seq: message.seq, html: (self.render)(message).into() });
+        let rendered = Arc::new(Rendered {
+            seq: message.seq,
+            html: (self.render)(message).into(),
+        });
         feed.window.lock().expect("window lock").add(rendered);
         feed.latest.send_if_modified(|v| bump(v, message.seq));
     }
@@ -161,15 +178,26 @@ impl Hub {
         if *feed.latest.borrow() >= seq {
             return;
         }
-        let from = feed.window.lock().expect("window lock").end().unwrap_or(seq - 1).min(seq - 1);
+        let from = feed
+            .window
+            .lock()
+            .expect("window lock")
+            .end()
+            .unwrap_or(seq - 1)
+            .min(seq - 1);
         match messages::after(&self.pool, room, from, 1000).await {
             Ok(rows) => {
                 let mut window = feed.window.lock().expect("window lock");
                 for row in &rows {
-                    window.add(Arc::new(Rendered { seq: row.seq, html: (self.render)(row).into() }));
+                    window.add(Arc::new(Rendered {
+                        seq: row.seq,
+                        html: (self.render)(row).into(),
+                    }));
                 }
             }
-            Err(err) => tracing::warn!(%err, room, "catch-up read failed; polls will read themselves"),
+            Err(err) => {
+                tracing::warn!(%err, room, "catch-up read failed; polls will read themselves")
+            }
         }
         feed.latest.send_if_modified(|v| bump(v, seq));
     }
@@ -177,7 +205,13 @@ impl Hub {
     /// After the notification channel was down, anything may have been missed: re-read every
     /// listened room's latest sequence number and wake its polls.
     pub async fn resync_all(&self) {
-        let rooms: Vec<i64> = self.feeds.lock().expect("hub lock").keys().copied().collect();
+        let rooms: Vec<i64> = self
+            .feeds
+            .lock()
+            .expect("hub lock")
+            .keys()
+            .copied()
+            .collect();
         for room in rooms {
             match rooms::find_by_id(&self.pool, room).await {
                 Ok(Some(r)) => self.remote_published(room, r.last_seq).await,
@@ -203,7 +237,12 @@ impl Hub {
 
     /// Messages of `room` after `after`: at once if there are any, else as soon as one is
     /// committed, else an empty list when `hold` has passed or the server shuts down.
-    pub async fn poll(&self, room: i64, after: i64, hold: Duration) -> sqlx::Result<Vec<Arc<Rendered>>> {
+    pub async fn poll(
+        &self,
+        room: i64,
+        after: i64,
+        hold: Duration,
+    ) -> sqlx::Result<Vec<Arc<Rendered>>> {
         let deadline = Instant::now() + hold;
         let feed = self.ready_feed(room).await?;
         let mut latest = feed.latest.subscribe();
@@ -239,7 +278,12 @@ impl Hub {
         let rows = messages::after(&self.pool, room, after, BATCH).await?;
         Ok(rows
             .iter()
-            .map(|row| Arc::new(Rendered { seq: row.seq, html: (self.render)(row).into() }))
+            .map(|row| {
+                Arc::new(Rendered {
+                    seq: row.seq,
+                    html: (self.render)(row).into(),
+                })
+            })
             .collect())
     }
 
@@ -269,8 +313,12 @@ impl Hub {
         tracing::info!("listening for messages from other servers");
         loop {
             let note = listener.recv().await?;
-            let Some((room, seq)) = note.payload().split_once(':') else { continue };
-            let (Ok(room), Ok(seq)) = (room.parse::<i64>(), seq.parse::<i64>()) else { continue };
+            let Some((room, seq)) = note.payload().split_once(':') else {
+                continue;
+            };
+            let (Ok(room), Ok(seq)) = (room.parse::<i64>(), seq.parse::<i64>()) else {
+                continue;
+            };
             let hub = Arc::clone(self);
             tokio::spawn(async move { hub.remote_published(room, seq).await });
         }
@@ -291,7 +339,10 @@ mod tests {
     use super::*;
 
     fn m(seq: i64) -> Arc<Rendered> {
-        Arc::new(Rendered { seq, html: Arc::from(seq.to_string()) })
+        Arc::new(Rendered {
+            seq,
+            html: Arc::from(seq.to_string()),
+        })
     }
 
     fn seqs(v: &[Arc<Rendered>]) -> Vec<i64> {
@@ -307,7 +358,10 @@ mod tests {
         assert_eq!(seqs(&w.after(6, 8).unwrap()), vec![7, 8]);
         assert_eq!(seqs(&w.after(4, 8).unwrap()), vec![5, 6, 7, 8]);
         assert!(w.after(3, 8).is_none(), "seq 4 is not in the window");
-        assert!(w.after(6, 9).is_none(), "seq 9 is committed but not here yet");
+        assert!(
+            w.after(6, 9).is_none(),
+            "seq 9 is committed but not here yet"
+        );
     }
 
     #[test]

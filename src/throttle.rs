@@ -15,21 +15,29 @@ pub struct Throttle {
 
 impl Throttle {
     pub fn new(window: Duration, per_name: u32, per_addr: u32) -> Self {
-        Self { window, per_name, per_addr, failures: Mutex::new(HashMap::new()) }
+        Self {
+            window,
+            per_name,
+            per_addr,
+            failures: Mutex::new(HashMap::new()),
+        }
     }
 
     /// How long the caller must wait before trying again, if it must.
     pub fn blocked(&self, name: &str, addr: &str) -> Option<Duration> {
         let failures = self.failures.lock().expect("throttle lock");
         let now = Instant::now();
-        [(name_key(name), self.per_name), (addr_key(addr), self.per_addr)]
-            .into_iter()
-            .filter_map(|(key, limit)| {
-                let (count, since) = failures.get(&key)?;
-                let left = self.window.checked_sub(now.duration_since(*since))?;
-                (*count >= limit).then_some(left)
-            })
-            .max()
+        [
+            (name_key(name), self.per_name),
+            (addr_key(addr), self.per_addr),
+        ]
+        .into_iter()
+        .filter_map(|(key, limit)| {
+            let (count, since) = failures.get(&key)?;
+            let left = self.window.checked_sub(now.duration_since(*since))?;
+            (*count >= limit).then_some(left)
+        })
+        .max()
     }
 
     pub fn record_failure(&self, name: &str, addr: &str) {
@@ -51,7 +59,10 @@ impl Throttle {
     /// A successful login clears the name's failures (not the address's: one address guessing
     /// many names stays throttled).
     pub fn record_success(&self, name: &str) {
-        self.failures.lock().expect("throttle lock").remove(&name_key(name));
+        self.failures
+            .lock()
+            .expect("throttle lock")
+            .remove(&name_key(name));
     }
 }
 

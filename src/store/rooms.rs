@@ -34,7 +34,11 @@ pub async fn find_by_id(pool: &AnyPool, id: i64) -> sqlx::Result<Option<Room>> {
 
 /// The room with this name, created by `user` if nobody has yet. Creating and joining race
 /// safely: the unique name key decides, and the loser simply reads the winner's room.
-pub async fn create_or_get_public(pool: &AnyPool, name: &RoomName, user: i64) -> sqlx::Result<Room> {
+pub async fn create_or_get_public(
+    pool: &AnyPool,
+    name: &RoomName,
+    user: i64,
+) -> sqlx::Result<Room> {
     sqlx::query(
         "INSERT INTO rooms (kind, name, name_key, created_by, created_ms)
          VALUES ('public', $1, $2, $3, $4) ON CONFLICT (name_key) DO NOTHING",
@@ -45,15 +49,19 @@ pub async fn create_or_get_public(pool: &AnyPool, name: &RoomName, user: i64) ->
     .bind(crate::now_ms())
     .execute(pool)
     .await?;
-    find_public(pool, name.as_str()).await?.ok_or(sqlx::Error::RowNotFound)
+    find_public(pool, name.as_str())
+        .await?
+        .ok_or(sqlx::Error::RowNotFound)
 }
 
 /// The direct conversation of two users: one room per pair, whoever opens it first.
 pub async fn direct_room(pool: &AnyPool, a: i64, b: i64) -> sqlx::Result<Option<Room>> {
-    sqlx::query_as(&format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE direct_key = $1"))
-        .bind(direct_key(a, b))
-        .fetch_optional(pool)
-        .await
+    sqlx::query_as(&format!(
+        "SELECT {ROOM_COLUMNS} FROM rooms WHERE direct_key = $1"
+    ))
+    .bind(direct_key(a, b))
+    .fetch_optional(pool)
+    .await
 }
 
 pub async fn create_or_get_direct(pool: &AnyPool, a: i64, b: i64) -> sqlx::Result<Room> {
@@ -67,10 +75,12 @@ pub async fn create_or_get_direct(pool: &AnyPool, a: i64, b: i64) -> sqlx::Resul
     .bind(crate::now_ms())
     .execute(&mut *tx)
     .await?;
-    let room: Room = sqlx::query_as(&format!("SELECT {ROOM_COLUMNS} FROM rooms WHERE direct_key = $1"))
-        .bind(direct_key(a, b))
-        .fetch_one(&mut *tx)
-        .await?;
+    let room: Room = sqlx::query_as(&format!(
+        "SELECT {ROOM_COLUMNS} FROM rooms WHERE direct_key = $1"
+    ))
+    .bind(direct_key(a, b))
+    .fetch_one(&mut *tx)
+    .await?;
     for user in [a, b] {
         sqlx::query(
             "INSERT INTO memberships (room_id, user_id, last_read_seq, joined_ms)
@@ -135,7 +145,11 @@ impl RoomListing {
     }
 }
 
-pub async fn public_rooms(pool: &AnyPool, user: i64, search: &str) -> sqlx::Result<Vec<RoomListing>> {
+pub async fn public_rooms(
+    pool: &AnyPool,
+    user: i64,
+    search: &str,
+) -> sqlx::Result<Vec<RoomListing>> {
     sqlx::query_as(
         "SELECT r.name AS name, r.topic AS topic, r.last_seq AS last_seq, m.last_read_seq AS last_read_seq
          FROM rooms r LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = $1

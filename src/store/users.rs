@@ -69,18 +69,21 @@ pub async fn create(
 }
 
 pub async fn find_by_name(pool: &AnyPool, name: &str) -> sqlx::Result<Option<User>> {
-    let row: Option<UserRow> = sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE username_key = $1"))
-        .bind(name.to_ascii_lowercase())
-        .fetch_optional(pool)
-        .await?;
+    let row: Option<UserRow> = sqlx::query_as(&format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE username_key = $1"
+    ))
+    .bind(name.to_ascii_lowercase())
+    .fetch_optional(pool)
+    .await?;
     Ok(row.map(User::from))
 }
 
 pub async fn find_by_id(pool: &AnyPool, id: i64) -> sqlx::Result<Option<User>> {
-    let row: Option<UserRow> = sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
+    let row: Option<UserRow> =
+        sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
     Ok(row.map(User::from))
 }
 

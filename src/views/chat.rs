@@ -40,7 +40,14 @@ pub fn timestamp(ms: i64) -> Markup {
         t.minute(),
         t.second()
     );
-    let label = format!("{:04}-{:02}-{:02} {:02}:{:02} UTC", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute());
+    let label = format!(
+        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute()
+    );
     html! { time datetime=(iso) title=(label) { (format!("{:02}:{:02}", t.hour(), t.minute())) } }
 }
 
@@ -217,7 +224,12 @@ pub struct Composer<'a> {
     pub client_key: &'a str,
 }
 
-pub fn conversation(c: &Conversation<'_>, composer_state: &Composer<'_>, csrf: &str, older: bool) -> Markup {
+pub fn conversation(
+    c: &Conversation<'_>,
+    composer_state: &Composer<'_>,
+    csrf: &str,
+    older: bool,
+) -> Markup {
     let first = c.messages.first().map(|m| m.seq);
     html! {
         section #conversation .conversation aria-labelledby="conversation-title" {

@@ -27,20 +27,42 @@ pub struct AccountForm<'a> {
 
 impl AccountForm<'_> {
     pub fn empty() -> Self {
-        Self { username: "", username_error: None, password_error: None, form_error: None, next: None }
+        Self {
+            username: "",
+            username_error: None,
+            password_error: None,
+            form_error: None,
+            next: None,
+        }
     }
 }
 
 pub fn register_page(viewer: &Viewer<'_>, form: &AccountForm<'_>) -> Markup {
-    account_page("Create your account", "/register", "Create account", true, viewer, form, html! {
-        p { "Already have an account? " a href="/login" { "Log in" } }
-    })
+    account_page(
+        "Create your account",
+        "/register",
+        "Create account",
+        true,
+        viewer,
+        form,
+        html! {
+            p { "Already have an account? " a href="/login" { "Log in" } }
+        },
+    )
 }
 
 pub fn login_page(viewer: &Viewer<'_>, form: &AccountForm<'_>) -> Markup {
-    account_page("Log in to Parley", "/login", "Log in", false, viewer, form, html! {
-        p { "New here? " a href="/register" { "Create an account" } }
-    })
+    account_page(
+        "Log in to Parley",
+        "/login",
+        "Log in",
+        false,
+        viewer,
+        form,
+        html! {
+            p { "New here? " a href="/register" { "Create an account" } }
+        },
+    )
 }
 
 fn account_page(
@@ -52,7 +74,11 @@ fn account_page(
     form: &AccountForm<'_>,
     footer: Markup,
 ) -> Markup {
-    let autocomplete = if new_password { "new-password" } else { "current-password" };
+    let autocomplete = if new_password {
+        "new-password"
+    } else {
+        "current-password"
+    };
     page(
         title,
         viewer,

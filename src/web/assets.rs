@@ -15,23 +15,48 @@ struct Asset {
 }
 
 static ASSETS: &[Asset] = &[
-    Asset { name: "app.css", mime: "text/css; charset=utf-8", body: include_bytes!("../../assets/app.css") },
-    Asset { name: "app.js", mime: "text/javascript; charset=utf-8", body: include_bytes!("../../assets/app.js") },
-    Asset { name: "favicon.svg", mime: "image/svg+xml", body: include_bytes!("../../assets/favicon.svg") },
+    Asset {
+        name: "app.css",
+        mime: "text/css; charset=utf-8",
+        body: include_bytes!("../../assets/app.css"),
+    },
+    Asset {
+        name: "app.js",
+        mime: "text/javascript; charset=utf-8",
+        body: include_bytes!("../../assets/app.js"),
+    },
+    Asset {
+        name: "favicon.svg",
+        mime: "image/svg+xml",
+        body: include_bytes!("../../assets/favicon.svg"),
+    },
     Asset {
         name: "htmx.min.js",
         mime: "text/javascript; charset=utf-8",
-        body: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/node_modules/htmx.org/dist/htmx.min.js")),
+        body: include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/node_modules/htmx.org/dist/htmx.min.js"
+        )),
     },
 ];
 
 /// `name` → "name?v=hash", computed once.
 static VERSIONED: LazyLock<Vec<(&'static str, String)>> = LazyLock::new(|| {
-    ASSETS.iter().map(|a| (a.name, format!("/assets/{}?v={:016x}", a.name, fnv1a(a.body)))).collect()
+    ASSETS
+        .iter()
+        .map(|a| {
+            (
+                a.name,
+                format!("/assets/{}?v={:016x}", a.name, fnv1a(a.body)),
+            )
+        })
+        .collect()
 });
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// The URL of an asset, with its version.
@@ -50,6 +75,8 @@ pub fn serve(Path(name): Path<String>) -> Response {
             .header(header::CONTENT_TYPE, asset.mime)
             .header(header::CACHE_CONTROL, "public, max-age=31536000, immutable")
             .body(asset.body),
-        None => Response::builder().status(StatusCode::NOT_FOUND).body("not found"),
+        None => Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .body("not found"),
     }
 }

@@ -38,7 +38,11 @@ struct Next {
 }
 
 fn anonymous(csrf: &str) -> Viewer<'_> {
-    Viewer { username: None, is_staff: false, csrf }
+    Viewer {
+        username: None,
+        is_staff: false,
+        csrf,
+    }
 }
 
 /// Only same-site paths are followed after login (no open redirect to another site).
@@ -63,11 +67,23 @@ async fn register_form(req: &Request) -> Result<Response, AppError> {
 }
 
 #[handler]
-async fn register(req: &Request, Data(app): Data<&AppState>, Form(form): Form<Credentials>) -> Result<Response, AppError> {
+async fn register(
+    req: &Request,
+    Data(app): Data<&AppState>,
+    Form(form): Form<Credentials>,
+) -> Result<Response, AppError> {
     let csrf = csrf_token(req);
     let fail = |username_error: Option<&str>, password_error: Option<&str>| {
-        let form = AccountForm { username: &form.username, username_error, password_error, ..AccountForm::empty() };
-        with_status(register_page(&anonymous(&csrf), &form), StatusCode::UNPROCESSABLE_ENTITY)
+        let form = AccountForm {
+            username: &form.username,
+            username_error,
+            password_error,
+            ..AccountForm::empty()
+        };
+        with_status(
+            register_page(&anonymous(&csrf), &form),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
     };
     let name = Username::parse(&form.username);
     let pass = Password::parse(&form.password, Some(form.username.trim()));
@@ -82,10 +98,14 @@ async fn register(req: &Request, Data(app): Data<&AppState>, Form(form): Form<Cr
     let hash = password::hash(&pass).await;
     let id = match users::create(&app.db.pool, &name, &hash, false).await {
         Ok(id) => id,
-        Err(users::CreateUserError::Taken) => return Ok(fail(Some("That username is taken."), None)),
+        Err(users::CreateUserError::Taken) => {
+            return Ok(fail(Some("That username is taken."), None));
+        }
         Err(users::CreateUserError::Db(e)) => return Err(e.into()),
     };
-    let user = users::find_by_id(&app.db.pool, id).await?.ok_or(AppError::Internal("new user vanished".into()))?;
+    let user = users::find_by_id(&app.db.pool, id)
+        .await?
+        .ok_or(AppError::Internal("new user vanished".into()))?;
     session::log_in(req, &user).await?;
     tracing::info!(user = %user.username, "registered");
     Ok(see_other("/"))
@@ -97,29 +117,50 @@ async fn login_form(req: &Request, Query(q): Query<Next>) -> Result<Response, Ap
         return Ok(see_other(safe_next(q.next.as_deref().unwrap_or("/"))));
     }
     let csrf = csrf_token(req);
-    let form = AccountForm { next: q.next.as_deref(), ..AccountForm::empty() };
+    let form = AccountForm {
+        next: q.next.as_deref(),
+        ..AccountForm::empty()
+    };
     Ok(login_page(&anonymous(&csrf), &form).into_response())
 }
 
 #[handler]
-async fn login(req: &Request, Data(app): Data<&AppState>, Form(form): Form<Credentials>) -> Result<Response, AppError> {
+async fn login(
+    req: &Request,
+    Data(app): Data<&AppState>,
+    Form(form): Form<Credentials>,
+) -> Result<Response, AppError> {
     let csrf = csrf_token(req);
-    let addr = req.remote_addr().as_socket_addr().map(|a| a.ip().to_string()).unwrap_or_default();
+    let addr = req
+        .remote_addr()
+        .as_socket_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
     let next = (!form.next.is_empty()).then_some(form.next.as_str());
     let page = |error: &str, status| {
-        let form = AccountForm { username: &form.username, form_error: Some(error), next, ..AccountForm::empty() };
+        let form = AccountForm {
+            username: &form.username,
+            form_error: Some(error),
+            next,
+            ..AccountForm::empty()
+        };
         with_status(login_page(&anonymous(&csrf), &form), status)
     };
     if let Some(wait) = app.throttle.blocked(&form.username, &addr) {
         let minutes = wait.as_secs().div_ceil(60).max(1);
-        let text = format!("Too many failed log-in attempts. Try again in {minutes} minute{}.", if minutes == 1 { "" } else { "s" });
+        let text = format!(
+            "Too many failed log-in attempts. Try again in {minutes} minute{}.",
+            if minutes == 1 { "" } else { "s" }
+        );
         return Ok(page(&text, StatusCode::TOO_MANY_REQUESTS));
     }
     let user = if form.password.len() > Password::MAX_BYTES {
         None
     } else {
         match users::find_by_name(&app.db.pool, form.username.trim()).await? {
-            Some(user) => password::verify(&form.password, &user.password_hash).await.then_some(user),
+            Some(user) => password::verify(&form.password, &user.password_hash)
+                .await
+                .then_some(user),
             None => {
                 password::dummy_verify(&form.password).await;
                 None
@@ -128,7 +169,10 @@ async fn login(req: &Request, Data(app): Data<&AppState>, Form(form): Form<Crede
     };
     let Some(user) = user.filter(|u| u.is_active) else {
         app.throttle.record_failure(&form.username, &addr);
-        return Ok(page("Wrong username or password.", StatusCode::UNAUTHORIZED));
+        return Ok(page(
+            "Wrong username or password.",
+            StatusCode::UNAUTHORIZED,
+        ));
     };
     app.throttle.record_success(&form.username);
     session::log_in(req, &user).await?;

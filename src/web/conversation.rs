@@ -22,35 +22,40 @@ use crate::views::page;
 /// Messages on a page and per "older" page.
 pub const PAGE: i64 = 50;
 
-/// A conversation the viewer may see, resolved from its URL.
-pub struct Open {
-    pub room: rooms::Room,
+/// A conversation the viewer may see, resolved from its URL: which room, and how to name it.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub room: i64,
     pub title: String,
+    /// `/rooms/{name}` or `/dm/{username}`, canonically spelt.
     pub base: String,
 }
 
-/// Which room a conversation URL means for a viewer, remembered briefly so that long-polls
-/// (the hot path) resolve it without a database read.
+/// Which room a conversation URL means for a viewer, remembered briefly so that long-polls and
+/// sends (the hot paths) resolve it without a database read. Public rooms are stored under viewer 0.
 #[derive(Default)]
 pub struct Directory {
-    entries: Mutex<HashMap<(i64, String), (i64, Instant)>>,
+    entries: Mutex<HashMap<(i64, String), (Target, Instant)>>,
 }
 
 const DIRECTORY_TTL: Duration = Duration::from_secs(30);
 
 impl Directory {
-    pub fn get(&self, viewer: i64, base: &str) -> Option<i64> {
+    pub fn get(&self, viewer: i64, url: &str) -> Option<Target> {
         let entries = self.entries.lock().expect("directory lock");
-        let (room, at) = entries.get(&(viewer, base.to_owned()))?;
-        (at.elapsed() < DIRECTORY_TTL).then_some(*room)
+        let (target, at) = entries.get(&(viewer, url.to_ascii_lowercase()))?;
+        (at.elapsed() < DIRECTORY_TTL).then(|| target.clone())
     }
 
-    pub fn put(&self, viewer: i64, base: &str, room: i64) {
+    pub fn put(&self, viewer: i64, url: &str, target: &Target) {
         let mut entries = self.entries.lock().expect("directory lock");
         if entries.len() > 100_000 {
             entries.retain(|_, (_, at)| at.elapsed() < DIRECTORY_TTL);
         }
-        entries.insert((viewer, base.to_owned()), (room, Instant::now()));
+        entries.insert(
+            (viewer, url.to_ascii_lowercase()),
+            (target.clone(), Instant::now()),
+        );
     }
 
     pub fn clear(&self) {
@@ -78,8 +83,11 @@ pub async fn sidebar_data(
     let pool = &app.db.pool;
     let room_list = rooms::public_rooms(pool, ctx.user.id, query).await?;
     let people = users::people(pool, query).await?;
-    let unread: HashMap<i64, i64> =
-        rooms::direct_unreads(pool, ctx.user.id).await?.into_iter().map(|d| (d.other_id, d.unread)).collect();
+    let unread: HashMap<i64, i64> = rooms::direct_unreads(pool, ctx.user.id)
+        .await?
+        .into_iter()
+        .map(|d| (d.other_id, d.unread))
+        .collect();
     let people = people
         .into_iter()
         .map(|p| {
@@ -94,45 +102,62 @@ pub async fn sidebar_data(
 pub async fn page_response(
     app: &AppState,
     ctx: &Ctx,
-    open: &Open,
+    target: &Target,
     before: Option<i64>,
     composer: Option<(&str, &str)>,
 ) -> Result<Response, AppError> {
     let pool = &app.db.pool;
+    let room = rooms::find_by_id(pool, target.room)
+        .await?
+        .ok_or(AppError::NotFound("This conversation no longer exists."))?;
     let msgs = match before {
-        Some(b) => messages::before(pool, open.room.id, b, PAGE).await?,
-        None => messages::latest(pool, open.room.id, PAGE).await?,
+        Some(b) => messages::before(pool, room.id, b, PAGE).await?,
+        None => messages::latest(pool, room.id, PAGE).await?,
     };
     if before.is_none() {
-        rooms::mark_read(pool, open.room.id, ctx.user.id, open.room.last_seq).await?;
+        rooms::mark_read(pool, room.id, ctx.user.id, room.last_seq).await?;
     }
-    let members = rooms::members(pool, open.room.id).await?;
+    let members = rooms::members(pool, room.id).await?;
     let (room_list, people) = sidebar_data(app, ctx, "").await?;
     let now = crate::now_ms();
     let older = msgs.first().is_some_and(|m| m.seq > 1);
     let conv = Conversation {
-        title: open.title.clone(),
-        base: open.base.clone(),
-        topic: rooms::is_public(&open.room).then_some(open.room.topic.as_str()),
+        title: target.title.clone(),
+        base: target.base.clone(),
+        topic: rooms::is_public(&room).then_some(room.topic.as_str()),
         members: &members,
         messages: &msgs,
         // The room was read before its messages, so its last_seq never runs ahead of them; a page
         // of history polls from its own end, so the newer messages follow it.
         last_seq: match before {
             Some(_) => msgs.last().map_or(0, |m| m.seq),
-            None => msgs.last().map_or(0, |m| m.seq).max(open.room.last_seq),
+            None => msgs.last().map_or(0, |m| m.seq).max(room.last_seq),
         },
         now_ms: now,
     };
     let key = new_client_key();
     let (body, error) = composer.unwrap_or(("", ""));
-    let composer = Composer { body, error: (!error.is_empty()).then_some(error), client_key: &key };
-    let side = Sidebar { me: &ctx.user.username, rooms: &room_list, people: &people, now_ms: now, query: "", current: &open.base };
+    let composer = Composer {
+        body,
+        error: (!error.is_empty()).then_some(error),
+        client_key: &key,
+    };
+    let side = Sidebar {
+        me: &ctx.user.username,
+        rooms: &room_list,
+        people: &people,
+        now_ms: now,
+        query: "",
+        current: &target.base,
+    };
     let markup = page(
-        &open.title,
+        &target.title,
         &ctx.viewer(),
         "page-conversation",
-        chat::shell(chat::sidebar(&side, &ctx.csrf, None), chat::conversation(&conv, &composer, &ctx.csrf, older)),
+        chat::shell(
+            chat::sidebar(&side, &ctx.csrf, None),
+            chat::conversation(&conv, &composer, &ctx.csrf, older),
+        ),
     );
     let mut resp = markup.into_response();
     if composer.error.is_some() {
@@ -151,19 +176,29 @@ pub struct SendForm {
 
 /// Stores a message. The store and the wake-up run in their own task: once the insert has begun,
 /// a client that hangs up cannot leave a committed message unannounced.
-pub async fn send(app: &AppState, ctx: &Ctx, open: &Open, form: SendForm) -> Result<Response, AppError> {
-    let parsed = MessageBody::parse(&form.body).and_then(|body| Ok((body, ClientKey::parse(&form.client_key)?)));
+pub async fn send(
+    app: &AppState,
+    ctx: &Ctx,
+    target: &Target,
+    form: SendForm,
+) -> Result<Response, AppError> {
+    let parsed = MessageBody::parse(&form.body)
+        .and_then(|body| Ok((body, ClientKey::parse(&form.client_key)?)));
     let (body, key) = match parsed {
         Ok(ok) => ok,
         Err(invalid) if ctx.htmx => {
             let fragment = html! { p.field-error { (invalid.0) } };
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, fragment).into_response());
         }
-        Err(invalid) => return page_response(app, ctx, open, None, Some((&form.body, invalid.0))).await,
+        Err(invalid) => {
+            return page_response(app, ctx, target, None, Some((&form.body, invalid.0))).await;
+        }
     };
-    let (pool, hub, room, author) = (app.db.pool.clone(), app.hub.clone(), open.room.id, ctx.user.id);
+    let (pool, hub, room) = (app.db.pool.clone(), app.hub.clone(), target.room);
+    let (author, name) = (ctx.user.id, ctx.user.username.clone());
     let stored = tokio::spawn(async move {
-        let (message, fresh) = messages::insert(&pool, room, author, &body, key.as_ref()).await?;
+        let (message, fresh) =
+            messages::insert(&pool, room, (author, &name), &body, key.as_ref()).await?;
         if fresh {
             hub.published(&message);
         }
@@ -174,7 +209,7 @@ pub async fn send(app: &AppState, ctx: &Ctx, open: &Open, form: SendForm) -> Res
     if ctx.htmx {
         Ok((StatusCode::OK, chat::message(&stored)).into_response())
     } else {
-        Ok(see_other(&open.base))
+        Ok(see_other(&target.base))
     }
 }
 
@@ -185,16 +220,30 @@ pub struct CursorQuery {
 }
 
 /// `?after=` long-polls; `?before=` pages back; neither gives the latest page.
-pub async fn messages(app: &AppState, ctx: &Ctx, room: i64, base: &str, q: CursorQuery) -> Result<Response, AppError> {
+pub async fn messages(
+    app: &AppState,
+    ctx: &Ctx,
+    target: &Target,
+    q: CursorQuery,
+) -> Result<Response, AppError> {
+    let (room, base) = (target.room, target.base.as_str());
     let html = match (q.after, q.before) {
-        (Some(_), Some(_)) => return Err(AppError::BadRequest("Give either after or before, not both.")),
+        (Some(_), Some(_)) => {
+            return Err(AppError::BadRequest(
+                "Give either after or before, not both.",
+            ));
+        }
         (Some(after), None) => {
             let after = after.max(0);
-            let found = app.hub.poll(room, after, app.settings.poll_timeout()).await?;
+            let found = app
+                .hub
+                .poll(room, after, app.settings.poll_timeout())
+                .await?;
             let Some(last) = found.last().map(|m| m.seq) else {
                 return Ok(no_content());
             };
-            let mut out = String::with_capacity(found.iter().map(|m| m.html.len()).sum::<usize>() + 200);
+            let mut out =
+                String::with_capacity(found.iter().map(|m| m.html.len()).sum::<usize>() + 200);
             for m in &found {
                 out.push_str(&m.html);
             }
@@ -226,7 +275,10 @@ pub async fn messages(app: &AppState, ctx: &Ctx, room: i64, base: &str, q: Curso
 }
 
 fn no_content() -> Response {
-    Response::builder().status(StatusCode::NO_CONTENT).header(header::CACHE_CONTROL, "no-store").finish()
+    Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .header(header::CACHE_CONTROL, "no-store")
+        .finish()
 }
 
 #[derive(Deserialize)]
@@ -235,7 +287,12 @@ pub struct ReadForm {
 }
 
 /// The viewer has seen the conversation up to `seq` (sent by app.js while the page is visible).
-pub async fn mark_read(app: &AppState, ctx: &Ctx, room: i64, form: ReadForm) -> Result<Response, AppError> {
-    rooms::mark_read(&app.db.pool, room, ctx.user.id, form.seq).await?;
+pub async fn mark_read(
+    app: &AppState,
+    ctx: &Ctx,
+    target: &Target,
+    form: ReadForm,
+) -> Result<Response, AppError> {
+    rooms::mark_read(&app.db.pool, target.room, ctx.user.id, form.seq).await?;
     Ok(no_content())
 }

@@ -31,7 +31,10 @@ impl<E: Endpoint> Middleware<E> for CsrfLayer {
     type Output = CsrfEndpoint<E>;
 
     fn transform(&self, inner: E) -> Self::Output {
-        CsrfEndpoint { inner, secure: self.secure }
+        CsrfEndpoint {
+            inner,
+            secure: self.secure,
+        }
     }
 }
 
@@ -51,21 +54,39 @@ fn well_formed(token: &str) -> bool {
 }
 
 fn refuse(why: &str) -> Response {
-    let viewer = Viewer { username: None, is_staff: false, csrf: "" };
+    let viewer = Viewer {
+        username: None,
+        is_staff: false,
+        csrf: "",
+    };
     let mut resp = notice_page("Forbidden", &viewer, why).into_response();
     resp.set_status(StatusCode::FORBIDDEN);
     resp
 }
 
 fn cross_site(req: &Request) -> bool {
-    if req.headers().get("sec-fetch-site").is_some_and(|v| v.as_bytes() == b"cross-site") {
+    if req
+        .headers()
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"cross-site")
+    {
         return true;
     }
-    let Some(origin) = req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+    let Some(origin) = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
-    let host = req.headers().get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let bare = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let bare = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"));
     bare != Some(host)
 }
 
@@ -73,7 +94,9 @@ impl<E: Endpoint> Endpoint for CsrfEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
-        let existing = cookie(&req, CSRF_COOKIE).filter(|t| well_formed(t)).map(str::to_owned);
+        let existing = cookie(&req, CSRF_COOKIE)
+            .filter(|t| well_formed(t))
+            .map(str::to_owned);
         let fresh = existing.is_none();
         let token = existing.unwrap_or_else(new_token);
         let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
@@ -82,7 +105,9 @@ impl<E: Endpoint> Endpoint for CsrfEndpoint<E> {
                 return Ok(refuse("Cross-site requests are not accepted."));
             }
             if fresh {
-                return Ok(refuse("CSRF cookie not set. Reload the page and try again."));
+                return Ok(refuse(
+                    "CSRF cookie not set. Reload the page and try again.",
+                ));
             }
             let sent = match req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()) {
                 Some(header) => Some(header.to_owned()),
@@ -102,7 +127,9 @@ impl<E: Endpoint> Endpoint for CsrfEndpoint<E> {
             };
             let matches = sent.is_some_and(|s| bool::from(s.as_bytes().ct_eq(token.as_bytes())));
             if !matches {
-                return Ok(refuse("CSRF token missing or incorrect. Reload the page and try again."));
+                return Ok(refuse(
+                    "CSRF token missing or incorrect. Reload the page and try again.",
+                ));
             }
         }
         let secure = self.secure || is_https(&req);
@@ -115,7 +142,9 @@ impl<E: Endpoint> Endpoint for CsrfEndpoint<E> {
             let flags = if secure { "; Secure" } else { "" };
             append_cookie(
                 &mut resp,
-                &format!("{CSRF_COOKIE}={token}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax{flags}"),
+                &format!(
+                    "{CSRF_COOKIE}={token}; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax{flags}"
+                ),
             );
         }
         Ok(resp)

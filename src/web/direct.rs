@@ -5,7 +5,7 @@
 use poem::web::{Data, Form, Path, Query};
 use poem::{Response, Route, get, handler, post};
 
-use super::conversation::{self, CursorQuery, Open, PageQuery, ReadForm, SendForm};
+use super::conversation::{self, CursorQuery, PageQuery, ReadForm, SendForm, Target};
 use super::error::AppError;
 use super::{AppState, Ctx};
 use crate::store::{rooms, users};
@@ -18,14 +18,29 @@ pub fn routes(route: Route) -> Route {
         .at("/dm/:username/read", post(read))
 }
 
-async fn open(app: &AppState, ctx: &Ctx, username: &str) -> Result<Open, AppError> {
+/// The viewer's own conversation with `username`, created on first use. Cached per viewer, so the
+/// cache cannot hand one person's conversation to another either.
+async fn open(app: &AppState, ctx: &Ctx, username: &str) -> Result<Target, AppError> {
     const NOBODY: AppError = AppError::NotFound("There is nobody with that name to talk to.");
-    let other = users::find_by_name(&app.db.pool, username).await?.filter(|u| u.is_active).ok_or(NOBODY)?;
+    let url = format!("/dm/{username}");
+    if let Some(target) = app.directory.get(ctx.user.id, &url) {
+        return Ok(target);
+    }
+    let other = users::find_by_name(&app.db.pool, username)
+        .await?
+        .filter(|u| u.is_active)
+        .ok_or(NOBODY)?;
     if other.id == ctx.user.id {
         return Err(NOBODY);
     }
     let room = rooms::create_or_get_direct(&app.db.pool, ctx.user.id, other.id).await?;
-    Ok(Open { title: other.username.clone(), base: format!("/dm/{}", other.username), room })
+    let target = Target {
+        room: room.id,
+        title: other.username.clone(),
+        base: format!("/dm/{}", other.username),
+    };
+    app.directory.put(ctx.user.id, &url, &target);
+    Ok(target)
 }
 
 #[handler]
@@ -35,14 +50,24 @@ async fn dm_page(
     Path(username): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> Result<Response, AppError> {
-    let open = open(app, &ctx, &username).await?;
-    conversation::page_response(app, &ctx, &open, q.before, None).await
+    conversation::page_response(
+        app,
+        &ctx,
+        &open(app, &ctx, &username).await?,
+        q.before,
+        None,
+    )
+    .await
 }
 
 #[handler]
-async fn send(Data(app): Data<&AppState>, ctx: Ctx, Path(username): Path<String>, Form(form): Form<SendForm>) -> Result<Response, AppError> {
-    let open = open(app, &ctx, &username).await?;
-    conversation::send(app, &ctx, &open, form).await
+async fn send(
+    Data(app): Data<&AppState>,
+    ctx: Ctx,
+    Path(username): Path<String>,
+    Form(form): Form<SendForm>,
+) -> Result<Response, AppError> {
+    conversation::send(app, &ctx, &open(app, &ctx, &username).await?, form).await
 }
 
 #[handler]
@@ -52,20 +77,15 @@ async fn messages(
     Path(username): Path<String>,
     Query(q): Query<CursorQuery>,
 ) -> Result<Response, AppError> {
-    let key = format!("/dm/{}", username.to_ascii_lowercase());
-    let (room, base) = match app.directory.get(ctx.user.id, &key) {
-        Some(room) => (room, format!("/dm/{username}")),
-        None => {
-            let open = open(app, &ctx, &username).await?;
-            app.directory.put(ctx.user.id, &key, open.room.id);
-            (open.room.id, open.base)
-        }
-    };
-    conversation::messages(app, &ctx, room, &base, q).await
+    conversation::messages(app, &ctx, &open(app, &ctx, &username).await?, q).await
 }
 
 #[handler]
-async fn read(Data(app): Data<&AppState>, ctx: Ctx, Path(username): Path<String>, Form(form): Form<ReadForm>) -> Result<Response, AppError> {
-    let open = open(app, &ctx, &username).await?;
-    conversation::mark_read(app, &ctx, open.room.id, form).await
+async fn read(
+    Data(app): Data<&AppState>,
+    ctx: Ctx,
+    Path(username): Path<String>,
+    Form(form): Form<ReadForm>,
+) -> Result<Response, AppError> {
+    conversation::mark_read(app, &ctx, &open(app, &ctx, &username).await?, form).await
 }

@@ -28,7 +28,10 @@ impl AppError {
         matches!(
             self,
             AppError::Db(
-                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed
+                sqlx::Error::PoolTimedOut
+                    | sqlx::Error::Io(_)
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::WorkerCrashed
             )
         ) || matches!(self, AppError::Db(sqlx::Error::Database(e)) if e.code().is_some_and(|c| c.starts_with("57P") || c.starts_with("08")))
     }
@@ -49,7 +52,11 @@ impl ResponseError for AppError {
 
     fn as_response(&self) -> Response {
         let status = self.status();
-        let viewer = Viewer { username: None, is_staff: false, csrf: "" };
+        let viewer = Viewer {
+            username: None,
+            is_staff: false,
+            csrf: "",
+        };
         let (title, text) = match self {
             AppError::LoginRequired { next, htmx } => {
                 let to = if next == "/" || next.is_empty() {
@@ -59,26 +66,41 @@ impl ResponseError for AppError {
                 };
                 if *htmx {
                     // htmx follows HX-Redirect with a full page load.
-                    return Response::builder().status(status).header("HX-Redirect", to).finish();
+                    return Response::builder()
+                        .status(status)
+                        .header("HX-Redirect", to)
+                        .finish();
                 }
-                return Response::builder().status(status).header(header::LOCATION, to).finish();
+                return Response::builder()
+                    .status(status)
+                    .header(header::LOCATION, to)
+                    .finish();
             }
             AppError::NotFound(what) => ("Not found", *what),
             AppError::Forbidden(why) => ("Forbidden", *why),
             AppError::BadRequest(why) => ("Bad request", *why),
             _ if status == StatusCode::SERVICE_UNAVAILABLE => {
                 tracing::warn!(error = %self, "database unavailable");
-                ("Service unavailable", "Parley cannot reach its database right now. Please try again in a moment.")
+                (
+                    "Service unavailable",
+                    "Parley cannot reach its database right now. Please try again in a moment.",
+                )
             }
             _ => {
                 tracing::error!(error = %self, "request failed");
-                ("Something went wrong", "Parley hit an unexpected error. It has been logged; please try again.")
+                (
+                    "Something went wrong",
+                    "Parley hit an unexpected error. It has been logged; please try again.",
+                )
             }
         };
         let mut resp = notice_page(title, &viewer, text).into_response();
         resp.set_status(status);
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            resp.headers_mut().insert(header::RETRY_AFTER, poem::http::HeaderValue::from_static("5"));
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                poem::http::HeaderValue::from_static("5"),
+            );
         }
         resp
     }

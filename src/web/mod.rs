@@ -18,7 +18,10 @@ use poem::http::StatusCode;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::middleware::SetHeader;
 use poem::web::Data;
-use poem::{Endpoint, EndpointExt, FromRequest, IntoResponse, Request, RequestBody, Response, Route, Server, get, handler};
+use poem::{
+    Endpoint, EndpointExt, FromRequest, IntoResponse, Request, RequestBody, Response, Route,
+    Server, get, handler,
+};
 
 use crate::config::Settings;
 use crate::db::Db;
@@ -63,7 +66,9 @@ impl App {
 pub fn endpoint(app: AppState) -> impl Endpoint<Output = Response> {
     let secure = app.settings.secure_cookies;
     let store = Arc::new(app.db.sessions.clone());
-    let route = Route::new().at("/healthz", get(healthz)).at("/assets/:name", get(assets::serve));
+    let route = Route::new()
+        .at("/healthz", get(healthz))
+        .at("/assets/:name", get(assets::serve));
     let route = direct::routes(rooms::routes(people::routes(auth::routes(route))));
     route
         .catch_error(not_found)
@@ -85,8 +90,13 @@ pub fn endpoint(app: AppState) -> impl Endpoint<Output = Response> {
 }
 
 async fn not_found(_: poem::error::NotFoundError) -> Response {
-    let viewer = Viewer { username: None, is_staff: false, csrf: "" };
-    let mut resp = notice_page("Not found", &viewer, "There is no page at this address.").into_response();
+    let viewer = Viewer {
+        username: None,
+        is_staff: false,
+        csrf: "",
+    };
+    let mut resp =
+        notice_page("Not found", &viewer, "There is no page at this address.").into_response();
     resp.set_status(StatusCode::NOT_FOUND);
     resp
 }
@@ -104,7 +114,9 @@ async fn healthz(Data(app): Data<&AppState>) -> Response {
 
 /// Is this an htmx request (which wants a fragment, not a page)?
 pub fn is_htmx(req: &Request) -> bool {
-    req.headers().get("hx-request").is_some_and(|v| v.as_bytes() == b"true")
+    req.headers()
+        .get("hx-request")
+        .is_some_and(|v| v.as_bytes() == b"true")
 }
 
 /// A logged-in request's context: who, their CSRF token, and whether htmx asked.
@@ -116,31 +128,48 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn viewer(&self) -> Viewer<'_> {
-        Viewer { username: Some(&self.user.username), is_staff: self.user.is_staff, csrf: &self.csrf }
+        Viewer {
+            username: Some(&self.user.username),
+            is_staff: self.user.is_staff,
+            csrf: &self.csrf,
+        }
     }
 }
 
 impl<'a> FromRequest<'a> for Ctx {
     async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
         let user = CurrentUser::from_request(req, body).await?;
-        Ok(Ctx { user, csrf: csrf_token(req), htmx: is_htmx(req) })
+        Ok(Ctx {
+            user,
+            csrf: csrf_token(req),
+            htmx: is_htmx(req),
+        })
     }
 }
 
 pub fn csrf_token(req: &Request) -> String {
-    req.extensions().get::<CsrfToken>().map(|t| t.0.clone()).unwrap_or_default()
+    req.extensions()
+        .get::<CsrfToken>()
+        .map(|t| t.0.clone())
+        .unwrap_or_default()
 }
 
 /// A 303 See Other: the answer to a good form post.
 pub fn see_other(to: &str) -> Response {
-    Response::builder().status(StatusCode::SEE_OTHER).header("Location", to).finish()
+    Response::builder()
+        .status(StatusCode::SEE_OTHER)
+        .header("Location", to)
+        .finish()
 }
 
 /// Runs the server until SIGINT/SIGTERM, then stops accepting, answers held polls and lets
 /// in-flight requests (sends among them) finish.
 pub async fn serve(settings: Settings, db: Db) -> std::io::Result<()> {
     let acceptor = TcpListener::bind(settings.addr).into_acceptor().await?;
-    let addr = acceptor.local_addr().first().and_then(|a| a.as_socket_addr().copied());
+    let addr = acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().copied());
     tracing::info!(addr = ?addr, engine = ?db.engine, "Parley is listening");
     run(settings, db, acceptor, shutdown_signal()).await
 }

@@ -35,7 +35,11 @@ impl Search {
 }
 
 #[handler]
-async fn home(Data(app): Data<&AppState>, ctx: Ctx, Query(search): Query<Search>) -> Result<Response, AppError> {
+async fn home(
+    Data(app): Data<&AppState>,
+    ctx: Ctx,
+    Query(search): Query<Search>,
+) -> Result<Response, AppError> {
     home_response(app, &ctx, search.query(), None).await
 }
 
@@ -47,12 +51,22 @@ pub async fn home_response(
     room_error: Option<(&str, &str)>,
 ) -> Result<Response, AppError> {
     let (rooms, people) = sidebar_data(app, ctx, query).await?;
-    let side = Sidebar { me: &ctx.user.username, rooms: &rooms, people: &people, now_ms: crate::now_ms(), query, current: "/" };
+    let side = Sidebar {
+        me: &ctx.user.username,
+        rooms: &rooms,
+        people: &people,
+        now_ms: crate::now_ms(),
+        query,
+        current: "/",
+    };
     let markup = page(
         "Home",
         &ctx.viewer(),
         "page-home",
-        chat::shell(chat::sidebar(&side, &ctx.csrf, room_error), chat::welcome(&ctx.user.username)),
+        chat::shell(
+            chat::sidebar(&side, &ctx.csrf, room_error),
+            chat::welcome(&ctx.user.username),
+        ),
     );
     let mut resp = markup.into_response();
     if room_error.is_some() {
@@ -63,32 +77,69 @@ pub async fn home_response(
 
 /// Both lists, for the live refresh and the search box.
 #[handler]
-async fn sidebar(Data(app): Data<&AppState>, ctx: Ctx, Query(search): Query<Search>) -> Result<Response, AppError> {
+async fn sidebar(
+    Data(app): Data<&AppState>,
+    ctx: Ctx,
+    Query(search): Query<Search>,
+) -> Result<Response, AppError> {
     if !ctx.htmx {
         return home_response(app, &ctx, search.query(), None).await;
     }
     let (rooms, people) = sidebar_data(app, &ctx, search.query()).await?;
-    let current = if search.current.starts_with('/') { search.current.as_str() } else { "/" };
-    let side = Sidebar { me: &ctx.user.username, rooms: &rooms, people: &people, now_ms: crate::now_ms(), query: search.query(), current };
+    let current = if search.current.starts_with('/') {
+        search.current.as_str()
+    } else {
+        "/"
+    };
+    let side = Sidebar {
+        me: &ctx.user.username,
+        rooms: &rooms,
+        people: &people,
+        now_ms: crate::now_ms(),
+        query: search.query(),
+        current,
+    };
     Ok(chat::sidebar_lists(&side).into_response())
 }
 
 #[handler]
-pub async fn people_list(Data(app): Data<&AppState>, ctx: Ctx, Query(search): Query<Search>) -> Result<Response, AppError> {
+pub async fn people_list(
+    Data(app): Data<&AppState>,
+    ctx: Ctx,
+    Query(search): Query<Search>,
+) -> Result<Response, AppError> {
     if !ctx.htmx {
         return home_response(app, &ctx, search.query(), None).await;
     }
     let (rooms, people) = sidebar_data(app, &ctx, search.query()).await?;
-    let side = Sidebar { me: &ctx.user.username, rooms: &rooms, people: &people, now_ms: crate::now_ms(), query: search.query(), current: "" };
+    let side = Sidebar {
+        me: &ctx.user.username,
+        rooms: &rooms,
+        people: &people,
+        now_ms: crate::now_ms(),
+        query: search.query(),
+        current: "",
+    };
     Ok(chat::people_list(&side).into_response())
 }
 
 #[handler]
-pub async fn room_list(Data(app): Data<&AppState>, ctx: Ctx, Query(search): Query<Search>) -> Result<Response, AppError> {
+pub async fn room_list(
+    Data(app): Data<&AppState>,
+    ctx: Ctx,
+    Query(search): Query<Search>,
+) -> Result<Response, AppError> {
     if !ctx.htmx {
         return home_response(app, &ctx, search.query(), None).await;
     }
     let (rooms, people) = sidebar_data(app, &ctx, search.query()).await?;
-    let side = Sidebar { me: &ctx.user.username, rooms: &rooms, people: &people, now_ms: crate::now_ms(), query: search.query(), current: "" };
+    let side = Sidebar {
+        me: &ctx.user.username,
+        rooms: &rooms,
+        people: &people,
+        now_ms: crate::now_ms(),
+        query: search.query(),
+        current: "",
+    };
     Ok(chat::room_list(&side).into_response())
 }

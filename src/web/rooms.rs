@@ -4,7 +4,7 @@ use poem::web::{Data, Form, Path, Query};
 use poem::{Response, Route, get, handler, post};
 use serde::Deserialize;
 
-use super::conversation::{self, CursorQuery, Open, PageQuery, ReadForm, SendForm};
+use super::conversation::{self, CursorQuery, PageQuery, ReadForm, SendForm, Target};
 use super::error::AppError;
 use super::{AppState, Ctx, people, see_other};
 use crate::domain::{RoomName, Topic};
@@ -20,10 +20,23 @@ pub fn routes(route: Route) -> Route {
         .at("/rooms/:name/topic", post(set_topic))
 }
 
-async fn open(app: &AppState, name: &str) -> Result<Open, AppError> {
-    let room = rooms::find_public(&app.db.pool, name).await?.ok_or(AppError::NotFound("There is no room with that name."))?;
-    let name = room.name.clone().unwrap_or_default();
-    Ok(Open { title: format!("#{name}"), base: format!("/rooms/{name}"), room })
+/// The public room named in the URL; anyone logged in may read and write it.
+async fn open(app: &AppState, name: &str) -> Result<Target, AppError> {
+    let url = format!("/rooms/{name}");
+    if let Some(target) = app.directory.get(0, &url) {
+        return Ok(target);
+    }
+    let room = rooms::find_public(&app.db.pool, name)
+        .await?
+        .ok_or(AppError::NotFound("There is no room with that name."))?;
+    let name = room.name.unwrap_or_default();
+    let target = Target {
+        room: room.id,
+        title: format!("#{name}"),
+        base: format!("/rooms/{name}"),
+    };
+    app.directory.put(0, &url, &target);
+    Ok(target)
 }
 
 #[derive(Deserialize)]
@@ -34,14 +47,23 @@ struct CreateForm {
 
 /// The student app's "room name" form: open the room, creating it if nobody has.
 #[handler]
-async fn create(Data(app): Data<&AppState>, ctx: Ctx, Form(form): Form<CreateForm>) -> Result<Response, AppError> {
+async fn create(
+    Data(app): Data<&AppState>,
+    ctx: Ctx,
+    Form(form): Form<CreateForm>,
+) -> Result<Response, AppError> {
     let name = match RoomName::parse(&form.name) {
         Ok(name) => name,
-        Err(invalid) => return people::home_response(app, &ctx, "", Some((&form.name, invalid.0))).await,
+        Err(invalid) => {
+            return people::home_response(app, &ctx, "", Some((&form.name, invalid.0))).await;
+        }
     };
     let room = rooms::create_or_get_public(&app.db.pool, &name, ctx.user.id).await?;
     rooms::join(&app.db.pool, room.id, ctx.user.id).await?;
-    Ok(see_other(&format!("/rooms/{}", room.name.unwrap_or_default())))
+    Ok(see_other(&format!(
+        "/rooms/{}",
+        room.name.unwrap_or_default()
+    )))
 }
 
 #[handler]
@@ -51,16 +73,19 @@ async fn room_page(
     Path(name): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> Result<Response, AppError> {
-    let open = open(app, &name).await?;
-    rooms::join(&app.db.pool, open.room.id, ctx.user.id).await?;
-    conversation::page_response(app, &ctx, &open, q.before, None).await
+    let target = open(app, &name).await?;
+    rooms::join(&app.db.pool, target.room, ctx.user.id).await?;
+    conversation::page_response(app, &ctx, &target, q.before, None).await
 }
 
 #[handler]
-async fn send(Data(app): Data<&AppState>, ctx: Ctx, Path(name): Path<String>, Form(form): Form<SendForm>) -> Result<Response, AppError> {
-    let open = open(app, &name).await?;
-    rooms::join(&app.db.pool, open.room.id, ctx.user.id).await?;
-    conversation::send(app, &ctx, &open, form).await
+async fn send(
+    Data(app): Data<&AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+    Form(form): Form<SendForm>,
+) -> Result<Response, AppError> {
+    conversation::send(app, &ctx, &open(app, &name).await?, form).await
 }
 
 #[handler]
@@ -70,22 +95,17 @@ async fn messages(
     Path(name): Path<String>,
     Query(q): Query<CursorQuery>,
 ) -> Result<Response, AppError> {
-    let base = format!("/rooms/{name}");
-    let room = match app.directory.get(0, &base.to_ascii_lowercase()) {
-        Some(room) => room,
-        None => {
-            let open = open(app, &name).await?;
-            app.directory.put(0, &base.to_ascii_lowercase(), open.room.id);
-            open.room.id
-        }
-    };
-    conversation::messages(app, &ctx, room, &base, q).await
+    conversation::messages(app, &ctx, &open(app, &name).await?, q).await
 }
 
 #[handler]
-async fn read(Data(app): Data<&AppState>, ctx: Ctx, Path(name): Path<String>, Form(form): Form<ReadForm>) -> Result<Response, AppError> {
-    let open = open(app, &name).await?;
-    conversation::mark_read(app, &ctx, open.room.id, form).await
+async fn read(
+    Data(app): Data<&AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+    Form(form): Form<ReadForm>,
+) -> Result<Response, AppError> {
+    conversation::mark_read(app, &ctx, &open(app, &name).await?, form).await
 }
 
 #[derive(Deserialize)]
@@ -95,15 +115,20 @@ struct TopicForm {
 }
 
 #[handler]
-async fn set_topic(Data(app): Data<&AppState>, ctx: Ctx, Path(name): Path<String>, Form(form): Form<TopicForm>) -> Result<Response, AppError> {
-    let open = open(app, &name).await?;
+async fn set_topic(
+    Data(app): Data<&AppState>,
+    ctx: Ctx,
+    Path(name): Path<String>,
+    Form(form): Form<TopicForm>,
+) -> Result<Response, AppError> {
+    let target = open(app, &name).await?;
     match Topic::parse(&form.topic) {
         Ok(topic) => {
-            rooms::set_topic(&app.db.pool, open.room.id, topic.as_str()).await?;
-            Ok(see_other(&open.base))
+            rooms::set_topic(&app.db.pool, target.room, topic.as_str()).await?;
+            Ok(see_other(&target.base))
         }
         Err(invalid) => {
-            conversation::page_response(app, &ctx, &open, None, Some(("", invalid.0))).await
+            conversation::page_response(app, &ctx, &target, None, Some(("", invalid.0))).await
         }
     }
 }

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use poem::http::header;
 use poem::{Endpoint, FromRequest, IntoResponse, Middleware, Request, RequestBody, Response};
-use tower_sessions::session::{Expiry, Id};
 use tower_sessions::Session;
+use tower_sessions::session::{Expiry, Id};
 
 use super::AppState;
 use super::error::AppError;
@@ -38,7 +38,11 @@ impl<E: Endpoint> Middleware<E> for SessionLayer {
     type Output = SessionEndpoint<E>;
 
     fn transform(&self, inner: E) -> Self::Output {
-        SessionEndpoint { inner, store: self.store.clone(), secure: self.secure }
+        SessionEndpoint {
+            inner,
+            store: self.store.clone(),
+            secure: self.secure,
+        }
     }
 }
 
@@ -63,7 +67,10 @@ impl<E: Endpoint> Endpoint for SessionEndpoint<E> {
         if session.is_modified() {
             if session.is_empty().await {
                 if sent_id.is_some() {
-                    append_cookie(&mut resp, &format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"));
+                    append_cookie(
+                        &mut resp,
+                        &format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"),
+                    );
                 }
             } else if let Err(err) = session.save().await {
                 tracing::error!(%err, "could not save the session");
@@ -72,7 +79,9 @@ impl<E: Endpoint> Endpoint for SessionEndpoint<E> {
                 let flags = if secure { "; Secure" } else { "" };
                 append_cookie(
                     &mut resp,
-                    &format!("{SESSION_COOKIE}={id}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{flags}"),
+                    &format!(
+                        "{SESSION_COOKIE}={id}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{flags}"
+                    ),
                 );
             }
         }
@@ -86,7 +95,10 @@ fn expiry() -> Expiry {
 
 pub fn is_https(req: &Request) -> bool {
     req.uri().scheme_str() == Some("https")
-        || req.headers().get("x-forwarded-proto").is_some_and(|v| v.as_bytes() == b"https")
+        || req
+            .headers()
+            .get("x-forwarded-proto")
+            .is_some_and(|v| v.as_bytes() == b"https")
 }
 
 pub fn append_cookie(resp: &mut Response, value: &str) {
@@ -138,12 +150,18 @@ impl AuthCache {
     }
 
     pub fn forget_session(&self, session: &str) {
-        self.entries.lock().expect("auth cache lock").remove(session);
+        self.entries
+            .lock()
+            .expect("auth cache lock")
+            .remove(session);
     }
 
     /// Drops every cached session of a user (deactivated, deleted, password changed here).
     pub fn forget_user(&self, user: i64) {
-        self.entries.lock().expect("auth cache lock").retain(|_, (u, _)| u.id != user);
+        self.entries
+            .lock()
+            .expect("auth cache lock")
+            .retain(|_, (u, _)| u.id != user);
     }
 }
 
@@ -156,18 +174,25 @@ fn auth_tag(user: &User) -> String {
 /// Who is logged in on this request, if anyone. Cheap on the hot path (a cache hit); on a miss it
 /// reads the session and the user, and ends the session of a deactivated user or a changed password.
 pub async fn current_user(req: &Request) -> Result<Option<CurrentUser>, AppError> {
-    let Some(session) = req.extensions().get::<Session>() else { return Ok(None) };
-    let Some(id) = session.id() else { return Ok(None) };
+    let Some(session) = req.extensions().get::<Session>() else {
+        return Ok(None);
+    };
+    let Some(id) = session.id() else {
+        return Ok(None);
+    };
     let state = req.data::<AppState>().expect("app state is installed");
     let key = id.to_string();
     if let Some(user) = state.auth.get(&key) {
         return Ok(Some(user));
     }
     let user_id: Option<i64> = session.get(USER_ID).await.map_err(session_error)?;
-    let Some(user_id) = user_id else { return Ok(None) };
+    let Some(user_id) = user_id else {
+        return Ok(None);
+    };
     let tag: Option<String> = session.get(AUTH_TAG).await.map_err(session_error)?;
     let user = users::find_by_id(&state.db.pool, user_id).await?;
-    let Some(user) = user.filter(|u| u.is_active && tag.as_deref() == Some(auth_tag(u).as_str())) else {
+    let Some(user) = user.filter(|u| u.is_active && tag.as_deref() == Some(auth_tag(u).as_str()))
+    else {
         session.flush().await.map_err(session_error)?;
         return Ok(None);
     };
@@ -189,20 +214,38 @@ fn session_error(err: tower_sessions::session::Error) -> AppError {
 
 /// Starts a fresh session for `user` (a new id: no session fixation).
 pub async fn log_in(req: &Request, user: &User) -> Result<(), AppError> {
-    let session = req.extensions().get::<Session>().expect("session middleware is installed");
+    let session = req
+        .extensions()
+        .get::<Session>()
+        .expect("session middleware is installed");
     if let Some(old) = session.id() {
-        req.data::<AppState>().expect("state").auth.forget_session(&old.to_string());
+        req.data::<AppState>()
+            .expect("state")
+            .auth
+            .forget_session(&old.to_string());
     }
     session.cycle_id().await.map_err(session_error)?;
-    session.insert(USER_ID, user.id).await.map_err(session_error)?;
-    session.insert(AUTH_TAG, auth_tag(user)).await.map_err(session_error)?;
+    session
+        .insert(USER_ID, user.id)
+        .await
+        .map_err(session_error)?;
+    session
+        .insert(AUTH_TAG, auth_tag(user))
+        .await
+        .map_err(session_error)?;
     Ok(())
 }
 
 pub async fn log_out(req: &Request) -> Result<(), AppError> {
-    let session = req.extensions().get::<Session>().expect("session middleware is installed");
+    let session = req
+        .extensions()
+        .get::<Session>()
+        .expect("session middleware is installed");
     if let Some(id) = session.id() {
-        req.data::<AppState>().expect("state").auth.forget_session(&id.to_string());
+        req.data::<AppState>()
+            .expect("state")
+            .auth
+            .forget_session(&id.to_string());
     }
     session.flush().await.map_err(session_error)
 }
@@ -212,7 +255,10 @@ impl<'a> FromRequest<'a> for CurrentUser {
         match current_user(req).await? {
             Some(user) => {
                 // Every page, fragment and held poll of a logged-in user counts as presence.
-                req.data::<AppState>().expect("state").presence.seen(user.id);
+                req.data::<AppState>()
+                    .expect("state")
+                    .presence
+                    .seen(user.id);
                 Ok(user)
             }
             None => Err(AppError::LoginRequired {

@@ -182,7 +182,8 @@ on_both_engines! {
 }
 
 async fn session_cookie(c: &Client) -> String {
-    c.cookie("parley_session").expect("a session cookie in the jar")
+    c.cookie("parley_session")
+        .expect("a session cookie in the jar")
 }
 
 #[tokio::test]
@@ -195,14 +196,21 @@ async fn createsuperuser_makes_a_staff_account_from_the_environment() {
         .env("PARLEY_SUPERUSER_PASSWORD", PASSWORD)
         .output()
         .expect("run parley createsuperuser");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let again = std::process::Command::new(env!("CARGO_BIN_EXE_parley"))
         .args(["createsuperuser", "--username", "ROOT_ADMIN"])
         .env("DATABASE_URL", &url)
         .env("PARLEY_SUPERUSER_PASSWORD", PASSWORD)
         .output()
         .unwrap();
-    assert!(!again.status.success(), "a second user with the same name is refused");
+    assert!(
+        !again.status.success(),
+        "a second user with the same name is refused"
+    );
     assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
     let weak = std::process::Command::new(env!("CARGO_BIN_EXE_parley"))
         .args(["createsuperuser", "--username", "other"])
@@ -216,5 +224,8 @@ async fn createsuperuser_makes_a_staff_account_from_the_environment() {
     let mut c = app.client().await;
     assert_eq!(c.login("root_admin", PASSWORD).await.status, 303);
     let home = c.get("/").await;
-    assert!(home.body.contains("href=\"/admin/\""), "staff see the admin link");
+    assert!(
+        home.body.contains("href=\"/admin/\""),
+        "staff see the admin link"
+    );
 }

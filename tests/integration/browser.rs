@@ -29,18 +29,33 @@ impl Drop for Driver {
 
 fn find_chromedriver() -> Option<String> {
     let path = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".to_owned());
-    Command::new(&path).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().ok()?.success().then_some(path)
+    Command::new(&path)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .ok()?
+        .success()
+        .then_some(path)
 }
 
 async fn driver() -> Option<Driver> {
     let Some(path) = find_chromedriver() else {
         if std::env::var("PARLEY_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
-            panic!("PARLEY_REQUIRE_BROWSER=1 but chromedriver is missing: apt-get install chromium chromium-driver");
+            panic!(
+                "PARLEY_REQUIRE_BROWSER=1 but chromedriver is missing: apt-get install chromium chromium-driver"
+            );
         }
-        eprintln!("\n*** SKIPPED browser test: chromedriver not found (apt-get install chromium chromium-driver) ***\n");
+        eprintln!(
+            "\n*** SKIPPED browser test: chromedriver not found (apt-get install chromium chromium-driver) ***\n"
+        );
         return None;
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let process = Command::new(path)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
@@ -48,11 +63,17 @@ async fn driver() -> Option<Driver> {
         .spawn()
         .expect("start chromedriver");
     let deadline = Instant::now() + Duration::from_secs(15);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
         assert!(Instant::now() < deadline, "chromedriver did not start");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Some(Driver { process, url: format!("http://127.0.0.1:{port}") })
+    Some(Driver {
+        process,
+        url: format!("http://127.0.0.1:{port}"),
+    })
 }
 
 async fn browser(driver: &Driver, javascript: bool, width: u32) -> Client {
@@ -72,7 +93,11 @@ async fn browser(driver: &Driver, javascript: bool, width: u32) -> Client {
     let mut caps = serde_json::Map::new();
     caps.insert("goog:chromeOptions".into(), options);
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    ClientBuilder::new(connector).capabilities(caps).connect(&driver.url).await.expect("a Chromium session")
+    ClientBuilder::new(connector)
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a Chromium session")
 }
 
 async fn screenshot(c: &Client, name: &str) {
@@ -101,7 +126,10 @@ async fn wait_for_text(c: &Client, css: &str, text: &str) {
 }
 
 async fn fill(c: &Client, css: &str, text: &str) {
-    let el = c.find(Locator::Css(css)).await.unwrap_or_else(|_| panic!("{css} on the page"));
+    let el = c
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|_| panic!("{css} on the page"));
     el.clear().await.ok();
     el.send_keys(text).await.unwrap();
 }
@@ -110,7 +138,12 @@ async fn register(c: &Client, base: &str, name: &str) {
     c.goto(&format!("{base}/register")).await.unwrap();
     fill(c, "#username", name).await;
     fill(c, "#password", PASSWORD).await;
-    c.find(Locator::Css("form button[type=submit]")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_for_text(c, ".me", name).await;
 }
 
@@ -132,9 +165,17 @@ async fn two_people_see_each_others_messages_live() {
 
     // Alice opens a room with the sidebar form; Bob follows the link in his room list.
     fill(&alice, "#new-room-name", "general").await;
-    alice.find(Locator::Css(".new-room button")).await.unwrap().click().await.unwrap();
+    alice
+        .find(Locator::Css(".new-room button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_for_text(&alice, "#conversation-title", "#general").await;
-    bob.goto(&format!("{}/rooms/general", app.base)).await.unwrap();
+    bob.goto(&format!("{}/rooms/general", app.base))
+        .await
+        .unwrap();
     wait_for_text(&bob, "#conversation-title", "#general").await;
 
     // Enter sends; the composer clears and keeps focus; Bob sees it without reloading.
@@ -142,21 +183,46 @@ async fn two_people_see_each_others_messages_live() {
     wait_for_text(&bob, "#messages", "Hello Bob, this is live!").await;
     wait_for_text(&alice, "#messages", "Hello Bob, this is live!").await;
     let composer = alice.find(Locator::Css("#composer-body")).await.unwrap();
-    assert_eq!(composer.prop("value").await.unwrap().unwrap_or_default(), "", "the composer clears");
+    assert_eq!(
+        composer.prop("value").await.unwrap().unwrap_or_default(),
+        "",
+        "the composer clears"
+    );
     let focused = alice.active_element().await.unwrap();
-    assert_eq!(focused.attr("id").await.unwrap().as_deref(), Some("composer-body"), "focus stays in the composer");
+    assert_eq!(
+        focused.attr("id").await.unwrap().as_deref(),
+        Some("composer-body"),
+        "focus stays in the composer"
+    );
     assert_eq!(path(&bob).await, "/rooms/general", "no navigation happened");
 
     // Shift+Enter makes a new line rather than sending (in WebDriver, Shift stays down until NULL).
-    fill(&bob, "#composer-body", "line one\u{E008}\u{E007}\u{E000}line two\u{E007}").await;
+    fill(
+        &bob,
+        "#composer-body",
+        "line one\u{E008}\u{E007}\u{E000}line two\u{E007}",
+    )
+    .await;
     wait_for_text(&alice, "#messages", "line two").await;
-    let html = alice.find(Locator::Css("#messages")).await.unwrap().html(true).await.unwrap();
+    let html = alice
+        .find(Locator::Css("#messages"))
+        .await
+        .unwrap()
+        .html(true)
+        .await
+        .unwrap();
     assert!(html.contains("line one<br>line two"), "{html}");
     screenshot(&alice, "room").await;
 
     // A private conversation, opened from the people list.
     alice.goto(&format!("{}/", app.base)).await.unwrap();
-    alice.find(Locator::Css("#people-list a[href='/dm/bob']")).await.unwrap().click().await.unwrap();
+    alice
+        .find(Locator::Css("#people-list a[href='/dm/bob']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_for_text(&alice, "#conversation-title", "bob").await;
     bob.goto(&format!("{}/dm/alice", app.base)).await.unwrap();
     wait_for_text(&bob, "#conversation-title", "alice").await;
@@ -167,8 +233,18 @@ async fn two_people_see_each_others_messages_live() {
     // Phone width: one pane at a time, with a way back.
     bob.set_window_size(390, 844).await.unwrap();
     let back = bob.find(Locator::Css(".back")).await.unwrap();
-    assert!(back.is_displayed().await.unwrap(), "a way back at phone width");
-    assert!(!bob.find(Locator::Css("#sidebar")).await.unwrap().is_displayed().await.unwrap());
+    assert!(
+        back.is_displayed().await.unwrap(),
+        "a way back at phone width"
+    );
+    assert!(
+        !bob.find(Locator::Css("#sidebar"))
+            .await
+            .unwrap()
+            .is_displayed()
+            .await
+            .unwrap()
+    );
     screenshot(&bob, "direct-phone").await;
 
     alice.close().await.ok();
@@ -183,14 +259,29 @@ async fn everything_works_with_javascript_disabled() {
     let c = browser(&driver, false, 1280).await;
     register(&c, &app.base, "nojs").await;
     fill(&c, "#new-room-name", "plain").await;
-    c.find(Locator::Css(".new-room button")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css(".new-room button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_for_text(&c, "#conversation-title", "#plain").await;
     fill(&c, "#composer-body", "sent by a plain form").await;
-    c.find(Locator::Css("#composer button[type=submit]")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("#composer button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_for_text(&c, "#messages", "sent by a plain form").await;
     assert_eq!(path(&c).await, "/rooms/plain");
     // An empty message comes back with an error, nothing stored.
-    c.find(Locator::Css("#composer button[type=submit]")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("#composer button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     screenshot(&c, "nojs-room").await;
     c.close().await.ok();
     assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 1);

@@ -146,5 +146,8 @@ async fn held_polls_are_answered_at_shutdown() {
         app.shut_down().await;
     });
     assert_eq!(page.status, 204);
-    assert!(started.elapsed() < Duration::from_millis(1800), "answered at shutdown, before the 2 s hold");
+    assert!(
+        started.elapsed() < Duration::from_millis(1800),
+        "answered at shutdown, before the 2 s hold"
+    );
 }

@@ -19,7 +19,11 @@ struct Server {
 
 impl Server {
     async fn start(database_url: &str) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = Command::new(env!("CARGO_BIN_EXE_parley"))
             .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
             .env("DATABASE_URL", database_url)
@@ -37,7 +41,10 @@ impl Server {
                     break;
                 }
             }
-            assert!(Instant::now() < deadline, "parley did not come up at {base}");
+            assert!(
+                Instant::now() < deadline,
+                "parley did not come up at {base}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Server { child, base }
@@ -59,7 +66,11 @@ impl Drop for Server {
 
 async fn logged_in(base: &str, name: &str, register: bool) -> Client {
     let mut c = Client::new(base).await;
-    let page = if register { c.register(name, PASSWORD).await } else { c.login(name, PASSWORD).await };
+    let page = if register {
+        c.register(name, PASSWORD).await
+    } else {
+        c.login(name, PASSWORD).await
+    };
     assert_eq!(page.status, 303, "{name}: {}", page.body);
     c
 }
@@ -85,11 +96,19 @@ async fn a_message_sent_through_one_server_reaches_a_listener_on_another() {
     });
     assert_eq!(poll.message_ids(), vec![1]);
     assert!(poll.body.contains("across servers"));
-    assert!(started.elapsed() < Duration::from_millis(2500), "woken by NOTIFY, not by the hold ending");
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "woken by NOTIFY, not by the hold ending"
+    );
 
     // A session made on one server is good on the other (sessions live in the database).
     let cookie = alice.cookie("parley_session").unwrap();
-    let resp = reqwest::Client::new().get(format!("{}/", b.base)).header("cookie", format!("parley_session={cookie}")).send().await.unwrap();
+    let resp = reqwest::Client::new()
+        .get(format!("{}/", b.base))
+        .header("cookie", format!("parley_session={cookie}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
 
     // Private stays private across servers.
@@ -102,9 +121,18 @@ async fn a_message_sent_through_one_server_reaches_a_listener_on_another() {
 
     // Presence and unread counts come from the database, so the other server sees them.
     let home = bob.get("/").await;
-    assert!(home.body.contains("<span class=\"name\">alice</span><span class=\"badge\">1<"), "bob's unread DM, counted on B");
+    assert!(
+        home.body
+            .contains("<span class=\"name\">alice</span><span class=\"badge\">1<"),
+        "bob's unread DM, counted on B"
+    );
     let people = bob.get_htmx("/people").await;
-    let alice_row = people.body.split("<li").find(|li| li.contains(">alice<")).unwrap().to_owned();
+    let alice_row = people
+        .body
+        .split("<li")
+        .find(|li| li.contains(">alice<"))
+        .unwrap()
+        .to_owned();
     assert!(alice_row.contains("data-online=\"true\""));
 }
 
@@ -119,7 +147,10 @@ async fn concurrent_senders_on_two_servers_give_every_listener_every_message_in_
         c.post("/rooms", &[("name", "busy")]).await;
         senders.push(c);
     }
-    let listeners = [logged_in(&a.base, "listener_a", true).await, logged_in(&b.base, "listener_b", true).await];
+    let listeners = [
+        logged_in(&a.base, "listener_a", true).await,
+        logged_in(&b.base, "listener_b", true).await,
+    ];
     const EACH: usize = 20;
     let total = senders.len() * EACH;
     async fn listen(c: &Client, total: usize) -> Vec<i64> {
@@ -129,22 +160,36 @@ async fn concurrent_senders_on_two_servers_give_every_listener_every_message_in_
             let deadline = Instant::now() + Duration::from_secs(60);
             while seen.len() < total && Instant::now() < deadline {
                 let page = c.poll("/rooms/busy", cursor).await;
-                if page.status != 200 { continue; }
+                if page.status != 200 {
+                    continue;
+                }
                 let ids = page.message_ids();
-                assert_eq!(ids.first().copied(), Some(cursor + 1), "no gap after {cursor}: {ids:?}");
-                assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "in order: {ids:?}");
+                assert_eq!(
+                    ids.first().copied(),
+                    Some(cursor + 1),
+                    "no gap after {cursor}: {ids:?}"
+                );
+                assert!(
+                    ids.windows(2).all(|w| w[1] == w[0] + 1),
+                    "in order: {ids:?}"
+                );
                 cursor = *ids.last().unwrap();
                 seen.extend(ids);
             }
             seen
         }
     }
-    let send = futures_util::future::join_all(senders.iter().enumerate().map(|(s, c)| async move {
-        for i in 0..EACH {
-            c.say("/rooms/busy", &format!("s{s} m{i}")).await;
-        }
-    }));
-    let (la, lb, _) = tokio::join!(listen(&listeners[0], total), listen(&listeners[1], total), send);
+    let send =
+        futures_util::future::join_all(senders.iter().enumerate().map(|(s, c)| async move {
+            for i in 0..EACH {
+                c.say("/rooms/busy", &format!("s{s} m{i}")).await;
+            }
+        }));
+    let (la, lb, _) = tokio::join!(
+        listen(&listeners[0], total),
+        listen(&listeners[1], total),
+        send
+    );
     let expected: Vec<i64> = (1..=total as i64).collect();
     assert_eq!(la, expected);
     assert_eq!(lb, expected);
@@ -175,11 +220,18 @@ async fn restarting_one_server_loses_nothing() {
 
 #[tokio::test]
 async fn a_database_that_is_down_at_start_is_a_clear_error() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let started = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_parley"))
         .args(["serve", "--addr", "127.0.0.1:0"])
-        .env("DATABASE_URL", format!("postgres://postgres@127.0.0.1:{port}/parley"))
+        .env(
+            "DATABASE_URL",
+            format!("postgres://postgres@127.0.0.1:{port}/parley"),
+        )
         .output()
         .expect("run parley");
     assert!(!out.status.success());
@@ -212,7 +264,9 @@ impl Proxy {
                 let upstream = upstream.clone();
                 let mut cut_signal = g.subscribe();
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(upstream).await else { return };
+                    let Ok(mut outbound) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
                         _ = cut_signal.changed() => {}
@@ -220,7 +274,11 @@ impl Proxy {
                 });
             }
         });
-        Proxy { port, cut, generation }
+        Proxy {
+            port,
+            cut,
+            generation,
+        }
     }
 
     fn cut(&self) {
@@ -239,7 +297,11 @@ async fn a_database_that_goes_away_gives_503_and_the_server_recovers_by_itself()
     let rest = url.split_once("://").unwrap().1;
     let (auth_host, db_name) = rest.split_once('/').unwrap();
     let (user, host) = auth_host.split_once('@').unwrap_or(("postgres", auth_host));
-    let host = if host.contains(':') { host.to_owned() } else { format!("{host}:5432") };
+    let host = if host.contains(':') {
+        host.to_owned()
+    } else {
+        format!("{host}:5432")
+    };
     let proxy = Proxy::start(host).await;
     let via_proxy = format!("postgres://{user}@127.0.0.1:{}/{db_name}", proxy.port);
 
@@ -261,12 +323,21 @@ async fn a_database_that_goes_away_gives_503_and_the_server_recovers_by_itself()
 
     proxy.restore();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::get(format!("{}/healthz", a.base)).await.map(|r| r.status().as_u16()).unwrap_or(0) != 200 {
+    while reqwest::get(format!("{}/healthz", a.base))
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+        != 200
+    {
         assert!(Instant::now() < deadline, "A did not recover");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let page = alice.poll("/rooms/general", 1).await;
-    assert_eq!(page.message_ids(), vec![2], "what was sent during the outage is delivered");
+    assert_eq!(
+        page.message_ids(),
+        vec![2],
+        "what was sent during the outage is delivered"
+    );
     // And live delivery across servers works again once A's listener has reconnected.
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut n = 2;
@@ -279,6 +350,9 @@ async fn a_database_that_goes_away_gives_503_and_the_server_recovers_by_itself()
         if poll.message_ids().first() == Some(&n) && poll.status == 200 {
             break;
         }
-        assert!(Instant::now() < deadline, "cross-server delivery did not come back");
+        assert!(
+            Instant::now() < deadline,
+            "cross-server delivery did not come back"
+        );
     }
 }

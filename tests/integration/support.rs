@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use parley::db::Db;
 use parley::Settings;
+use parley::db::Db;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use reqwest::header::HeaderMap;
 use tokio::sync::oneshot;
@@ -56,16 +56,21 @@ pub struct TestApp {
 pub async fn postgres_url() -> Option<String> {
     let url = std::env::var("PARLEY_TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let reachable = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(pg_host_port(&url)))
-        .await
-        .is_ok_and(|c| c.is_ok());
+    let reachable = tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio::net::TcpStream::connect(pg_host_port(&url)),
+    )
+    .await
+    .is_ok_and(|c| c.is_ok());
     if reachable {
         return Some(url);
     }
     if std::env::var_os("PARLEY_TEST_REQUIRE_POSTGRES").is_some() {
         panic!("PARLEY_TEST_REQUIRE_POSTGRES is set but no PostgreSQL answers at {url}");
     }
-    eprintln!("\n*** SKIPPED on PostgreSQL: none reachable at {url} (set PARLEY_TEST_DATABASE_URL) ***\n");
+    eprintln!(
+        "\n*** SKIPPED on PostgreSQL: none reachable at {url} (set PARLEY_TEST_DATABASE_URL) ***\n"
+    );
     None
 }
 
@@ -73,7 +78,11 @@ fn pg_host_port(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let rest = rest.split_once('@').map_or(rest, |(_, r)| r);
     let host = rest.split(['/', '?']).next().unwrap_or("127.0.0.1:5432");
-    if host.contains(':') { host.to_owned() } else { format!("{host}:5432") }
+    if host.contains(':') {
+        host.to_owned()
+    } else {
+        format!("{host}:5432")
+    }
 }
 
 /// A fresh, empty PostgreSQL database; returns (its URL, (admin URL, name)) for dropping it later.
@@ -81,11 +90,27 @@ pub async fn fresh_postgres_database(admin_url: &str) -> (String, (String, Strin
     use sqlx::Connection;
     static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let name = format!("parley_test_{}_{}_{}", std::process::id(), n, parley::now_ms() % 1_000_000);
-    let mut conn = sqlx::PgConnection::connect(admin_url).await.expect("connect to the test PostgreSQL");
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create a test database");
-    let (prefix, _) = admin_url.rsplit_once('/').expect("a database URL has a path");
-    let prefix = if prefix.ends_with('/') || prefix.ends_with(':') { admin_url.to_owned() } else { prefix.to_owned() };
+    let name = format!(
+        "parley_test_{}_{}_{}",
+        std::process::id(),
+        n,
+        parley::now_ms() % 1_000_000
+    );
+    let mut conn = sqlx::PgConnection::connect(admin_url)
+        .await
+        .expect("connect to the test PostgreSQL");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create a test database");
+    let (prefix, _) = admin_url
+        .rsplit_once('/')
+        .expect("a database URL has a path");
+    let prefix = if prefix.ends_with('/') || prefix.ends_with(':') {
+        admin_url.to_owned()
+    } else {
+        prefix.to_owned()
+    };
     (format!("{prefix}/{name}"), (admin_url.to_owned(), name))
 }
 
@@ -116,8 +141,13 @@ impl TestApp {
     pub async fn start_on(database_url: String) -> Self {
         let settings = Self::settings(&database_url);
         let db = Db::connect(&settings).await.expect("database opens");
-        let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.expect("bind a port");
-        let addr: SocketAddr = *acceptor.local_addr()[0].as_socket_addr().expect("tcp address");
+        let acceptor = TcpListener::bind("127.0.0.1:0")
+            .into_acceptor()
+            .await
+            .expect("bind a port");
+        let addr: SocketAddr = *acceptor.local_addr()[0]
+            .as_socket_addr()
+            .expect("tcp address");
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             parley::web::run(settings, db, acceptor, async {
@@ -156,11 +186,16 @@ impl TestApp {
 
     pub async fn pool(&self) -> sqlx::AnyPool {
         sqlx::any::install_default_drivers();
-        sqlx::AnyPool::connect(&self.database_url).await.expect("test pool")
+        sqlx::AnyPool::connect(&self.database_url)
+            .await
+            .expect("test pool")
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sql).fetch_one(&self.pool().await).await.expect("count query")
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.pool().await)
+            .await
+            .expect("count query")
     }
 
     pub async fn client(&self) -> Client {
@@ -182,11 +217,17 @@ impl Drop for TestApp {
         if let Some((admin, name)) = self.pg_database.take() {
             // Best effort, on its own thread: Drop cannot await.
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
                 rt.block_on(async {
                     use sqlx::Connection;
                     if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+                        let _ =
+                            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                                .execute(&mut conn)
+                                .await;
                     }
                 });
             })
@@ -242,7 +283,13 @@ impl Client {
             .timeout(Duration::from_secs(30))
             .build()
             .expect("http client");
-        let mut c = Self { http, jar, base: base.to_owned(), csrf: String::new(), name: String::new() };
+        let mut c = Self {
+            http,
+            jar,
+            base: base.to_owned(),
+            csrf: String::new(),
+            name: String::new(),
+        };
         let login = c.get("/login").await;
         c.csrf = csrf_from(&login.body).expect("the login page carries a CSRF token");
         c
@@ -253,22 +300,38 @@ impl Client {
         use reqwest::cookie::CookieStore;
         let header = self.jar.cookies(&self.base.parse().ok()?)?;
         let header = header.to_str().ok()?.to_owned();
-        header.split("; ").find_map(|pair| pair.strip_prefix(&format!("{name}=")).map(str::to_owned))
+        header
+            .split("; ")
+            .find_map(|pair| pair.strip_prefix(&format!("{name}=")).map(str::to_owned))
     }
 
     async fn page(resp: reqwest::Response) -> Page {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = resp.text().await.unwrap_or_default();
-        Page { status, headers, body }
+        Page {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn get(&self, path: &str) -> Page {
-        Self::page(self.http.get(format!("{}{path}", self.base)).send().await.expect("GET")).await
+        Self::page(
+            self.http
+                .get(format!("{}{path}", self.base))
+                .send()
+                .await
+                .expect("GET"),
+        )
+        .await
     }
 
     pub async fn get_htmx(&self, path: &str) -> Page {
-        let req = self.http.get(format!("{}{path}", self.base)).header("HX-Request", "true");
+        let req = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("HX-Request", "true");
         Self::page(req.send().await.expect("GET")).await
     }
 
@@ -299,21 +362,29 @@ impl Client {
     }
 
     pub async fn register(&mut self, name: &str, password: &str) -> Page {
-        self.post("/register", &[("username", name), ("password", password)]).await
+        self.post("/register", &[("username", name), ("password", password)])
+            .await
     }
 
     pub async fn login(&mut self, name: &str, password: &str) -> Page {
-        self.post("/login", &[("username", name), ("password", password)]).await
+        self.post("/login", &[("username", name), ("password", password)])
+            .await
     }
 
     /// Sends a message as htmx does and returns its id (cursor).
     pub async fn say(&self, conversation: &str, body: &str) -> i64 {
-        let page = self.post_htmx(&format!("{conversation}/messages"), &[("body", body)]).await;
+        let page = self
+            .post_htmx(&format!("{conversation}/messages"), &[("body", body)])
+            .await;
         assert_eq!(page.status, 200, "send to {conversation}: {}", page.body);
-        *page.message_ids().first().expect("the answer is the stored message")
+        *page
+            .message_ids()
+            .first()
+            .expect("the answer is the stored message")
     }
 
     pub async fn poll(&self, conversation: &str, after: i64) -> Page {
-        self.get(&format!("{conversation}/messages?after={after}")).await
+        self.get(&format!("{conversation}/messages?after={after}"))
+            .await
     }
 }

@@ -75,17 +75,24 @@ pub async fn home_response(
     Ok(resp)
 }
 
-/// Both lists, for the live refresh and the search box.
-#[handler]
-async fn sidebar(
-    Data(app): Data<&AppState>,
-    ctx: Ctx,
-    Query(search): Query<Search>,
+/// Which list a fragment request wants.
+enum List {
+    Both,
+    People,
+    Rooms,
+}
+
+/// A list as an htmx fragment; without htmx, the home page filtered by the same search.
+async fn list_response(
+    app: &AppState,
+    ctx: &Ctx,
+    search: &Search,
+    which: List,
 ) -> Result<Response, AppError> {
     if !ctx.htmx {
-        return home_response(app, &ctx, search.query(), None).await;
+        return home_response(app, ctx, search.query(), None).await;
     }
-    let (rooms, people) = sidebar_data(app, &ctx, search.query()).await?;
+    let (rooms, people) = sidebar_data(app, ctx, search.query()).await?;
     let current = if search.current.starts_with('/') {
         search.current.as_str()
     } else {
@@ -99,7 +106,22 @@ async fn sidebar(
         query: search.query(),
         current,
     };
-    Ok(chat::sidebar_lists(&side).into_response())
+    let markup = match which {
+        List::Both => chat::sidebar_lists(&side),
+        List::People => chat::people_list(&side),
+        List::Rooms => chat::room_list(&side),
+    };
+    Ok(markup.into_response())
+}
+
+/// Both lists, for the live refresh and the search box.
+#[handler]
+async fn sidebar(
+    Data(app): Data<&AppState>,
+    ctx: Ctx,
+    Query(search): Query<Search>,
+) -> Result<Response, AppError> {
+    list_response(app, &ctx, &search, List::Both).await
 }
 
 #[handler]
@@ -108,19 +130,7 @@ pub async fn people_list(
     ctx: Ctx,
     Query(search): Query<Search>,
 ) -> Result<Response, AppError> {
-    if !ctx.htmx {
-        return home_response(app, &ctx, search.query(), None).await;
-    }
-    let (rooms, people) = sidebar_data(app, &ctx, search.query()).await?;
-    let side = Sidebar {
-        me: &ctx.user.username,
-        rooms: &rooms,
-        people: &people,
-        now_ms: crate::now_ms(),
-        query: search.query(),
-        current: "",
-    };
-    Ok(chat::people_list(&side).into_response())
+    list_response(app, &ctx, &search, List::People).await
 }
 
 #[handler]
@@ -129,17 +139,5 @@ pub async fn room_list(
     ctx: Ctx,
     Query(search): Query<Search>,
 ) -> Result<Response, AppError> {
-    if !ctx.htmx {
-        return home_response(app, &ctx, search.query(), None).await;
-    }
-    let (rooms, people) = sidebar_data(app, &ctx, search.query()).await?;
-    let side = Sidebar {
-        me: &ctx.user.username,
-        rooms: &rooms,
-        people: &people,
-        now_ms: crate::now_ms(),
-        query: search.query(),
-        current: "",
-    };
-    Ok(chat::room_list(&side).into_response())
+    list_response(app, &ctx, &search, List::Rooms).await
 }

@@ -286,3 +286,42 @@ async fn everything_works_with_javascript_disabled() {
     c.close().await.ok();
     assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrolling_up_loads_older_messages() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(driver) = driver().await else { return };
+    let app = TestApp::sqlite().await;
+    let writer = app.user("writer").await;
+    writer.post("/rooms", &[("name", "history")]).await;
+    for i in 1..=120 {
+        writer.say("/rooms/history", &format!("message number {i}")).await;
+    }
+    let c = browser(&driver, true, 1280).await;
+    register(&c, &app.base, "reader").await;
+    c.goto(&format!("{}/rooms/history", app.base)).await.unwrap();
+    wait_for_text(&c, "#messages", "message number 120").await;
+    // The newest are in view; scrolling to the top pulls in older pages until the first.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        c.execute("document.getElementById('scroller').scrollTop = -1e9; return null;", vec![]).await.unwrap();
+        let count = c.find_all(Locator::Css("#messages [data-message-id]")).await.unwrap().len();
+        if count == 120 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "only {count} of 120 messages loaded");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let ids: Vec<i64> = {
+        let mut ids = Vec::new();
+        for el in c.find_all(Locator::Css("#messages [data-message-id]")).await.unwrap() {
+            ids.push(el.attr("data-message-id").await.unwrap().unwrap().parse().unwrap());
+        }
+        ids
+    };
+    assert_eq!(ids, (1..=120).collect::<Vec<_>>(), "in order, none twice");
+    // Still live after paging back.
+    writer.say("/rooms/history", "and a new one").await;
+    wait_for_text(&c, "#messages", "and a new one").await;
+    c.close().await.ok();
+}

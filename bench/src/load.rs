@@ -1,0 +1,496 @@
+//! Listeners holding long-polls, senders posting on a schedule, and the bookkeeping that turns
+//! their timestamps into delivery latency, losses, duplicates and bytes per delivery.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+
+use crate::bail;
+use crate::browser::Session;
+use crate::http::{Conn, Result, Target, build_request, source_ip};
+use crate::messages;
+use crate::server::Server;
+
+/// The server holds a poll at most 30 s; anything longer is a hung server.
+const POLL_LIMIT: Duration = Duration::from_secs(40);
+const SEND_LIMIT: Duration = Duration::from_secs(15);
+/// Connections opened at once while setting up listeners: enough to be quick, few enough not to
+/// overflow the server's accept backlog (a dropped SYN costs a 1 s retransmit).
+const CONNECT_CONCURRENCY: usize = 128;
+/// A server answering 200 with no message in it this many times in a row is spinning the client.
+const MAX_EMPTY_ANSWERS: u32 = 50;
+
+/// Counters every listener updates, read by the controller while the load runs.
+pub struct Shared {
+    pub epoch: Instant,
+    /// First-time deliveries of bench messages, over all listeners.
+    pub delivered: AtomicU64,
+    /// Listeners connected; each writes its first poll right after connecting.
+    pub armed: AtomicUsize,
+    /// Polls written and not answered yet: the polls the server is holding.
+    pub pending: AtomicUsize,
+    /// Listeners that stopped on an error.
+    pub failed: AtomicUsize,
+}
+
+impl Shared {
+    pub fn now_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+}
+
+/// What one listener saw.
+#[derive(Default)]
+pub struct ListenerOutcome {
+    pub room: usize,
+    /// (send number, receive time in µs since the epoch).
+    pub deliveries: Vec<(u32, u64)>,
+    pub duplicates: u64,
+    pub out_of_order: u64,
+    pub foreign: u64,
+    pub bytes: u64,
+    pub no_content: u64,
+    pub error: Option<String>,
+}
+
+struct ListenerSpec {
+    target: Target,
+    source: std::net::IpAddr,
+    room_index: usize,
+    room: String,
+    cookie: Arc<str>,
+    cursor: i64,
+    sends: usize,
+}
+
+async fn listen(
+    spec: ListenerSpec,
+    shared: Arc<Shared>,
+    gate: Arc<Semaphore>,
+    mut stop: watch::Receiver<bool>,
+) -> ListenerOutcome {
+    let mut out = ListenerOutcome {
+        room: spec.room_index,
+        ..Default::default()
+    };
+    let mut conn = Conn::new(spec.target.addr, Some(spec.source));
+    {
+        let Ok(_permit) = gate.acquire().await else {
+            return out;
+        };
+        if let Err(e) = conn.connect().await {
+            out.error = Some(e.0);
+            shared.failed.fetch_add(1, Ordering::Relaxed);
+            return out;
+        }
+    }
+    shared.armed.fetch_add(1, Ordering::Relaxed);
+
+    let mut seen = vec![false; spec.sends];
+    let mut last_id = spec.cursor;
+    let mut empty_in_a_row = 0;
+    // Bounded: every message is delivered at most once per poll, and idle polls end after 30 s.
+    let max_polls = spec.sends as u64 * 4 + 10_000;
+    let mut polls = 0;
+    while polls < max_polls && !*stop.borrow() {
+        let path = format!("/rooms/{}/messages?after={last_id}", spec.room);
+        let req = build_request("GET", &path, &spec.target, &spec.cookie, true, None);
+        polls += 1;
+        shared.pending.fetch_add(1, Ordering::Relaxed);
+        let res = tokio::select! {
+            biased;
+            _ = stop.changed() => {
+                shared.pending.fetch_sub(1, Ordering::Relaxed);
+                break;
+            }
+            r = conn.request(&req, POLL_LIMIT) => r,
+        };
+        shared.pending.fetch_sub(1, Ordering::Relaxed);
+        // The moment the listener has the message: the whole response is read.
+        let now = shared.now_us();
+        let resp = match res {
+            Ok(r) => r,
+            Err(e) => {
+                out.error = Some(format!("long-poll {path}: {e}"));
+                break;
+            }
+        };
+        match resp.status {
+            200 => {
+                let found = messages::parse(&resp.body);
+                if found.is_empty() {
+                    empty_in_a_row += 1;
+                    if empty_in_a_row >= MAX_EMPTY_ANSWERS {
+                        out.error = Some(format!(
+                            "long-poll {path} answered 200 without any data-message-id {MAX_EMPTY_ANSWERS} times in a row: {}",
+                            resp.snippet()
+                        ));
+                        break;
+                    }
+                    continue;
+                }
+                empty_in_a_row = 0;
+                for f in found {
+                    match f.seq {
+                        Some(s) if (s as usize) < spec.sends => {
+                            if seen[s as usize] {
+                                out.duplicates += 1;
+                            } else {
+                                seen[s as usize] = true;
+                                if f.id <= last_id {
+                                    out.out_of_order += 1;
+                                }
+                                out.deliveries.push((s, now));
+                                shared.delivered.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        _ => out.foreign += 1,
+                    }
+                    last_id = last_id.max(f.id);
+                }
+            }
+            204 => out.no_content += 1,
+            s => {
+                out.error = Some(format!("long-poll {path} answered {s}: {}", resp.snippet()));
+                break;
+            }
+        }
+    }
+    out.bytes = conn.bytes_read + conn.bytes_written;
+    if out.error.is_some() {
+        shared.failed.fetch_add(1, Ordering::Relaxed);
+    }
+    out
+}
+
+/// When each send started and whether it was acknowledged.
+pub struct SendLog {
+    pub start_us: Vec<AtomicU64>,
+    pub acked: Vec<AtomicBool>,
+    /// The id in the POST's answer fragment, when it carries one (0 otherwise).
+    pub ids: Vec<AtomicI64>,
+    pub errors: std::sync::Mutex<Vec<String>>,
+    /// From the first send's start to the last send's answer.
+    pub elapsed: std::sync::Mutex<Duration>,
+}
+
+impl SendLog {
+    pub fn new(n: usize) -> Self {
+        SendLog {
+            start_us: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            acked: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            ids: (0..n).map(|_| AtomicI64::new(0)).collect(),
+            errors: std::sync::Mutex::new(Vec::new()),
+            elapsed: std::sync::Mutex::new(Duration::ZERO),
+        }
+    }
+
+    pub fn acked_count(&self) -> usize {
+        self.acked
+            .iter()
+            .filter(|a| a.load(Ordering::Relaxed))
+            .count()
+    }
+
+    pub fn error_list(&self) -> Vec<String> {
+        self.errors.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+
+    fn error(&self, e: String) {
+        if let Ok(mut errors) = self.errors.lock() {
+            errors.push(e);
+        }
+    }
+}
+
+/// POST /rooms/{room}/messages as htmx does; Ok on 2xx.
+pub async fn send_one(
+    conn: &mut Conn,
+    target: &Target,
+    session: &Session,
+    room: &str,
+    run: &str,
+    seq: u32,
+) -> Result<Option<i64>> {
+    let body = messages::body(seq);
+    let key = messages::client_key(run, seq);
+    let fields = [
+        ("body", body.as_str()),
+        ("client_key", key.as_str()),
+        ("csrf_token", &session.csrf),
+    ];
+    let path = format!("/rooms/{room}/messages");
+    let req = build_request("POST", &path, target, &session.cookie, true, Some(&fields));
+    let resp = conn
+        .request(&req, SEND_LIMIT)
+        .await
+        .map_err(|e| format!("POST {path}: {e}"))?;
+    if !(200..300).contains(&resp.status) {
+        bail!("POST {path} answered {}: {}", resp.status, resp.snippet());
+    }
+    Ok(messages::parse(&resp.body).first().map(|f| f.id))
+}
+
+/// Listeners spread over rooms, holding polls until stopped.
+pub struct Load {
+    pub shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+    handles: Vec<JoinHandle<ListenerOutcome>>,
+    pub rooms: Vec<String>,
+    listeners_in_room: Vec<usize>,
+    pub sends: usize,
+}
+
+pub struct LoadSpec<'a> {
+    pub target: &'a Target,
+    /// Listener `i` listens in room `i % rooms.len()` as user `i % sessions.len()`.
+    pub rooms: Vec<String>,
+    pub sessions: &'a [Session],
+    pub listeners: usize,
+    /// Number of sends that will be made; send `s` goes to room `s % rooms.len()`.
+    pub sends: usize,
+    pub source_ips: usize,
+    /// Each room's cursor when the listeners start.
+    pub cursors: Vec<i64>,
+}
+
+impl Load {
+    /// Starts the listeners and returns once every one has its first poll on the wire and the
+    /// server has accepted their connections (seen in its /proc fd table), so that what follows
+    /// measures held polls and not connection set-up.
+    pub async fn start(spec: LoadSpec<'_>, server: &Server) -> Result<Load> {
+        let shared = Arc::new(Shared {
+            epoch: Instant::now(),
+            delivered: AtomicU64::new(0),
+            armed: AtomicUsize::new(0),
+            pending: AtomicUsize::new(0),
+            failed: AtomicUsize::new(0),
+        });
+        let (stop, stop_rx) = watch::channel(false);
+        let gate = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
+        let mut listeners_in_room = vec![0; spec.rooms.len()];
+        let mut handles = Vec::with_capacity(spec.listeners);
+        for i in 0..spec.listeners {
+            let room_index = i % spec.rooms.len();
+            listeners_in_room[room_index] += 1;
+            let listener = ListenerSpec {
+                target: spec.target.clone(),
+                source: source_ip(i, spec.source_ips),
+                room_index,
+                room: spec.rooms[room_index].clone(),
+                cookie: spec.sessions[i % spec.sessions.len()].cookie.clone(),
+                cursor: spec.cursors[room_index],
+                sends: spec.sends,
+            };
+            handles.push(tokio::spawn(listen(
+                listener,
+                shared.clone(),
+                gate.clone(),
+                stop_rx.clone(),
+            )));
+        }
+        let load = Load {
+            shared,
+            stop,
+            handles,
+            rooms: spec.rooms,
+            listeners_in_room,
+            sends: spec.sends,
+        };
+
+        let deadline = Instant::now()
+            + Duration::from_secs(60)
+            + Duration::from_millis(spec.listeners as u64 * 2);
+        loop {
+            let armed = load.shared.armed.load(Ordering::Relaxed);
+            let failed = load.shared.failed.load(Ordering::Relaxed);
+            if failed > 0 {
+                let first = load
+                    .finish_now()
+                    .await
+                    .into_iter()
+                    .find_map(|o| o.error)
+                    .unwrap_or_default();
+                bail!("{failed} listener(s) failed while connecting; first error: {first}");
+            }
+            // Idle keep-alive connections left from registration count too: hence the settle
+            // time below.
+            let drained = server.drained_connections();
+            if armed == spec.listeners && drained.is_none_or(|d| d >= spec.listeners) {
+                break;
+            }
+            if Instant::now() > deadline {
+                load.finish_now().await;
+                bail!(
+                    "listeners not set up in time: {armed}/{} connected, the server has read {} requests",
+                    spec.listeners,
+                    drained.map_or("?".to_owned(), |d| d.to_string())
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Read is not yet parked: give the server a moment to register every poll.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Ok(load)
+    }
+
+    async fn finish_now(self) -> Vec<ListenerOutcome> {
+        let _ = self.stop.send(true);
+        let mut out = Vec::new();
+        for h in self.handles {
+            if let Ok(o) = h.await {
+                out.push(o);
+            }
+        }
+        out
+    }
+
+    /// Sends `self.sends` messages at `rate` per second over `conns` keep-alive connections:
+    /// send `s` starts at `s / rate` seconds (or at once when the sender is behind).
+    pub async fn send(
+        &self,
+        target: &Target,
+        session: &Session,
+        run: &str,
+        rate: f64,
+        conns: usize,
+    ) -> Arc<SendLog> {
+        let log = Arc::new(SendLog::new(self.sends));
+        let t0 = tokio::time::Instant::now();
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for k in 0..conns.max(1) {
+            let (log, target, session, run, rooms, shared) = (
+                log.clone(),
+                target.clone(),
+                session.clone(),
+                run.to_owned(),
+                self.rooms.clone(),
+                self.shared.clone(),
+            );
+            let (sends, conns) = (self.sends, conns.max(1));
+            tasks.push(tokio::spawn(async move {
+                let mut conn = Conn::new(target.addr, None);
+                for seq in (k..sends).step_by(conns) {
+                    tokio::time::sleep_until(t0 + Duration::from_secs_f64(seq as f64 / rate)).await;
+                    log.start_us[seq].store(shared.now_us().max(1), Ordering::Relaxed);
+                    let room = &rooms[seq % rooms.len()];
+                    match send_one(&mut conn, &target, &session, room, &run, seq as u32).await {
+                        Ok(id) => {
+                            log.acked[seq].store(true, Ordering::Relaxed);
+                            log.ids[seq].store(id.unwrap_or(0), Ordering::Relaxed);
+                        }
+                        Err(e) => log.error(e.0),
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+        if let Ok(mut e) = log.elapsed.lock() {
+            *e = started.elapsed();
+        }
+        log
+    }
+
+    /// Waits (at most `grace`) until every listener has every acknowledged message of its room,
+    /// then stops the listeners and tallies.
+    pub async fn finish(self, log: &SendLog, grace: Duration) -> LoadResult {
+        let expected: u64 = (0..self.sends)
+            .filter(|&s| log.acked[s].load(Ordering::Relaxed))
+            .map(|s| self.listeners_in_room[s % self.rooms.len()] as u64)
+            .sum();
+        let deadline = Instant::now() + grace;
+        while self.shared.delivered.load(Ordering::Relaxed) < expected
+            && Instant::now() < deadline
+            && self.shared.failed.load(Ordering::Relaxed) == 0
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let rooms = self.rooms.len();
+        let outcomes = self.finish_now().await;
+        tally(&outcomes, log, expected, rooms)
+    }
+}
+
+pub struct LoadResult {
+    pub expected: u64,
+    pub delivered: u64,
+    pub lost: u64,
+    pub duplicates: u64,
+    pub out_of_order: u64,
+    pub foreign: u64,
+    /// Polls that ended empty with 204 after the server's hold time.
+    pub no_content: u64,
+    /// Delivery latencies in µs, sorted.
+    pub latencies: Vec<u64>,
+    pub bytes: u64,
+    pub errors: Vec<String>,
+}
+
+impl LoadResult {
+    pub fn bytes_per_delivery(&self) -> f64 {
+        if self.delivered == 0 {
+            0.0
+        } else {
+            self.bytes as f64 / self.delivered as f64
+        }
+    }
+
+    /// Nearest-rank percentile in milliseconds.
+    pub fn percentile_ms(&self, p: f64) -> f64 {
+        percentile_ms(&self.latencies, p)
+    }
+}
+
+pub fn percentile_ms(sorted_us: &[u64], p: f64) -> f64 {
+    if sorted_us.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted_us.len() as f64).ceil() as usize;
+    sorted_us[rank.clamp(1, sorted_us.len()) - 1] as f64 / 1000.0
+}
+
+fn tally(outcomes: &[ListenerOutcome], log: &SendLog, expected: u64, rooms: usize) -> LoadResult {
+    let mut r = LoadResult {
+        expected,
+        delivered: 0,
+        lost: 0,
+        duplicates: 0,
+        out_of_order: 0,
+        foreign: 0,
+        no_content: 0,
+        latencies: Vec::new(),
+        bytes: 0,
+        errors: Vec::new(),
+    };
+    let sends = log.acked.len();
+    for o in outcomes {
+        let mut got = vec![false; sends];
+        for &(seq, at) in &o.deliveries {
+            got[seq as usize] = true;
+            let start = log.start_us[seq as usize].load(Ordering::Relaxed);
+            if start > 0 {
+                r.latencies.push(at.saturating_sub(start));
+            }
+        }
+        r.lost += (0..sends)
+            .filter(|&s| s % rooms == o.room && log.acked[s].load(Ordering::Relaxed) && !got[s])
+            .count() as u64;
+        r.delivered += o.deliveries.len() as u64;
+        r.duplicates += o.duplicates;
+        r.out_of_order += o.out_of_order;
+        r.foreign += o.foreign;
+        r.no_content += o.no_content;
+        r.bytes += o.bytes;
+        if let Some(e) = &o.error {
+            r.errors.push(e.clone());
+        }
+    }
+    r.latencies.sort_unstable();
+    r
+}

@@ -1,0 +1,201 @@
+//! parley-bench: the load generator behind `just bench` (issue 6, DESIGN.md "Performance
+//! targets"). It starts Parley itself on a fresh database per scenario, talks to it over HTTP on
+//! 127.0.0.1 exactly as browsers do (cookies, CSRF token, htmx headers, long-polls), and prints
+//! one table: scenario | figure | value | target | pass/miss.
+//!
+//! Exit code: 1 when anything is lost, duplicated, out of order or fails; missed performance
+//! targets are reported as MISS but do not change the exit code.
+
+mod browser;
+mod http;
+mod load;
+mod messages;
+mod pg;
+mod report;
+mod scenarios;
+mod server;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+
+use report::Report;
+use scenarios::{CapacitySizes, Ctx, FanoutSizes, ThroughputSizes};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    Fanout,
+    Capacity,
+    Throughput,
+    Crossproc,
+    All,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "parley-bench",
+    about = "Load generator for Parley: delivery latency, capacity, throughput"
+)]
+struct Cli {
+    /// The Parley binary to start (`{bin} serve --addr ... --database-url ...`).
+    #[arg(long, default_value = "target/release/parley")]
+    server_bin: PathBuf,
+
+    /// Which scenario to run.
+    #[arg(long, value_enum, default_value = "all")]
+    scenario: Scenario,
+
+    /// Fan-out and cross-process: listeners held in the room [1,000; cross-process 500].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=15_000))]
+    listeners: Option<u64>,
+
+    /// Fan-out and cross-process: sends per second [20].
+    #[arg(long)]
+    rate: Option<f64>,
+
+    /// Fan-out and cross-process: how long to send, in seconds [30].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=600))]
+    duration_secs: Option<u64>,
+
+    /// Capacity: held long-polls [10,000].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=18_000))]
+    polls: Option<u64>,
+
+    /// Capacity: rooms the polls are spread over [100]; throughput: rooms written to [1].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000))]
+    rooms: Option<u64>,
+
+    /// Throughput: concurrent keep-alive senders [64].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000))]
+    senders: Option<u64>,
+
+    /// Throughput: messages to send [20,000]; fan-out and cross-process: overrides rate × duration.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    messages: Option<u64>,
+
+    /// Cross-process: a PostgreSQL server to create a fresh database on, e.g.
+    /// postgres://127.0.0.1:5432/postgres. Without it the scenario is skipped.
+    #[arg(long, env = "PARLEY_BENCH_POSTGRES_URL")]
+    postgres_url: Option<String>,
+
+    /// Client sockets are spread over 127.0.0.1 ..= 127.0.0.N so ephemeral ports never run short.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=200))]
+    source_ips: u64,
+
+    /// Every scenario at a tiny size, for the test suite: fails only on errors and on lost,
+    /// duplicated or out-of-order messages, never on latency.
+    #[arg(long)]
+    smoke: bool,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("parley-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Ok(passed) once the table is printed; Err when nothing could run at all.
+async fn run(cli: Cli) -> http::Result<bool> {
+    if !cli.server_bin.is_file() {
+        bail!(
+            "no server binary at {} (build it with `cargo build --release`, or pass --server-bin)",
+            cli.server_bin.display()
+        );
+    }
+    // Before any server starts, so the servers inherit the raised limit.
+    let open_files = server::raise_open_file_limit();
+    let dir = tempfile::Builder::new()
+        .prefix("parley-bench-")
+        .tempdir()
+        .map_err(|e| format!("creating a temporary directory: {e}"))?;
+    let run_id = format!(
+        "{}{:x}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+            & 0xffffff
+    );
+    let server_bin = std::fs::canonicalize(&cli.server_bin).unwrap_or(cli.server_bin.clone());
+    let mut ctx = Ctx::new(
+        server_bin,
+        dir.path().to_owned(),
+        run_id,
+        cli.source_ips as usize,
+        open_files,
+    );
+
+    let smoke = cli.smoke;
+    let pick = |flag: Option<u64>, full: usize, tiny: usize| {
+        flag.map(|v| v as usize)
+            .unwrap_or(if smoke { tiny } else { full })
+    };
+    let rate = cli
+        .rate
+        .filter(|r| *r > 0.0 && r.is_finite())
+        .unwrap_or(20.0);
+    let duration = cli.duration_secs.unwrap_or(30) as f64;
+    let fanout_sizes = |listeners_full: usize, listeners_tiny: usize| FanoutSizes {
+        listeners: pick(cli.listeners, listeners_full, listeners_tiny),
+        rate,
+        messages: pick(cli.messages, (rate * duration).round().max(1.0) as usize, 5),
+    };
+
+    let all = cli.scenario == Scenario::All;
+    let mut report = Report::default();
+    if all || cli.scenario == Scenario::Fanout {
+        let r = scenarios::fanout(&mut ctx, &mut report, fanout_sizes(1000, 5)).await;
+        note(&mut report, "1 fan-out", r);
+    }
+    if all || cli.scenario == Scenario::Capacity {
+        let sizes = CapacitySizes {
+            polls: pick(cli.polls, 10_000, 50),
+            rooms: pick(cli.rooms, 100, 5),
+        };
+        let r = scenarios::capacity(&mut ctx, &mut report, sizes).await;
+        note(&mut report, "2 capacity", r);
+    }
+    if all || cli.scenario == Scenario::Throughput {
+        let sizes = ThroughputSizes {
+            senders: pick(cli.senders, 64, 8),
+            messages: pick(cli.messages, 20_000, 200),
+            rooms: pick(cli.rooms, 1, 1),
+        };
+        let r = scenarios::throughput(&mut ctx, &mut report, sizes).await;
+        note(&mut report, "3 throughput", r);
+    }
+    if all || cli.scenario == Scenario::Crossproc {
+        let r = scenarios::crossproc(
+            &mut ctx,
+            &mut report,
+            fanout_sizes(500, 5),
+            cli.postgres_url.as_deref(),
+        )
+        .await;
+        note(&mut report, "5 cross-process", r);
+    }
+
+    println!();
+    report.print();
+    let passed = !report.failed();
+    if smoke {
+        println!("\nsmoke run: {}", if passed { "ok" } else { "FAILED" });
+    }
+    Ok(passed)
+}
+
+fn note(report: &mut Report, scenario: &str, result: http::Result<()>) {
+    if let Err(e) = result {
+        eprintln!("[{scenario}] error: {e}");
+        report.error(scenario, &e.0);
+    }
+}

@@ -1,0 +1,103 @@
+//! The bench's messages and how they are recognised in the server's HTML fragments.
+//!
+//! Each message body carries its send number between markers made only of characters that HTML
+//! escaping and link detection leave alone, so the number survives rendering and tells which
+//! send a delivered element is, independently of the server's ids.
+
+use crate::http::find;
+
+const MARK: &[u8] = b"pbench s";
+const ID_ATTR: &[u8] = b"data-message-id=\"";
+
+/// The body of send number `seq`: about the size of a short chat line.
+pub fn body(seq: u32) -> String {
+    format!("pbench s{seq}e hello from the load generator, a short chat line")
+}
+
+/// Makes a retried POST idempotent on the server.
+pub fn client_key(run: &str, seq: u32) -> String {
+    format!("{run}-{seq}")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Found {
+    pub id: i64,
+    /// The send number, when the element is one of the bench's messages.
+    pub seq: Option<u32>,
+}
+
+/// Every message element in a fragment, in document order. The text between one
+/// `data-message-id` and the next belongs to the former; an element nesting a second attribute
+/// with the same id counts once, the same message sent twice counts twice.
+pub fn parse(html: &[u8]) -> Vec<Found> {
+    let mut starts = Vec::new();
+    let mut from = 0;
+    while let Some(i) = find(&html[from..], ID_ATTR) {
+        starts.push(from + i);
+        from += i + ID_ATTR.len();
+    }
+    let mut out: Vec<Found> = Vec::with_capacity(starts.len());
+    for (k, &start) in starts.iter().enumerate() {
+        let end = starts.get(k + 1).copied().unwrap_or(html.len());
+        let segment = &html[start + ID_ATTR.len()..end];
+        let digits = segment.iter().take_while(|b| b.is_ascii_digit()).count();
+        let Some(id) = std::str::from_utf8(&segment[..digits])
+            .ok()
+            .and_then(|s| s.parse::<i64>().ok())
+        else {
+            continue;
+        };
+        let seq = find(segment, MARK).and_then(|m| {
+            let rest = &segment[m + MARK.len()..];
+            let n = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+            if n == 0 || rest.get(n) != Some(&b'e') {
+                return None;
+            }
+            std::str::from_utf8(&rest[..n]).ok()?.parse::<u32>().ok()
+        });
+        // An attribute nested in the element it belongs to splits one message's text in two,
+        // with the body in only one part; two parts that each carry a body are two elements,
+        // i.e. the server sent the message twice.
+        match out.last_mut() {
+            Some(last) if last.id == id && (last.seq.is_none() || seq.is_none()) => {
+                last.seq = last.seq.or(seq);
+            }
+            _ => out.push(Found { id, seq }),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ids_and_send_numbers() {
+        let html = format!(
+            r#"<li data-message-id="7"><b>ann</b><p>{}</p></li><li data-message-id="8"><div data-message-id="8">{}</div></li><li data-message-id="9">other</li>"#,
+            body(3),
+            body(12)
+        );
+        assert_eq!(
+            parse(html.as_bytes()),
+            vec![
+                Found {
+                    id: 7,
+                    seq: Some(3)
+                },
+                Found {
+                    id: 8,
+                    seq: Some(12)
+                },
+                Found { id: 9, seq: None },
+            ]
+        );
+        let twice = format!(
+            r#"<p data-message-id="4">{}</p><p data-message-id="4">{}</p>"#,
+            body(1),
+            body(1)
+        );
+        assert_eq!(parse(twice.as_bytes()).len(), 2);
+    }
+}

@@ -1,0 +1,742 @@
+//! The five scenarios of issue 6. Each starts its own server on a fresh database, so one
+//! scenario's rooms, sessions and memory cannot colour another's figures.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::bail;
+use crate::browser::{Browser, Session};
+use crate::http::{Conn, Result, Target, source_ip};
+use crate::load::{self, Load, LoadResult, LoadSpec, SendLog};
+use crate::messages;
+use crate::pg::FreshDatabase;
+use crate::report::Report;
+use crate::server::Server;
+
+const MB: f64 = 1024.0 * 1024.0;
+
+/// Everything the scenarios share.
+pub struct Ctx {
+    pub server_bin: PathBuf,
+    pub dir: PathBuf,
+    /// Names this run: client keys and the cross-process database carry it.
+    pub run: String,
+    pub source_ips: usize,
+    pub open_files: u64,
+    server_noted: bool,
+}
+
+impl Ctx {
+    pub fn new(
+        server_bin: PathBuf,
+        dir: PathBuf,
+        run: String,
+        source_ips: usize,
+        open_files: u64,
+    ) -> Self {
+        Ctx {
+            server_bin,
+            dir,
+            run,
+            source_ips,
+            open_files,
+            server_noted: false,
+        }
+    }
+
+    async fn start_sqlite(&mut self, name: &str, report: &mut Report) -> Result<Server> {
+        let dir = self.dir.join(name);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let url = format!("sqlite://{}", dir.join("bench.db").display());
+        self.start(name, &url, report).await
+    }
+
+    async fn start(&mut self, name: &str, url: &str, report: &mut Report) -> Result<Server> {
+        progress(
+            name,
+            &format!("starting {} on {}", self.server_bin.display(), redact(url)),
+        );
+        let server = Server::start(&self.server_bin, name, url, &self.dir).await?;
+        // Start-up time and idle memory once, from the first server of the run.
+        if !self.server_noted {
+            self.server_noted = true;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            report.info(
+                "server",
+                "start → first 200 on /healthz",
+                format!("{:.0} ms", server.startup.as_secs_f64() * 1000.0),
+            );
+            report.info(
+                "server",
+                "idle resident memory (VmRSS)",
+                format!("{:.1} MB", server.rss()? as f64 / MB),
+            );
+        }
+        Ok(server)
+    }
+}
+
+/// Progress on stderr, stamped with seconds since the run began, so a slow phase shows.
+fn progress(scenario: &str, what: &str) {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let t = START.get_or_init(Instant::now).elapsed().as_secs_f64();
+    eprintln!("{t:7.2}s [{scenario}] {what}");
+}
+
+/// Hides a password in a database URL before printing it.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Registers `n` users. The first creates the rooms and the others join them concurrently
+/// (creation first, so the measurement is not about a creation race).
+async fn register_users(
+    target: &Target,
+    prefix: &str,
+    n: usize,
+    rooms: &[String],
+) -> Result<Vec<Session>> {
+    let password = "bench-password-1";
+    let mut first = Browser::new(target.clone());
+    first.register(&format!("{prefix}0"), password).await?;
+    for room in rooms {
+        first.join(room).await?;
+    }
+    let mut sessions = vec![first.session()];
+    let mut tasks = Vec::new();
+    for i in 1..n {
+        let (target, rooms, name) = (target.clone(), rooms.to_vec(), format!("{prefix}{i}"));
+        tasks.push(tokio::spawn(async move {
+            let mut b = Browser::new(target);
+            b.register(&name, password).await?;
+            for room in &rooms {
+                b.join(room).await?;
+            }
+            Ok::<_, crate::http::Error>(b.session())
+        }));
+    }
+    for t in tasks {
+        sessions.push(t.await.map_err(|e| format!("registration task: {e}"))??);
+    }
+    Ok(sessions)
+}
+
+async fn cursors(target: &Target, session: &Session, rooms: &[String]) -> Result<Vec<i64>> {
+    let mut b = Browser::with_session(target.clone(), session);
+    let mut out = Vec::with_capacity(rooms.len());
+    for room in rooms {
+        out.push(b.room_cursor(room).await?);
+    }
+    Ok(out)
+}
+
+fn ms(v: f64) -> String {
+    format!("{v:.2} ms")
+}
+
+/// Rows shared by fan-out and cross-process: completeness, latency, bytes.
+fn delivery_rows(
+    report: &mut Report,
+    sc: &str,
+    r: &LoadResult,
+    log: &SendLog,
+    p50_target: Option<f64>,
+    p99_target: f64,
+) {
+    let sends = log.acked.len();
+    let acked = log.acked_count();
+    report.check(
+        sc,
+        "sends acknowledged (2xx)",
+        format!("{acked}/{sends}"),
+        "all",
+        acked == sends,
+    );
+    let elapsed = log.elapsed.lock().map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    if elapsed > 0.0 {
+        report.info(
+            sc,
+            "send rate achieved",
+            format!("{:.1}/s", sends as f64 / elapsed),
+        );
+    }
+    report.info(sc, "deliveries", format!("{}/{}", r.delivered, r.expected));
+    let p50 = r.percentile_ms(50.0);
+    match p50_target {
+        Some(t) => report.perf(
+            sc,
+            "delivery latency p50",
+            ms(p50),
+            &format!("≤ {t} ms"),
+            p50 <= t,
+        ),
+        None => report.info(sc, "delivery latency p50", ms(p50)),
+    }
+    let p99 = r.percentile_ms(99.0);
+    report.perf(
+        sc,
+        "delivery latency p99",
+        ms(p99),
+        &format!("≤ {p99_target} ms"),
+        p99 <= p99_target,
+    );
+    report.info(sc, "delivery latency max", ms(r.percentile_ms(100.0)));
+    report.check(sc, "lost", r.lost.to_string(), "0", r.lost == 0);
+    report.check(
+        sc,
+        "duplicated",
+        r.duplicates.to_string(),
+        "0",
+        r.duplicates == 0,
+    );
+    report.check(
+        sc,
+        "out of order",
+        r.out_of_order.to_string(),
+        "0",
+        r.out_of_order == 0,
+    );
+    report.info(
+        sc,
+        "polls ended by 204 (idle hold)",
+        r.no_content.to_string(),
+    );
+    if r.foreign > 0 {
+        report.info(sc, "other message elements seen", r.foreign.to_string());
+    }
+    report.check(
+        sc,
+        "listener errors",
+        r.errors.len().to_string(),
+        "0",
+        r.errors.is_empty(),
+    );
+    for e in r.errors.iter().take(3) {
+        progress(sc, &format!("listener error: {e}"));
+    }
+    for e in log.error_list().iter().take(3) {
+        progress(sc, &format!("send error: {e}"));
+    }
+}
+
+pub struct FanoutSizes {
+    pub listeners: usize,
+    pub rate: f64,
+    pub messages: usize,
+}
+
+/// Listener users: sessions are shared by many connections, so a few suffice.
+fn listener_users(listeners: usize) -> usize {
+    listeners.clamp(1, 8)
+}
+
+/// Fan-out load in one room: listeners on `listen`, sends through `send`.
+async fn fanout_load(
+    ctx: &Ctx,
+    sc: &str,
+    listen: &Server,
+    send: &Target,
+    sizes: &FanoutSizes,
+) -> Result<(LoadResult, Arc<SendLog>)> {
+    let rooms = vec!["fanout".to_owned()];
+    progress(
+        sc,
+        &format!(
+            "registering {} listener users and 1 sender",
+            listener_users(sizes.listeners)
+        ),
+    );
+    let sessions = register_users(
+        &listen.target,
+        "listener",
+        listener_users(sizes.listeners),
+        &rooms,
+    )
+    .await?;
+    let sender = register_users(send, "sender", 1, &rooms).await?.remove(0);
+    let cursors = cursors(&listen.target, &sessions[0], &rooms).await?;
+    progress(sc, &format!("connecting {} listeners", sizes.listeners));
+    let spec = LoadSpec {
+        target: &listen.target,
+        rooms,
+        sessions: &sessions,
+        listeners: sizes.listeners,
+        sends: sizes.messages,
+        source_ips: ctx.source_ips,
+        cursors,
+    };
+    let load = Load::start(spec, listen).await?;
+    progress(
+        sc,
+        &format!("sending {} messages at {}/s", sizes.messages, sizes.rate),
+    );
+    // Four connections keep the schedule even when one send is slow.
+    let log = load.send(send, &sender, &ctx.run, sizes.rate, 4).await;
+    let result = load.finish(&log, Duration::from_secs(10)).await;
+    Ok((result, log))
+}
+
+/// Scenario 1 (and 4, bytes per delivered message, from the same traffic).
+pub async fn fanout(ctx: &mut Ctx, report: &mut Report, sizes: FanoutSizes) -> Result<()> {
+    let sc = "1 fan-out";
+    let server = ctx.start_sqlite("fanout", report).await?;
+    let outcome = fanout_load(ctx, sc, &server, &server.target.clone(), &sizes).await;
+    let stopped = server.stop().await;
+    let (result, log) = outcome?;
+    report.info(sc, "listeners in one room", sizes.listeners.to_string());
+    delivery_rows(report, sc, &result, &log, Some(5.0), 50.0);
+    let bytes = result.bytes_per_delivery();
+    report.perf(
+        "4 bytes",
+        "bytes on the wire per delivered message (listeners, headers included)",
+        format!("{bytes:.0} B"),
+        "≤ 1024 B",
+        bytes <= 1024.0 && result.delivered > 0,
+    );
+    stopped
+}
+
+pub struct CapacitySizes {
+    pub polls: usize,
+    pub rooms: usize,
+}
+
+/// Scenario 2: many held polls, the server's memory, and whether they all still deliver.
+pub async fn capacity(ctx: &mut Ctx, report: &mut Report, sizes: CapacitySizes) -> Result<()> {
+    let sc = "2 capacity";
+    // Each poll is a socket here and one in the server (which inherits this limit).
+    let needed = sizes.polls as u64 + 256;
+    if ctx.open_files < needed {
+        bail!(
+            "{} polls need an open-file limit of at least {needed}; it is {} (raise `ulimit -Hn`)",
+            sizes.polls,
+            ctx.open_files
+        );
+    }
+    let server = ctx.start_sqlite("capacity", report).await?;
+    let outcome = capacity_load(ctx, sc, &server, &sizes, report).await;
+    let stopped = server.stop().await;
+    outcome?;
+    stopped
+}
+
+async fn capacity_load(
+    ctx: &Ctx,
+    sc: &str,
+    server: &Server,
+    sizes: &CapacitySizes,
+    report: &mut Report,
+) -> Result<()> {
+    let rooms: Vec<String> = (0..sizes.rooms.max(1))
+        .map(|i| format!("cap-{i}"))
+        .collect();
+    progress(
+        sc,
+        &format!("registering users, creating {} rooms", rooms.len()),
+    );
+    // One user holds every poll (a session may be used from many connections at once): each
+    // registration costs the server an argon2 hash, whose ~19 MB the allocator may keep, and
+    // this scenario measures the memory of held polls, not of registrations.
+    let sessions = register_users(&server.target, "holder", 1, &rooms).await?;
+    let sender = register_users(&server.target, "sender", 1, &rooms)
+        .await?
+        .remove(0);
+    let idle = server.rss()?;
+    progress(
+        sc,
+        &format!(
+            "connecting {} long-polls over {} rooms",
+            sizes.polls,
+            rooms.len()
+        ),
+    );
+    let spec = LoadSpec {
+        target: &server.target,
+        cursors: vec![0; rooms.len()],
+        rooms: rooms.clone(),
+        sessions: &sessions,
+        listeners: sizes.polls,
+        sends: rooms.len(),
+        source_ips: ctx.source_ips,
+    };
+    let load = Load::start(spec, server).await?;
+    // The largest of a few samples: memory settles as the last requests are parsed.
+    let mut held_rss = 0;
+    for _ in 0..5 {
+        held_rss = held_rss.max(server.rss()?);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let held = load.shared.pending.load(Ordering::Relaxed);
+    progress(
+        sc,
+        &format!(
+            "{held} polls held, server RSS {:.1} MB; one send per room",
+            held_rss as f64 / MB
+        ),
+    );
+    let log = load
+        .send(&server.target, &sender, &ctx.run, 1000.0, 8)
+        .await;
+    let result = load.finish(&log, Duration::from_secs(20)).await;
+
+    report.info(
+        sc,
+        "resident memory before the polls",
+        format!("{:.1} MB", idle as f64 / MB),
+    );
+    report.perf(
+        sc,
+        "polls held at once",
+        format!("{held}/{}", sizes.polls),
+        "all",
+        held >= sizes.polls,
+    );
+    report.perf(
+        sc,
+        &format!("resident memory with {} held polls", sizes.polls),
+        format!("{:.1} MB", held_rss as f64 / MB),
+        "≤ 200 MB",
+        (held_rss as f64) <= 200.0 * MB,
+    );
+    report.info(
+        sc,
+        "memory per held poll",
+        format!(
+            "{:.1} KB",
+            held_rss.saturating_sub(idle) as f64 / 1024.0 / sizes.polls.max(1) as f64
+        ),
+    );
+    let acked = log.acked_count();
+    report.check(
+        sc,
+        "sends acknowledged (one per room)",
+        format!("{acked}/{}", rooms.len()),
+        "all",
+        acked == rooms.len(),
+    );
+    report.check(
+        sc,
+        "listeners reached",
+        format!("{}/{}", result.delivered, result.expected),
+        "all",
+        result.delivered == result.expected && result.expected > 0,
+    );
+    report.check(sc, "lost", result.lost.to_string(), "0", result.lost == 0);
+    report.check(
+        sc,
+        "duplicated",
+        result.duplicates.to_string(),
+        "0",
+        result.duplicates == 0,
+    );
+    report.info(sc, "delivery latency p50", ms(result.percentile_ms(50.0)));
+    report.info(sc, "delivery latency p99", ms(result.percentile_ms(99.0)));
+    report.check(
+        sc,
+        "listener errors",
+        result.errors.len().to_string(),
+        "0",
+        result.errors.is_empty(),
+    );
+    for e in result.errors.iter().take(3) {
+        progress(sc, &format!("listener error: {e}"));
+    }
+    for e in log.error_list().iter().take(3) {
+        progress(sc, &format!("send error: {e}"));
+    }
+    Ok(())
+}
+
+pub struct ThroughputSizes {
+    pub senders: usize,
+    pub messages: usize,
+    pub rooms: usize,
+}
+
+/// Scenario 3: stored messages per second from concurrent keep-alive senders, then every
+/// acknowledged message looked up in the room's history over HTTP.
+pub async fn throughput(ctx: &mut Ctx, report: &mut Report, sizes: ThroughputSizes) -> Result<()> {
+    let sc = "3 throughput";
+    let server = ctx.start_sqlite("throughput", report).await?;
+    let outcome = throughput_load(ctx, sc, &server, &sizes, report).await;
+    let stopped = server.stop().await;
+    outcome?;
+    stopped
+}
+
+async fn throughput_load(
+    ctx: &Ctx,
+    sc: &str,
+    server: &Server,
+    sizes: &ThroughputSizes,
+    report: &mut Report,
+) -> Result<()> {
+    let rooms: Vec<String> = (0..sizes.rooms.max(1))
+        .map(|i| format!("tput-{i}"))
+        .collect();
+    let senders = sizes.senders.max(1);
+    progress(
+        sc,
+        &format!("registering {} users", listener_users(senders)),
+    );
+    let sessions =
+        register_users(&server.target, "writer", listener_users(senders), &rooms).await?;
+    let log = Arc::new(SendLog::new(sizes.messages));
+    let next = Arc::new(AtomicUsize::new(0));
+    progress(
+        sc,
+        &format!(
+            "{} messages from {senders} concurrent senders",
+            sizes.messages
+        ),
+    );
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for k in 0..senders {
+        let (log, next, target, rooms, run) = (
+            log.clone(),
+            next.clone(),
+            server.target.clone(),
+            rooms.clone(),
+            ctx.run.clone(),
+        );
+        let session = sessions[k % sessions.len()].clone();
+        let source = source_ip(k, ctx.source_ips);
+        tasks.push(tokio::spawn(async move {
+            let mut conn = Conn::new(target.addr, Some(source));
+            let mut times = Vec::new();
+            let mut errors = 0;
+            // Bounded by the message count; a sender whose requests keep failing gives up.
+            while errors < 10 {
+                let seq = next.fetch_add(1, Ordering::Relaxed);
+                if seq >= log.acked.len() {
+                    break;
+                }
+                let t = Instant::now();
+                match load::send_one(
+                    &mut conn,
+                    &target,
+                    &session,
+                    &rooms[seq % rooms.len()],
+                    &run,
+                    seq as u32,
+                )
+                .await
+                {
+                    Ok(id) => {
+                        times.push(t.elapsed().as_micros() as u64);
+                        log.acked[seq].store(true, Ordering::Relaxed);
+                        log.ids[seq].store(id.unwrap_or(0), Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        errors += 1;
+                        if let Ok(mut list) = log.errors.lock() {
+                            list.push(e.0);
+                        }
+                    }
+                }
+            }
+            times
+        }));
+    }
+    let mut times = Vec::new();
+    for t in tasks {
+        times.extend(t.await.map_err(|e| format!("sender task: {e}"))?);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    times.sort_unstable();
+    let acked = log.acked_count();
+    let rate = acked as f64 / elapsed;
+
+    report.info(sc, "concurrent keep-alive senders", senders.to_string());
+    report.perf(
+        sc,
+        "stored messages per second",
+        format!("{rate:.0}/s"),
+        "≥ 3000/s",
+        rate >= 3000.0,
+    );
+    report.info(
+        sc,
+        "send request latency p50",
+        ms(load::percentile_ms(&times, 50.0)),
+    );
+    report.info(
+        sc,
+        "send request latency p99",
+        ms(load::percentile_ms(&times, 99.0)),
+    );
+    report.check(
+        sc,
+        "sends acknowledged (2xx)",
+        format!("{acked}/{}", sizes.messages),
+        "all",
+        acked == sizes.messages,
+    );
+    for e in log.error_list().iter().take(3) {
+        progress(sc, &format!("send error: {e}"));
+    }
+
+    progress(sc, "reading the rooms' history back with ?before=");
+    let history = read_history(&server.target, &sessions[0], &rooms, &log).await?;
+    let mut missing = 0;
+    let mut duplicated = 0;
+    for (seq, acked) in log.acked.iter().enumerate() {
+        let stored = history.get(&(seq as u32)).copied().unwrap_or(0);
+        if acked.load(Ordering::Relaxed) && stored == 0 {
+            missing += 1;
+        }
+        if stored > 1 {
+            duplicated += stored - 1;
+        }
+    }
+    report.check(
+        sc,
+        "acknowledged but missing from history",
+        missing.to_string(),
+        "0",
+        missing == 0,
+    );
+    report.check(
+        sc,
+        "stored twice",
+        duplicated.to_string(),
+        "0",
+        duplicated == 0,
+    );
+    Ok(())
+}
+
+/// How often each send number appears in the rooms' history, paged with `?before=` like the
+/// browser scrolling up.
+async fn read_history(
+    target: &Target,
+    session: &Session,
+    rooms: &[String],
+    log: &SendLog,
+) -> Result<HashMap<u32, usize>> {
+    let mut b = Browser::with_session(target.clone(), session);
+    let newest = log
+        .ids
+        .iter()
+        .map(|i| i.load(Ordering::Relaxed))
+        .max()
+        .unwrap_or(0);
+    // Past the newest id the POST answers showed; without ids, past anything plausible.
+    let top = if newest > 0 { newest + 1 } else { i64::MAX / 2 };
+    let mut counts: HashMap<u32, usize> = HashMap::new();
+    for room in rooms {
+        let mut before = top;
+        // Every page holds at least one message, so this bounds the loop.
+        for page in 0..=log.acked.len() + 1 {
+            let path = format!("/rooms/{room}/messages?before={before}");
+            let resp = b.get_as(&path, true).await?;
+            if resp.status == 204 {
+                break;
+            }
+            if resp.status != 200 {
+                bail!("GET {path} answered {}: {}", resp.status, resp.snippet());
+            }
+            let found = messages::parse(&resp.body);
+            let Some(min) = found.iter().map(|f| f.id).min() else {
+                break;
+            };
+            if let Some(bad) = found.iter().find(|f| f.id >= before) {
+                bail!(
+                    "GET {path} (page {page}) returned message {} which is not before {before}",
+                    bad.id
+                );
+            }
+            for f in found.iter().filter_map(|f| f.seq) {
+                *counts.entry(f).or_default() += 1;
+            }
+            before = min;
+        }
+    }
+    Ok(counts)
+}
+
+/// Scenario 5: listeners on process A, sends through process B, one PostgreSQL database.
+pub async fn crossproc(
+    ctx: &mut Ctx,
+    report: &mut Report,
+    sizes: FanoutSizes,
+    postgres_url: Option<&str>,
+) -> Result<()> {
+    let sc = "5 cross-process";
+    let Some(url) = postgres_url else {
+        report.info(
+            sc,
+            "skipped",
+            "no PostgreSQL URL (--postgres-url or PARLEY_BENCH_POSTGRES_URL)".into(),
+        );
+        return Ok(());
+    };
+    let db = match FreshDatabase::create(url, &ctx.run).await {
+        Ok(db) => db,
+        Err(e) => {
+            progress(sc, &format!("skipped: {e}"));
+            report.info(
+                sc,
+                "skipped",
+                format!("PostgreSQL not usable at {}", redact(url)),
+            );
+            return Ok(());
+        }
+    };
+    progress(sc, &format!("fresh database {}", db.name));
+    let outcome = crossproc_load(ctx, sc, report, &db.url, &sizes).await;
+    let dropped = db.drop_database().await;
+    outcome?;
+    if let Err(e) = dropped {
+        progress(sc, &format!("could not drop the bench database: {e}"));
+    }
+    Ok(())
+}
+
+async fn crossproc_load(
+    ctx: &mut Ctx,
+    sc: &str,
+    report: &mut Report,
+    url: &str,
+    sizes: &FanoutSizes,
+) -> Result<()> {
+    // A first, alone, so that only one process applies the migrations.
+    let a = ctx.start("crossproc-a", url, report).await?;
+    let b = match ctx.start("crossproc-b", url, report).await {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = a.stop().await;
+            return Err(e);
+        }
+    };
+    let outcome = fanout_load(ctx, sc, &a, &b.target.clone(), sizes).await;
+    let stopped_a = a.stop().await;
+    let stopped_b = b.stop().await;
+    let (result, log) = outcome?;
+    report.info(
+        sc,
+        "listeners on process A, sends through B",
+        sizes.listeners.to_string(),
+    );
+    delivery_rows(report, sc, &result, &log, None, 50.0);
+    report.info(
+        sc,
+        "bytes per delivered message",
+        format!("{:.0} B", result.bytes_per_delivery()),
+    );
+    stopped_a?;
+    stopped_b
+}

@@ -1,0 +1,238 @@
+//! Starting and stopping Parley processes, and reading their memory from /proc.
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::bail;
+use crate::http::{Conn, Error, Result, Target, build_request};
+
+const HEALTHZ_DEADLINE: Duration = Duration::from_secs(60);
+const STOP_DEADLINE: Duration = Duration::from_secs(10);
+
+pub struct Server {
+    pub name: String,
+    pub target: Target,
+    child: Option<Child>,
+    pub pid: u32,
+    log: PathBuf,
+    /// From spawn to the first 200 on /healthz.
+    pub startup: Duration,
+}
+
+/// A port nobody listens on right now. The server binds it a moment later; the window is small
+/// and a clash shows up as a clear start-up failure.
+pub fn free_port() -> Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("finding a free port: {e}"))?;
+    Ok(l.local_addr()
+        .map_err(|e| format!("finding a free port: {e}"))?
+        .port())
+}
+
+impl Server {
+    /// `{bin} serve --addr 127.0.0.1:{port} --database-url {url}`, logging to `{dir}/{name}.log`,
+    /// then waits for /healthz to answer 200.
+    pub async fn start(bin: &Path, name: &str, database_url: &str, dir: &Path) -> Result<Server> {
+        let port = free_port()?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let log = dir.join(format!("{name}.log"));
+        let out = File::create(&log).map_err(|e| format!("creating {}: {e}", log.display()))?;
+        let err = out.try_clone().map_err(|e| format!("{e}"))?;
+        let mut cmd = Command::new(bin);
+        cmd.args([
+            "serve",
+            "--addr",
+            &addr.to_string(),
+            "--database-url",
+            database_url,
+        ])
+        // The same settings by environment too, so an outer DATABASE_URL cannot leak in.
+        .env("DATABASE_URL", database_url)
+        .env("PARLEY_ADDR", addr.to_string())
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+        // Per-request info logs would cost the server CPU that the figures should not include.
+        if std::env::var_os("RUST_LOG").is_none() {
+            cmd.env("RUST_LOG", "warn");
+        }
+        let started = Instant::now();
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", bin.display()))?;
+        let pid = child.id();
+        let mut server = Server {
+            name: name.to_owned(),
+            target: Target::new(addr),
+            child: Some(child),
+            pid,
+            log,
+            startup: Duration::ZERO,
+        };
+        match server.wait_healthy(started).await {
+            Ok(()) => Ok(server),
+            Err(e) => {
+                let tail = server.log_tail();
+                server.kill();
+                bail!(
+                    "server {name} did not become healthy: {e}\n--- last lines of {} ---\n{tail}",
+                    server.log.display()
+                )
+            }
+        }
+    }
+
+    async fn wait_healthy(&mut self, started: Instant) -> Result<()> {
+        let req = build_request("GET", "/healthz", &self.target, "", false, None);
+        let mut last = String::from("no answer yet");
+        while started.elapsed() < HEALTHZ_DEADLINE {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                bail!("the process exited with {status}");
+            }
+            let mut conn = Conn::new(self.target.addr, None);
+            match conn.request(&req, Duration::from_secs(2)).await {
+                Ok(r) if r.status == 200 => {
+                    self.startup = started.elapsed();
+                    return Ok(());
+                }
+                Ok(r) => last = format!("/healthz answered {}", r.status),
+                Err(e) => last = e.0,
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        bail!(
+            "no 200 on /healthz within {} s ({last})",
+            HEALTHZ_DEADLINE.as_secs()
+        )
+    }
+
+    /// Resident memory in bytes (VmRSS).
+    pub fn rss(&self) -> Result<u64> {
+        rss_of(self.pid)
+    }
+
+    /// Established connections to the server whose receive queue is empty, i.e. whose request
+    /// the server has read: a held poll looks exactly like this. None when /proc/net/tcp is
+    /// not readable.
+    pub fn drained_connections(&self) -> Option<usize> {
+        let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+        let port = format!(":{:04X}", self.target.addr.port());
+        let drained = table
+            .lines()
+            .skip(1)
+            .filter(|line| {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                // f[1] local address, f[3] state (01 = ESTABLISHED), f[4] tx:rx queues.
+                f.len() > 4
+                    && f[1].ends_with(&port)
+                    && f[3] == "01"
+                    && f[4]
+                        .split(':')
+                        .nth(1)
+                        .is_some_and(|rx| rx.trim_start_matches('0').is_empty())
+            })
+            .count();
+        Some(drained)
+    }
+
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// SIGTERM, then up to 10 s for a graceful exit; SIGKILL after that, reported as an error.
+    pub async fn stop(mut self) -> Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        // SAFETY: kill(2) on the pid of a child we spawned and have not reaped yet.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let asked = Instant::now();
+        while asked.elapsed() < STOP_DEADLINE {
+            match child.try_wait() {
+                Ok(Some(status)) if status.success() => return Ok(()),
+                Ok(Some(status)) => {
+                    // Graceful shutdown is part of the design: dying of the signal itself means
+                    // held polls and in-flight writes were cut off.
+                    let how = if status.signal() == Some(libc::SIGTERM) {
+                        "was ended by SIGTERM itself (no graceful shutdown)".to_owned()
+                    } else {
+                        format!("exited with {status} after SIGTERM")
+                    };
+                    bail!(
+                        "server {} {how}; last lines of its log:\n{}",
+                        self.name,
+                        self.log_tail()
+                    )
+                }
+                Ok(None) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Err(e) => bail!("waiting for server {}: {e}", self.name),
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        Err(Error(format!(
+            "server {} did not exit within {} s of SIGTERM (killed)",
+            self.name,
+            STOP_DEADLINE.as_secs()
+        )))
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Server {
+    /// A scenario that failed half-way must not leave a server running.
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn rss_of(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("reading /proc/{pid}/status: {e}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .ok_or_else(|| Error(format!("no VmRSS in /proc/{pid}/status")))
+}
+
+/// Raises the soft open-file limit to the hard one. Servers started afterwards inherit it, and
+/// 10,000 held polls need 10,000 sockets on each side.
+pub fn raise_open_file_limit() -> u64 {
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed to them.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 0;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let wanted = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0 {
+                return wanted.rlim_cur;
+            }
+        }
+        lim.rlim_cur
+    }
+}

@@ -27,6 +27,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             raise_open_file_limit();
+            return_large_allocations_to_the_os();
             let db = db::Db::connect(&settings).await?;
             parley::serve(settings, db).await?;
         }
@@ -73,5 +74,17 @@ fn raise_open_file_limit() {
             lim.rlim_cur = lim.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         }
+    }
+}
+
+/// argon2 works in 19 MiB of memory per hash, on blocking-pool threads. glibc's dynamic mmap
+/// threshold rises to that size after the first free, so later hashes come from per-thread heap
+/// arenas that are never given back: measured ~19 MB of resident memory per login. A fixed
+/// threshold keeps such blocks in mmap, returned to the system as soon as they are freed.
+fn return_large_allocations_to_the_os() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; it is called before the runtime spawns work.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
 }

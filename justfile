@@ -12,7 +12,9 @@ test: assets browser-deps
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
     PARLEY_REQUIRE_BROWSER=${PARLEY_REQUIRE_BROWSER:-1} cargo test --workspace
-    cargo run --release -p parley-bench -- --server-bin target/release/parley --smoke
+    # The benchmark's smoke run checks correctness only, so the debug build the tests made will do.
+    PARLEY_BENCH_POSTGRES_URL=${PARLEY_BENCH_POSTGRES_URL:-${PARLEY_TEST_DATABASE_URL:-}} \
+        cargo run -p parley-bench -- --server-bin target/debug/parley --smoke
 
 # The benchmark (release build): `just bench`, or e.g. `just bench --scenario fanout --listeners 200`.
 bench *ARGS: assets

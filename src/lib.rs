@@ -4,6 +4,7 @@
 //! routes), `views/` the HTML components they share, `store/` the SQL per entity, `realtime`
 //! the long-poll fan-out, and `admin_site` what Parley registers with the generic admin crate.
 
+pub mod admin_site;
 pub mod config;
 pub mod db;
 pub mod domain;

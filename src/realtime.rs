@@ -230,6 +230,20 @@ impl Hub {
         }
     }
 
+    /// Forgets every room's recent messages (a message was deleted or edited by staff).
+    pub fn invalidate_all(&self) {
+        let rooms: Vec<i64> = self
+            .feeds
+            .lock()
+            .expect("hub lock")
+            .keys()
+            .copied()
+            .collect();
+        for room in rooms {
+            self.invalidate(room);
+        }
+    }
+
     /// Answers held polls now (graceful shutdown): they end with 204 and clients re-poll.
     pub fn shut_down(&self) {
         self.shutdown.send_replace(true);

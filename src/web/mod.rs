@@ -1,6 +1,7 @@
 //! The web layer. Each feature module owns its routes; this module only assembles them with the
 //! middleware every request passes through, and starts the server.
 
+pub mod admin;
 pub mod assets;
 pub mod auth;
 pub mod conversation;
@@ -69,6 +70,7 @@ pub fn endpoint(app: AppState) -> impl Endpoint<Output = Response> {
         .at("/healthz", get(healthz))
         .at("/assets/:name", get(assets::serve));
     let route = direct::routes(rooms::routes(people::routes(auth::routes(route))));
+    let route = admin::routes(route, &app);
     route
         .catch_error(not_found)
         .with(session::SessionLayer { store, secure })
@@ -87,12 +89,18 @@ async fn security_headers<E: Endpoint>(next: E, req: Request) -> poem::Result<Re
     let htmx = is_htmx(&req);
     let mut resp = next.call(req).await?.into_response();
     let headers = resp.headers_mut();
-    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     if !htmx {
         headers.insert("content-security-policy", HeaderValue::from_static(CSP));
         headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
         headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
-        headers.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
+        headers.insert(
+            "cross-origin-opener-policy",
+            HeaderValue::from_static("same-origin"),
+        );
     }
     Ok(resp)
 }

@@ -295,27 +295,54 @@ async fn scrolling_up_loads_older_messages() {
     let writer = app.user("writer").await;
     writer.post("/rooms", &[("name", "history")]).await;
     for i in 1..=120 {
-        writer.say("/rooms/history", &format!("message number {i}")).await;
+        writer
+            .say("/rooms/history", &format!("message number {i}"))
+            .await;
     }
     let c = browser(&driver, true, 1280).await;
     register(&c, &app.base, "reader").await;
-    c.goto(&format!("{}/rooms/history", app.base)).await.unwrap();
+    c.goto(&format!("{}/rooms/history", app.base))
+        .await
+        .unwrap();
     wait_for_text(&c, "#messages", "message number 120").await;
     // The newest are in view; scrolling to the top pulls in older pages until the first.
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        c.execute("document.getElementById('scroller').scrollTop = -1e9; return null;", vec![]).await.unwrap();
-        let count = c.find_all(Locator::Css("#messages [data-message-id]")).await.unwrap().len();
+        c.execute(
+            "document.getElementById('scroller').scrollTop = -1e9; return null;",
+            vec![],
+        )
+        .await
+        .unwrap();
+        let count = c
+            .find_all(Locator::Css("#messages [data-message-id]"))
+            .await
+            .unwrap()
+            .len();
         if count == 120 {
             break;
         }
-        assert!(Instant::now() < deadline, "only {count} of 120 messages loaded");
+        assert!(
+            Instant::now() < deadline,
+            "only {count} of 120 messages loaded"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let ids: Vec<i64> = {
         let mut ids = Vec::new();
-        for el in c.find_all(Locator::Css("#messages [data-message-id]")).await.unwrap() {
-            ids.push(el.attr("data-message-id").await.unwrap().unwrap().parse().unwrap());
+        for el in c
+            .find_all(Locator::Css("#messages [data-message-id]"))
+            .await
+            .unwrap()
+        {
+            ids.push(
+                el.attr("data-message-id")
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .parse()
+                    .unwrap(),
+            );
         }
         ids
     };
@@ -323,5 +350,92 @@ async fn scrolling_up_loads_older_messages() {
     // Still live after paging back.
     writer.say("/rooms/history", "and a new one").await;
     wait_for_text(&c, "#messages", "and a new one").await;
+    c.close().await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_edits_a_room_and_deletes_a_message_and_users_see_it() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(driver) = driver().await else { return };
+    let app = TestApp::sqlite().await;
+    let alice = app.user("alice").await;
+    alice.post("/rooms", &[("name", "general")]).await;
+    alice.say("/rooms/general", "a fine message").await;
+    alice.say("/rooms/general", "an unfortunate message").await;
+    app.user("boss").await;
+    sqlx::query("UPDATE users SET is_staff = 1, is_superuser = 1 WHERE username = 'boss'")
+        .execute(&app.pool().await)
+        .await
+        .unwrap();
+    let room: i64 = sqlx::query_scalar("SELECT id FROM rooms WHERE name = 'general'")
+        .fetch_one(&app.pool().await)
+        .await
+        .unwrap();
+    let message: i64 =
+        sqlx::query_scalar("SELECT id FROM messages WHERE body = 'an unfortunate message'")
+            .fetch_one(&app.pool().await)
+            .await
+            .unwrap();
+
+    let c = browser(&driver, true, 1280).await;
+    c.goto(&format!("{}/admin/", app.base)).await.unwrap();
+    assert_eq!(
+        path(&c).await,
+        "/admin/login/",
+        "strangers are sent to the admin login"
+    );
+    fill(&c, "#username", "boss").await;
+    fill(&c, "#password", PASSWORD).await;
+    c.find(Locator::Css("form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&c, "body", "Recent actions").await;
+    screenshot(&c, "admin-index").await;
+
+    // Rooms › general › change the topic.
+    c.find(Locator::Css("a[href='/admin/rooms/']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.find(Locator::Css(&format!(
+        "a[href='/admin/rooms/{room}/change/']"
+    )))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    fill(&c, "#id_topic", "Set in the admin").await;
+    c.find(Locator::Css("button[name=_save]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&c, "body", "was changed successfully").await;
+    screenshot(&c, "admin-rooms").await;
+
+    // Messages › the unfortunate one › delete, confirmed.
+    c.goto(&format!("{}/admin/messages/{message}/delete/", app.base))
+        .await
+        .unwrap();
+    wait_for_text(&c, "body", "Are you sure").await;
+    c.find(Locator::Css("button.deletelink"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for_text(&c, "body", "was deleted successfully").await;
+
+    // What users see.
+    let page = alice.get("/rooms/general").await;
+    assert!(page.body.contains("Set in the admin"));
+    assert!(page.body.contains("a fine message") && !page.body.contains("an unfortunate message"));
     c.close().await.ok();
 }

@@ -5,6 +5,7 @@
 mod support;
 
 mod accounts;
+mod admin;
 mod browser;
 mod chat;
 mod delivery;

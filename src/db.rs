@@ -2,6 +2,7 @@
 //! pool the session store needs, and migrations for the engine in use.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -38,6 +39,9 @@ pub struct Db {
     pub sessions: SessionBackend,
     /// The typed PostgreSQL pool, for LISTEN (None on SQLite).
     pub pg: Option<PgPool>,
+    /// SQLite takes one writer at a time; the others wait in its busy handler, which sleeps in
+    /// steps of milliseconds. Queuing hot writers here instead hands the lock over at once.
+    write_gate: Option<Arc<tokio::sync::Mutex<()>>>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -88,6 +92,7 @@ impl Db {
                 engine: Engine::Sqlite,
                 sessions: SessionBackend::Sqlite(store),
                 pg: None,
+                write_gate: Some(Arc::new(tokio::sync::Mutex::new(()))),
             }
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let typed = PgPoolOptions::new()
@@ -110,11 +115,20 @@ impl Db {
                 engine: Engine::Postgres,
                 sessions: SessionBackend::Postgres(store),
                 pg: Some(typed),
+                write_gate: None,
             }
         } else {
             return Err(ConnectError::UnknownScheme(url.to_owned()));
         };
         Ok(db)
+    }
+
+    /// Waits for this process's turn to write, on engines that take one writer at a time.
+    pub async fn write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match &self.write_gate {
+            Some(gate) => Some(gate.clone().lock_owned().await),
+            None => None,
+        }
     }
 
     /// Deletes expired sessions now and then, for as long as the server runs.

@@ -194,11 +194,20 @@ pub async fn send(
             return page_response(app, ctx, target, None, Some((&form.body, invalid.0))).await;
         }
     };
-    let (pool, hub, room) = (app.db.pool.clone(), app.hub.clone(), target.room);
+    let (db, hub, room) = (app.db.clone(), app.hub.clone(), target.room);
     let (author, name) = (ctx.user.id, ctx.user.username.clone());
     let stored = tokio::spawn(async move {
-        let (message, fresh) =
-            messages::insert(&pool, room, (author, &name), &body, key.as_ref()).await?;
+        let turn = db.write_turn().await;
+        let (message, fresh) = messages::insert(
+            &db.pool,
+            db.engine,
+            room,
+            (author, &name),
+            &body,
+            key.as_ref(),
+        )
+        .await?;
+        drop(turn);
         if fresh {
             hub.published(&message);
         }

@@ -401,7 +401,7 @@ impl TestApp {
     }
 
     pub async fn join(&self, room: i64, user: i64) {
-        sqlx::query("INSERT INTO memberships (room_id, user_id, joined_ms) VALUES ($1, $2, 0)")
+        sqlx::query("INSERT INTO memberships (room_id, user_id, joined_ms) VALUES ($1, $2, 0) ON CONFLICT (room_id, user_id) DO NOTHING")
             .bind(room)
             .bind(user)
             .execute(&self.pool)

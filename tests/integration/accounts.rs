@@ -229,3 +229,29 @@ async fn createsuperuser_makes_a_staff_account_from_the_environment() {
         "staff see the admin link"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_bodies_are_refused_before_any_handler_reads_them() {
+    let app = TestApp::sqlite().await;
+    let alice = app.user("alice").await;
+    alice.post("/rooms", &[("name", "general")]).await;
+    let huge = "x".repeat(200 * 1024);
+    let page = alice
+        .post_htmx("/rooms/general/messages", &[("body", &huge)])
+        .await;
+    assert_eq!(page.status, 413);
+    // Chunked, without a Content-Length, too.
+    let chunks =
+        futures_util::stream::iter((0..100).map(|_| Ok::<_, std::io::Error>(vec![b'x'; 4096])));
+    let resp = alice
+        .http
+        .post(format!("{}/rooms/general/messages", app.base))
+        .header("X-CSRF-Token", &alice.csrf)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 413);
+    assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 0);
+}

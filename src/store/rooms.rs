@@ -55,15 +55,6 @@ pub async fn create_or_get_public(
 }
 
 /// The direct conversation of two users: one room per pair, whoever opens it first.
-pub async fn direct_room(pool: &AnyPool, a: i64, b: i64) -> sqlx::Result<Option<Room>> {
-    sqlx::query_as(&format!(
-        "SELECT {ROOM_COLUMNS} FROM rooms WHERE direct_key = $1"
-    ))
-    .bind(direct_key(a, b))
-    .fetch_optional(pool)
-    .await
-}
-
 pub async fn create_or_get_direct(pool: &AnyPool, a: i64, b: i64) -> sqlx::Result<Room> {
     let mut tx = pool.begin().await?;
     sqlx::query(

@@ -96,14 +96,6 @@ pub async fn set_password_hash(pool: &AnyPool, id: i64, hash: &str) -> sqlx::Res
     Ok(done.rows_affected() == 1)
 }
 
-pub async fn make_superuser(pool: &AnyPool, id: i64) -> sqlx::Result<()> {
-    sqlx::query("UPDATE users SET is_staff = 1, is_superuser = 1, is_active = 1 WHERE id = $1")
-        .bind(id)
-        .execute(pool)
-        .await?;
-    Ok(())
-}
-
 pub async fn touch_last_seen(pool: &AnyPool, id: i64, at_ms: i64) -> sqlx::Result<()> {
     sqlx::query("UPDATE users SET last_seen_ms = $2 WHERE id = $1")
         .bind(id)

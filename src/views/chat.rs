@@ -1,6 +1,6 @@
 //! The chat's components: sidebar lists, the conversation pane, messages, the composer.
 
-use maud::{Markup, PreEscaped, html};
+use maud::{Markup, html};
 use time::OffsetDateTime;
 
 use super::forms::{csrf_field, field_error};
@@ -340,9 +340,4 @@ pub fn shell(sidebar: Markup, pane: Markup) -> Markup {
             main #main .pane { (pane) }
         }
     }
-}
-
-/// Raw HTML that was rendered by `message()` (pre-rendered for delivery).
-pub fn prerendered(html: &str) -> PreEscaped<&str> {
-    PreEscaped(html)
 }

@@ -10,17 +10,17 @@ pub mod direct;
 pub mod error;
 pub mod people;
 pub mod rooms;
+pub mod server;
 pub mod session;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use poem::http::{HeaderValue, StatusCode};
-use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::web::Data;
 use poem::{
-    Endpoint, EndpointExt, FromRequest, IntoResponse, Request, RequestBody, Response, Route,
-    Server, get, handler,
+    Endpoint, EndpointExt, FromRequest, IntoResponse, Request, RequestBody, Response, Route, get,
+    handler,
 };
 
 use crate::config::Settings;
@@ -181,20 +181,16 @@ pub fn see_other(to: &str) -> Response {
 /// Runs the server until SIGINT/SIGTERM, then stops accepting, answers held polls and lets
 /// in-flight requests (sends among them) finish.
 pub async fn serve(settings: Settings, db: Db) -> std::io::Result<()> {
-    let acceptor = TcpListener::bind(settings.addr).into_acceptor().await?;
-    let addr = acceptor
-        .local_addr()
-        .first()
-        .and_then(|a| a.as_socket_addr().copied());
-    tracing::info!(addr = ?addr, engine = ?db.engine, "Parley is listening");
-    run(settings, db, acceptor, shutdown_signal()).await
+    let listener = tokio::net::TcpListener::bind(settings.addr).await?;
+    tracing::info!(addr = %listener.local_addr()?, engine = ?db.engine, "Parley is listening");
+    run(settings, db, listener, shutdown_signal()).await
 }
 
-/// The server on an already bound acceptor; tests use it with port 0.
+/// The server on an already bound listener; tests use it with port 0.
 pub async fn run(
     settings: Settings,
     db: Db,
-    acceptor: impl Acceptor + 'static,
+    listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = App::new(settings, db);
@@ -203,15 +199,18 @@ pub async fn run(
         app.hub.spawn_listener(pg);
     }
     let hub = app.hub.clone();
-    let ep = endpoint(app);
-    let signal = async move {
-        shutdown.await;
+    let on_shutdown = move || {
         tracing::info!("shutting down: answering held polls, finishing requests");
         hub.shut_down();
     };
-    Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(ep, signal, Some(Duration::from_secs(10)))
-        .await
+    server::serve(
+        listener,
+        endpoint(app),
+        shutdown,
+        on_shutdown,
+        Duration::from_secs(10),
+    )
+    .await
 }
 
 async fn shutdown_signal() {

@@ -64,15 +64,17 @@ impl<E: Endpoint> Endpoint for SessionEndpoint<E> {
             Ok(r) => r.into_response(),
             Err(e) => e.into_response(),
         };
+        // The store's futures are boxed: this middleware's future is part of every held
+        // long-poll, and inline they would make each one kilobytes larger for a path it never takes.
         if session.is_modified() {
-            if session.is_empty().await {
+            if Box::pin(session.is_empty()).await {
                 if sent_id.is_some() {
                     append_cookie(
                         &mut resp,
                         &format!("{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"),
                     );
                 }
-            } else if let Err(err) = session.save().await {
+            } else if let Err(err) = Box::pin(session.save()).await {
                 tracing::error!(%err, "could not save the session");
             } else if let Some(id) = session.id() {
                 let max_age = SESSION_DAYS * 24 * 3600;

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use parley::Settings;
 use parley::db::Db;
-use poem::listener::{Acceptor, Listener, TcpListener};
 use reqwest::header::HeaderMap;
 use tokio::sync::oneshot;
 
@@ -141,16 +140,13 @@ impl TestApp {
     pub async fn start_on(database_url: String) -> Self {
         let settings = Self::settings(&database_url);
         let db = Db::connect(&settings).await.expect("database opens");
-        let acceptor = TcpListener::bind("127.0.0.1:0")
-            .into_acceptor()
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a port");
-        let addr: SocketAddr = *acceptor.local_addr()[0]
-            .as_socket_addr()
-            .expect("tcp address");
+        let addr: SocketAddr = listener.local_addr().expect("tcp address");
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
-            parley::web::run(settings, db, acceptor, async {
+            parley::web::run(settings, db, listener, async {
                 let _ = stopped.await;
             })
             .await

@@ -397,9 +397,9 @@ impl Load {
         log
     }
 
-    /// Waits (at most `grace`) until every listener has every acknowledged message of its room,
-    /// then stops the listeners and tallies.
-    pub async fn finish(self, log: &SendLog, grace: Duration) -> LoadResult {
+    /// Waits (at most `grace`) until every listener has every acknowledged message of its room
+    /// (or one has failed), without stopping them; returns the deliveries expected.
+    pub async fn settle(&self, log: &SendLog, grace: Duration) -> u64 {
         let expected: u64 = (0..self.sends)
             .filter(|&s| log.acked[s].load(Ordering::Relaxed))
             .map(|s| self.listeners_in_room[s % self.rooms.len()] as u64)
@@ -411,6 +411,13 @@ impl Load {
         {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+        expected
+    }
+
+    /// Waits (at most `grace`) until every listener has every acknowledged message of its room,
+    /// then stops the listeners and tallies.
+    pub async fn finish(self, log: &SendLog, grace: Duration) -> LoadResult {
+        let expected = self.settle(log, grace).await;
         let rooms = self.rooms.len();
         let outcomes = self.finish_now().await;
         tally(&outcomes, log, expected, rooms)

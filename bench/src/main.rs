@@ -7,6 +7,7 @@
 //! targets are reported as MISS but do not change the exit code.
 
 mod browser;
+mod floor;
 mod http;
 mod load;
 mod messages;
@@ -15,10 +16,11 @@ mod report;
 mod scenarios;
 mod server;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use report::Report;
 use scenarios::{CapacitySizes, Ctx, FanoutSizes, ThroughputSizes};
@@ -87,11 +89,39 @@ struct Cli {
     /// duplicated or out-of-order messages, never on latency.
     #[arg(long)]
     smoke: bool,
+
+    /// Fan-out: skip the floor run (the same load against a do-nothing hyper server, whose p50
+    /// Parley's is compared with).
+    #[arg(long)]
+    no_floor: bool,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The floor server the fan-out scenario compares Parley with (started by the bench itself).
+    #[command(hide = true)]
+    FloorServer {
+        /// Where to listen: 127.0.0.1 only.
+        #[arg(long)]
+        addr: SocketAddr,
+    },
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::FloorServer { addr }) = cli.command {
+        return match floor::serve(addr).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("parley-bench floor-server: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match run(cli).await {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
@@ -153,7 +183,8 @@ async fn run(cli: Cli) -> http::Result<bool> {
     let all = cli.scenario == Scenario::All;
     let mut report = Report::default();
     if all || cli.scenario == Scenario::Fanout {
-        let r = scenarios::fanout(&mut ctx, &mut report, fanout_sizes(1000, 5)).await;
+        let r =
+            scenarios::fanout(&mut ctx, &mut report, fanout_sizes(1000, 5), !cli.no_floor).await;
         note(&mut report, "1 fan-out", r);
     }
     if all || cli.scenario == Scenario::Capacity {

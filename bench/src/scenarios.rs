@@ -242,14 +242,16 @@ fn listener_users(listeners: usize) -> usize {
     listeners.clamp(1, 8)
 }
 
-/// Fan-out load in one room: listeners on `listen`, sends through `send`.
+/// Fan-out load in one room: listeners on `listen`, sends through `send`. Also returns the CPU
+/// time `listen` used from the first send until every listener had every message (or the grace
+/// ran out), when /proc tells it: set-up (registrations, connections) is left out.
 async fn fanout_load(
     ctx: &Ctx,
     sc: &str,
     listen: &Server,
     send: &Target,
     sizes: &FanoutSizes,
-) -> Result<(LoadResult, Arc<SendLog>)> {
+) -> Result<(LoadResult, Arc<SendLog>, Option<Duration>)> {
     let rooms = vec!["fanout".to_owned()];
     progress(
         sc,
@@ -282,21 +284,163 @@ async fn fanout_load(
         sc,
         &format!("sending {} messages at {}/s", sizes.messages, sizes.rate),
     );
+    let cpu_before = listen.cpu_time();
     // Four connections keep the schedule even when one send is slow.
     let log = load.send(send, &sender, &ctx.run, sizes.rate, 4).await;
-    let result = load.finish(&log, Duration::from_secs(10)).await;
-    Ok((result, log))
+    load.settle(&log, FANOUT_GRACE).await;
+    let cpu = listen
+        .cpu_time()
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
+    let result = load.finish(&log, FANOUT_GRACE).await;
+    Ok((result, log, cpu))
 }
 
-/// Scenario 1 (and 4, bytes per delivered message, from the same traffic).
-pub async fn fanout(ctx: &mut Ctx, report: &mut Report, sizes: FanoutSizes) -> Result<()> {
+/// How long listeners may take to get the last messages once sending ends.
+const FANOUT_GRACE: Duration = Duration::from_secs(10);
+
+/// Server CPU per delivered message, in µs.
+fn cpu_per_delivery_us(cpu: Option<Duration>, delivered: u64) -> Option<f64> {
+    cpu.filter(|_| delivered > 0)
+        .map(|c| c.as_secs_f64() * 1e6 / delivered as f64)
+}
+
+fn cpu_row(report: &mut Report, sc: &str, cpu: Option<Duration>, delivered: u64) {
+    let value = match (cpu, cpu_per_delivery_us(cpu, delivered)) {
+        // /proc counts in clock ticks (10 ms): a tiny run's figure is mostly rounding.
+        (Some(c), Some(us)) if c < Duration::from_millis(200) => format!(
+            "{us:.1} µs ({:.2} s in all: too little for /proc's 10 ms ticks)",
+            c.as_secs_f64()
+        ),
+        (Some(c), Some(us)) => format!("{us:.1} µs ({:.2} s in all)", c.as_secs_f64()),
+        _ => "unknown (/proc/{pid}/stat not readable)".to_owned(),
+    };
+    report.info(
+        sc,
+        "server CPU per delivery (utime+stime, first send → all delivered)",
+        value,
+    );
+}
+
+/// The floor run's figures, for comparing with Parley's.
+struct FloorFigures {
+    p50: f64,
+    p99: f64,
+    cpu_us: Option<f64>,
+}
+
+/// The floor (src/floor.rs) under the same fan-out load, in its own process; its rows go under
+/// "1 fan-out floor". Correctness is checked as for Parley: a floor that loses messages means
+/// the bench itself is wrong.
+async fn fanout_floor(ctx: &Ctx, report: &mut Report, sizes: &FanoutSizes) -> Result<FloorFigures> {
+    let sc = "1 fan-out floor";
+    progress(sc, "starting the floor server (parley-bench floor-server)");
+    let server = Server::start_floor("fanout-floor", &ctx.dir).await?;
+    let outcome = fanout_load(ctx, sc, &server, &server.target.clone(), sizes).await;
+    let stopped = server.stop().await;
+    let (r, log, cpu) = outcome?;
+    let sends = log.acked.len();
+    let acked = log.acked_count();
+    report.check(
+        sc,
+        "sends acknowledged (2xx)",
+        format!("{acked}/{sends}"),
+        "all",
+        acked == sends,
+    );
+    report.info(sc, "deliveries", format!("{}/{}", r.delivered, r.expected));
+    let (p50, p99) = (r.percentile_ms(50.0), r.percentile_ms(99.0));
+    report.info(sc, "delivery latency p50", ms(p50));
+    report.info(sc, "delivery latency p99", ms(p99));
+    report.info(sc, "delivery latency max", ms(r.percentile_ms(100.0)));
+    let bad = r.lost + r.duplicates + r.out_of_order;
+    report.check(
+        sc,
+        "lost / duplicated / out of order",
+        format!("{} / {} / {}", r.lost, r.duplicates, r.out_of_order),
+        "0 / 0 / 0",
+        bad == 0,
+    );
+    report.check(
+        sc,
+        "listener errors",
+        r.errors.len().to_string(),
+        "0",
+        r.errors.is_empty(),
+    );
+    for e in r.errors.iter().take(3) {
+        progress(sc, &format!("listener error: {e}"));
+    }
+    for e in log.error_list().iter().take(3) {
+        progress(sc, &format!("send error: {e}"));
+    }
+    report.info(
+        sc,
+        "bytes on the wire per delivered message",
+        format!("{:.0} B", r.bytes_per_delivery()),
+    );
+    cpu_row(report, sc, cpu, r.delivered);
+    stopped?;
+    Ok(FloorFigures {
+        p50,
+        p99,
+        cpu_us: cpu_per_delivery_us(cpu, r.delivered),
+    })
+}
+
+/// Scenario 1 (and 4, bytes per delivered message, from the same traffic). With `floor`, the
+/// same load then runs against the floor server, and Parley's p50 is compared with the floor's
+/// (DESIGN.md: within 2× of a floor measured in the same run).
+pub async fn fanout(
+    ctx: &mut Ctx,
+    report: &mut Report,
+    sizes: FanoutSizes,
+    floor: bool,
+) -> Result<()> {
     let sc = "1 fan-out";
     let server = ctx.start_sqlite("fanout", report).await?;
     let outcome = fanout_load(ctx, sc, &server, &server.target.clone(), &sizes).await;
     let stopped = server.stop().await;
-    let (result, log) = outcome?;
+    let (result, log, cpu) = outcome?;
     report.info(sc, "listeners in one room", sizes.listeners.to_string());
     delivery_rows(report, sc, &result, &log, Some(5.0), 50.0);
+    cpu_row(report, sc, cpu, result.delivered);
+    if floor {
+        // After Parley has stopped, so the two never share the machine.
+        match fanout_floor(ctx, report, &sizes).await {
+            Ok(f) => {
+                let p50 = result.percentile_ms(50.0);
+                let ratio = p50 / f.p50;
+                report.perf(
+                    sc,
+                    "fan-out p50 vs floor",
+                    format!("{ratio:.2}× ({} / {})", ms(p50), ms(f.p50)),
+                    "≤ 2×",
+                    ratio.is_finite() && ratio <= 2.0,
+                );
+                let p99 = result.percentile_ms(99.0);
+                report.info(
+                    sc,
+                    "fan-out p99 vs floor",
+                    format!("{:.2}× ({} / {})", p99 / f.p99, ms(p99), ms(f.p99)),
+                );
+                if let (Some(parley), Some(floor)) =
+                    (cpu_per_delivery_us(cpu, result.delivered), f.cpu_us)
+                    && floor > 0.0
+                {
+                    report.info(
+                        sc,
+                        "server CPU per delivery vs floor",
+                        format!("{:.1}× ({parley:.1} µs / {floor:.1} µs)", parley / floor),
+                    );
+                }
+            }
+            Err(e) => {
+                progress("1 fan-out floor", &format!("error: {e}"));
+                report.error("1 fan-out floor", &e.0);
+            }
+        }
+    }
     let bytes = result.bytes_per_delivery();
     report.perf(
         "4 bytes",
@@ -725,7 +869,7 @@ async fn crossproc_load(
     let outcome = fanout_load(ctx, sc, &a, &b.target.clone(), sizes).await;
     let stopped_a = a.stop().await;
     let stopped_b = b.stop().await;
-    let (result, log) = outcome?;
+    let (result, log, _) = outcome?;
     report.info(
         sc,
         "listeners on process A, sends through B",

@@ -38,9 +38,6 @@ impl Server {
     pub async fn start(bin: &Path, name: &str, database_url: &str, dir: &Path) -> Result<Server> {
         let port = free_port()?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let log = dir.join(format!("{name}.log"));
-        let out = File::create(&log).map_err(|e| format!("creating {}: {e}", log.display()))?;
-        let err = out.try_clone().map_err(|e| format!("{e}"))?;
         let mut cmd = Command::new(bin);
         cmd.args([
             "serve",
@@ -51,14 +48,37 @@ impl Server {
         ])
         // The same settings by environment too, so an outer DATABASE_URL cannot leak in.
         .env("DATABASE_URL", database_url)
-        .env("PARLEY_ADDR", addr.to_string())
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err);
+        .env("PARLEY_ADDR", addr.to_string());
         // Per-request info logs would cost the server CPU that the figures should not include.
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "warn");
         }
+        Self::launch(cmd, bin, name, addr, dir).await
+    }
+
+    /// The floor server (src/floor.rs): this very binary, `floor-server --addr 127.0.0.1:{port}`,
+    /// in its own process like Parley.
+    pub async fn start_floor(name: &str, dir: &Path) -> Result<Server> {
+        let bin = std::env::current_exe()
+            .map_err(|e| format!("finding the bench's own binary to start the floor: {e}"))?;
+        let port = free_port()?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut cmd = Command::new(&bin);
+        cmd.args(["floor-server", "--addr", &addr.to_string()]);
+        Self::launch(cmd, &bin, name, addr, dir).await
+    }
+
+    async fn launch(
+        mut cmd: Command,
+        bin: &Path,
+        name: &str,
+        addr: SocketAddr,
+        dir: &Path,
+    ) -> Result<Server> {
+        let log = dir.join(format!("{name}.log"));
+        let out = File::create(&log).map_err(|e| format!("creating {}: {e}", log.display()))?;
+        let err = out.try_clone().map_err(|e| format!("{e}"))?;
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
         let started = Instant::now();
         let child = cmd
             .spawn()
@@ -114,6 +134,11 @@ impl Server {
     /// Resident memory in bytes (VmRSS).
     pub fn rss(&self) -> Result<u64> {
         rss_of(self.pid)
+    }
+
+    /// CPU time the process has used so far, user and system (utime + stime).
+    pub fn cpu_time(&self) -> Option<Duration> {
+        cpu_time_of(self.pid)
     }
 
     /// Established connections to the server whose receive queue is empty, i.e. whose request
@@ -210,6 +235,25 @@ pub fn rss_of(pid: u32) -> Result<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map(|kb| kb * 1024)
         .ok_or_else(|| Error(format!("no VmRSS in /proc/{pid}/status")))
+}
+
+/// utime + stime from /proc/{pid}/stat, in clock ticks converted to a duration.
+pub fn cpu_time_of(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: count fields after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After ')': field 3 (state) is index 0, so utime (14) and stime (15) are 11 and 12.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // SAFETY: sysconf only reads a configuration value.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks <= 0 {
+        return None;
+    }
+    Some(Duration::from_secs_f64(
+        (utime + stime) as f64 / ticks as f64,
+    ))
 }
 
 /// Raises the soft open-file limit to the hard one. Servers started afterwards inherit it, and

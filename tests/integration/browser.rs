@@ -125,6 +125,14 @@ async fn wait_for_text(c: &Client, css: &str, text: &str) {
     }
 }
 
+async fn click(c: &Client, css: &str) {
+    let el = c
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|_| panic!("{css} on the page"));
+    el.click().await.unwrap();
+}
+
 async fn fill(c: &Client, css: &str, text: &str) {
     let el = c
         .find(Locator::Css(css))
@@ -138,12 +146,7 @@ async fn register(c: &Client, base: &str, name: &str) {
     c.goto(&format!("{base}/register")).await.unwrap();
     fill(c, "#username", name).await;
     fill(c, "#password", PASSWORD).await;
-    c.find(Locator::Css("form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, "form button[type=submit]").await;
     wait_for_text(c, ".me", name).await;
 }
 
@@ -165,13 +168,7 @@ async fn two_people_see_each_others_messages_live() {
 
     // Alice opens a room with the sidebar form; Bob follows the link in his room list.
     fill(&alice, "#new-room-name", "general").await;
-    alice
-        .find(Locator::Css(".new-room button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&alice, ".new-room button").await;
     wait_for_text(&alice, "#conversation-title", "#general").await;
     bob.goto(&format!("{}/rooms/general", app.base))
         .await
@@ -216,13 +213,7 @@ async fn two_people_see_each_others_messages_live() {
 
     // A private conversation, opened from the people list.
     alice.goto(&format!("{}/", app.base)).await.unwrap();
-    alice
-        .find(Locator::Css("#people-list a[href='/dm/bob']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&alice, "#people-list a[href='/dm/bob']").await;
     wait_for_text(&alice, "#conversation-title", "bob").await;
     bob.goto(&format!("{}/dm/alice", app.base)).await.unwrap();
     wait_for_text(&bob, "#conversation-title", "alice").await;
@@ -259,29 +250,14 @@ async fn everything_works_with_javascript_disabled() {
     let c = browser(&driver, false, 1280).await;
     register(&c, &app.base, "nojs").await;
     fill(&c, "#new-room-name", "plain").await;
-    c.find(Locator::Css(".new-room button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, ".new-room button").await;
     wait_for_text(&c, "#conversation-title", "#plain").await;
     fill(&c, "#composer-body", "sent by a plain form").await;
-    c.find(Locator::Css("#composer button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "#composer button[type=submit]").await;
     wait_for_text(&c, "#messages", "sent by a plain form").await;
     assert_eq!(path(&c).await, "/rooms/plain");
     // An empty message comes back with an error, nothing stored.
-    c.find(Locator::Css("#composer button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "#composer button[type=submit]").await;
     screenshot(&c, "nojs-room").await;
     c.close().await.ok();
     assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 1);
@@ -386,37 +362,15 @@ async fn an_admin_edits_a_room_and_deletes_a_message_and_users_see_it() {
     );
     fill(&c, "#username", "boss").await;
     fill(&c, "#password", PASSWORD).await;
-    c.find(Locator::Css("form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "form button[type=submit]").await;
     wait_for_text(&c, "body", "Recent actions").await;
     screenshot(&c, "admin-index").await;
 
     // Rooms › general › change the topic.
-    c.find(Locator::Css("a[href='/admin/rooms/']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.find(Locator::Css(&format!(
-        "a[href='/admin/rooms/{room}/change/']"
-    )))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
+    click(&c, "a[href='/admin/rooms/']").await;
+    click(&c, &format!("a[href='/admin/rooms/{room}/change/']")).await;
     fill(&c, "#id_topic", "Set in the admin").await;
-    c.find(Locator::Css("button[name=_save]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "button[name=_save]").await;
     wait_for_text(&c, "body", "was changed successfully").await;
     screenshot(&c, "admin-rooms").await;
 
@@ -425,12 +379,7 @@ async fn an_admin_edits_a_room_and_deletes_a_message_and_users_see_it() {
         .await
         .unwrap();
     wait_for_text(&c, "body", "Are you sure").await;
-    c.find(Locator::Css("button.deletelink"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, "button.deletelink").await;
     wait_for_text(&c, "body", "was deleted successfully").await;
 
     // What users see.

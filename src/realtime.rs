@@ -244,6 +244,31 @@ impl Hub {
         }
     }
 
+    /// Forgets the rooms nobody is listening to, so that a long-running server keeps windows only
+    /// for live rooms (each can hold 256 rendered messages). A room's feed is in use while a poll
+    /// or a send holds it; both take it under the same lock this sweep holds, so none is dropped
+    /// from under them. A forgotten room's next poll or send starts a fresh feed from the database.
+    pub fn sweep(&self) -> usize {
+        let mut feeds = self.feeds.lock().expect("hub lock");
+        let before = feeds.len();
+        feeds.retain(|_, feed| Arc::strong_count(feed) > 1 || feed.latest.receiver_count() > 0);
+        before - feeds.len()
+    }
+
+    /// Sweeps idle rooms every minute, for as long as the server runs.
+    pub fn spawn_sweeper(self: &Arc<Self>) {
+        let hub = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            every.tick().await;
+            loop {
+                every.tick().await;
+                let Some(hub) = hub.upgrade() else { return };
+                hub.sweep();
+            }
+        });
+    }
+
     /// Answers held polls now (graceful shutdown): they end with 204 and clients re-poll.
     pub fn shut_down(&self) {
         self.shutdown.send_replace(true);
@@ -388,6 +413,22 @@ mod tests {
         assert_eq!(seqs(&w.after(0, 3).unwrap()), vec![1, 2, 3]);
         w.add(m(2));
         assert_eq!(w.items.len(), 3, "a duplicate is ignored");
+    }
+
+    #[tokio::test]
+    async fn sweeping_forgets_idle_rooms_but_not_listened_ones() {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .connect_lazy("sqlite::memory:")
+            .unwrap();
+        let hub = Hub::new(pool, |m| m.body.clone());
+        drop(hub.feed(1));
+        let held = hub.feed(2);
+        let listening = hub.feed(3).latest.subscribe();
+        assert_eq!(hub.sweep(), 1, "only the idle room goes");
+        assert_eq!(hub.sweep(), 0);
+        drop((held, listening));
+        assert_eq!(hub.sweep(), 2);
     }
 
     #[test]

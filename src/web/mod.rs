@@ -198,6 +198,7 @@ pub async fn run(
     if let Some(pg) = app.db.pg.clone() {
         app.hub.spawn_listener(pg);
     }
+    app.hub.spawn_sweeper();
     let hub = app.hub.clone();
     let on_shutdown = move || {
         tracing::info!("shutting down: answering held polls, finishing requests");

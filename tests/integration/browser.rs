@@ -388,3 +388,33 @@ async fn an_admin_edits_a_room_and_deletes_a_message_and_users_see_it() {
     assert!(page.body.contains("a fine message") && !page.body.contains("an unfortunate message"));
     c.close().await.ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_send_is_shown_and_the_text_is_kept() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(driver) = driver().await else { return };
+    let mut app = TestApp::sqlite().await;
+    let c = browser(&driver, true, 1280).await;
+    register(&c, &app.base, "writer").await;
+    fill(&c, "#new-room-name", "general").await;
+    click(&c, ".new-room button").await;
+    wait_for_text(&c, "#conversation-title", "#general").await;
+
+    // Refused by the server (only spaces): its reason is shown, nothing is stored.
+    fill(&c, "#composer-body", "   ").await;
+    click(&c, "#composer button[type=submit]").await;
+    wait_for_text(&c, "#composer-error", "A message cannot be empty.").await;
+
+    // The server is gone: the text stays in the composer and the failure is said.
+    app.shut_down().await;
+    fill(&c, "#composer-body", "this must not be lost\u{E007}").await;
+    wait_for_text(&c, "#composer-error", "Could not send").await;
+    let composer = c.find(Locator::Css("#composer-body")).await.unwrap();
+    assert_eq!(
+        composer.prop("value").await.unwrap().unwrap_or_default(),
+        "this must not be lost"
+    );
+    screenshot(&c, "send-failed").await;
+    c.close().await.ok();
+    assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 0);
+}

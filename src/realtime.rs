@@ -202,16 +202,20 @@ impl Hub {
         feed.latest.send_if_modified(|v| bump(v, seq));
     }
 
-    /// After the notification channel was down, anything may have been missed: re-read every
-    /// listened room's latest sequence number and wake its polls.
-    pub async fn resync_all(&self) {
-        let rooms: Vec<i64> = self
-            .feeds
+    /// The rooms this process has a feed for.
+    fn listened_rooms(&self) -> Vec<i64> {
+        self.feeds
             .lock()
             .expect("hub lock")
             .keys()
             .copied()
-            .collect();
+            .collect()
+    }
+
+    /// After the notification channel was down, anything may have been missed: re-read every
+    /// listened room's latest sequence number and wake its polls.
+    pub async fn resync_all(&self) {
+        let rooms = self.listened_rooms();
         for room in rooms {
             match rooms::find_by_id(&self.pool, room).await {
                 Ok(Some(r)) => self.remote_published(room, r.last_seq).await,
@@ -232,13 +236,7 @@ impl Hub {
 
     /// Forgets every room's recent messages (a message was deleted or edited by staff).
     pub fn invalidate_all(&self) {
-        let rooms: Vec<i64> = self
-            .feeds
-            .lock()
-            .expect("hub lock")
-            .keys()
-            .copied()
-            .collect();
+        let rooms = self.listened_rooms();
         for room in rooms {
             self.invalidate(room);
         }

@@ -3,18 +3,21 @@
 //! everything here runs only after that check.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use maud::html;
+use poem::error::ResponseError;
 use poem::http::{StatusCode, header};
 use poem::{IntoResponse, Response};
 use rand::RngCore;
 use serde::Deserialize;
 
 use super::error::AppError;
+use super::held::held;
 use super::{AppState, Ctx, see_other};
 use crate::domain::{ClientKey, MessageBody};
+use crate::realtime::Rendered;
 use crate::store::{messages, rooms, users};
 use crate::views::chat::{self, Composer, Conversation, Sidebar};
 use crate::views::page;
@@ -243,23 +246,15 @@ pub async fn messages(
             ));
         }
         (Some(after), None) => {
-            let after = after.max(0);
-            let found = app
-                .hub
-                .poll(room, after, app.settings.poll_timeout())
-                .await?;
-            let Some(last) = found.last().map(|m| m.seq) else {
-                return Ok(no_content());
-            };
-            let mut out =
-                String::with_capacity(found.iter().map(|m| m.html.len()).sum::<usize>() + 200);
-            for m in &found {
-                out.push_str(&m.html);
-            }
-            if ctx.htmx {
-                out.push_str(&chat::poller(base, last).into_string());
-            }
-            out
+            // Everything about the request has been checked: wait outside the endpoint chain.
+            let (hub, hold) = (app.hub.clone(), app.settings.poll_timeout());
+            let (base, htmx) = (base.to_owned(), ctx.htmx);
+            return Ok(held(async move {
+                match hub.poll(room, after.max(0), hold).await {
+                    Ok(found) => poll_answer(&found, &base, htmx),
+                    Err(err) => AppError::from(err).as_response(),
+                }
+            }));
         }
         (None, Some(before)) => {
             let mut rows = messages::before(&app.db.pool, room, before, PAGE + 1).await?;
@@ -277,10 +272,30 @@ pub async fn messages(
             chat::older_messages(base, &rows, false).into_string()
         }
     };
-    Ok(Response::builder()
+    Ok(fragment(html))
+}
+
+/// A long-poll's answer: the messages found (with the next poller for htmx), or 204 when the
+/// wait ended with none.
+fn poll_answer(found: &[Arc<Rendered>], base: &str, htmx: bool) -> Response {
+    let Some(last) = found.last().map(|m| m.seq) else {
+        return no_content();
+    };
+    let mut out = String::with_capacity(found.iter().map(|m| m.html.len()).sum::<usize>() + 200);
+    for m in found {
+        out.push_str(&m.html);
+    }
+    if htmx {
+        out.push_str(&chat::poller(base, last).into_string());
+    }
+    fragment(out)
+}
+
+fn fragment(html: String) -> Response {
+    Response::builder()
         .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
         .header(header::CACHE_CONTROL, "no-store")
-        .body(html))
+        .body(html)
 }
 
 fn no_content() -> Response {

@@ -8,6 +8,7 @@ pub mod conversation;
 pub mod csrf;
 pub mod direct;
 pub mod error;
+pub mod held;
 pub mod people;
 pub mod rooms;
 pub mod server;

@@ -39,6 +39,9 @@ on_both_engines! {
         assert_eq!(poll.status, 204);
         assert!(started.elapsed() >= Duration::from_millis(1900), "held for the configured 2 s");
         assert!(poll.body.is_empty());
+        // The wait runs after the middleware chain; what the chain adds must still be there.
+        assert_eq!(poll.headers.get("x-content-type-options").unwrap(), "nosniff");
+        assert_eq!(poll.headers.get("cache-control").unwrap(), "no-store");
     }
 
     async fn the_htmx_answer_carries_the_next_poller(app) {
@@ -49,6 +52,8 @@ on_both_engines! {
         assert_eq!(page.message_ids(), vec![1, 2]);
         assert!(page.body.contains("hx-get=\"/rooms/general/messages?after=2\""));
         assert_eq!(page.headers.get("cache-control").unwrap(), "no-store");
+        assert_eq!(page.headers.get("content-type").unwrap(), "text/html; charset=utf-8");
+        assert_eq!(page.headers.get("x-content-type-options").unwrap(), "nosniff");
     }
 
     async fn cursors_give_every_message_once_in_order_under_concurrent_senders(app) {

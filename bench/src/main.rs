@@ -90,8 +90,8 @@ struct Cli {
     #[arg(long)]
     smoke: bool,
 
-    /// Fan-out: skip the floor run (the same load against a do-nothing hyper server, whose p50
-    /// Parley's is compared with).
+    /// Fan-out and capacity: skip the floor runs (the same load against a do-nothing hyper
+    /// server, whose p50 and memory per held poll Parley's are compared with).
     #[arg(long)]
     no_floor: bool,
 
@@ -192,7 +192,7 @@ async fn run(cli: Cli) -> http::Result<bool> {
             polls: pick(cli.polls, 10_000, 50),
             rooms: pick(cli.rooms, 100, 5),
         };
-        let r = scenarios::capacity(&mut ctx, &mut report, sizes).await;
+        let r = scenarios::capacity(&mut ctx, &mut report, sizes, !cli.no_floor).await;
         note(&mut report, "2 capacity", r);
     }
     if all || cli.scenario == Scenario::Throughput {

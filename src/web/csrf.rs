@@ -112,7 +112,7 @@ impl<E: Endpoint> Endpoint for CsrfEndpoint<E> {
             }
             // Every body is read here, within the cap, so that no handler can be made to buffer
             // an unbounded one (a Content-Length check alone would miss chunked bodies).
-            // Boxed: only POSTs take this path, and inline it would enlarge every held poll's future.
+            // Boxed: only POSTs take this path, and inline it would enlarge every GET's future.
             let bytes = match Box::pin(req.take_body().into_bytes_limit(MAX_BODY)).await {
                 Ok(bytes) => bytes,
                 Err(_) => {

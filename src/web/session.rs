@@ -64,8 +64,8 @@ impl<E: Endpoint> Endpoint for SessionEndpoint<E> {
             Ok(r) => r.into_response(),
             Err(e) => e.into_response(),
         };
-        // The store's futures are boxed: this middleware's future is part of every held
-        // long-poll, and inline they would make each one kilobytes larger for a path it never takes.
+        // The store's futures are boxed: this middleware's future is part of every request, and
+        // inline they would make each one kilobytes larger for a path few requests take.
         if session.is_modified() {
             if Box::pin(session.is_empty()).await {
                 if sent_id.is_some() {

@@ -148,7 +148,8 @@ pub fn people_list(s: &Sidebar<'_>) -> Markup {
             @if s.people.is_empty() { p.empty { "Nobody matches." } }
             ul.list #people-list {
                 @for (person, unread) in s.people {
-                    @let online = person.is_online(s.now_ms);
+                    // The viewer is here, whatever the last presence write says.
+                    @let online = person.username == s.me || person.is_online(s.now_ms);
                     @let href = format!("/dm/{}", person.username);
                     li.person data-online=(online) {
                         @if person.username == s.me {

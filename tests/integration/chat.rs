@@ -164,6 +164,21 @@ on_both_engines! {
         assert!(carol_row.contains("data-online=\"false\""));
     }
 
+    async fn you_are_always_online_in_your_own_list(app) {
+        let alice = app.user("alice").await;
+        // Her last recorded presence is old, and the next write is not due yet (presence is
+        // written at most every few seconds): the page she is looking at still shows her online.
+        // (First let the write her registration started land, so that it cannot undo ours.)
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let pool = app.pool().await;
+        sqlx::query("UPDATE users SET last_seen_ms = $1 WHERE username = 'alice'")
+            .bind(parley::now_ms() - 61_000)
+            .execute(&pool).await.unwrap();
+        let page = alice.get("/").await;
+        let own_row = page.body.split("<li class=\"person\"").skip(1).find(|li| li.contains(">alice<")).unwrap().to_owned();
+        assert!(own_row.contains("data-online=\"true\""), "{own_row}");
+    }
+
     async fn search_filters_people_and_rooms(app) {
         let alice = app.user("alice").await;
         app.user("bob").await;

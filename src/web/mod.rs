@@ -63,8 +63,10 @@ impl App {
     }
 }
 
-/// The whole application as one endpoint: routes, then middleware, outermost last.
-pub fn endpoint(app: AppState) -> impl Endpoint<Output = Response> {
+/// The whole application as one endpoint: routes, then middleware, outermost last. Long-polls
+/// answer with a held response that only `server::serve` completes (see `held`), so this is
+/// served through it and nothing else.
+fn endpoint(app: AppState) -> impl Endpoint<Output = Response> {
     let secure = app.settings.secure_cookies;
     let store = Arc::new(app.db.sessions.clone());
     let route = Route::new()

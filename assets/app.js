@@ -73,6 +73,31 @@
       stick = nearBottom();
       var empty = document.getElementById("no-messages");
       if (empty && e.detail.xhr.status === 200) empty.remove();
+      if (e.detail.xhr.status === 200 && document.visibilityState !== "visible") {
+        countUnseen(e.detail.serverResponse);
+      }
+    }
+  });
+
+  // --- Messages from others that arrive while the tab is hidden show in its title, as
+  // "(3) #general · Parley", until the reader comes back.
+  var unseen = 0;
+  var plainTitle = document.title;
+  function showUnseen() {
+    document.title = unseen ? "(" + unseen + ") " + plainTitle : plainTitle;
+  }
+  function countUnseen(fragment) {
+    var me = document.querySelector(".topbar .me");
+    var doc = new DOMParser().parseFromString(fragment, "text/html");
+    doc.querySelectorAll("[data-message-id] .author").forEach(function (a) {
+      if (!me || a.textContent !== me.textContent) unseen++;
+    });
+    showUnseen();
+  }
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible" && unseen) {
+      unseen = 0;
+      showUnseen();
     }
   });
   document.addEventListener("htmx:afterRequest", function (e) {

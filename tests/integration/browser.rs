@@ -109,6 +109,17 @@ async fn screenshot(c: &Client, name: &str) {
 }
 
 /// Waits until the element's text contains `text`.
+/// Makes the page believe its tab was hidden or shown again, as switching tabs does.
+async fn set_visibility(c: &Client, state: &str) {
+    c.execute(
+        "Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => arguments[0] });
+         document.dispatchEvent(new Event('visibilitychange'));",
+        vec![json!(state)],
+    )
+    .await
+    .unwrap();
+}
+
 async fn wait_for_text(c: &Client, css: &str, text: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -220,6 +231,17 @@ async fn two_people_see_each_others_messages_live() {
     fill(&alice, "#composer-body", "Just between us.\u{E007}").await;
     wait_for_text(&bob, "#messages", "Just between us.").await;
     screenshot(&bob, "direct").await;
+
+    // Bob switches to another tab: what Alice sends meanwhile is counted in his tab's title,
+    // until he comes back.
+    let plain = bob.title().await.unwrap();
+    set_visibility(&bob, "hidden").await;
+    fill(&alice, "#composer-body", "Are you there?\u{E007}").await;
+    fill(&alice, "#composer-body", "Hello?\u{E007}").await;
+    wait_for_text(&bob, "#messages", "Hello?").await;
+    assert_eq!(bob.title().await.unwrap(), format!("(2) {plain}"));
+    set_visibility(&bob, "visible").await;
+    assert_eq!(bob.title().await.unwrap(), plain);
 
     // Phone width: one pane at a time, with a way back.
     bob.set_window_size(390, 844).await.unwrap();

@@ -241,12 +241,8 @@ pub fn conversation(
                     @if let Some(topic) = c.topic.filter(|t| !t.is_empty()) { p.topic { (topic) } }
                 }
                 details.members {
-                    summary { (c.members.len()) @if c.members.len() == 1 { " member" } @else { " members" } }
-                    ul {
-                        @for m in c.members {
-                            li { (presence_dot(m.last_seen_ms > c.now_ms - crate::store::ONLINE_WINDOW_MS)) (m.username) }
-                        }
-                    }
+                    summary { (member_count(c.members, false)) }
+                    (member_list(c.members, c.now_ms, false))
                     @if c.topic.is_some() { (topic_form(&c.base, c.topic.unwrap_or(""), csrf)) }
                 }
             }
@@ -262,6 +258,35 @@ pub fn conversation(
             }
             (composer(&c.base, composer_state, csrf))
         }
+    }
+}
+
+/// "3 members", in the summary of the conversation header's member list.
+fn member_count(members: &[Member], oob: bool) -> Markup {
+    html! {
+        span #member-count hx-swap-oob=[oob.then_some("true")] {
+            (members.len()) @if members.len() == 1 { " member" } @else { " members" }
+        }
+    }
+}
+
+fn member_list(members: &[Member], now_ms: i64, oob: bool) -> Markup {
+    html! {
+        ul #member-list hx-swap-oob=[oob.then_some("true")] {
+            @for m in members {
+                li { (presence_dot(m.last_seen_ms > now_ms - crate::store::ONLINE_WINDOW_MS)) (m.username) }
+            }
+        }
+    }
+}
+
+/// The open conversation's members, swapped in out of band by the sidebar's periodic refresh,
+/// so that who is in the room and who is online stay current without a reload. The list is
+/// replaced inside its `<details>`, which stays open if the reader opened it.
+pub fn members_update(members: &[Member], now_ms: i64) -> Markup {
+    html! {
+        (member_count(members, true))
+        (member_list(members, now_ms, true))
     }
 }
 

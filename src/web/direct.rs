@@ -20,7 +20,7 @@ pub fn routes(route: Route) -> Route {
 
 /// The viewer's own conversation with `username`, created on first use. Cached per viewer, so the
 /// cache cannot hand one person's conversation to another either.
-async fn open(app: &AppState, ctx: &Ctx, username: &str) -> Result<Target, AppError> {
+pub(super) async fn open(app: &AppState, ctx: &Ctx, username: &str) -> Result<Target, AppError> {
     const NOBODY: AppError = AppError::NotFound("There is nobody with that name to talk to.");
     let url = format!("/dm/{username}");
     if let Some(target) = app.directory.get(ctx.user.id, &url) {

@@ -1,5 +1,6 @@
 //! The app shell and its lists: home, people, rooms, and the search that filters them.
 
+use maud::html;
 use poem::web::{Data, Query};
 use poem::{IntoResponse, Response, Route, get, handler};
 use serde::Deserialize;
@@ -7,6 +8,7 @@ use serde::Deserialize;
 use super::conversation::sidebar_data;
 use super::error::AppError;
 use super::{AppState, Ctx};
+use crate::store::rooms;
 use crate::views::chat::{self, Sidebar};
 use crate::views::page;
 
@@ -107,11 +109,37 @@ async fn list_response(
         current,
     };
     let markup = match which {
-        List::Both => chat::sidebar_lists(&side),
+        List::Both => html! {
+            (chat::sidebar_lists(&side))
+            // The sidebar's refresh also brings the open conversation's member list up to date.
+            @if let Some(members) = open_members(app, ctx, current).await {
+                (chat::members_update(&members, side.now_ms))
+            }
+        },
         List::People => chat::people_list(&side),
         List::Rooms => chat::room_list(&side),
     };
     Ok(markup.into_response())
+}
+
+/// The members of the conversation at `url` (`/rooms/{name}` or `/dm/{username}`), checked as
+/// opening it would be; `None` for any other page, or one the viewer may not see.
+async fn open_members(app: &AppState, ctx: &Ctx, url: &str) -> Option<Vec<rooms::Member>> {
+    let target = if let Some(name) = url.strip_prefix("/rooms/") {
+        super::rooms::open(app, name).await
+    } else if let Some(username) = url.strip_prefix("/dm/") {
+        super::direct::open(app, ctx, username).await
+    } else {
+        return None;
+    };
+    let target = target.ok()?;
+    match rooms::members(&app.db.pool, target.room).await {
+        Ok(members) => Some(members),
+        Err(err) => {
+            tracing::warn!(%err, "could not read a conversation's members");
+            None
+        }
+    }
 }
 
 /// Both lists, for the live refresh and the search box.

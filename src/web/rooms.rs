@@ -21,7 +21,7 @@ pub fn routes(route: Route) -> Route {
 }
 
 /// The public room named in the URL; anyone logged in may read and write it.
-async fn open(app: &AppState, name: &str) -> Result<Target, AppError> {
+pub(super) async fn open(app: &AppState, name: &str) -> Result<Target, AppError> {
     let url = format!("/rooms/{name}");
     if let Some(target) = app.directory.get(0, &url) {
         return Ok(target);

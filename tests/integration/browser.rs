@@ -186,6 +186,25 @@ async fn two_people_see_each_others_messages_live() {
         .unwrap();
     wait_for_text(&bob, "#conversation-title", "#general").await;
 
+    // Alice's member list, open, learns of Bob at the sidebar's next refresh (every 15 s; fired
+    // here at once) and stays open.
+    click(&alice, ".members summary").await;
+    alice
+        .execute(
+            "htmx.ajax('GET', '/sidebar?current=/rooms/general', { target: '#sidebar-lists', swap: 'outerHTML' });",
+            vec![],
+        )
+        .await
+        .unwrap();
+    wait_for_text(&alice, "#member-count", "2 members").await;
+    wait_for_text(&alice, "#member-list", "bob").await;
+    let open = alice.find(Locator::Css(".members")).await.unwrap();
+    assert!(
+        open.attr("open").await.unwrap().is_some(),
+        "the list stays open"
+    );
+    click(&alice, ".members summary").await;
+
     // Enter sends; the composer clears and keeps focus; Bob sees it without reloading.
     fill(&alice, "#composer-body", "Hello Bob, this is live!\u{E007}").await;
     wait_for_text(&bob, "#messages", "Hello Bob, this is live!").await;

@@ -164,6 +164,34 @@ on_both_engines! {
         assert!(carol_row.contains("data-online=\"false\""));
     }
 
+    async fn the_sidebar_refresh_brings_the_member_list_up_to_date(app) {
+        let alice = app.user("alice").await;
+        let bob = app.user("bob").await;
+        let carol = app.user("carol").await;
+        alice.post("/rooms", &[("name", "general")]).await;
+        // Alice's page was rendered with herself alone; then Bob comes in.
+        bob.get("/rooms/general").await;
+        let refresh = alice.get_htmx("/sidebar?current=/rooms/general").await;
+        assert_eq!(refresh.status, 200);
+        let count = refresh.body.split("id=\"member-count\"").nth(1).expect("the member count, out of band");
+        assert!(count.starts_with(" hx-swap-oob=\"true\">2 members<"), "{count}");
+        let list = refresh.body.split("id=\"member-list\"").nth(1).expect("the member list, out of band");
+        let list = &list[..list.find("</ul>").unwrap()];
+        assert!(list.contains(">alice<") && list.contains(">bob<"), "{list}");
+        // A private conversation's members are checked as opening it is: Carol's /dm/bob is hers.
+        alice.say("/dm/bob", "just us").await;
+        let refresh = carol.get_htmx("/sidebar?current=/dm/bob").await;
+        let list = refresh.body.split("id=\"member-list\"").nth(1).unwrap();
+        let list = &list[..list.find("</ul>").unwrap()];
+        assert!(list.contains(">carol<") && list.contains(">bob<") && !list.contains(">alice<"), "{list}");
+        // Any other page, or one that does not exist: the lists alone.
+        for current in ["/", "/rooms/nowhere", "/dm/nobody", "/admin/"] {
+            let refresh = alice.get_htmx(&format!("/sidebar?current={current}")).await;
+            assert_eq!(refresh.status, 200, "{current}");
+            assert!(!refresh.body.contains("member-list"), "{current}");
+        }
+    }
+
     async fn you_are_always_online_in_your_own_list(app) {
         let alice = app.user("alice").await;
         // Her last recorded presence is old, and the next write is not due yet (presence is

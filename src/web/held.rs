@@ -15,6 +15,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use poem::Response;
+use poem::http::header;
 
 type Wait = Pin<Box<dyn Future<Output = Response> + Send>>;
 
@@ -32,7 +33,7 @@ pub fn held(answer: impl Future<Output = Response> + Send + 'static) -> Response
 }
 
 /// The final response: `resp` itself, or, for a held one, what its wait yields, with the
-/// placeholder's headers kept where the answer does not set its own.
+/// placeholder's headers kept where the answer does not set its own (and its cookies kept too).
 pub async fn finish(mut resp: Response) -> Response {
     let Some(Held(wait)) = resp.extensions_mut().remove::<Held>() else {
         return resp;
@@ -45,11 +46,60 @@ pub async fn finish(mut resp: Response) -> Response {
     resp.set_status(parts.status);
     let headers = resp.headers_mut();
     for name in parts.headers.keys() {
-        headers.remove(name);
+        // Cookies add up; any other header of the answer replaces the placeholder's.
+        if name != header::SET_COOKIE {
+            headers.remove(name);
+        }
     }
     for (name, value) in &parts.headers {
         headers.append(name, value.clone());
     }
     resp.set_body(body);
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use poem::http::StatusCode;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn an_ordinary_response_passes_through() {
+        let resp = Response::builder()
+            .status(StatusCode::NOT_FOUND)
+            .header("x-a", "1")
+            .body("gone");
+        let out = finish(resp).await;
+        assert_eq!(out.status(), StatusCode::NOT_FOUND);
+        assert_eq!(out.headers()["x-a"], "1");
+        assert_eq!(out.into_body().into_string().await.unwrap(), "gone");
+    }
+
+    #[tokio::test]
+    async fn a_held_response_becomes_its_answer_and_keeps_the_middleware_headers() {
+        let mut resp = held(async {
+            Response::builder()
+                .status(StatusCode::NO_CONTENT)
+                .header("cache-control", "no-store")
+                .header("set-cookie", "b=2")
+                .finish()
+        });
+        // What middleware would add to the placeholder on its way out.
+        let headers = resp.headers_mut();
+        headers.insert("x-content-type-options", "nosniff".parse().unwrap());
+        headers.insert("cache-control", "max-age=60".parse().unwrap());
+        headers.append("set-cookie", "a=1".parse().unwrap());
+        let out = finish(resp).await;
+        assert_eq!(out.status(), StatusCode::NO_CONTENT);
+        assert_eq!(out.headers()["x-content-type-options"], "nosniff");
+        assert_eq!(
+            out.headers()["cache-control"],
+            "no-store",
+            "the answer's own header wins"
+        );
+        let cookies: Vec<_> = out.headers().get_all("set-cookie").iter().collect();
+        assert_eq!(cookies, ["a=1", "b=2"], "cookies from both");
+        assert!(out.extensions().get::<Held>().is_none());
+    }
 }

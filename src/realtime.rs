@@ -13,6 +13,7 @@
 //! the watch is bumped.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,6 +42,8 @@ pub struct Hub {
     render: Render,
     feeds: Mutex<HashMap<i64, Arc<RoomFeed>>>,
     shutdown: watch::Sender<bool>,
+    /// Database reads made by polls the window could not answer (see `poll_reads`).
+    reads: AtomicU64,
 }
 
 struct RoomFeed {
@@ -117,6 +120,7 @@ impl Hub {
             render,
             feeds: Mutex::new(HashMap::new()),
             shutdown,
+            reads: AtomicU64::new(0),
         })
     }
 
@@ -267,6 +271,12 @@ impl Hub {
         });
     }
 
+    /// How many times a poll has read the database because the room's window could not answer
+    /// it. Woken polls of a live room should not: one message, a thousand listeners, no reads.
+    pub fn poll_reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
+    }
+
     /// Answers held polls now (graceful shutdown): they end with 204 and clients re-poll.
     pub fn shut_down(&self) {
         self.shutdown.send_replace(true);
@@ -284,9 +294,12 @@ impl Hub {
         let feed = self.ready_feed(room).await?;
         let mut latest = feed.latest.subscribe();
         let mut shutdown = self.shutdown.subscribe();
+        // Sequence numbers up to `checked` have been looked for. Normally that is `after`; when
+        // staff have deleted the messages above it, what is left to wait for is a newer one.
+        let mut checked = after;
         loop {
             let upto = *latest.borrow_and_update();
-            if upto > after {
+            if upto > checked {
                 let cached = feed.window.lock().expect("window lock").after(after, upto);
                 let found = match cached {
                     Some(found) => found,
@@ -295,13 +308,14 @@ impl Hub {
                 if !found.is_empty() {
                     return Ok(found);
                 }
+                checked = upto;
             }
             if *shutdown.borrow() {
                 return Ok(Vec::new());
             }
             // Only the sequence number crosses the await, so the future stays Send.
             let woke = tokio::select! {
-                changed = async { latest.wait_for(|v| *v > after).await.map(|_| ()) } => changed.is_ok(),
+                changed = async { latest.wait_for(|v| *v > checked).await.map(|_| ()) } => changed.is_ok(),
                 _ = shutdown.wait_for(|stop| *stop) => false,
                 _ = tokio::time::sleep_until(deadline) => false,
             };
@@ -312,6 +326,7 @@ impl Hub {
     }
 
     async fn read_after(&self, room: i64, after: i64) -> sqlx::Result<Vec<Arc<Rendered>>> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
         let rows = messages::after(&self.pool, room, after, BATCH).await?;
         Ok(rows
             .iter()
@@ -427,6 +442,61 @@ mod tests {
         assert_eq!(hub.sweep(), 0);
         drop((held, listening));
         assert_eq!(hub.sweep(), 2);
+    }
+
+    fn message(room: i64, seq: i64) -> messages::Message {
+        messages::Message {
+            id: seq,
+            room_id: room,
+            seq,
+            author: "alice".into(),
+            body: format!("message {seq}"),
+            created_ms: 0,
+        }
+    }
+
+    /// A hub on a fresh, migrated SQLite database (rooms and messages tables, no rows).
+    async fn hub_on_a_database() -> (Arc<Hub>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("hub.db").display());
+        let db = crate::db::Db::connect(&crate::config::Settings::for_database(url))
+            .await
+            .unwrap();
+        (Hub::new(db.pool.clone(), |m| m.body.clone()), dir)
+    }
+
+    #[tokio::test]
+    async fn a_thousand_woken_polls_read_nothing_from_the_database() {
+        let (hub, _dir) = hub_on_a_database().await;
+        hub.published(&message(1, 1));
+        let polls: Vec<_> = (0..1000)
+            .map(|_| {
+                let hub = hub.clone();
+                tokio::spawn(async move { hub.poll(1, 1, Duration::from_secs(5)).await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        hub.published(&message(1, 2));
+        for poll in polls {
+            assert_eq!(seqs(&poll.await.unwrap().unwrap()), vec![2]);
+        }
+        assert_eq!(hub.poll_reads(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_poll_whose_newer_messages_were_deleted_waits_instead_of_spinning() {
+        let (hub, _dir) = hub_on_a_database().await;
+        // Seq 5 was announced, then staff deleted it: the window is cleared and the database
+        // holds nothing after 3.
+        hub.published(&message(1, 5));
+        hub.invalidate(1);
+        let found = hub.poll(1, 3, Duration::from_millis(300)).await.unwrap();
+        assert!(found.is_empty());
+        assert_eq!(
+            hub.poll_reads(),
+            1,
+            "one look, then a wait for something newer"
+        );
     }
 
     #[test]

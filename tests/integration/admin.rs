@@ -96,6 +96,13 @@ on_both_engines! {
         assert!(!alice.get("/rooms/general").await.body.contains("delete me"));
         let poll = alice.poll("/rooms/general", 0).await;
         assert!(poll.body.contains("keep me") && !poll.body.contains("delete me"));
+        // A poll from before the deletion (its cursor below the deleted message) waits for the next.
+        let (poll, _) = tokio::join!(alice.poll("/rooms/general", 1), async {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            alice.say("/rooms/general", "after the deletion").await
+        });
+        assert_eq!(poll.message_ids(), vec![3]);
+        assert!(poll.body.contains("after the deletion"));
         // A room's topic edited in the admin shows in the room.
         let room: i64 = sqlx::query_scalar("SELECT id FROM rooms WHERE name = 'general'").fetch_one(&app.pool().await).await.unwrap();
         let page = boss.post(&format!("/admin/rooms/{room}/change/"), &[("name", "general"), ("topic", "Edited by staff"), ("_save", "1")]).await;

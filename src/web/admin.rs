@@ -114,12 +114,15 @@ impl AdminHost for Host {
         Box::pin(async move {
             match model {
                 // Deactivated, deleted or demoted users: their sessions are re-checked against the
-                // database on the next request (and end if they may no longer log in).
+                // database on the next request (and end if they may no longer log in). A deleted
+                // user's messages go with them, and a renamed one's show the new name: no room's
+                // recent window may serve the old ones.
                 "users" => {
                     for id in ids {
                         self.app.auth.forget_user(*id);
                     }
                     self.app.directory.clear();
+                    self.app.hub.invalidate_all();
                 }
                 "rooms" => {
                     self.app.directory.clear();

@@ -103,6 +103,15 @@ on_both_engines! {
         });
         assert_eq!(poll.message_ids(), vec![3]);
         assert!(poll.body.contains("after the deletion"));
+        // Deleting a user deletes their messages, which polls then no longer deliver either.
+        let mallory = app.user("mallory").await;
+        mallory.say("/rooms/general", "spam from mallory").await;
+        assert!(alice.poll("/rooms/general", 3).await.body.contains("spam from mallory"));
+        let id: i64 = sqlx::query_scalar("SELECT id FROM users WHERE username = 'mallory'").fetch_one(&app.pool().await).await.unwrap();
+        let page = boss.post(&format!("/admin/users/{id}/delete/"), &[("post", "yes")]).await;
+        assert_eq!(page.status, 303, "{}", page.body);
+        let poll = alice.poll("/rooms/general", 3).await;
+        assert_eq!(poll.status, 204, "nothing after 3 is left: {}", poll.body);
         // A room's topic edited in the admin shows in the room.
         let room: i64 = sqlx::query_scalar("SELECT id FROM rooms WHERE name = 'general'").fetch_one(&app.pool().await).await.unwrap();
         let page = boss.post(&format!("/admin/rooms/{room}/change/"), &[("name", "general"), ("topic", "Edited by staff"), ("_save", "1")]).await;

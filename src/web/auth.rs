@@ -45,9 +45,14 @@ fn anonymous(csrf: &str) -> Viewer<'_> {
     }
 }
 
-/// Only same-site paths are followed after login (no open redirect to another site).
+/// Only same-site paths are followed after login (no open redirect to another site). Browsers
+/// drop tabs and newlines from a URL and read `\\` as `/`, so `/\t/evil.example` would become
+/// `//evil.example`: a path here is printable ASCII without backslashes, as the request paths
+/// Parley sends people back to are (percent-encoded).
 fn safe_next(next: &str) -> &str {
-    let ok = next.starts_with('/') && !next.starts_with("//") && !next.contains('\\');
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
     if ok { next } else { "/" }
 }
 
@@ -198,6 +203,13 @@ mod tests {
         assert_eq!(safe_next("//evil.example/"), "/");
         assert_eq!(safe_next("https://evil.example/"), "/");
         assert_eq!(safe_next("/\\evil.example"), "/");
+        assert_eq!(safe_next("/\t/evil.example"), "/");
+        assert_eq!(safe_next("/\n/evil.example"), "/");
+        assert_eq!(safe_next("/ /evil.example"), "/");
+        assert_eq!(
+            safe_next("/rooms/general?before=5"),
+            "/rooms/general?before=5"
+        );
         assert_eq!(safe_next(""), "/");
     }
 }

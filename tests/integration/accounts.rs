@@ -178,6 +178,13 @@ on_both_engines! {
         let c = app.client().await;
         let page = c.post("/login", &[("username", "alice"), ("password", PASSWORD), ("next", "//evil.example/")]).await;
         assert_eq!(page.location(), Some("/"));
+        // A tab is dropped by browsers, which would then read `//evil.example`.
+        let c = app.client().await;
+        let page = c.post("/login", &[("username", "alice"), ("password", PASSWORD), ("next", "/\t/evil.example")]).await;
+        assert_eq!(page.location(), Some("/"));
+        let page = c.get("/login?next=/%09/evil.example").await;
+        assert_eq!(page.status, 303, "already logged in");
+        assert_eq!(page.location(), Some("/"));
     }
 }
 

@@ -151,14 +151,17 @@ async fn login(
         };
         with_status(login_page(&anonymous(&csrf), &form), status)
     };
-    if let Some(wait) = app.throttle.blocked(&form.username, &addr) {
-        let minutes = wait.as_secs().div_ceil(60).max(1);
-        let text = format!(
-            "Too many failed log-in attempts. Try again in {minutes} minute{}.",
-            if minutes == 1 { "" } else { "s" }
-        );
-        return Ok(page(&text, StatusCode::TOO_MANY_REQUESTS));
-    }
+    let attempt = match app.throttle.begin(&form.username, &addr) {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            let minutes = wait.as_secs().div_ceil(60).max(1);
+            let text = format!(
+                "Too many failed log-in attempts. Try again in {minutes} minute{}.",
+                if minutes == 1 { "" } else { "s" }
+            );
+            return Ok(page(&text, StatusCode::TOO_MANY_REQUESTS));
+        }
+    };
     let user = if form.password.len() > Password::MAX_BYTES {
         None
     } else {
@@ -173,13 +176,13 @@ async fn login(
         }
     };
     let Some(user) = user.filter(|u| u.is_active) else {
-        app.throttle.record_failure(&form.username, &addr);
+        drop(attempt); // a failure
         return Ok(page(
             "Wrong username or password.",
             StatusCode::UNAUTHORIZED,
         ));
     };
-    app.throttle.record_success(&form.username);
+    attempt.succeeded();
     session::log_in(req, &user).await?;
     Ok(see_other(safe_next(&form.next)))
 }

@@ -97,6 +97,21 @@ on_both_engines! {
         assert_eq!(other.login("bob", PASSWORD).await.status, 303);
     }
 
+    async fn a_burst_of_concurrent_guesses_gets_no_more_than_the_limit(app) {
+        app.user("alice").await;
+        let mut clients = Vec::new();
+        for _ in 0..12 {
+            clients.push(app.client().await);
+        }
+        let pages = futures_util::future::join_all(clients.iter().map(|c| {
+            c.post("/login", &[("username", "alice"), ("password", "wrong password")])
+        }))
+        .await;
+        let checked = pages.iter().filter(|p| p.status == 401).count();
+        let refused = pages.iter().filter(|p| p.status == 429).count();
+        assert_eq!((checked, refused), (5, 7), "five guesses checked, the rest refused");
+    }
+
     async fn logging_out_ends_the_session(app) {
         let alice = app.user("alice").await;
         let page = alice.post("/logout", &[]).await;

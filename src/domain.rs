@@ -147,7 +147,16 @@ impl MessageBody {
         if body.chars().count() > Self::MAX_CHARS {
             return Err(Invalid("A message has at most 4,000 characters."));
         }
-        Ok(Self(body.replace("\r\n", "\n")))
+        let body = body.replace("\r\n", "\n");
+        if body
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
+            return Err(Invalid(
+                "A message cannot contain control characters (other than new lines and tabs).",
+            ));
+        }
+        Ok(Self(body))
     }
 
     pub fn as_str(&self) -> &str {
@@ -221,6 +230,10 @@ mod tests {
         );
         assert!(MessageBody::parse(&"é".repeat(4000)).is_ok());
         assert!(MessageBody::parse(&"é".repeat(4001)).is_err());
+        assert!(MessageBody::parse("hi\0there").is_err());
+        assert!(MessageBody::parse("bell\x07").is_err());
+        assert!(MessageBody::parse("a lone \r return").is_err());
+        assert!(MessageBody::parse("tab\tand\nnew line").is_ok());
     }
 
     #[test]

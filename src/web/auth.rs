@@ -165,7 +165,14 @@ async fn login(
     let user = if form.password.len() > Password::MAX_BYTES {
         None
     } else {
-        match users::find_by_name(&app.db.pool, form.username.trim()).await? {
+        // A name that could not have been registered is nobody's (and is not sent to the
+        // database: PostgreSQL refuses a NUL in text with an error).
+        let name = Username::parse(&form.username).ok();
+        let found = match &name {
+            Some(name) => users::find_by_name(&app.db.pool, name.as_str()).await?,
+            None => None,
+        };
+        match found {
             Some(user) => password::verify(&form.password, &user.password_hash)
                 .await
                 .then_some(user),

@@ -83,6 +83,11 @@ pub async fn sidebar_data(
     ctx: &Ctx,
     query: &str,
 ) -> Result<(Vec<rooms::RoomListing>, Vec<(users::Person, i64)>), AppError> {
+    // Names are at most 64 letters, digits and `_ . -`: a longer search, or one with a control
+    // character (which PostgreSQL cannot even compare), matches nobody.
+    if query.len() > 64 || query.contains(char::is_control) {
+        return Ok((Vec::new(), Vec::new()));
+    }
     let pool = &app.db.pool;
     let room_list = rooms::public_rooms(pool, ctx.user.id, query).await?;
     let people = users::people(pool, query).await?;

@@ -79,6 +79,14 @@ on_both_engines! {
         assert!(weak.body.contains("A password has at least 8 characters."));
     }
 
+    async fn a_search_with_a_nul_byte_finds_nothing_and_fails_nothing(app) {
+        let boss = superuser(&app).await;
+        for model in ["users", "rooms", "messages"] {
+            let page = boss.get(&format!("/admin/{model}/?q=a%00")).await;
+            assert_eq!(page.status, 200, "{model}: {}", page.body);
+        }
+    }
+
     async fn what_staff_change_in_the_admin_is_what_users_see(app) {
         let boss = superuser(&app).await;
         let alice = app.user("alice").await;

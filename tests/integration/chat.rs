@@ -1,6 +1,7 @@
 //! Rooms, private conversations, the people list, unread counts, search, and the no-JS flows.
 
 use crate::on_both_engines;
+use crate::support::PASSWORD;
 
 on_both_engines! {
     async fn two_people_chat_in_a_room(app) {
@@ -190,6 +191,25 @@ on_both_engines! {
             assert_eq!(refresh.status, 200, "{current}");
             assert!(!refresh.body.contains("member-list"), "{current}");
         }
+    }
+
+    async fn a_nul_byte_anywhere_is_a_clear_refusal_not_a_server_error(app) {
+        // PostgreSQL cannot store U+0000 in text: it must be refused before it gets there.
+        let alice = app.user("alice").await;
+        alice.post("/rooms", &[("name", "general")]).await;
+        let send = alice.post_htmx("/rooms/general/messages", &[("body", "hi\0there")]).await;
+        assert_eq!(send.status, 422, "{}", send.body);
+        assert!(send.body.contains("control characters"), "{}", send.body);
+        assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 0);
+        let topic = alice.post("/rooms/general/topic", &[("topic", "a\0b")]).await;
+        assert_eq!(topic.status, 422, "{}", topic.body);
+        let search = alice.get_htmx("/sidebar?q=%00").await;
+        assert_eq!(search.status, 200);
+        assert!(search.body.contains("Nobody matches."), "{}", search.body);
+        assert_eq!(alice.get("/?q=al%00").await.status, 200);
+        let mut stranger = app.client().await;
+        assert_eq!(stranger.login("al\0ice", PASSWORD).await.status, 401);
+        assert_eq!(stranger.register("al\0ice", PASSWORD).await.status, 422);
     }
 
     async fn you_are_always_online_in_your_own_list(app) {

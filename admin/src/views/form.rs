@@ -384,6 +384,10 @@ async fn clean_field(
         ))));
     }
     let s = raw.unwrap_or("").trim();
+    if s.contains('\0') {
+        // As Django's ProhibitNullCharactersValidator: PostgreSQL cannot store one in text.
+        return Ok(Err("Null characters are not allowed.".to_owned()));
+    }
     if s.is_empty() {
         return Ok(if field.required {
             Err("This field is required.".to_owned())

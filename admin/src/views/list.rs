@@ -160,6 +160,11 @@ fn where_clause(model: &ModelAdmin, params: &Params, sql: &mut Sql) -> String {
     let mut conds = Vec::new();
     if !model.search_fields.is_empty() {
         for term in params.q.split_whitespace().take(MAX_TERMS) {
+            if term.contains('\0') {
+                // Nothing stored holds one (PostgreSQL cannot even compare it): no match.
+                conds.push("1 = 0".to_owned());
+                continue;
+            }
             let p = sql.arg(Value::text(like_pattern(term)));
             let ors: Vec<String> = model
                 .search_fields

@@ -5,10 +5,13 @@
 //! token does not match the cookie is refused with 403, and so is one a browser marks as
 //! cross-site (`Sec-Fetch-Site`) or whose `Origin` is not this host: defence in depth.
 
+use std::time::Duration;
+
 use poem::http::{Method, StatusCode, header};
 use poem::{Body, Endpoint, IntoResponse, Middleware, Request, Response};
 use rand::RngCore;
 use subtle::ConstantTimeEq;
+use tokio::io::AsyncReadExt;
 
 use super::session::{append_cookie, cookie, is_https};
 use crate::views::{Viewer, notice_page};
@@ -113,12 +116,15 @@ impl<E: Endpoint> Endpoint for CsrfEndpoint<E> {
             // Every body is read here, within the cap, so that no handler can be made to buffer
             // an unbounded one (a Content-Length check alone would miss chunked bodies).
             // Boxed: only POSTs take this path, and inline it would enlarge every GET's future.
-            let bytes = match Box::pin(req.take_body().into_bytes_limit(MAX_BODY)).await {
+            let bytes = match Box::pin(read_capped(req.take_body())).await {
                 Ok(bytes) => bytes,
-                Err(_) => {
-                    return Ok(Response::builder()
-                        .status(StatusCode::PAYLOAD_TOO_LARGE)
-                        .body("Request body too large."));
+                Err(status) => {
+                    let text = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                        "Request body too large."
+                    } else {
+                        "The request body could not be read."
+                    };
+                    return Ok(Response::builder().status(status).body(text));
                 }
             };
             let sent = match req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()) {
@@ -150,6 +156,30 @@ impl<E: Endpoint> Endpoint for CsrfEndpoint<E> {
         }
         Ok(resp)
     }
+}
+
+/// How much of a refused body is still read (and thrown away), and for how long, before the 413.
+const DRAIN_BYTES: u64 = 1024 * 1024;
+const DRAIN_TIME: Duration = Duration::from_secs(1);
+
+/// The body, if it is at most `MAX_BODY` bytes. A larger one is refused with 413, but only after
+/// reading on (and throwing away) up to `DRAIN_BYTES` of it or for up to `DRAIN_TIME`: a client
+/// still sending would otherwise meet a reset connection instead of reading the answer (the
+/// "lingering close" nginx does too).
+async fn read_capped(body: Body) -> Result<Vec<u8>, StatusCode> {
+    let mut reader = body.into_async_read();
+    let mut buf = Vec::new();
+    (&mut reader)
+        .take(MAX_BODY as u64 + 1)
+        .read_to_end(&mut buf)
+        .await
+        .map_err(|_| StatusCode::BAD_REQUEST)?;
+    if buf.len() <= MAX_BODY {
+        return Ok(buf);
+    }
+    let (mut rest, mut sink) = (reader.take(DRAIN_BYTES), tokio::io::sink());
+    let _ = tokio::time::timeout(DRAIN_TIME, tokio::io::copy(&mut rest, &mut sink)).await;
+    Err(StatusCode::PAYLOAD_TOO_LARGE)
 }
 
 fn form_field(body: &[u8], name: &str) -> Option<String> {

@@ -1,7 +1,7 @@
 //! Typed configuration, read once at start from flags and the environment, with defaults that
 //! work on a laptop without any set-up.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -65,6 +65,17 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(1..=30))]
     pub poll_timeout_secs: u64,
 
+    /// Reverse proxies in front of Parley (comma-separated IP addresses). A request from one of
+    /// them is attributed to the client its `X-Forwarded-For` names, for login throttling;
+    /// from anyone else the header is ignored.
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<IpAddr>,
+
     /// Largest number of database connections in the pool.
     #[arg(
         long,
@@ -87,6 +98,7 @@ impl Settings {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             secure_cookies: false,
             poll_timeout_secs: 25,
+            trusted_proxies: Vec::new(),
             db_max_connections: 16,
         }
     }

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::error::AppError;
 use super::session::{self, current_user};
-use super::{AppState, csrf_token, see_other};
+use super::{AppState, client_addr, csrf_token, see_other};
 use crate::domain::{Password, Username};
 use crate::password;
 use crate::store::users;
@@ -136,10 +136,8 @@ async fn login(
     Form(form): Form<Credentials>,
 ) -> Result<Response, AppError> {
     let csrf = csrf_token(req);
-    let addr = req
-        .remote_addr()
-        .as_socket_addr()
-        .map(|a| a.ip().to_string())
+    let addr = client_addr(req, &app.settings.trusted_proxies)
+        .map(|a| a.to_string())
         .unwrap_or_default();
     let next = (!form.next.is_empty()).then_some(form.next.as_str());
     let page = |error: &str, status| {

@@ -14,6 +14,7 @@ pub mod rooms;
 pub mod server;
 pub mod session;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -136,6 +137,31 @@ pub fn is_htmx(req: &Request) -> bool {
     req.headers()
         .get("hx-request")
         .is_some_and(|v| v.as_bytes() == b"true")
+}
+
+/// The client's IP address: the peer's, or, when the peer is a trusted proxy, the nearest
+/// address in `X-Forwarded-For` that is not one (proxies append the address they saw).
+pub fn client_addr(req: &Request, trusted: &[IpAddr]) -> Option<IpAddr> {
+    let peer = req.remote_addr().as_socket_addr()?.ip();
+    if !trusted.contains(&peer) {
+        return Some(peer);
+    }
+    let forwarded: Vec<&str> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    // From the right: what our proxies appended, until the first hop that is not one of them.
+    for hop in forwarded.into_iter().rev() {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(addr) if trusted.contains(&addr) => continue,
+            Ok(addr) => return Some(addr),
+            Err(_) => break,
+        }
+    }
+    Some(peer)
 }
 
 /// A logged-in request's context: who, their CSRF token, and whether htmx asked.

@@ -277,3 +277,64 @@ async fn oversized_bodies_are_refused_before_any_handler_reads_them() {
     assert_eq!(resp.status().as_u16(), 413);
     assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 0);
 }
+
+/// A failed login as forwarded by a proxy for the client at `forwarded_for`.
+async fn failed_login_via_proxy(c: &Client, forwarded_for: &str, name: &str) -> u16 {
+    let form = [
+        ("username", name),
+        ("password", "wrong password"),
+        ("csrf_token", &c.csrf),
+    ];
+    c.http
+        .post(format!("{}/login", c.base))
+        .header("X-Forwarded-For", forwarded_for)
+        .form(&form)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_each_client_address_is_throttled_on_its_own() {
+    let app =
+        TestApp::sqlite_with(|s| s.trusted_proxies = vec!["127.0.0.1".parse().unwrap()]).await;
+    let c = app.client().await;
+    // Twenty failures from one client address, over many names (each under its own limit).
+    for i in 0..20 {
+        assert_eq!(
+            failed_login_via_proxy(&c, "10.0.0.1", &format!("user{}", i / 4)).await,
+            401
+        );
+    }
+    assert_eq!(failed_login_via_proxy(&c, "10.0.0.1", "someone").await, 429);
+    // What a client claims before the proxy's own entry does not change who it is.
+    assert_eq!(
+        failed_login_via_proxy(&c, "192.0.2.7, 10.0.0.1", "someone").await,
+        429
+    );
+    assert_eq!(
+        failed_login_via_proxy(&c, "garbage, 10.0.0.1", "someone").await,
+        429
+    );
+    // Everyone else behind the same proxy may still log in.
+    assert_eq!(failed_login_via_proxy(&c, "10.0.0.2", "someone").await, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_trusted_proxy_x_forwarded_for_is_ignored() {
+    let app = TestApp::sqlite().await;
+    let c = app.client().await;
+    for i in 0..20 {
+        let spoofed = format!("10.0.0.{i}");
+        assert_eq!(
+            failed_login_via_proxy(&c, &spoofed, &format!("user{}", i / 4)).await,
+            401
+        );
+    }
+    assert_eq!(
+        failed_login_via_proxy(&c, "10.0.0.99", "someone").await,
+        429
+    );
+}

@@ -115,11 +115,7 @@ pub async fn fresh_postgres_database(admin_url: &str) -> (String, (String, Strin
 
 impl TestApp {
     pub async fn sqlite() -> Self {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let url = format!("sqlite://{}", dir.path().join("parley.db").display());
-        let mut app = Self::start_on(url).await;
-        app._dir = Some(dir);
-        app
+        Self::sqlite_with(|_| {}).await
     }
 
     pub async fn postgres() -> Option<Self> {
@@ -137,8 +133,23 @@ impl TestApp {
         settings
     }
 
+    /// A server on a fresh SQLite database, with settings changed by `adjust`.
+    pub async fn sqlite_with(adjust: impl FnOnce(&mut Settings)) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("parley.db").display());
+        let mut settings = Self::settings(&url);
+        adjust(&mut settings);
+        let mut app = Self::start_with(url, settings).await;
+        app._dir = Some(dir);
+        app
+    }
+
     pub async fn start_on(database_url: String) -> Self {
         let settings = Self::settings(&database_url);
+        Self::start_with(database_url, settings).await
+    }
+
+    async fn start_with(database_url: String, settings: Settings) -> Self {
         let db = Db::connect(&settings).await.expect("database opens");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

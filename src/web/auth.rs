@@ -1,5 +1,7 @@
 //! Accounts: register, log in, log out.
 
+use std::time::Duration;
+
 use poem::http::StatusCode;
 use poem::web::{Data, Form, Query};
 use poem::{IntoResponse, Request, Response, Route, get, handler, post};
@@ -56,6 +58,13 @@ fn safe_next(next: &str) -> &str {
     if ok { next } else { "/" }
 }
 
+/// "{why} Try again in 3 minutes."
+fn try_again(why: &str, wait: Duration) -> String {
+    let minutes = wait.as_secs().div_ceil(60).max(1);
+    let plural = if minutes == 1 { "" } else { "s" };
+    format!("{why} Try again in {minutes} minute{plural}.")
+}
+
 fn with_status(markup: maud::Markup, status: StatusCode) -> Response {
     let mut resp = markup.into_response();
     resp.set_status(status);
@@ -98,6 +107,33 @@ async fn register(
             let ue = name.err().map(|e| e.0);
             let pe = pass.err().map(|e| e.0);
             return Ok(fail(ue, pe));
+        }
+    };
+    // A taken name is said before any hashing (the unique index still settles a race).
+    if users::find_by_name(&app.db.pool, name.as_str())
+        .await?
+        .is_some()
+    {
+        return Ok(fail(Some("That username is taken."), None));
+    }
+    let addr = client_addr(req, &app.settings.trusted_proxies)
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    // Every account counts against its address, made or not (`Attempt` counts unless told
+    // otherwise).
+    let _signup = match app.signups.begin("", &addr) {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            let text = try_again("Too many new accounts from your address.", wait);
+            let form = AccountForm {
+                username: &form.username,
+                form_error: Some(&text),
+                ..AccountForm::empty()
+            };
+            return Ok(with_status(
+                register_page(&anonymous(&csrf), &form),
+                StatusCode::TOO_MANY_REQUESTS,
+            ));
         }
     };
     let hash = password::hash(&pass).await;
@@ -152,11 +188,7 @@ async fn login(
     let attempt = match app.throttle.begin(&form.username, &addr) {
         Ok(attempt) => attempt,
         Err(wait) => {
-            let minutes = wait.as_secs().div_ceil(60).max(1);
-            let text = format!(
-                "Too many failed log-in attempts. Try again in {minutes} minute{}.",
-                if minutes == 1 { "" } else { "s" }
-            );
+            let text = try_again("Too many failed log-in attempts.", wait);
             return Ok(page(&text, StatusCode::TOO_MANY_REQUESTS));
         }
     };

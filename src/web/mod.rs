@@ -35,6 +35,9 @@ use csrf::CsrfToken;
 pub use error::AppError;
 use session::{AuthCache, CurrentUser};
 
+/// New accounts one client address may create in an hour.
+pub const SIGNUPS_PER_HOUR: u32 = 50;
+
 /// Everything the handlers share.
 pub struct App {
     pub db: Db,
@@ -42,6 +45,8 @@ pub struct App {
     pub hub: Arc<Hub>,
     pub presence: Presence,
     pub throttle: Throttle,
+    /// New accounts per client address (each costs an argon2 hash).
+    pub signups: Throttle,
     pub auth: AuthCache,
     pub directory: conversation::Directory,
 }
@@ -55,6 +60,8 @@ impl App {
             presence: Presence::new(db.pool.clone()),
             // 5 failures per name, 20 per address, in 15 minutes.
             throttle: Throttle::new(Duration::from_secs(15 * 60), 5, 20),
+            // 50 an hour from one address: a class behind one NAT registers, a script does not.
+            signups: Throttle::new(Duration::from_secs(3600), u32::MAX, SIGNUPS_PER_HOUR),
             auth: AuthCache::default(),
             directory: conversation::Directory::default(),
             hub,

@@ -338,3 +338,25 @@ async fn without_a_trusted_proxy_x_forwarded_for_is_ignored() {
         429
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_may_make_only_so_many_accounts_an_hour() {
+    let app = TestApp::sqlite().await;
+    for i in 0..parley::web::SIGNUPS_PER_HOUR {
+        let mut c = app.client().await;
+        assert_eq!(c.register(&format!("user{i}"), PASSWORD).await.status, 303);
+    }
+    let mut c = app.client().await;
+    let page = c.register("one-too-many", PASSWORD).await;
+    assert_eq!(page.status, 429);
+    assert!(
+        page.body
+            .contains("Too many new accounts from your address.")
+    );
+    // A taken name is answered before anything is hashed or counted.
+    assert_eq!(c.register("user0", PASSWORD).await.status, 422);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM users").await,
+        i64::from(parley::web::SIGNUPS_PER_HOUR)
+    );
+}

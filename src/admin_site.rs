@@ -11,9 +11,9 @@
 //!   `spawn_blocking`, `UPDATE users SET password_hash = $1 WHERE id = $2`; return the parse
 //!   error's text on refusal.
 //! - `after_write(model, ids, action)`: for `"users"`, end the sessions of the users when
-//!   `Deleted`, `PasswordChanged`, or `Changed` and the user is now inactive; for `"messages"` and
-//!   `"rooms"`, drop the cached recent messages / rooms of the affected rooms so room pages and
-//!   long-polls stop showing deleted messages.
+//!   `Deleted`, `PasswordChanged`, or `Changed` and the user is now inactive; for every model,
+//!   drop the cached recent messages of every room, in every process on PostgreSQL, so that
+//!   long-polls stop delivering deleted messages (a user's go with them) or stale names.
 //!
 //! Mount it with `Route::new().nest("/admin", admin.routes())`, and redirect `/admin` to
 //! `/admin/` (the nested endpoint only sees paths below the prefix).

@@ -32,6 +32,12 @@ pub struct Rendered {
 
 pub type Render = fn(&messages::Message) -> String;
 
+/// The PostgreSQL channel every process LISTENs on: `room:seq` for a committed message (sent by
+/// the insert trigger), or [`FORGET`].
+const CHANNEL: &str = "parley_messages";
+/// "Forget your rooms' recent messages": staff changed some.
+const FORGET: &str = "forget";
+
 /// How many rendered messages a room keeps for woken polls; a poll further behind reads the database.
 const WINDOW: usize = 256;
 /// The most messages one poll answer carries; the client re-polls for the rest.
@@ -246,6 +252,21 @@ impl Hub {
         }
     }
 
+    /// Forgets every room's recent messages here and, on PostgreSQL, in every other process too
+    /// (staff deleted or changed messages, or users whose names they show).
+    pub async fn invalidate_everywhere(&self, pg: Option<&sqlx::PgPool>) {
+        self.invalidate_all();
+        let Some(pg) = pg else { return };
+        let note = sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(FORGET)
+            .execute(pg)
+            .await;
+        if let Err(err) = note {
+            tracing::warn!(%err, "could not tell the other servers to forget their message windows");
+        }
+    }
+
     /// Forgets the rooms nobody is listening to, so that a long-running server keeps windows only
     /// for live rooms (each can hold 256 rendered messages). A room's feed is in use while a poll
     /// or a send holds it; both take it under the same lock this sweep holds, so none is dropped
@@ -359,12 +380,16 @@ impl Hub {
 
     async fn listen(self: &Arc<Self>, pg: &sqlx::PgPool) -> sqlx::Result<()> {
         let mut listener = sqlx::postgres::PgListener::connect_with(pg).await?;
-        listener.listen("parley_messages").await?;
+        listener.listen(CHANNEL).await?;
         // Whatever was sent while we were not listening would otherwise wait for the next send.
         self.resync_all().await;
         tracing::info!("listening for messages from other servers");
         loop {
             let note = listener.recv().await?;
+            if note.payload() == FORGET {
+                self.invalidate_all();
+                continue;
+            }
             let Some((room, seq)) = note.payload().split_once(':') else {
                 continue;
             };

@@ -112,6 +112,7 @@ impl AdminHost for Host {
         _action: WriteAction,
     ) -> BoxFuture<'a, ()> {
         Box::pin(async move {
+            let pg = self.app.db.pg.as_ref();
             match model {
                 // Deactivated, deleted or demoted users: their sessions are re-checked against the
                 // database on the next request (and end if they may no longer log in). A deleted
@@ -122,16 +123,15 @@ impl AdminHost for Host {
                         self.app.auth.forget_user(*id);
                     }
                     self.app.directory.clear();
-                    self.app.hub.invalidate_all();
+                    self.app.hub.invalidate_everywhere(pg).await;
                 }
                 "rooms" => {
                     self.app.directory.clear();
-                    for id in ids {
-                        self.app.hub.invalidate(*id);
-                    }
+                    self.app.hub.invalidate_everywhere(pg).await;
                 }
-                // A deleted or edited message must not be served from a room's recent window.
-                "messages" => self.app.hub.invalidate_all(),
+                // A deleted or edited message must not be served from a room's recent window,
+                // by this process or any other.
+                "messages" => self.app.hub.invalidate_everywhere(pg).await,
                 _ => {}
             }
         })

@@ -356,3 +356,45 @@ async fn a_database_that_goes_away_gives_503_and_the_server_recovers_by_itself()
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_staff_delete_through_one_server_is_gone_from_the_others_too() {
+    let Some(url) = database().await else { return };
+    let a = Server::start(&url).await;
+    let b = Server::start(&url).await;
+    let alice = logged_in(&a.base, "alice", true).await;
+    let bob = logged_in(&b.base, "bob", true).await;
+    alice.post("/rooms", &[("name", "general")]).await;
+    bob.post("/rooms", &[("name", "general")]).await;
+    // Bob listens on B while Alice sends through A: B reads what the NOTIFYs announce into its
+    // room window.
+    let (poll, _) = tokio::join!(bob.poll("/rooms/general", 0), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        alice.say("/rooms/general", "keep me").await;
+        alice.say("/rooms/general", "spam to delete").await;
+    });
+    assert!(poll.body.contains("keep me"));
+    let poll = bob.poll("/rooms/general", 1).await;
+    assert!(poll.body.contains("spam to delete"));
+
+    logged_in(&a.base, "boss", true).await;
+    let db = sqlx::postgres::PgPool::connect(&url).await.unwrap();
+    sqlx::query("UPDATE users SET is_staff = 1, is_superuser = 1 WHERE username = 'boss'")
+        .execute(&db)
+        .await
+        .unwrap();
+    let boss = logged_in(&a.base, "boss", false).await;
+    let id: i64 = sqlx::query_scalar("SELECT id FROM messages WHERE body = 'spam to delete'")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    let page = boss
+        .post(&format!("/admin/messages/{id}/delete/"), &[("post", "yes")])
+        .await;
+    assert_eq!(page.status, 303, "{}", page.body);
+
+    // A listener on B that had not yet received it must not get it from B's memory.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let poll = bob.poll("/rooms/general", 1).await;
+    assert_eq!(poll.status, 204, "{}", poll.body);
+}

@@ -80,15 +80,21 @@ async fn database() -> Option<String> {
     Some(fresh_postgres_database(&admin).await.0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_message_sent_through_one_server_reaches_a_listener_on_another() {
-    let Some(url) = database().await else { return };
-    let a = Server::start(&url).await;
-    let b = Server::start(&url).await;
+/// Servers A and B on one database; Alice on A and Bob on B, both in the room `general`.
+async fn alice_on_a_and_bob_on_b_in_general(url: &str) -> (Server, Server, Client, Client) {
+    let a = Server::start(url).await;
+    let b = Server::start(url).await;
     let alice = logged_in(&a.base, "alice", true).await;
     let bob = logged_in(&b.base, "bob", true).await;
     alice.post("/rooms", &[("name", "general")]).await;
     bob.post("/rooms", &[("name", "general")]).await;
+    (a, b, alice, bob)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_sent_through_one_server_reaches_a_listener_on_another() {
+    let Some(url) = database().await else { return };
+    let (_a, b, alice, bob) = alice_on_a_and_bob_on_b_in_general(&url).await;
     let started = Instant::now();
     let (poll, _) = tokio::join!(bob.poll("/rooms/general", 0), async {
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -360,12 +366,7 @@ async fn a_database_that_goes_away_gives_503_and_the_server_recovers_by_itself()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_staff_delete_through_one_server_is_gone_from_the_others_too() {
     let Some(url) = database().await else { return };
-    let a = Server::start(&url).await;
-    let b = Server::start(&url).await;
-    let alice = logged_in(&a.base, "alice", true).await;
-    let bob = logged_in(&b.base, "bob", true).await;
-    alice.post("/rooms", &[("name", "general")]).await;
-    bob.post("/rooms", &[("name", "general")]).await;
+    let (a, _b, alice, bob) = alice_on_a_and_bob_on_b_in_general(&url).await;
     // Bob listens on B while Alice sends through A: B reads what the NOTIFYs announce into its
     // room window.
     let (poll, _) = tokio::join!(bob.poll("/rooms/general", 0), async {

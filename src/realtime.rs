@@ -303,6 +303,22 @@ impl Hub {
         self.shutdown.send_replace(true);
     }
 
+    /// Whether `after` is beyond the newest message `room` ever had: a cursor from before the
+    /// database was restored from a backup, or from a room deleted and made again under its name.
+    /// Such a poll would wait for sequence numbers the room will only reach much later, missing
+    /// everything until then. (On PostgreSQL this process may not have heard of the newest yet,
+    /// so a cursor beyond what it knows is checked against the database.)
+    pub async fn cursor_is_ahead(&self, room: i64, after: i64) -> sqlx::Result<bool> {
+        let feed = self.ready_feed(room).await?;
+        if after <= *feed.latest.borrow() {
+            return Ok(false);
+        }
+        let last = rooms::find_by_id(&self.pool, room)
+            .await?
+            .map_or(0, |r| r.last_seq);
+        Ok(after > last)
+    }
+
     /// Messages of `room` after `after`: at once if there are any, else as soon as one is
     /// committed, else an empty list when `hold` has passed or the server shuts down.
     pub async fn poll(

@@ -255,6 +255,14 @@ pub async fn messages(
             let (hub, hold) = (app.hub.clone(), app.settings.poll_timeout());
             let (base, htmx) = (base.to_owned(), ctx.htmx);
             return Ok(held(async move {
+                // A page whose cursor the room has never reached reloads (htmx does that for
+                // HX-Refresh), rather than wait for messages it would then miss.
+                if htmx && hub.cursor_is_ahead(room, after).await.unwrap_or(false) {
+                    return Response::builder()
+                        .header("HX-Refresh", "true")
+                        .header(header::CACHE_CONTROL, "no-store")
+                        .finish();
+                }
                 match hub.poll(room, after.max(0), hold).await {
                     Ok(found) => poll_answer(&found, &base, htmx),
                     Err(err) => AppError::from(err).as_response(),

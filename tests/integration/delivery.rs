@@ -56,6 +56,21 @@ on_both_engines! {
         assert_eq!(page.headers.get("x-content-type-options").unwrap(), "nosniff");
     }
 
+    async fn a_page_whose_cursor_the_room_never_reached_is_told_to_reload(app) {
+        // As after a restore from an older backup: the page has seen message 5, the room has 1.
+        let people = room_with(&app, &["alice"]).await;
+        people[0].say("/rooms/general", "the only one").await;
+        let started = Instant::now();
+        let poll = people[0].get_htmx("/rooms/general/messages?after=5").await;
+        assert_eq!(poll.status, 200);
+        assert_eq!(poll.headers.get("hx-refresh").unwrap(), "true");
+        assert!(started.elapsed() < Duration::from_millis(1500), "at once, not after the hold");
+        // A cursor the room has reached holds as ever.
+        let poll = people[0].get_htmx("/rooms/general/messages?after=1").await;
+        assert_eq!(poll.status, 204);
+        assert!(poll.headers.get("hx-refresh").is_none());
+    }
+
     async fn cursors_give_every_message_once_in_order_under_concurrent_senders(app) {
         let people = room_with(&app, &["alice", "bob", "carol", "dave", "erin"]).await;
         const EACH: usize = 25;

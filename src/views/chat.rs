@@ -238,7 +238,7 @@ pub fn conversation(
                 a.back href="/" { "‹ All chats" }
                 div {
                     h1 #conversation-title { (c.title) }
-                    @if let Some(topic) = c.topic.filter(|t| !t.is_empty()) { p.topic { (topic) } }
+                    @if let Some(topic) = c.topic { (topic_line(topic, false)) }
                 }
                 details.members {
                     summary { (member_count(c.members, false)) }
@@ -280,11 +280,17 @@ fn member_list(members: &[Member], now_ms: i64, oob: bool) -> Markup {
     }
 }
 
-/// The open conversation's members, swapped in out of band by the sidebar's periodic refresh,
-/// so that who is in the room and who is online stay current without a reload. The list is
-/// replaced inside its `<details>`, which stays open if the reader opened it.
-pub fn members_update(members: &[Member], now_ms: i64) -> Markup {
+/// A public room's topic under its name (empty, and hidden, until someone sets one).
+fn topic_line(topic: &str, oob: bool) -> Markup {
+    html! { p #conversation-topic .topic hx-swap-oob=[oob.then_some("true")] { (topic) } }
+}
+
+/// The open conversation's header, swapped in out of band by the sidebar's periodic refresh, so
+/// that its topic, who is in it and who is online stay current without a reload. The member
+/// list is replaced inside its `<details>`, which stays open if the reader opened it.
+pub fn header_update(topic: Option<&str>, members: &[Member], now_ms: i64) -> Markup {
     html! {
+        @if let Some(topic) = topic { (topic_line(topic, true)) }
         (member_count(members, true))
         (member_list(members, now_ms, true))
     }

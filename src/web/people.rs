@@ -109,9 +109,9 @@ async fn list_response(
     let markup = match which {
         List::Both => html! {
             (chat::sidebar_lists(&side))
-            // The sidebar's refresh also brings the open conversation's member list up to date.
-            @if let Some(members) = open_members(app, ctx, current).await {
-                (chat::members_update(&members, side.now_ms))
+            // The sidebar's refresh also brings the open conversation's header up to date.
+            @if let Some((topic, members)) = open_header(app, ctx, current).await {
+                (chat::header_update(topic.as_deref(), &members, side.now_ms))
             }
         },
         List::People => chat::people_list(&side),
@@ -120,9 +120,14 @@ async fn list_response(
     Ok(markup.into_response())
 }
 
-/// The members of the conversation at `url` (`/rooms/{name}` or `/dm/{username}`), checked as
-/// opening it would be; `None` for any other page, or one the viewer may not see.
-async fn open_members(app: &AppState, ctx: &Ctx, url: &str) -> Option<Vec<rooms::Member>> {
+/// The topic (public rooms only) and members of the conversation at `url` (`/rooms/{name}` or
+/// `/dm/{username}`), checked as opening it would be; `None` for any other page, or one the
+/// viewer may not see.
+async fn open_header(
+    app: &AppState,
+    ctx: &Ctx,
+    url: &str,
+) -> Option<(Option<String>, Vec<rooms::Member>)> {
     let target = if let Some(name) = url.strip_prefix("/rooms/") {
         super::rooms::open(app, name).await
     } else if let Some(username) = url.strip_prefix("/dm/") {
@@ -131,10 +136,20 @@ async fn open_members(app: &AppState, ctx: &Ctx, url: &str) -> Option<Vec<rooms:
         return None;
     };
     let target = target.ok()?;
-    match rooms::members(&app.db.pool, target.room).await {
-        Ok(members) => Some(members),
+    let pool = &app.db.pool;
+    let read = async {
+        let room = rooms::find_by_id(pool, target.room).await?;
+        let members = rooms::members(pool, target.room).await?;
+        Ok::<_, sqlx::Error>((room, members))
+    };
+    match read.await {
+        Ok((Some(room), members)) => {
+            let topic = rooms::is_public(&room).then(|| room.topic.clone());
+            Some((topic, members))
+        }
+        Ok((None, _)) => None,
         Err(err) => {
-            tracing::warn!(%err, "could not read a conversation's members");
+            tracing::warn!(%err, "could not read a conversation's header");
             None
         }
     }

@@ -165,7 +165,7 @@ on_both_engines! {
         assert!(carol_row.contains("data-online=\"false\""));
     }
 
-    async fn the_sidebar_refresh_brings_the_member_list_up_to_date(app) {
+    async fn the_sidebar_refresh_brings_the_conversation_header_up_to_date(app) {
         let alice = app.user("alice").await;
         let bob = app.user("bob").await;
         let carol = app.user("carol").await;
@@ -179,12 +179,18 @@ on_both_engines! {
         let list = refresh.body.split("id=\"member-list\"").nth(1).expect("the member list, out of band");
         let list = &list[..list.find("</ul>").unwrap()];
         assert!(list.contains(">alice<") && list.contains(">bob<"), "{list}");
+        // Bob sets a topic; Alice's header learns it at the same refresh.
+        assert!(refresh.body.contains("id=\"conversation-topic\" hx-swap-oob=\"true\"></p>"), "{}", refresh.body);
+        bob.post("/rooms/general/topic", &[("topic", "Plans for Friday")]).await;
+        let refresh = alice.get_htmx("/sidebar?current=/rooms/general").await;
+        assert!(refresh.body.contains("id=\"conversation-topic\" hx-swap-oob=\"true\">Plans for Friday</p>"), "{}", refresh.body);
         // A private conversation's members are checked as opening it is: Carol's /dm/bob is hers.
         alice.say("/dm/bob", "just us").await;
         let refresh = carol.get_htmx("/sidebar?current=/dm/bob").await;
         let list = refresh.body.split("id=\"member-list\"").nth(1).unwrap();
         let list = &list[..list.find("</ul>").unwrap()];
         assert!(list.contains(">carol<") && list.contains(">bob<") && !list.contains(">alice<"), "{list}");
+        assert!(!refresh.body.contains("conversation-topic"), "a private conversation has no topic");
         // Any other page, or one that does not exist: the lists alone.
         for current in ["/", "/rooms/nowhere", "/dm/nobody", "/admin/"] {
             let refresh = alice.get_htmx(&format!("/sidebar?current={current}")).await;

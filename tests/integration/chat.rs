@@ -296,7 +296,7 @@ on_both_engines! {
         alice.post("/rooms", &[("name", "general")]).await;
         let page = alice.post("/rooms/general/topic", &[("topic", "All things Parley")]).await;
         assert_eq!(page.status, 303);
-        assert!(alice.get("/rooms/general").await.body.contains("<p class=\"topic\">All things Parley</p>"));
+        assert!(alice.get("/rooms/general").await.body.contains("<p class=\"topic\" id=\"conversation-topic\">All things Parley</p>"));
         let page = alice.post("/rooms/general/topic", &[("topic", &"t".repeat(201))]).await;
         assert_eq!(page.status, 422);
     }

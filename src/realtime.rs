@@ -181,11 +181,18 @@ impl Hub {
                 None => return,
             }
         };
-        if *feed.latest.borrow() >= seq {
+        // Already in the window's contiguous run? (Not "latest ≥ seq": a message this process
+        // published may have moved `latest` past `seq` while `seq` itself is still missing, and
+        // every woken poll would read the database until the gap closed.)
+        let held = |feed: &RoomFeed| {
+            let window = feed.window.lock().expect("window lock");
+            window.end().is_some_and(|end| end >= seq)
+        };
+        if held(&feed) {
             return;
         }
         let _one_at_a_time = feed.catch_up.lock().await;
-        if *feed.latest.borrow() >= seq {
+        if held(&feed) {
             return;
         }
         let from = feed
@@ -430,6 +437,7 @@ fn bump(value: &mut i64, seq: i64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::users;
 
     fn m(seq: i64) -> Arc<Rendered> {
         Arc::new(Rendered {
@@ -498,12 +506,49 @@ mod tests {
 
     /// A hub on a fresh, migrated SQLite database (rooms and messages tables, no rows).
     async fn hub_on_a_database() -> (Arc<Hub>, tempfile::TempDir) {
+        let (hub, _, dir) = hub_and_db().await;
+        (hub, dir)
+    }
+
+    async fn hub_and_db() -> (Arc<Hub>, crate::db::Db, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("hub.db").display());
         let db = crate::db::Db::connect(&crate::config::Settings::for_database(url))
             .await
             .unwrap();
-        (Hub::new(db.pool.clone(), |m| m.body.clone()), dir)
+        (Hub::new(db.pool.clone(), |m| m.body.clone()), db, dir)
+    }
+
+    #[tokio::test]
+    async fn a_notified_message_fills_the_gap_a_later_local_one_left() {
+        use crate::domain::{MessageBody, RoomName, Username};
+        let (hub, db, _dir) = hub_and_db().await;
+        let name = Username::parse("alice").unwrap();
+        let alice = users::create(&db.pool, &name, "x", false).await.unwrap();
+        let room =
+            rooms::create_or_get_public(&db.pool, &RoomName::parse("general").unwrap(), alice)
+                .await
+                .unwrap()
+                .id;
+        let mut stored = Vec::new();
+        for text in ["one", "two", "three"] {
+            let body = MessageBody::parse(text).unwrap();
+            let (m, _) = messages::insert(&db.pool, db.engine, room, (alice, "alice"), &body, None)
+                .await
+                .unwrap();
+            stored.push(m);
+        }
+        // This process sent 1 and 3; 2 came from another process, whose NOTIFY arrives last.
+        hub.published(&stored[0]);
+        hub.published(&stored[2]);
+        hub.remote_published(room, 2).await;
+        let found = hub.poll(room, 1, Duration::from_secs(1)).await.unwrap();
+        assert_eq!(seqs(&found), vec![2, 3]);
+        assert_eq!(
+            hub.poll_reads(),
+            0,
+            "served from the window, which has no gap"
+        );
     }
 
     #[tokio::test]

@@ -80,7 +80,7 @@ pub fn search_box(q: &str) -> Markup {
             input #search-q type="search" name="q" value=(q) placeholder="Search people and rooms"
                 autocomplete="off" maxlength="64"
                 hx-get="/sidebar" hx-trigger="input changed delay:250ms, search"
-                hx-target="#sidebar-lists" hx-swap="outerHTML";
+                hx-include="#sidebar-current" hx-target="#sidebar-lists" hx-swap="outerHTML";
         }
     }
 }
@@ -109,6 +109,8 @@ pub fn sidebar_lists(s: &Sidebar<'_>) -> Markup {
     let refresh = format!("/sidebar?current={}", s.current);
     html! {
         div #sidebar-lists hx-get=(refresh) hx-trigger="every 15s" hx-include="#search-q" hx-swap="outerHTML" {
+            // What the search box sends along, so that its results keep the open conversation.
+            input #sidebar-current type="hidden" name="current" value=(s.current);
             @if !s.query.is_empty() {
                 p.search-note { "Results for “" (s.query) "” · " a href="/" { "clear" } }
             }

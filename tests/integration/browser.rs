@@ -205,6 +205,23 @@ async fn two_people_see_each_others_messages_live() {
     );
     click(&alice, ".members summary").await;
 
+    // A search from the room keeps the room as the sidebar's current page, so the refresh that
+    // follows still updates its header.
+    fill(&alice, "#search-q", "bo").await;
+    wait_for_text(&alice, "#sidebar-lists", "Results for").await;
+    let lists = alice.find(Locator::Css("#sidebar-lists")).await.unwrap();
+    assert_eq!(
+        lists.attr("hx-get").await.unwrap().as_deref(),
+        Some("/sidebar?current=/rooms/general")
+    );
+    alice
+        .find(Locator::Css("#search-q"))
+        .await
+        .unwrap()
+        .clear()
+        .await
+        .unwrap();
+
     // Enter sends; the composer clears and keeps focus; Bob sees it without reloading.
     fill(&alice, "#composer-body", "Hello Bob, this is live!\u{E007}").await;
     wait_for_text(&bob, "#messages", "Hello Bob, this is live!").await;

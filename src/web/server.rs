@@ -3,9 +3,12 @@
 //! poem's own `Server` goes through hyper-util's HTTP/1-or-2 detection and offers no way to bound
 //! hyper's buffers. Every held long-poll is a connection, and massif showed hyper's read buffer
 //! growing to 16 KB per connection (the first block is still shared by the held request's headers
-//! when hyper reserves the next). With `max_buf_size(8192)` and the request detached from the
-//! buffer (`detach`), 10,000 held polls took 273 MB instead of 352 MB (`just bench --scenario
-//! capacity`); waiting outside the endpoint chain (`held`) took them to 158 MB.
+//! when hyper reserves the next). With the request detached from the buffer (`detach`), 10,000
+//! held polls took 273 MB instead of 352 MB (`just bench --scenario capacity`); waiting outside
+//! the endpoint chain (`held`) took them to 158 MB. The buffer starts at 8 KB and grows only for
+//! a request head that needs it, up to a cap of 32 KB (nginx's default total for request headers;
+//! other apps on the same host can leave kilobytes of cookies): the same 158–160 MB as an 8 KB
+//! cap, which refused a 12 KB Cookie header with 431. A head of 100 KB is still refused.
 //! Parley speaks HTTP/1.1 only: behind a TLS proxy that is what the upstream hop uses.
 
 use std::convert::Infallible;
@@ -72,7 +75,7 @@ where
             // A per-request header timer cost ~2 ms of fan-out p50 (10.5 → 12.4 ms in `just bench`);
             // poem's server had none either. Slow clients are the TLS proxy's job.
             .header_read_timeout(None)
-            .max_buf_size(8192)
+            .max_buf_size(32 * 1024)
             .serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {

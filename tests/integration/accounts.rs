@@ -360,3 +360,19 @@ async fn one_address_may_make_only_so_many_accounts_an_hour() {
         i64::from(parley::web::SIGNUPS_PER_HOUR)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_cookies_from_other_sites_on_the_same_host_are_fine() {
+    // Other apps on localhost (or a parent domain) can leave kilobytes of cookies.
+    let app = TestApp::sqlite().await;
+    let get = |cookie_bytes: usize| {
+        let cookie = format!("other_app={}", "a".repeat(cookie_bytes));
+        reqwest::Client::new()
+            .get(format!("{}/login", app.base))
+            .header("Cookie", cookie)
+            .send()
+    };
+    assert_eq!(get(12 * 1024).await.unwrap().status(), 200);
+    // Far past nginx's default total for request headers (32 KB), a clear refusal.
+    assert_eq!(get(100 * 1024).await.unwrap().status(), 431);
+}

@@ -1,5 +1,6 @@
 //! Accounts: register, log in, log out.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use poem::http::StatusCode;
@@ -56,6 +57,19 @@ fn safe_next(next: &str) -> &str {
         && !next.starts_with("//")
         && next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
     if ok { next } else { "/" }
+}
+
+/// Whom the throttles count an attempt against: the client's address, or for IPv6 its /64 (one
+/// subscriber's network: whoever has one address there has them all).
+fn throttle_addr(req: &Request, app: &AppState) -> String {
+    match client_addr(req, &app.settings.trusted_proxies).map(|a| a.to_canonical()) {
+        Some(IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Some(v4) => v4.to_string(),
+        None => String::new(),
+    }
 }
 
 /// "{why} Try again in 3 minutes."
@@ -116,9 +130,7 @@ async fn register(
     {
         return Ok(fail(Some("That username is taken."), None));
     }
-    let addr = client_addr(req, &app.settings.trusted_proxies)
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let addr = throttle_addr(req, app);
     // Every account counts against its address, made or not (`Attempt` counts unless told
     // otherwise).
     let _signup = match app.signups.begin("", &addr) {
@@ -172,9 +184,7 @@ async fn login(
     Form(form): Form<Credentials>,
 ) -> Result<Response, AppError> {
     let csrf = csrf_token(req);
-    let addr = client_addr(req, &app.settings.trusted_proxies)
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let addr = throttle_addr(req, app);
     let next = (!form.next.is_empty()).then_some(form.next.as_str());
     let page = |error: &str, status| {
         let form = AccountForm {

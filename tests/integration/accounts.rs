@@ -376,3 +376,26 @@ async fn big_cookies_from_other_sites_on_the_same_host_are_fine() {
     // Far past nginx's default total for request headers (32 KB), a clear refusal.
     assert_eq!(get(100 * 1024).await.unwrap().status(), 431);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ipv6_network_counts_as_one_address() {
+    let app =
+        TestApp::sqlite_with(|s| s.trusted_proxies = vec!["127.0.0.1".parse().unwrap()]).await;
+    let c = app.client().await;
+    // Twenty failures, each from a different address of one /64 (a single subscriber has them all).
+    for i in 1..=20 {
+        let addr = format!("2001:db8:1:2::{i:x}");
+        assert_eq!(
+            failed_login_via_proxy(&c, &addr, &format!("user{}", i / 4)).await,
+            401
+        );
+    }
+    assert_eq!(
+        failed_login_via_proxy(&c, "2001:db8:1:2:ffff::1", "someone").await,
+        429
+    );
+    assert_eq!(
+        failed_login_via_proxy(&c, "2001:db8:1:3::1", "someone").await,
+        401
+    );
+}

@@ -79,6 +79,38 @@ fn account_page(
     } else {
         "current-password"
     };
+    account_shell(
+        title,
+        viewer,
+        html! {
+            @if let Some(error) = form.form_error {
+                p.form-error role="alert" { (error) }
+            }
+            form method="post" action=(action) novalidate {
+                (csrf_field(viewer.csrf))
+                @if let Some(next) = form.next { input type="hidden" name="next" value=(next); }
+                label for="username" { "Username" }
+                input #username type="text" name="username" value=(form.username) required
+                    autocomplete="username" autocapitalize="none" spellcheck="false" maxlength="32"
+                    aria-invalid=[form.username_error.map(|_| "true")]
+                    aria-describedby=[form.username_error.map(|_| "username-error")];
+                (field_error("username", form.username_error))
+                @if new_password {
+                    p.hint { "3–32 letters, digits, _ . or -" }
+                }
+                (password_input("password", "password", "Password", autocomplete, form.password_error))
+                @if new_password {
+                    p.hint { "At least 8 characters." }
+                }
+                button.primary type="submit" { (submit) }
+            }
+            (footer)
+        },
+    )
+}
+
+/// The frame of the account pages: a card with a title.
+fn account_shell(title: &str, viewer: &Viewer<'_>, body: Markup) -> Markup {
     page(
         title,
         viewer,
@@ -86,33 +118,58 @@ fn account_page(
         html! {
             main #main .account {
                 h1 { (title) }
-                @if let Some(error) = form.form_error {
-                    p.form-error role="alert" { (error) }
-                }
-                form method="post" action=(action) novalidate {
-                    (csrf_field(viewer.csrf))
-                    @if let Some(next) = form.next { input type="hidden" name="next" value=(next); }
-                    label for="username" { "Username" }
-                    input #username type="text" name="username" value=(form.username) required
-                        autocomplete="username" autocapitalize="none" spellcheck="false" maxlength="32"
-                        aria-invalid=[form.username_error.map(|_| "true")]
-                        aria-describedby=[form.username_error.map(|_| "username-error")];
-                    (field_error("username", form.username_error))
-                    @if new_password {
-                        p.hint { "3–32 letters, digits, _ . or -" }
-                    }
-                    label for="password" { "Password" }
-                    input #password type="password" name="password" required autocomplete=(autocomplete)
-                        aria-invalid=[form.password_error.map(|_| "true")]
-                        aria-describedby=[form.password_error.map(|_| "password-error")];
-                    (field_error("password", form.password_error))
-                    @if new_password {
-                        p.hint { "At least 8 characters." }
-                    }
-                    button.primary type="submit" { (submit) }
-                }
-                (footer)
+                (body)
             }
+        },
+    )
+}
+
+/// A labelled password input with its error, tied together for screen readers.
+fn password_input(
+    id: &str,
+    name: &str,
+    label: &str,
+    autocomplete: &str,
+    error: Option<&str>,
+) -> Markup {
+    html! {
+        label for=(id) { (label) }
+        input id=(id) type="password" name=(name) required autocomplete=(autocomplete)
+            aria-invalid=[error.map(|_| "true")]
+            aria-describedby=[error.map(|_| format!("{id}-error"))];
+        (field_error(id, error))
+    }
+}
+
+/// The change-password form's state: an error per field, or the notice that it worked.
+#[derive(Default)]
+pub struct PasswordForm<'a> {
+    pub current_error: Option<&'a str>,
+    pub new_error: Option<&'a str>,
+    pub notice: Option<&'a str>,
+}
+
+pub fn password_page(viewer: &Viewer<'_>, form: &PasswordForm<'_>) -> Markup {
+    account_shell(
+        "Change your password",
+        viewer,
+        html! {
+            @if let Some(notice) = form.notice {
+                p.notice role="status" { (notice) }
+            }
+            form method="post" action="/account/password" novalidate {
+                (csrf_field(viewer.csrf))
+                // For password managers: whose password this is.
+                input type="hidden" name="username" autocomplete="username"
+                    value=(viewer.username.unwrap_or(""));
+                (password_input("current-password", "current_password", "Current password",
+                    "current-password", form.current_error))
+                (password_input("new-password", "new_password", "New password", "new-password",
+                    form.new_error))
+                p.hint { "At least 8 characters. Your other sessions are logged out; this one stays." }
+                button.primary type="submit" { "Change password" }
+            }
+            p { a href="/" { "Back to the chat" } }
         },
     )
 }

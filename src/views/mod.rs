@@ -41,6 +41,7 @@ pub fn page(title: &str, viewer: &Viewer<'_>, body_class: &str, main: Markup) ->
                         nav.account aria-label="Account" {
                             @if viewer.is_staff { a href="/admin/" { "Admin" } }
                             span.me { (name) }
+                            a href="/account/password" { "Password" }
                             form method="post" action="/logout" {
                                 (forms::csrf_field(viewer.csrf))
                                 button.link type="submit" { "Log out" }

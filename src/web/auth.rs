@@ -10,12 +10,12 @@ use serde::Deserialize;
 
 use super::error::AppError;
 use super::session::{self, current_user};
-use super::{AppState, client_addr, csrf_token, see_other};
+use super::{AppState, Ctx, client_addr, csrf_token, see_other};
 use crate::domain::{Password, Username};
 use crate::password;
 use crate::store::users;
 use crate::views::Viewer;
-use crate::views::forms::{AccountForm, login_page, register_page};
+use crate::views::forms::{AccountForm, PasswordForm, login_page, password_page, register_page};
 
 /// Adds this feature's routes.
 pub fn routes(route: Route) -> Route {
@@ -23,6 +23,10 @@ pub fn routes(route: Route) -> Route {
         .at("/register", get(register_form).post(register))
         .at("/login", get(login_form).post(login))
         .at("/logout", post(logout))
+        .at(
+            "/account/password",
+            get(password_form).post(change_password),
+        )
 }
 
 #[derive(Deserialize)]
@@ -262,4 +266,91 @@ mod tests {
         );
         assert_eq!(safe_next(""), "/");
     }
+}
+
+#[derive(Deserialize)]
+struct Changed {
+    changed: Option<String>,
+}
+
+#[handler]
+async fn password_form(ctx: Ctx, Query(q): Query<Changed>) -> Response {
+    let form = PasswordForm {
+        notice: q
+            .changed
+            .map(|_| "Your password was changed. Your other sessions are logged out."),
+        ..PasswordForm::default()
+    };
+    password_page(&ctx.viewer(), &form).into_response()
+}
+
+#[derive(Deserialize)]
+struct PasswordChange {
+    #[serde(default)]
+    current_password: String,
+    #[serde(default)]
+    new_password: String,
+}
+
+/// Changes the viewer's password: the current one is checked (and throttled as a login is),
+/// the new one must pass the same rules as at registration. Every other session of the user
+/// ends (their tag no longer matches); this one goes on under a fresh id.
+#[handler]
+async fn change_password(
+    req: &Request,
+    Data(app): Data<&AppState>,
+    ctx: Ctx,
+    Form(form): Form<PasswordChange>,
+) -> Result<Response, AppError> {
+    let viewer = ctx.viewer();
+    let refuse =
+        |form: PasswordForm<'_>, status| with_status(password_page(&viewer, &form), status);
+    let attempt = match app
+        .throttle
+        .begin(&ctx.user.username, &throttle_addr(req, app))
+    {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            let text = try_again("Too many wrong passwords.", wait);
+            let form = PasswordForm {
+                current_error: Some(&text),
+                ..PasswordForm::default()
+            };
+            return Ok(refuse(form, StatusCode::TOO_MANY_REQUESTS));
+        }
+    };
+    let pool = &app.db.pool;
+    let user = users::find_by_id(pool, ctx.user.id)
+        .await?
+        .ok_or(AppError::NotFound("Your account no longer exists."))?;
+    let right = form.current_password.len() <= Password::MAX_BYTES
+        && password::verify(&form.current_password, &user.password_hash).await;
+    if !right {
+        drop(attempt); // a failure
+        let form = PasswordForm {
+            current_error: Some("That is not your current password."),
+            ..PasswordForm::default()
+        };
+        return Ok(refuse(form, StatusCode::UNPROCESSABLE_ENTITY));
+    }
+    attempt.succeeded();
+    let new = match Password::parse(&form.new_password, Some(&user.username)) {
+        Ok(new) => new,
+        Err(invalid) => {
+            let form = PasswordForm {
+                new_error: Some(invalid.0),
+                ..PasswordForm::default()
+            };
+            return Ok(refuse(form, StatusCode::UNPROCESSABLE_ENTITY));
+        }
+    };
+    let hash = password::hash(&new).await;
+    users::set_password_hash(pool, user.id, &hash).await?;
+    app.auth.forget_user(user.id);
+    let user = users::find_by_id(pool, user.id)
+        .await?
+        .ok_or(AppError::NotFound("Your account no longer exists."))?;
+    session::log_in(req, &user).await?;
+    tracing::info!(user = %user.username, "changed their password");
+    Ok(see_other("/account/password?changed=1"))
 }

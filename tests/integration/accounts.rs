@@ -112,6 +112,43 @@ on_both_engines! {
         assert_eq!((checked, refused), (5, 7), "five guesses checked, the rest refused");
     }
 
+    async fn people_change_their_password_and_their_other_sessions_end(app) {
+        let alice = app.user("alice").await;
+        let mut elsewhere = app.client().await;
+        assert_eq!(elsewhere.login("alice", PASSWORD).await.status, 303);
+        let form = alice.get("/account/password").await;
+        assert_eq!(form.status, 200);
+        assert!(form.body.contains("Change your password"));
+        let new = "a brand new secret";
+        let page = alice.post("/account/password", &[("current_password", "not my password"), ("new_password", new)]).await;
+        assert_eq!(page.status, 422);
+        assert!(page.body.contains("That is not your current password."));
+        let page = alice.post("/account/password", &[("current_password", PASSWORD), ("new_password", "short")]).await;
+        assert_eq!(page.status, 422);
+        assert!(page.body.contains("A password has at least 8 characters."));
+        assert_eq!(elsewhere.get("/").await.status, 200, "nothing changed yet");
+
+        let page = alice.post("/account/password", &[("current_password", PASSWORD), ("new_password", new)]).await;
+        assert_eq!(page.status, 303, "{}", page.body);
+        assert_eq!(page.location(), Some("/account/password?changed=1"));
+        assert!(alice.get("/account/password?changed=1").await.body.contains("Your password was changed."));
+        assert_eq!(alice.get("/").await.status, 200, "this session goes on");
+        assert_eq!(elsewhere.get("/").await.status, 303, "the other one ended");
+        let mut fresh = app.client().await;
+        assert_eq!(fresh.login("alice", PASSWORD).await.status, 401);
+        assert_eq!(fresh.login("alice", new).await.status, 303);
+        // Guessing the current password from a stolen session is throttled as logging in is.
+        for _ in 0..5 {
+            let page = fresh.post("/account/password", &[("current_password", "a guess"), ("new_password", "x12345678")]).await;
+            assert_eq!(page.status, 422);
+        }
+        let page = fresh.post("/account/password", &[("current_password", new), ("new_password", "x12345678")]).await;
+        assert_eq!(page.status, 429);
+        // Strangers are sent to log in first.
+        let page = app.client().await.get("/account/password").await;
+        assert_eq!(page.location(), Some("/login?next=/account/password"));
+    }
+
     async fn logging_out_ends_the_session(app) {
         let alice = app.user("alice").await;
         let page = alice.post("/logout", &[]).await;

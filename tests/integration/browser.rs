@@ -173,6 +173,22 @@ async fn two_people_see_each_others_messages_live() {
     let alice = browser(&driver, true, 1280).await;
     let bob = browser(&driver, true, 1280).await;
 
+    alice.goto(&format!("{}/register", app.base)).await.unwrap();
+    screenshot(&alice, "register").await;
+    // The form's parts stack (a rule for the header's account menu once laid them out in a row).
+    let top = |css: &'static str| {
+        let alice = alice.clone();
+        async move {
+            let el = alice.find(Locator::Css(css)).await.unwrap();
+            let (_, y, _, h) = el.rectangle().await.unwrap();
+            (y, y + h)
+        }
+    };
+    let (title, form) = (top("main h1").await, top("main form").await);
+    assert!(
+        title.1 <= form.0,
+        "the title above the form: {title:?} {form:?}"
+    );
     register(&alice, &app.base, "alice").await;
     register(&bob, &app.base, "bob").await;
     screenshot(&alice, "home").await;
@@ -295,6 +311,11 @@ async fn two_people_see_each_others_messages_live() {
             .unwrap()
     );
     screenshot(&bob, "direct-phone").await;
+
+    // The account menu's password page.
+    click(&alice, "nav.account a[href='/account/password']").await;
+    wait_for_text(&alice, "h1", "Change your password").await;
+    screenshot(&alice, "password").await;
 
     alice.close().await.ok();
     bob.close().await.ok();

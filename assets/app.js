@@ -10,6 +10,10 @@
   // Every htmx request carries the CSRF token as a header.
   document.addEventListener("htmx:configRequest", function (e) {
     e.detail.headers["X-CSRF-Token"] = csrfToken();
+    // The poller says when its page's sidebar was last brought up to date.
+    if (e.detail.elt.id === "poller" && e.detail.elt.dataset.t) {
+      e.detail.parameters.t = e.detail.elt.dataset.t;
+    }
   });
 
   // Show times in the reader's own time zone.
@@ -42,9 +46,13 @@
 
   // --- Read position: tell the server what the reader has seen, while the page is visible.
   var readTimer = null;
+  // The poller's cursor counts every change (edits and reactions too); the newest message is
+  // the fallback before the first answer.
   function lastSeen() {
+    var poller = document.querySelector("#messages #poller[data-after]");
     var all = document.querySelectorAll("#messages [data-message-id]");
-    return all.length ? Number(all[all.length - 1].dataset.messageId) : 0;
+    var newest = all.length ? Number(all[all.length - 1].dataset.messageId) : 0;
+    return Math.max(newest, poller ? Number(poller.dataset.after) : 0);
   }
   function reportRead() {
     var composer = document.getElementById("composer");
@@ -89,7 +97,7 @@
   function countUnseen(fragment) {
     var me = document.querySelector(".topbar .me");
     var doc = new DOMParser().parseFromString(fragment, "text/html");
-    doc.querySelectorAll("[data-message-id] .author").forEach(function (a) {
+    doc.querySelectorAll("[data-message-id]:not([hx-swap-oob]) .author").forEach(function (a) {
       if (!me || a.textContent !== me.textContent) unseen++;
     });
     showUnseen();
@@ -138,6 +146,86 @@
   });
   document.addEventListener("htmx:afterSwap", function () {
     localTimes(document);
+    watchSidebar();
+  });
+  document.addEventListener("htmx:oobAfterSwap", function () {
+    localTimes(document);
+    watchSidebar();
+  });
+
+  // --- Notifications. The sidebar arrives again whenever its counts change (through the page's
+  // held poll); a private message or a mention that arrives while the tab is hidden raises a
+  // desktop notification (once the person allowed them, from the header's button) and counts in
+  // the title.
+  var counts = null;
+  function snapshot() {
+    var now = {};
+    document.querySelectorAll("#sidebar-lists a[data-unread]").forEach(function (a) {
+      now[a.getAttribute("href")] = {
+        unread: Number(a.dataset.unread) || 0,
+        mentions: Number(a.dataset.mentions) || 0,
+        name: (a.querySelector(".name") || a).textContent,
+      };
+    });
+    return now;
+  }
+  function watchSidebar() {
+    var now = snapshot();
+    var before = counts;
+    counts = now;
+    if (!before || document.visibilityState === "visible") return;
+    Object.keys(now).forEach(function (href) {
+      var was = before[href] || { unread: 0, mentions: 0 };
+      var direct = href.indexOf("/dm/") === 0;
+      var more = now[href].mentions - was.mentions;
+      if (direct) more = Math.max(more, now[href].unread - was.unread);
+      if (more <= 0) return;
+      unseen += more;
+      showUnseen();
+      notify(href, direct ? "New message from " + now[href].name : "You were mentioned in #" + now[href].name);
+    });
+  }
+  function notify(href, text) {
+    if (!("Notification" in window) || Notification.permission !== "granted") return;
+    var n = new Notification("Parley", { body: text, tag: href });
+    n.onclick = function () {
+      window.focus();
+      window.location = href;
+      n.close();
+    };
+  }
+  function offerNotifications() {
+    var button = document.getElementById("notify-toggle");
+    if (!button || !("Notification" in window) || Notification.permission !== "default") return;
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      Notification.requestPermission().then(function () {
+        button.hidden = true;
+      });
+    });
+  }
+
+  // --- A message's actions menu: one at a time; Close (or opening it again) closes it.
+  document.addEventListener("click", function (e) {
+    var close = e.target.closest(".message-menu .close");
+    if (close) close.closest(".message-menu").remove();
+  });
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    var elt = e.detail.elt;
+    if (!elt.classList || !elt.classList.contains("more")) return;
+    var open = elt.closest(".message").querySelector(".message-menu");
+    document.querySelectorAll(".message-menu").forEach(function (m) {
+      m.remove();
+    });
+    if (open) e.preventDefault();
+  });
+  document.addEventListener("htmx:afterRequest", function (e) {
+    // A reaction chosen from the menu closes it.
+    var form = e.detail.elt;
+    if (form.classList && form.classList.contains("picker") && e.detail.successful) {
+      var menu = form.closest(".message-menu");
+      if (menu) menu.remove();
+    }
   });
   document.addEventListener("htmx:afterSettle", function (e) {
     if (stick) toBottom();
@@ -169,6 +257,8 @@
   document.addEventListener("DOMContentLoaded", function () {
     localTimes(document);
     toBottom();
+    counts = snapshot();
+    offerNotifications();
     var body = document.getElementById("composer-body");
     if (body && window.matchMedia("(min-width: 48rem)").matches) body.focus();
     reportRead();

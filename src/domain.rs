@@ -187,6 +187,63 @@ impl ClientKey {
     }
 }
 
+/// A reaction: one emoji (a skin tone and the emoji presentation selector allowed), at most 32 bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Emoji(String);
+
+impl Emoji {
+    /// The picker's choices; any other single emoji may be typed.
+    pub const COMMON: [&'static str; 8] = ["👍", "❤️", "😂", "🎉", "😮", "😢", "🙏", "👀"];
+
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        const NOT_ONE: Invalid = Invalid("A reaction is a single emoji.");
+        let emoji = raw.trim();
+        if emoji.is_empty() || emoji.len() > 32 {
+            return Err(NOT_ONE);
+        }
+        // The table knows each emoji in its fully qualified form; people type either.
+        let known = emojis::get(emoji)
+            .or_else(|| emojis::get(&format!("{emoji}\u{fe0f}")))
+            .or_else(|| emojis::get(&emoji.replace('\u{fe0f}', "")));
+        match known {
+            Some(_) => Ok(Self(emoji.to_owned())),
+            None => Err(NOT_ONE),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The usernames a message names as `@name`, lowercased, each once, at most 20: who they are, and
+/// whether they may read the conversation, is for the caller to find out.
+pub fn mentioned_names(body: &str) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let mut rest = body;
+    while let Some(at) = rest.find('@') {
+        // An address (bob@example.org) names nobody: the @ must start a word.
+        let preceded = body[..body.len() - rest.len() + at]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_');
+        rest = &rest[at + 1..];
+        let len = rest
+            .find(|c: char| !is_name_char(c, &['_', '.', '-']))
+            .unwrap_or(rest.len());
+        // A sentence may end right after a name: "thanks @bob."
+        let name = rest[..len].trim_end_matches(['.', '-']);
+        if !preceded && Username::parse(name).is_ok() {
+            let key = name.to_ascii_lowercase();
+            if !names.contains(&key) && names.len() < 20 {
+                names.push(key);
+            }
+        }
+        rest = &rest[len..];
+    }
+    names
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,5 +298,35 @@ mod tests {
         assert_eq!(ClientKey::parse("").unwrap(), None);
         assert!(ClientKey::parse("abc-123").unwrap().is_some());
         assert!(ClientKey::parse(&"k".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn reactions_are_one_emoji() {
+        assert!(Emoji::parse("👍").is_ok());
+        assert!(Emoji::parse("👍🏽").is_ok());
+        assert!(Emoji::parse("❤️").is_ok());
+        assert!(Emoji::parse("❤").is_ok());
+        assert!(Emoji::parse("👨‍👩‍👧").is_ok());
+        assert!(Emoji::parse("").is_err());
+        assert!(Emoji::parse("ok").is_err());
+        assert!(Emoji::parse("👍👍").is_err());
+        assert!(Emoji::parse("a👍").is_err());
+        assert!(Emoji::parse(&"👍".repeat(9)).is_err());
+    }
+
+    #[test]
+    fn mentions_are_words_starting_with_an_at() {
+        assert_eq!(mentioned_names("hi @Bob and @carol."), vec!["bob", "carol"]);
+        assert_eq!(mentioned_names("@bob @BOB"), vec!["bob"]);
+        assert_eq!(
+            mentioned_names("mail bob@example.org"),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            mentioned_names("@al is too short, @a.b-c is fine"),
+            vec!["a.b-c"]
+        );
+        assert_eq!(mentioned_names("(@dave)"), vec!["dave"]);
+        assert_eq!(mentioned_names("@"), Vec::<String>::new());
     }
 }

@@ -5,6 +5,7 @@
 //! the long-poll fan-out, and `admin_site` what Parley registers with the generic admin crate.
 
 pub mod admin_site;
+pub mod assets;
 pub mod config;
 pub mod db;
 pub mod domain;

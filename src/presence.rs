@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use sqlx::AnyPool;
 
 const WRITE_EVERY: Duration = Duration::from_secs(10);
+/// How long someone counts as online after they were last seen (`store::ONLINE_WINDOW_MS`).
+const ONLINE: Duration = Duration::from_millis(crate::store::ONLINE_WINDOW_MS as u64);
 
 pub struct Presence {
     pool: AnyPool,
@@ -23,18 +25,22 @@ impl Presence {
         }
     }
 
-    /// Records that `user` is here now; cheap when it was recorded recently.
-    pub fn seen(&self, user: i64) {
+    /// Records that `user` is here now; cheap when it was recorded recently. True when they were
+    /// not online before, as far as this process knows.
+    pub fn seen(&self, user: i64) -> bool {
         let now = Instant::now();
-        {
-            let mut written = self.written.lock().expect("presence lock");
+        let came = {
+            let written = self.written.lock().expect("presence lock");
             match written.get(&user) {
-                Some(at) if now.duration_since(*at) < WRITE_EVERY => return,
-                _ => {
-                    written.insert(user, now);
-                }
+                Some(at) if now.duration_since(*at) < WRITE_EVERY => return false,
+                Some(at) => now.duration_since(*at) >= ONLINE,
+                None => true,
             }
-        }
+        };
+        self.written
+            .lock()
+            .expect("presence lock")
+            .insert(user, now);
         let pool = self.pool.clone();
         tokio::spawn(async move {
             if let Err(err) =
@@ -43,6 +49,15 @@ impl Presence {
                 tracing::debug!(%err, user, "could not record presence");
             }
         });
+        came
+    }
+
+    /// Forgets the people not seen for longer than counts as online; true if there were any.
+    pub fn sweep_gone(&self) -> bool {
+        let mut written = self.written.lock().expect("presence lock");
+        let before = written.len();
+        written.retain(|_, at| at.elapsed() < ONLINE);
+        written.len() < before
     }
 
     /// A logged-out user is no longer online.

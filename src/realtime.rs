@@ -1,19 +1,25 @@
 //! Live delivery: held long-polls and their wake-ups.
 //!
-//! Each room that someone listens to has a `RoomFeed`: a `watch` of the highest message sequence
-//! number known to be committed, and a window of the room's recent messages, already rendered.
-//! A poll subscribes to the watch first, then looks for messages after its cursor, and only then
-//! waits for the watch to pass the cursor: `wait_for` checks the current value before sleeping,
-//! so a send that lands between the look and the wait is never lost.
+//! Each conversation that someone listens to has a `RoomFeed`: a `watch` of the highest change
+//! number known to be committed in its change sequence (new messages, edits, deletions,
+//! reactions), and a window of its recent changes, already rendered. A poll subscribes to the
+//! watch first, then looks for changes after its cursor, and only then waits for the watch to
+//! pass the cursor: `wait_for` checks the current value before sleeping, so a change that lands
+//! between the look and the wait is never lost.
 //!
 //! Woken polls are answered from the window, not the database: a message sent to a room with a
 //! thousand listeners costs one insert and a thousand copies of an `Arc<str>`, not a thousand reads.
-//! Sends on this process put their message in the window themselves; on PostgreSQL, messages
-//! from other processes arrive as NOTIFY, and one catch-up read per room fills the window before
-//! the watch is bumped.
+//! Changes made on this process go into the window themselves; on PostgreSQL, changes from other
+//! processes arrive as NOTIFY, and one catch-up read per room fills the window before the watch is
+//! bumped.
+//!
+//! Each person with a held poll also has a `PersonFeed`: the time their sidebar (unread and
+//! mention counts, who is online) last changed. The same held poll answers for it, so a tab holds
+//! one connection whatever it shows; a person who is only reading the conversation that changed
+//! is not woken for it.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,32 +27,44 @@ use sqlx::AnyPool;
 use tokio::sync::{OnceCell, watch};
 use tokio::time::Instant;
 
-use crate::store::{messages, rooms};
+use crate::store::messages::{self, Change};
+use crate::store::rooms;
 
-/// A message rendered once for every poll that delivers it.
+/// A change rendered once for every poll that delivers it. It stands for the change numbers
+/// `first..=seq` of its room: one, or, after a catch-up read that folded several changes of
+/// one message into its current state, the run since the previous item.
 #[derive(Debug)]
 pub struct Rendered {
+    pub first: i64,
     pub seq: i64,
+    /// The message it shows (0 for none), so that a deletion can blank it.
+    message: i64,
     pub html: Arc<str>,
 }
 
-pub type Render = fn(&messages::Message) -> String;
+pub type Render = fn(&Change) -> String;
 
-/// The PostgreSQL channel every process LISTENs on: `room:seq` for a committed message (sent by
-/// the insert trigger), or [`FORGET`].
+/// The PostgreSQL channel every process LISTENs on: `room:seq` for a committed change (sent by
+/// the trigger on `rooms.last_seq`), [`FORGET`] or [`PRESENCE`].
 const CHANNEL: &str = "parley_messages";
-/// "Forget your rooms' recent messages": staff changed some.
+/// "Forget your rooms' recent messages": staff changed what they show (a user's name).
 const FORGET: &str = "forget";
+/// "Someone came or went": sidebars show who is online.
+const PRESENCE: &str = "presence";
 
-/// How many rendered messages a room keeps for woken polls; a poll further behind reads the database.
+/// How many rendered changes a room keeps for woken polls; a poll further behind reads the database.
 const WINDOW: usize = 256;
-/// The most messages one poll answer carries; the client re-polls for the rest.
+/// The most changes one poll answer carries; the client re-polls for the rest.
 pub const BATCH: i64 = 200;
+/// A person's sidebar is sent again at most this often, however busy their rooms are.
+pub const FEED_PACE_MS: i64 = 1000;
 
 pub struct Hub {
     pool: AnyPool,
     render: Render,
     feeds: Mutex<HashMap<i64, Arc<RoomFeed>>>,
+    people: Mutex<People>,
+    presence_dirty: AtomicBool,
     shutdown: watch::Sender<bool>,
     /// Database reads made by polls the window could not answer (see `poll_reads`).
     reads: AtomicU64,
@@ -60,8 +78,82 @@ struct RoomFeed {
     catch_up: tokio::sync::Mutex<()>,
 }
 
-/// A contiguous run of a room's messages by sequence number, plus those that arrived ahead of a gap
-/// (two sends committed in one order and published in the other).
+/// The people with a feed on this process: by id, by lowercase name (for mentions), and by the
+/// rooms they belong to (for unread counts).
+#[derive(Default)]
+struct People {
+    feeds: HashMap<i64, Arc<PersonFeed>>,
+    by_name: HashMap<String, i64>,
+    by_room: HashMap<i64, HashSet<i64>>,
+}
+
+struct PersonFeed {
+    /// Unix ms of the last change to what their sidebar shows.
+    changed: watch::Sender<i64>,
+    init: OnceCell<()>,
+    /// Held polls by the conversation they show (0: none).
+    polls: Mutex<HashMap<i64, usize>>,
+}
+
+impl PersonFeed {
+    /// Whether every poll this person holds shows `room`: then its changes are on their screen
+    /// already and their sidebar need not be sent again for it.
+    fn all_on(&self, room: i64) -> bool {
+        let polls = self.polls.lock().expect("polls lock");
+        let here = polls.get(&room).copied().unwrap_or(0);
+        here > 0 && polls.values().sum::<usize>() == here
+    }
+
+    fn bump(&self) {
+        self.changed.send_replace(crate::now_ms());
+    }
+}
+
+/// Counts a held poll against its person and conversation for as long as it is held.
+struct Holding<'a>(&'a PersonFeed, i64);
+
+impl<'a> Holding<'a> {
+    fn new(feed: &'a PersonFeed, room: i64) -> Self {
+        *feed
+            .polls
+            .lock()
+            .expect("polls lock")
+            .entry(room)
+            .or_default() += 1;
+        Self(feed, room)
+    }
+}
+
+impl Drop for Holding<'_> {
+    fn drop(&mut self) {
+        let mut polls = self.0.polls.lock().expect("polls lock");
+        if let Some(n) = polls.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                polls.remove(&self.1);
+            }
+        }
+    }
+}
+
+/// Who holds a poll, and the sidebar state their page has (unix ms; see [`PersonFeed`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Listener {
+    pub user: i64,
+    pub feed_since: i64,
+}
+
+/// What a poll answers with: the changes after its cursor, the cursor to poll with next, and
+/// whether the person's sidebar changed since the page had it.
+#[derive(Debug, Default)]
+pub struct Answer {
+    pub changes: Vec<Arc<Rendered>>,
+    pub cursor: i64,
+    pub feed: bool,
+}
+
+/// A contiguous run of a room's changes, plus those that arrived ahead of a gap (two changes
+/// committed in one order and published in the other).
 #[derive(Default)]
 struct Window {
     items: VecDeque<Arc<Rendered>>,
@@ -73,13 +165,18 @@ impl Window {
         self.items.back().map(|m| m.seq)
     }
 
-    fn add(&mut self, msg: Arc<Rendered>) {
+    fn add(&mut self, item: Arc<Rendered>) {
         match self.end() {
-            None => self.items.push_back(msg),
-            Some(end) if msg.seq == end + 1 => self.items.push_back(msg),
-            Some(end) if msg.seq <= end => return,
+            None => self.items.push_back(item),
+            Some(end) if item.first == end + 1 => self.items.push_back(item),
+            Some(end) if item.seq <= end => return,
+            Some(end) if item.first <= end => {
+                // A catch-up read overlapping what this process published: start again from it.
+                self.items.clear();
+                self.items.push_back(item);
+            }
             Some(_) => {
-                self.early.insert(msg.seq, msg);
+                self.early.insert(item.first, item);
                 // A gap that never fills (its sender failed after committing) must not stall
                 // the window forever: start again from what arrived.
                 if self.early.len() > 32 {
@@ -93,28 +190,44 @@ impl Window {
             self.items.push_back(next);
         }
         let end = self.end().unwrap_or_default();
-        self.early.retain(|seq, _| *seq > end);
+        self.early.retain(|_, m| m.seq > end);
         while self.items.len() > WINDOW {
             self.items.pop_front();
         }
     }
 
-    /// Messages after `after` up to `upto`, when the window holds all of them.
+    /// Changes after `after` up to `upto`, when the window holds all of them.
     fn after(&self, after: i64, upto: i64) -> Option<Vec<Arc<Rendered>>> {
-        let first = self.items.front()?.seq;
-        let end = self.end()?;
-        if after + 1 < first || end < upto {
+        if self.end()? < upto {
             return None;
         }
-        let skip = usize::try_from(after + 1 - first).unwrap_or(0);
+        let start = self.items.partition_point(|m| m.seq <= after);
+        if self.items.get(start)?.first != after + 1 {
+            return None;
+        }
         Some(
             self.items
                 .iter()
-                .skip(skip)
+                .skip(start)
                 .take(BATCH as usize)
                 .cloned()
                 .collect(),
         )
+    }
+
+    /// A deleted message's text leaves the window too: a poll from before it was sent gets
+    /// nothing of it, only its deletion.
+    fn blank(&mut self, message: i64, deletion: i64) {
+        for item in self.items.iter_mut().chain(self.early.values_mut()) {
+            if item.message == message && item.seq != deletion {
+                *item = Arc::new(Rendered {
+                    first: item.first,
+                    seq: item.seq,
+                    message: 0,
+                    html: Arc::from(""),
+                });
+            }
+        }
     }
 }
 
@@ -125,6 +238,8 @@ impl Hub {
             pool,
             render,
             feeds: Mutex::new(HashMap::new()),
+            people: Mutex::new(People::default()),
+            presence_dirty: AtomicBool::new(false),
             shutdown,
             reads: AtomicU64::new(0),
         })
@@ -145,7 +260,7 @@ impl Hub {
             .clone()
     }
 
-    /// The feed of `room`, with its latest sequence number read from the database on first use.
+    /// The feed of `room`, with its latest change number read from the database on first use.
     async fn ready_feed(&self, room: i64) -> sqlx::Result<Arc<RoomFeed>> {
         let feed = self.feed(room);
         feed.init
@@ -160,28 +275,49 @@ impl Hub {
         Ok(feed)
     }
 
-    /// Makes a message sent through this process visible to every held poll of its room.
-    pub fn published(&self, message: &messages::Message) {
-        let feed = self.feed(message.room_id);
-        let rendered = Arc::new(Rendered {
-            seq: message.seq,
-            html: (self.render)(message).into(),
-        });
-        feed.window.lock().expect("window lock").add(rendered);
-        feed.latest.send_if_modified(|v| bump(v, message.seq));
+    fn render(&self, change: &Change, first: i64) -> Arc<Rendered> {
+        let message = match change {
+            Change::New(m) | Change::Updated(m) => m.seq,
+            Change::Deleted { .. } | Change::Reacted { .. } => 0,
+        };
+        Arc::new(Rendered {
+            first,
+            seq: change.at(),
+            message,
+            html: (self.render)(change).into(),
+        })
     }
 
-    /// Another process committed `seq` in `room` (PostgreSQL NOTIFY): read it once, then wake.
+    /// Makes a change made through this process visible to every held poll of its room, and to
+    /// the sidebars of the people it concerns.
+    pub fn published(&self, change: &Change) {
+        let feed = self.feed(change.room_id());
+        {
+            let mut window = feed.window.lock().expect("window lock");
+            window.add(self.render(change, change.at()));
+            if let Change::Deleted { seq, at, .. } = change {
+                window.blank(*seq, *at);
+            }
+        }
+        feed.latest.send_if_modified(|v| bump(v, change.at()));
+        self.tell_people(std::slice::from_ref(change));
+    }
+
+    /// Another process committed change `seq` in `room` (PostgreSQL NOTIFY): read what this
+    /// process has not seen once, then wake.
     pub async fn remote_published(&self, room: i64, seq: i64) {
         let feed = {
             let feeds = self.feeds.lock().expect("hub lock");
-            match feeds.get(&room) {
-                Some(feed) => feed.clone(),
-                // Nobody here listens to that room; its feed will read the database when they do.
-                None => return,
-            }
+            feeds.get(&room).cloned()
         };
-        // Already in the window's contiguous run? (Not "latest ≥ seq": a message this process
+        let Some(feed) = feed else {
+            // Nobody here reads that room, but people here may belong to it (unread counts).
+            if self.has_members_here(room) {
+                self.catch_up_people(room, seq).await;
+            }
+            return;
+        };
+        // Already in the window's contiguous run? (Not "latest ≥ seq": a change this process
         // published may have moved `latest` past `seq` while `seq` itself is still missing, and
         // every woken poll would read the database until the gap closed.)
         let held = |feed: &RoomFeed| {
@@ -202,21 +338,168 @@ impl Hub {
             .end()
             .unwrap_or(seq - 1)
             .min(seq - 1);
-        match messages::after(&self.pool, room, from, 1000).await {
-            Ok(rows) => {
+        match messages::changes_after(&self.pool, room, from, 1000).await {
+            Ok((changes, cursor)) => {
                 let mut window = feed.window.lock().expect("window lock");
-                for row in &rows {
-                    window.add(Arc::new(Rendered {
-                        seq: row.seq,
-                        html: (self.render)(row).into(),
-                    }));
+                let mut first = from + 1;
+                let last = changes.len().saturating_sub(1);
+                for (i, change) in changes.iter().enumerate() {
+                    let mut item = self.render(change, first);
+                    if i == last && cursor > item.seq {
+                        // What came after it folded into it (or into nothing, as when a message
+                        // was sent and deleted): it stands for the run up to the cursor.
+                        item = Arc::new(Rendered {
+                            first: item.first,
+                            seq: cursor,
+                            message: item.message,
+                            html: item.html.clone(),
+                        });
+                    }
+                    first = item.seq + 1;
+                    window.add(item);
+                    if let Change::Deleted { seq, at, .. } = change {
+                        window.blank(*seq, *at);
+                    }
                 }
+                drop(window);
+                self.tell_people(&changes);
             }
             Err(err) => {
                 tracing::warn!(%err, room, "catch-up read failed; polls will read themselves")
             }
         }
         feed.latest.send_if_modified(|v| bump(v, seq));
+    }
+
+    fn has_members_here(&self, room: i64) -> bool {
+        let people = self.people.lock().expect("people lock");
+        people.by_room.get(&room).is_some_and(|m| !m.is_empty())
+    }
+
+    /// A change in a room nobody here reads: its members here still see its unread count.
+    async fn catch_up_people(&self, room: i64, seq: i64) {
+        match messages::changes_after(&self.pool, room, seq - 1, 1).await {
+            Ok((changes, _)) => self.tell_people(&changes),
+            Err(err) => tracing::warn!(%err, room, "could not read a change for the sidebars"),
+        }
+    }
+
+    /// New messages change the unread counts of their room's members, and the mention counts of
+    /// whom they name; edits may name someone new. Each is told, unless every poll they hold shows
+    /// that room already.
+    fn tell_people(&self, changes: &[Change]) {
+        let people = self.people.lock().expect("people lock");
+        if people.feeds.is_empty() {
+            return;
+        }
+        for change in changes {
+            let (message, new) = match change {
+                Change::New(m) => (m, true),
+                Change::Updated(m) => (m, false),
+                _ => continue,
+            };
+            let room = message.room_id;
+            let told = |user: i64| {
+                if user == message.author_id {
+                    return;
+                }
+                if let Some(feed) = people.feeds.get(&user).filter(|f| !f.all_on(room)) {
+                    feed.bump();
+                }
+            };
+            if new {
+                for user in people.by_room.get(&room).into_iter().flatten() {
+                    told(*user);
+                }
+            }
+            for name in message.mentions.split_whitespace() {
+                if let Some(user) = people.by_name.get(name) {
+                    told(*user);
+                }
+            }
+        }
+    }
+
+    fn person(&self, user: i64) -> Arc<PersonFeed> {
+        let mut people = self.people.lock().expect("people lock");
+        people
+            .feeds
+            .entry(user)
+            .or_insert_with(|| {
+                Arc::new(PersonFeed {
+                    // A feed made now knows nothing of what happened before it: a page older
+                    // than it gets its sidebar once.
+                    changed: watch::channel(crate::now_ms()).0,
+                    init: OnceCell::new(),
+                    polls: Mutex::new(HashMap::new()),
+                })
+            })
+            .clone()
+    }
+
+    /// The feed of `user`, with their name and rooms read from the database on first use.
+    async fn ready_person(&self, user: i64) -> sqlx::Result<Arc<PersonFeed>> {
+        let feed = self.person(user);
+        feed.init
+            .get_or_try_init(|| async {
+                let (name, rooms) = rooms::name_and_rooms(&self.pool, user).await?;
+                let mut people = self.people.lock().expect("people lock");
+                people.by_name.insert(name.to_ascii_lowercase(), user);
+                for room in rooms {
+                    people.by_room.entry(room).or_default().insert(user);
+                }
+                Ok::<_, sqlx::Error>(())
+            })
+            .await?;
+        Ok(feed)
+    }
+
+    /// `user` now belongs to `room` (joined it, or a private conversation was opened with them).
+    pub fn joined(&self, room: i64, user: i64) {
+        let mut people = self.people.lock().expect("people lock");
+        if people.feeds.contains_key(&user) {
+            people.by_room.entry(room).or_default().insert(user);
+        }
+    }
+
+    /// Someone came online or went: every sidebar shows it within a second (see
+    /// `spawn_presence_ticker`), on every process.
+    pub fn presence_changed(&self) {
+        self.presence_dirty.store(true, Ordering::Relaxed);
+    }
+
+    fn tell_everyone(&self) {
+        let people = self.people.lock().expect("people lock");
+        for feed in people.feeds.values() {
+            feed.bump();
+        }
+    }
+
+    /// Once a second at most, tells every sidebar (here, and on PostgreSQL every other process)
+    /// that someone came online or went.
+    pub fn spawn_presence_ticker(self: &Arc<Self>, pg: Option<sqlx::PgPool>) {
+        let hub = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_millis(500));
+            loop {
+                every.tick().await;
+                let Some(hub) = hub.upgrade() else { return };
+                if !hub.presence_dirty.swap(false, Ordering::Relaxed) {
+                    continue;
+                }
+                hub.tell_everyone();
+                if let Some(pg) = &pg {
+                    let note = sqlx::query("SELECT pg_notify($1, $2)")
+                        .bind(CHANNEL)
+                        .bind(PRESENCE)
+                        .execute(pg)
+                        .await;
+                    if let Err(err) = note {
+                        tracing::debug!(%err, "could not tell the other servers about presence");
+                    }
+                }
+            }
+        });
     }
 
     /// The rooms this process has a feed for.
@@ -230,7 +513,7 @@ impl Hub {
     }
 
     /// After the notification channel was down, anything may have been missed: re-read every
-    /// listened room's latest sequence number and wake its polls.
+    /// listened room's latest change number and wake its polls.
     pub async fn resync_all(&self) {
         let rooms = self.listened_rooms();
         for room in rooms {
@@ -240,9 +523,10 @@ impl Hub {
                 Err(err) => tracing::warn!(%err, room, "resync failed"),
             }
         }
+        self.tell_everyone();
     }
 
-    /// Forgets what this process knows of a room (its messages were edited or deleted by staff).
+    /// Forgets what this process knows of a room (what its messages show changed: a user renamed).
     pub fn invalidate(&self, room: i64) {
         if let Some(feed) = self.feeds.lock().expect("hub lock").get(&room) {
             let mut window = feed.window.lock().expect("window lock");
@@ -251,16 +535,21 @@ impl Hub {
         }
     }
 
-    /// Forgets every room's recent messages (a message was deleted or edited by staff).
+    /// Forgets every room's recent changes.
     pub fn invalidate_all(&self) {
         let rooms = self.listened_rooms();
         for room in rooms {
             self.invalidate(room);
         }
+        // Memberships may have gone with a user or a room: read them again on next use.
+        let mut people = self.people.lock().expect("people lock");
+        people.by_room.clear();
+        people.by_name.clear();
+        people.feeds.clear();
     }
 
-    /// Forgets every room's recent messages here and, on PostgreSQL, in every other process too
-    /// (staff deleted or changed messages, or users whose names they show).
+    /// Forgets every room's recent changes here and, on PostgreSQL, in every other process too
+    /// (staff deleted or renamed users or rooms, which rendered changes show).
     pub async fn invalidate_everywhere(&self, pg: Option<&sqlx::PgPool>) {
         self.invalidate_all();
         let Some(pg) = pg else { return };
@@ -274,15 +563,32 @@ impl Hub {
         }
     }
 
-    /// Forgets the rooms nobody is listening to, so that a long-running server keeps windows only
-    /// for live rooms (each can hold 256 rendered messages). A room's feed is in use while a poll
-    /// or a send holds it; both take it under the same lock this sweep holds, so none is dropped
-    /// from under them. A forgotten room's next poll or send starts a fresh feed from the database.
+    /// Forgets the rooms and people nobody is listening for, so that a long-running server keeps
+    /// windows only for live rooms (each can hold 256 rendered changes). A feed is in use while a
+    /// poll or a send holds it; both take it under the same lock this sweep holds, so none is
+    /// dropped from under them. A forgotten feed's next use starts afresh from the database.
     pub fn sweep(&self) -> usize {
         let mut feeds = self.feeds.lock().expect("hub lock");
         let before = feeds.len();
         feeds.retain(|_, feed| Arc::strong_count(feed) > 1 || feed.latest.receiver_count() > 0);
-        before - feeds.len()
+        let swept = before - feeds.len();
+        drop(feeds);
+        let mut people = self.people.lock().expect("people lock");
+        let gone: HashSet<i64> = people
+            .feeds
+            .iter()
+            .filter(|(_, f)| Arc::strong_count(f) == 1 && f.changed.receiver_count() == 0)
+            .map(|(id, _)| *id)
+            .collect();
+        if !gone.is_empty() {
+            people.feeds.retain(|id, _| !gone.contains(id));
+            people.by_name.retain(|_, id| !gone.contains(id));
+            for members in people.by_room.values_mut() {
+                members.retain(|id| !gone.contains(id));
+            }
+            people.by_room.retain(|_, m| !m.is_empty());
+        }
+        swept
     }
 
     /// Sweeps idle rooms every minute, for as long as the server runs.
@@ -310,9 +616,9 @@ impl Hub {
         self.shutdown.send_replace(true);
     }
 
-    /// Whether `after` is beyond the newest message `room` ever had: a cursor from before the
+    /// Whether `after` is beyond the newest change `room` ever had: a cursor from before the
     /// database was restored from a backup, or from a room deleted and made again under its name.
-    /// Such a poll would wait for sequence numbers the room will only reach much later, missing
+    /// Such a poll would wait for change numbers the room will only reach much later, missing
     /// everything until then. (On PostgreSQL this process may not have heard of the newest yet,
     /// so a cursor beyond what it knows is checked against the database.)
     pub async fn cursor_is_ahead(&self, room: i64, after: i64) -> sqlx::Result<bool> {
@@ -326,64 +632,108 @@ impl Hub {
         Ok(after > last)
     }
 
-    /// Messages of `room` after `after`: at once if there are any, else as soon as one is
-    /// committed, else an empty list when `hold` has passed or the server shuts down.
+    /// The changes of `room` after `after`, and whether the listener's sidebar changed: at once if
+    /// there are any, else as soon as there are, else an empty answer when `hold` has passed or
+    /// the server shuts down. A sidebar change is answered at most once per `FEED_PACE_MS`. With
+    /// no room, the poll is the listener's sidebar alone.
     pub async fn poll(
         &self,
-        room: i64,
+        room: Option<i64>,
         after: i64,
+        who: Listener,
         hold: Duration,
-    ) -> sqlx::Result<Vec<Arc<Rendered>>> {
+    ) -> sqlx::Result<Answer> {
         let deadline = Instant::now() + hold;
-        let feed = self.ready_feed(room).await?;
-        let mut latest = feed.latest.subscribe();
+        let feed = match room {
+            Some(room) => Some(self.ready_feed(room).await?),
+            None => None,
+        };
+        let person = self.ready_person(who.user).await?;
+        let _holding = Holding::new(&person, room.unwrap_or(0));
+        let mut latest = feed.as_ref().map(|f| f.latest.subscribe());
+        let mut mine = person.changed.subscribe();
         let mut shutdown = self.shutdown.subscribe();
-        // Sequence numbers up to `checked` have been looked for. Normally that is `after`; when
-        // staff have deleted the messages above it, what is left to wait for is a newer one.
+        let since = who.feed_since;
+        let paced = || crate::now_ms() >= since.saturating_add(FEED_PACE_MS);
+        // Change numbers up to `checked` have been looked for. Normally that is `after`; when
+        // the changes above it were deleted messages, what is left to wait for is a newer one.
         let mut checked = after;
         loop {
-            let upto = *latest.borrow_and_update();
-            if upto > checked {
-                let cached = feed.window.lock().expect("window lock").after(after, upto);
-                let found = match cached {
-                    Some(found) => found,
-                    None => self.read_after(room, after).await?,
-                };
-                if !found.is_empty() {
-                    return Ok(found);
+            if let (Some(feed), Some(latest), Some(room)) = (&feed, &mut latest, room) {
+                let upto = *latest.borrow_and_update();
+                if upto > checked {
+                    let cached = feed.window.lock().expect("window lock").after(after, upto);
+                    let (changes, cursor) = match cached {
+                        Some(found) => {
+                            let cursor = found.last().map_or(after, |m| m.seq);
+                            (found, cursor)
+                        }
+                        None => self.read_after(room, after).await?,
+                    };
+                    if !changes.is_empty() {
+                        let feed = *mine.borrow() >= since && paced();
+                        return Ok(Answer {
+                            changes,
+                            cursor,
+                            feed,
+                        });
+                    }
+                    checked = upto.max(cursor);
                 }
-                checked = upto;
+            }
+            let feed_due = *mine.borrow_and_update() >= since;
+            if feed_due && paced() {
+                return Ok(Answer {
+                    changes: Vec::new(),
+                    cursor: after,
+                    feed: true,
+                });
             }
             if *shutdown.borrow() {
-                return Ok(Vec::new());
+                return Ok(Answer::default());
             }
-            // Only the sequence number crosses the await, so the future stays Send.
+            let pace = tokio::time::Instant::now()
+                + Duration::from_millis(
+                    since
+                        .saturating_add(FEED_PACE_MS)
+                        .saturating_sub(crate::now_ms())
+                        .clamp(0, FEED_PACE_MS) as u64,
+                );
+            // Only numbers cross the awaits, so the future stays Send.
             let woke = tokio::select! {
-                changed = async { latest.wait_for(|v| *v > checked).await.map(|_| ()) } => changed.is_ok(),
+                changed = async {
+                    match &mut latest {
+                        Some(latest) => latest.wait_for(|v| *v > checked).await.map(|_| ()),
+                        None => std::future::pending().await,
+                    }
+                } => changed.is_ok(),
+                changed = mine.changed(), if !feed_due => changed.is_ok(),
+                _ = tokio::time::sleep_until(pace), if feed_due => true,
                 _ = shutdown.wait_for(|stop| *stop) => false,
                 _ = tokio::time::sleep_until(deadline) => false,
             };
             if !woke {
-                return Ok(Vec::new());
+                return Ok(Answer::default());
             }
         }
     }
 
-    async fn read_after(&self, room: i64, after: i64) -> sqlx::Result<Vec<Arc<Rendered>>> {
+    async fn read_after(&self, room: i64, after: i64) -> sqlx::Result<(Vec<Arc<Rendered>>, i64)> {
         self.reads.fetch_add(1, Ordering::Relaxed);
-        let rows = messages::after(&self.pool, room, after, BATCH).await?;
-        Ok(rows
+        let (changes, cursor) = messages::changes_after(&self.pool, room, after, BATCH).await?;
+        let mut first = after + 1;
+        let rendered = changes
             .iter()
-            .map(|row| {
-                Arc::new(Rendered {
-                    seq: row.seq,
-                    html: (self.render)(row).into(),
-                })
+            .map(|change| {
+                let item = self.render(change, first);
+                first = item.seq + 1;
+                item
             })
-            .collect())
+            .collect();
+        Ok((rendered, cursor))
     }
 
-    /// On PostgreSQL: LISTEN for sends made through every process, for as long as the server runs.
+    /// On PostgreSQL: LISTEN for changes made through every process, for as long as the server runs.
     pub fn spawn_listener(self: &Arc<Self>, pg: sqlx::PgPool) {
         let hub = Arc::clone(self);
         tokio::spawn(async move {
@@ -406,12 +756,19 @@ impl Hub {
         listener.listen(CHANNEL).await?;
         // Whatever was sent while we were not listening would otherwise wait for the next send.
         self.resync_all().await;
-        tracing::info!("listening for messages from other servers");
+        tracing::info!("listening for changes from other servers");
         loop {
             let note = listener.recv().await?;
-            if note.payload() == FORGET {
-                self.invalidate_all();
-                continue;
+            match note.payload() {
+                FORGET => {
+                    self.invalidate_all();
+                    continue;
+                }
+                PRESENCE => {
+                    self.tell_everyone();
+                    continue;
+                }
+                _ => {}
             }
             let Some((room, seq)) = note.payload().split_once(':') else {
                 continue;
@@ -441,10 +798,17 @@ mod tests {
 
     fn m(seq: i64) -> Arc<Rendered> {
         Arc::new(Rendered {
+            first: seq,
             seq,
+            message: seq,
             html: Arc::from(seq.to_string()),
         })
     }
+
+    const NOBODY: Listener = Listener {
+        user: 1,
+        feed_since: i64::MAX,
+    };
 
     fn seqs(v: &[Arc<Rendered>]) -> Vec<i64> {
         v.iter().map(|r| r.seq).collect()
@@ -483,7 +847,7 @@ mod tests {
         let pool = sqlx::any::AnyPoolOptions::new()
             .connect_lazy("sqlite::memory:")
             .unwrap();
-        let hub = Hub::new(pool, |m| m.body.clone());
+        let hub = Hub::new(pool, |c| c.at().to_string());
         drop(hub.feed(1));
         let held = hub.feed(2);
         let listening = hub.feed(3).latest.subscribe();
@@ -493,15 +857,20 @@ mod tests {
         assert_eq!(hub.sweep(), 2);
     }
 
-    fn message(room: i64, seq: i64) -> messages::Message {
-        messages::Message {
+    fn message(room: i64, seq: i64) -> Change {
+        Change::New(messages::Message {
             id: seq,
             room_id: room,
             seq,
+            changed_seq: seq,
+            author_id: 1,
             author: "alice".into(),
             body: format!("message {seq}"),
             created_ms: 0,
-        }
+            edited_ms: None,
+            mentions: String::new(),
+            reactions: Vec::new(),
+        })
     }
 
     /// A hub on a fresh, migrated SQLite database (rooms and messages tables, no rows).
@@ -516,7 +885,7 @@ mod tests {
         let db = crate::db::Db::connect(&crate::config::Settings::for_database(url))
             .await
             .unwrap();
-        (Hub::new(db.pool.clone(), |m| m.body.clone()), db, dir)
+        (Hub::new(db.pool.clone(), |c| c.at().to_string()), db, dir)
     }
 
     #[tokio::test]
@@ -533,17 +902,29 @@ mod tests {
         let mut stored = Vec::new();
         for text in ["one", "two", "three"] {
             let body = MessageBody::parse(text).unwrap();
-            let (m, _) = messages::insert(&db.pool, db.engine, room, (alice, "alice"), &body, None)
-                .await
-                .unwrap();
-            stored.push(m);
+            let (m, _) = messages::insert(
+                &db.pool,
+                db.engine,
+                room,
+                (alice, "alice"),
+                &body,
+                None,
+                &[],
+            )
+            .await
+            .unwrap();
+            stored.push(Change::New(m));
         }
         // This process sent 1 and 3; 2 came from another process, whose NOTIFY arrives last.
         hub.published(&stored[0]);
         hub.published(&stored[2]);
         hub.remote_published(room, 2).await;
-        let found = hub.poll(room, 1, Duration::from_secs(1)).await.unwrap();
-        assert_eq!(seqs(&found), vec![2, 3]);
+        let found = hub
+            .poll(Some(room), 1, NOBODY, Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert_eq!(seqs(&found.changes), vec![2, 3]);
+        assert_eq!(found.cursor, 3);
         assert_eq!(
             hub.poll_reads(),
             0,
@@ -558,13 +939,15 @@ mod tests {
         let polls: Vec<_> = (0..1000)
             .map(|_| {
                 let hub = hub.clone();
-                tokio::spawn(async move { hub.poll(1, 1, Duration::from_secs(5)).await })
+                tokio::spawn(
+                    async move { hub.poll(Some(1), 1, NOBODY, Duration::from_secs(5)).await },
+                )
             })
             .collect();
         tokio::time::sleep(Duration::from_millis(50)).await;
         hub.published(&message(1, 2));
         for poll in polls {
-            assert_eq!(seqs(&poll.await.unwrap().unwrap()), vec![2]);
+            assert_eq!(seqs(&poll.await.unwrap().unwrap().changes), vec![2]);
         }
         assert_eq!(hub.poll_reads(), 0);
     }
@@ -576,13 +959,85 @@ mod tests {
         // holds nothing after 3.
         hub.published(&message(1, 5));
         hub.invalidate(1);
-        let found = hub.poll(1, 3, Duration::from_millis(300)).await.unwrap();
-        assert!(found.is_empty());
+        let found = hub
+            .poll(Some(1), 3, NOBODY, Duration::from_millis(300))
+            .await
+            .unwrap();
+        assert!(found.changes.is_empty());
         assert_eq!(
             hub.poll_reads(),
             1,
             "one look, then a wait for something newer"
         );
+    }
+
+    #[test]
+    fn window_serves_runs_folded_by_a_catch_up_read_only_from_their_edges() {
+        let mut w = Window::default();
+        w.add(m(1));
+        // A catch-up read folded changes 2..=4 into one item (say, two edits of one message).
+        w.add(Arc::new(Rendered {
+            first: 2,
+            seq: 4,
+            message: 1,
+            html: Arc::from("edited 1"),
+        }));
+        w.add(m(5));
+        assert_eq!(seqs(&w.after(1, 5).unwrap()), vec![4, 5]);
+        assert_eq!(seqs(&w.after(4, 5).unwrap()), vec![5]);
+        assert!(w.after(2, 5).is_none(), "2 is inside the folded run");
+    }
+
+    #[test]
+    fn a_deleted_message_leaves_no_text_in_the_window() {
+        let mut w = Window::default();
+        w.add(m(1));
+        w.add(m(2));
+        w.add(Arc::new(Rendered {
+            first: 3,
+            seq: 3,
+            message: 0,
+            html: Arc::from("delete 1"),
+        }));
+        w.blank(1, 3);
+        let all = w.after(0, 3).unwrap();
+        assert_eq!(seqs(&all), vec![1, 2, 3], "the run stays whole");
+        assert_eq!(&*all[0].html, "", "message 1's text is gone");
+        assert_eq!(&*all[1].html, "2");
+    }
+
+    #[tokio::test]
+    async fn a_person_reading_the_room_is_not_woken_for_it_but_one_elsewhere_is() {
+        let (hub, db, _dir) = hub_and_db().await;
+        for name in ["alice", "bob"] {
+            let name = crate::domain::Username::parse(name).unwrap();
+            users::create(&db.pool, &name, "x", false).await.unwrap();
+        }
+        let since = crate::now_ms() + 1;
+        let bob = Listener {
+            user: 2,
+            feed_since: since,
+        };
+        hub.joined(1, 2);
+        let reading = tokio::spawn({
+            let hub = hub.clone();
+            async move { hub.poll(Some(1), 0, bob, Duration::from_millis(600)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        hub.joined(1, 2);
+        hub.published(&message(1, 1));
+        let answer = reading.await.unwrap().unwrap();
+        assert_eq!(seqs(&answer.changes), vec![1]);
+        assert!(!answer.feed, "the room's change is on bob's screen already");
+        // Now bob is on another page: the next message changes his sidebar.
+        let elsewhere = tokio::spawn({
+            let hub = hub.clone();
+            async move { hub.poll(None, 0, bob, Duration::from_secs(3)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        hub.published(&message(1, 2));
+        let answer = elsewhere.await.unwrap().unwrap();
+        assert!(answer.feed);
     }
 
     #[test]

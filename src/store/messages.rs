@@ -1,22 +1,96 @@
-use sqlx::AnyPool;
+//! Messages and the changes made to them. Every change to a conversation (a new message, an
+//! edit, a deletion, a reaction) takes the next number of the room's one sequence (`rooms.last_seq`)
+//! in the transaction that makes it, under the room's row lock on PostgreSQL (SQLite has one
+//! writer), so changes commit in sequence order and a poller that has seen N misses nothing below N.
+
+use sqlx::{Any, AnyPool, Transaction};
 
 use crate::db::Engine;
-use crate::domain::{ClientKey, MessageBody};
+use crate::domain::{ClientKey, Emoji, MessageBody};
 
 /// A message as shown: what every renderer of a message needs, nothing more.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Message {
     pub id: i64,
     pub room_id: i64,
+    /// The change that created it: its id in the conversation (`data-message-id`).
     pub seq: i64,
+    /// The last change that touched it (its creation, an edit, a reaction).
+    pub changed_seq: i64,
+    pub author_id: i64,
     pub author: String,
     pub body: String,
     pub created_ms: i64,
+    pub edited_ms: Option<i64>,
+    /// Lowercase usernames it mentions, space-separated.
+    pub mentions: String,
+    #[sqlx(skip)]
+    pub reactions: Vec<Reaction>,
 }
 
-const SELECT: &str = "SELECT m.id AS id, m.room_id AS room_id, m.seq AS seq, u.username AS author,
-                             m.body AS body, m.created_ms AS created_ms
+/// One emoji on a message and who chose it, in the order they did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reaction {
+    pub emoji: String,
+    pub users: Vec<String>,
+}
+
+/// A user named in a message.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Mention {
+    pub id: i64,
+    pub key: String,
+}
+
+/// One step of a conversation's change sequence, as live delivery carries it.
+#[derive(Debug, Clone)]
+pub enum Change {
+    New(Message),
+    /// The message's current state after an edit or a reaction.
+    Updated(Message),
+    /// Change `at` deleted message `seq`.
+    Deleted {
+        room_id: i64,
+        seq: i64,
+        at: i64,
+    },
+    /// Change `at` set the reactions of message `seq` to these.
+    Reacted {
+        room_id: i64,
+        seq: i64,
+        at: i64,
+        reactions: Vec<Reaction>,
+    },
+}
+
+impl Change {
+    /// Its number in the room's change sequence.
+    pub fn at(&self) -> i64 {
+        match self {
+            Change::New(m) => m.seq,
+            Change::Updated(m) => m.changed_seq,
+            Change::Deleted { at, .. } | Change::Reacted { at, .. } => *at,
+        }
+    }
+
+    pub fn room_id(&self) -> i64 {
+        match self {
+            Change::New(m) | Change::Updated(m) => m.room_id,
+            Change::Deleted { room_id, .. } | Change::Reacted { room_id, .. } => *room_id,
+        }
+    }
+}
+
+const SELECT: &str = "SELECT m.id AS id, m.room_id AS room_id, m.seq AS seq,
+                             m.changed_seq AS changed_seq, m.author_id AS author_id,
+                             u.username AS author, m.body AS body, m.created_ms AS created_ms,
+                             m.edited_ms AS edited_ms, m.mentions AS mentions
                       FROM messages m JOIN users u ON u.id = m.author_id";
+
+fn mention_keys(mentions: &[Mention]) -> String {
+    let keys: Vec<&str> = mentions.iter().map(|m| m.key.as_str()).collect();
+    keys.join(" ")
+}
 
 /// Stores a message and returns it; `fresh` is false when `client_key` named a message this
 /// author already sent (a retried send), which is then returned unchanged.
@@ -30,14 +104,21 @@ pub async fn insert(
     author: (i64, &str),
     body: &MessageBody,
     client_key: Option<&ClientKey>,
+    mentions: &[Mention],
 ) -> sqlx::Result<(Message, bool)> {
     let (author_id, author_name) = author;
     let created_ms = crate::now_ms();
+    let new = NewMessage {
+        room,
+        author_id,
+        body,
+        created_ms,
+        client_key,
+        mentions: &mention_keys(mentions),
+    };
     let stored = match engine {
-        Engine::Sqlite => insert_sqlite(pool, room, author_id, body, created_ms, client_key).await,
-        Engine::Postgres => {
-            insert_locked(pool, room, author_id, body, created_ms, client_key).await
-        }
+        Engine::Sqlite if mentions.is_empty() => insert_sqlite(pool, &new).await,
+        _ => insert_locked(pool, &new, mentions).await,
     };
     let (id, seq) = match (stored, client_key) {
         (Ok(stored), _) => stored,
@@ -53,82 +134,121 @@ pub async fn insert(
         id,
         room_id: room,
         seq,
+        changed_seq: seq,
+        author_id,
         author: author_name.to_owned(),
         body: body.as_str().to_owned(),
         created_ms,
+        edited_ms: None,
+        mentions: new.mentions.to_owned(),
+        reactions: Vec::new(),
     };
     Ok((message, true))
 }
 
-/// SQLite: one statement. It serialises writers, so `last_seq + 1` cannot be taken twice; the
-/// trigger `messages_after_insert` moves the room's `last_seq` and the sender's membership.
-async fn insert_sqlite(
-    pool: &AnyPool,
+struct NewMessage<'a> {
     room: i64,
-    author: i64,
-    body: &MessageBody,
+    author_id: i64,
+    body: &'a MessageBody,
     created_ms: i64,
-    client_key: Option<&ClientKey>,
-) -> sqlx::Result<(i64, i64)> {
+    client_key: Option<&'a ClientKey>,
+    mentions: &'a str,
+}
+
+/// SQLite, the common case of a message that names nobody: one statement. SQLite serialises
+/// writers, so `last_seq + 1` cannot be taken twice; the trigger `messages_after_insert` moves the
+/// room's `last_seq` and the sender's membership.
+async fn insert_sqlite(pool: &AnyPool, m: &NewMessage<'_>) -> sqlx::Result<(i64, i64)> {
     sqlx::query_as(
-        "INSERT INTO messages (room_id, seq, author_id, body, created_ms, client_key)
-         SELECT id, last_seq + 1, $2, $3, $4, $5 FROM rooms WHERE id = $1
+        "INSERT INTO messages (room_id, seq, changed_seq, author_id, body, created_ms, client_key, mentions)
+         SELECT id, last_seq + 1, last_seq + 1, $2, $3, $4, $5, $6 FROM rooms WHERE id = $1
          RETURNING id, seq",
     )
-    .bind(room)
-    .bind(author)
-    .bind(body.as_str())
-    .bind(created_ms)
-    .bind(client_key.map(ClientKey::as_str))
+    .bind(m.room)
+    .bind(m.author_id)
+    .bind(m.body.as_str())
+    .bind(m.created_ms)
+    .bind(m.client_key.map(ClientKey::as_str))
+    .bind(m.mentions)
     .fetch_optional(pool)
     .await?
     .ok_or(sqlx::Error::RowNotFound)
 }
 
-/// PostgreSQL: concurrent writers, so the sequence number is taken under the room's row lock
-/// (the `UPDATE`), in the transaction that inserts the message; identity values alone can commit
-/// out of order.
+/// Takes the room's next change number under its row lock (PostgreSQL), or under SQLite's
+/// single writer, inside the transaction that makes the change.
+async fn next_seq(tx: &mut Transaction<'static, Any>, room: i64) -> sqlx::Result<i64> {
+    sqlx::query_scalar("UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq")
+        .bind(room)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(sqlx::Error::RowNotFound)
+}
+
+/// The transaction form of a send: PostgreSQL's concurrent writers take the sequence number
+/// under the room's row lock (identity values alone can commit out of order), and a message that
+/// mentions people stores who, in the same transaction.
 async fn insert_locked(
     pool: &AnyPool,
-    room: i64,
-    author: i64,
-    body: &MessageBody,
-    created_ms: i64,
-    client_key: Option<&ClientKey>,
+    m: &NewMessage<'_>,
+    mentions: &[Mention],
 ) -> sqlx::Result<(i64, i64)> {
     let mut tx = pool.begin().await?;
-    let seq: i64 = sqlx::query_scalar(
-        "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
-    )
-    .bind(room)
-    .fetch_one(&mut *tx)
-    .await?;
+    let seq = next_seq(&mut tx, m.room).await?;
     // On a unique violation the transaction is dropped, which rolls it back.
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO messages (room_id, seq, author_id, body, created_ms, client_key)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        "INSERT INTO messages (room_id, seq, changed_seq, author_id, body, created_ms, client_key, mentions)
+         VALUES ($1, $2, $2, $3, $4, $5, $6, $7) RETURNING id",
     )
-    .bind(room)
+    .bind(m.room)
     .bind(seq)
-    .bind(author)
-    .bind(body.as_str())
-    .bind(created_ms)
-    .bind(client_key.map(ClientKey::as_str))
+    .bind(m.author_id)
+    .bind(m.body.as_str())
+    .bind(m.created_ms)
+    .bind(m.client_key.map(ClientKey::as_str))
+    .bind(m.mentions)
     .fetch_one(&mut *tx)
     .await?;
-    // Sending joins the room, and what you wrote yourself is not unread to you.
+    // Sending joins the room, and what you wrote yourself is not unread to you. (On SQLite the
+    // insert trigger does this too; the upsert makes the second time a no-op.)
     sqlx::query(
         "INSERT INTO memberships (room_id, user_id, last_read_seq, joined_ms) VALUES ($1, $2, $3, $4)
          ON CONFLICT (room_id, user_id) DO UPDATE SET last_read_seq = excluded.last_read_seq",
     )
-    .bind(room)
-    .bind(author)
+    .bind(m.room)
+    .bind(m.author_id)
     .bind(seq)
-    .bind(created_ms)
+    .bind(m.created_ms)
     .execute(&mut *tx)
     .await?;
+    store_mentions(&mut tx, id, m.room, seq, mentions).await?;
     tx.commit().await?;
     Ok((id, seq))
+}
+
+async fn store_mentions(
+    tx: &mut Transaction<'static, Any>,
+    message: i64,
+    room: i64,
+    seq: i64,
+    mentions: &[Mention],
+) -> sqlx::Result<()> {
+    sqlx::query("DELETE FROM mentions WHERE message_id = $1")
+        .bind(message)
+        .execute(&mut **tx)
+        .await?;
+    for m in mentions {
+        sqlx::query(
+            "INSERT INTO mentions (message_id, user_id, room_id, seq) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(message)
+        .bind(m.id)
+        .bind(room)
+        .bind(seq)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 async fn by_client_key(
@@ -143,6 +263,221 @@ async fn by_client_key(
     .bind(key.as_str())
     .fetch_optional(pool)
     .await
+}
+
+/// Message `seq` of `room`, with its reactions.
+pub async fn find(pool: &AnyPool, room: i64, seq: i64) -> sqlx::Result<Option<Message>> {
+    let found: Option<Message> =
+        sqlx::query_as(&format!("{SELECT} WHERE m.room_id = $1 AND m.seq = $2"))
+            .bind(room)
+            .bind(seq)
+            .fetch_optional(pool)
+            .await?;
+    let Some(mut message) = found else {
+        return Ok(None);
+    };
+    message.reactions = reactions_of(pool, message.id).await?;
+    Ok(Some(message))
+}
+
+/// Replaces the text of message `seq` (and whom it mentions) as change number N; the message as
+/// it now is, or None when there is no such message.
+pub async fn edit(
+    pool: &AnyPool,
+    room: i64,
+    seq: i64,
+    body: &MessageBody,
+    mentions: &[Mention],
+) -> sqlx::Result<Option<Message>> {
+    let mut tx = pool.begin().await?;
+    let at = next_seq(&mut tx, room).await?;
+    let id: Option<i64> = sqlx::query_scalar(
+        "UPDATE messages SET body = $3, mentions = $4, edited_ms = $5, changed_seq = $6
+         WHERE room_id = $1 AND seq = $2 RETURNING id",
+    )
+    .bind(room)
+    .bind(seq)
+    .bind(body.as_str())
+    .bind(mention_keys(mentions))
+    .bind(crate::now_ms())
+    .bind(at)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(id) = id else {
+        return Ok(None); // rolled back: the sequence number is not spent
+    };
+    // An edit that names someone new counts for them as of the edit, not as of the old message.
+    store_mentions(&mut tx, id, room, at, mentions).await?;
+    tx.commit().await?;
+    find(pool, room, seq).await
+}
+
+/// Marks message `seq` as changed by staff (the admin wrote its new text itself): a change of
+/// its own in the sequence, with the "edited" mark, so open pages show it live.
+pub async fn touch_edited(pool: &AnyPool, id: i64) -> sqlx::Result<Option<Message>> {
+    let room: Option<(i64, i64)> =
+        sqlx::query_as("SELECT room_id, seq FROM messages WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    let Some((room, seq)) = room else {
+        return Ok(None);
+    };
+    let mut tx = pool.begin().await?;
+    let at = next_seq(&mut tx, room).await?;
+    sqlx::query("UPDATE messages SET edited_ms = $2, changed_seq = $3 WHERE id = $1")
+        .bind(id)
+        .bind(crate::now_ms())
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    find(pool, room, seq).await
+}
+
+/// Deletes message `seq` for good (its text, reactions and mentions go with the row), leaving a
+/// tombstone for polls from before; returns the deletion's change, or None when there was none.
+pub async fn delete(pool: &AnyPool, room: i64, seq: i64) -> sqlx::Result<Option<Change>> {
+    let mut tx = pool.begin().await?;
+    let at = next_seq(&mut tx, room).await?;
+    let gone = sqlx::query("DELETE FROM messages WHERE room_id = $1 AND seq = $2")
+        .bind(room)
+        .bind(seq)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if gone == 0 {
+        return Ok(None);
+    }
+    sqlx::query("INSERT INTO message_tombstones (room_id, seq, deleted_seq) VALUES ($1, $2, $3)")
+        .bind(room)
+        .bind(seq)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Some(Change::Deleted {
+        room_id: room,
+        seq,
+        at,
+    }))
+}
+
+/// The room and sequence number of message `id` (for staff, who name messages by id).
+pub async fn locate(pool: &AnyPool, id: i64) -> sqlx::Result<Option<(i64, i64)>> {
+    sqlx::query_as("SELECT room_id, seq FROM messages WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// Adds the user's `emoji` to message `seq`, or takes it away if they had put it there; the
+/// change and the message's reactions after it, or None when there is no such message.
+pub async fn toggle_reaction(
+    pool: &AnyPool,
+    room: i64,
+    seq: i64,
+    user: i64,
+    emoji: &Emoji,
+) -> sqlx::Result<Option<Change>> {
+    let mut tx = pool.begin().await?;
+    let at = next_seq(&mut tx, room).await?;
+    let id: Option<i64> = sqlx::query_scalar(
+        "UPDATE messages SET changed_seq = $3 WHERE room_id = $1 AND seq = $2 RETURNING id",
+    )
+    .bind(room)
+    .bind(seq)
+    .bind(at)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(id) = id else {
+        return Ok(None);
+    };
+    let removed =
+        sqlx::query("DELETE FROM reactions WHERE message_id = $1 AND user_id = $2 AND emoji = $3")
+            .bind(id)
+            .bind(user)
+            .bind(emoji.as_str())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+    if removed == 0 {
+        sqlx::query(
+            "INSERT INTO reactions (message_id, user_id, emoji, created_ms) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id)
+        .bind(user)
+        .bind(emoji.as_str())
+        .bind(crate::now_ms())
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Some(Change::Reacted {
+        room_id: room,
+        seq,
+        at,
+        reactions: reactions_of(pool, id).await?,
+    }))
+}
+
+#[derive(sqlx::FromRow)]
+struct ReactionRow {
+    seq: i64,
+    emoji: String,
+    username: String,
+}
+
+fn group(rows: impl IntoIterator<Item = (String, String)>) -> Vec<Reaction> {
+    let mut out: Vec<Reaction> = Vec::new();
+    for (emoji, user) in rows {
+        match out.iter_mut().find(|r| r.emoji == emoji) {
+            Some(r) => r.users.push(user),
+            None => out.push(Reaction {
+                emoji,
+                users: vec![user],
+            }),
+        }
+    }
+    out
+}
+
+async fn reactions_of(pool: &AnyPool, message: i64) -> sqlx::Result<Vec<Reaction>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT r.emoji, u.username FROM reactions r JOIN users u ON u.id = r.user_id
+         WHERE r.message_id = $1 ORDER BY r.created_ms, u.username_key",
+    )
+    .bind(message)
+    .fetch_all(pool)
+    .await?;
+    Ok(group(rows))
+}
+
+/// Fills in the reactions of a run of one room's messages, with one query.
+async fn with_reactions(pool: &AnyPool, mut messages: Vec<Message>) -> sqlx::Result<Vec<Message>> {
+    let (Some(first), Some(last)) = (messages.first(), messages.last()) else {
+        return Ok(messages);
+    };
+    let (lo, hi) = (first.seq.min(last.seq), first.seq.max(last.seq));
+    let rows: Vec<ReactionRow> = sqlx::query_as(
+        "SELECT m.seq AS seq, r.emoji AS emoji, u.username AS username
+         FROM reactions r JOIN messages m ON m.id = r.message_id JOIN users u ON u.id = r.user_id
+         WHERE m.room_id = $1 AND m.seq BETWEEN $2 AND $3
+         ORDER BY m.seq, r.created_ms, u.username_key",
+    )
+    .bind(first.room_id)
+    .bind(lo)
+    .bind(hi)
+    .fetch_all(pool)
+    .await?;
+    for message in &mut messages {
+        let mine = rows
+            .iter()
+            .filter(|r| r.seq == message.seq)
+            .map(|r| (r.emoji.clone(), r.username.clone()));
+        message.reactions = group(mine);
+    }
+    Ok(messages)
 }
 
 /// The newest `limit` messages of a room, oldest first.
@@ -166,21 +501,110 @@ pub async fn before(
     .fetch_all(pool)
     .await?;
     rows.reverse();
-    Ok(rows)
+    with_reactions(pool, rows).await
 }
 
-/// Up to `limit` messages with seq > `after`, oldest first.
-pub async fn after(
+/// What a poll at `after` has not seen, rebuilt from the database: the messages created since
+/// (as they are now), the older ones changed since (as they are now), and the deletions since,
+/// in change order, with the cursor they bring the poll to. At most `limit` of each kind; a poll
+/// that is further behind than that re-polls from the cursor returned.
+///
+/// The room's `last_seq` is read first: every change up to it has committed (changes commit in
+/// sequence order), so what the reads below see of (after, cursor] is complete.
+pub async fn changes_after(
     pool: &AnyPool,
     room: i64,
     after: i64,
     limit: i64,
-) -> sqlx::Result<Vec<Message>> {
-    sqlx::query_as(&format!(
-        "{SELECT} WHERE m.room_id = $1 AND m.seq > $2 ORDER BY m.seq LIMIT $3"
+) -> sqlx::Result<(Vec<Change>, i64)> {
+    let last: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM rooms WHERE id = $1")
+        .bind(room)
+        .fetch_optional(pool)
+        .await?;
+    let Some(mut cursor) = last.filter(|last| *last > after) else {
+        return Ok((Vec::new(), after));
+    };
+    let created: Vec<Message> = sqlx::query_as(&format!(
+        "{SELECT} WHERE m.room_id = $1 AND m.seq > $2 AND m.seq <= $3 ORDER BY m.seq LIMIT $4"
     ))
     .bind(room)
     .bind(after)
+    .bind(cursor)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    if created.len() as i64 == limit {
+        // Too far behind for one answer: bring it up to the last new message, re-poll for more.
+        cursor = created.last().map_or(cursor, |m| m.seq);
+    }
+    let changed: Vec<Message> = sqlx::query_as(&format!(
+        "{SELECT} WHERE m.room_id = $1 AND m.seq <= $2 AND m.changed_seq > $2 AND m.changed_seq <= $3
+         ORDER BY m.changed_seq LIMIT $4"
+    ))
+    .bind(room)
+    .bind(after)
+    .bind(cursor)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    let deleted: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT seq, deleted_seq FROM message_tombstones
+         WHERE room_id = $1 AND seq <= $2 AND deleted_seq > $2 AND deleted_seq <= $3
+         ORDER BY deleted_seq LIMIT $4",
+    )
+    .bind(room)
+    .bind(after)
+    .bind(cursor)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    let mut changes: Vec<Change> = with_reactions(pool, created)
+        .await?
+        .into_iter()
+        .map(Change::New)
+        .collect();
+    for m in changed {
+        let mut m = with_reactions(pool, vec![m]).await?;
+        changes.extend(m.pop().map(Change::Updated));
+    }
+    changes.extend(deleted.into_iter().map(|(seq, at)| Change::Deleted {
+        room_id: room,
+        seq,
+        at,
+    }));
+    changes.sort_by_key(Change::at);
+    Ok((changes, cursor))
+}
+
+/// A message that mentions someone, for their `/mentions` page.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Mentioned {
+    pub seq: i64,
+    pub author: String,
+    pub body: String,
+    pub created_ms: i64,
+    pub room_kind: String,
+    pub room_name: Option<String>,
+    /// In a direct conversation, the other person (whose name is its URL).
+    pub other: Option<String>,
+}
+
+/// The newest messages that mention `user`, newest first, in conversations they can read (every
+/// public room, their own direct ones: a mention is only stored for someone who can read it).
+pub async fn mentioning(pool: &AnyPool, user: i64, limit: i64) -> sqlx::Result<Vec<Mentioned>> {
+    sqlx::query_as(
+        "SELECT m.seq AS seq, a.username AS author, m.body AS body, m.created_ms AS created_ms,
+                r.kind AS room_kind, r.name AS room_name,
+                (SELECT u.username FROM memberships o JOIN users u ON u.id = o.user_id
+                 WHERE r.kind = 'direct' AND o.room_id = r.id AND o.user_id <> $1 LIMIT 1) AS other
+         FROM mentions x
+         JOIN messages m ON m.id = x.message_id
+         JOIN users a ON a.id = m.author_id
+         JOIN rooms r ON r.id = x.room_id
+         WHERE x.user_id = $1
+         ORDER BY m.created_ms DESC, m.id DESC LIMIT $2",
+    )
+    .bind(user)
     .bind(limit)
     .fetch_all(pool)
     .await

@@ -121,32 +121,50 @@ pub async fn mark_read(pool: &AnyPool, room: i64, user: i64, seq: i64) -> sqlx::
     Ok(())
 }
 
-/// A public room in the sidebar; `unread` is None for rooms the user has not joined.
+/// A public room in the sidebar; `last_read_seq` is None for rooms the user has not joined.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RoomListing {
     pub name: String,
     pub topic: String,
     pub last_seq: i64,
     pub last_read_seq: Option<i64>,
+    /// Messages by others since the user's read position (counted up to [`UNREAD_CAP`]).
+    pub unread: i64,
+    /// Of those, the ones that mention the user.
+    pub mentions: i64,
 }
 
 impl RoomListing {
     pub fn unread(&self) -> Option<i64> {
-        self.last_read_seq.map(|read| (self.last_seq - read).max(0))
+        self.last_read_seq.map(|_| self.unread)
     }
 }
+
+/// Unread messages are counted up to this many per conversation ("99+"): a count costs at most
+/// this many index entries, however long someone has been away.
+pub const UNREAD_CAP: i64 = 100;
+
+/// The unread and mention counts of membership `m` (of user $1) in room `r`, for a SELECT list.
+/// Changes that are not new messages (edits, reactions) move `last_seq` but are not unread.
+const COUNTS: &str = "CAST((SELECT COUNT(*) FROM (SELECT 1 FROM messages x
+                                 WHERE x.room_id = r.id AND x.seq > m.last_read_seq
+                                   AND x.author_id <> $1 LIMIT 100) c) AS BIGINT) AS unread,
+                      CAST((SELECT COUNT(*) FROM mentions n
+                            WHERE n.user_id = $1 AND n.room_id = r.id
+                              AND n.seq > m.last_read_seq) AS BIGINT) AS mentions";
 
 pub async fn public_rooms(
     pool: &AnyPool,
     user: i64,
     search: &str,
 ) -> sqlx::Result<Vec<RoomListing>> {
-    sqlx::query_as(
-        "SELECT r.name AS name, r.topic AS topic, r.last_seq AS last_seq, m.last_read_seq AS last_read_seq
+    sqlx::query_as(&format!(
+        "SELECT r.name AS name, r.topic AS topic, r.last_seq AS last_seq,
+                m.last_read_seq AS last_read_seq, {COUNTS}
          FROM rooms r LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = $1
          WHERE r.kind = 'public' AND ($2 = '' OR r.name_key LIKE $3 ESCAPE '\\')
-         ORDER BY r.name_key LIMIT 500",
-    )
+         ORDER BY r.name_key LIMIT 500"
+    ))
     .bind(user)
     .bind(search)
     .bind(contains_pattern(search))
@@ -159,19 +177,61 @@ pub async fn public_rooms(
 pub struct DirectUnread {
     pub other_id: i64,
     pub unread: i64,
+    pub mentions: i64,
 }
 
 pub async fn direct_unreads(pool: &AnyPool, user: i64) -> sqlx::Result<Vec<DirectUnread>> {
-    sqlx::query_as(
-        "SELECT o.user_id AS other_id, r.last_seq - m.last_read_seq AS unread
+    sqlx::query_as(&format!(
+        "SELECT o.user_id AS other_id, {COUNTS}
          FROM memberships m
          JOIN rooms r ON r.id = m.room_id AND r.kind = 'direct'
          JOIN memberships o ON o.room_id = r.id AND o.user_id <> m.user_id
-         WHERE m.user_id = $1",
-    )
+         WHERE m.user_id = $1"
+    ))
     .bind(user)
     .fetch_all(pool)
     .await
+}
+
+/// A user's name and the rooms they belong to (for their live sidebar).
+pub async fn name_and_rooms(pool: &AnyPool, user: i64) -> sqlx::Result<(String, Vec<i64>)> {
+    let name: String = sqlx::query_scalar("SELECT username FROM users WHERE id = $1")
+        .bind(user)
+        .fetch_optional(pool)
+        .await?
+        .unwrap_or_default();
+    let rooms = sqlx::query_scalar("SELECT room_id FROM memberships WHERE user_id = $1")
+        .bind(user)
+        .fetch_all(pool)
+        .await?;
+    Ok((name, rooms))
+}
+
+/// The users among `keys` (lowercase names) who may read `room`: anyone active for a public room,
+/// the two members of a direct one.
+pub async fn readers_named(
+    pool: &AnyPool,
+    room: i64,
+    keys: &[String],
+) -> sqlx::Result<Vec<crate::store::messages::Mention>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    // One placeholder per name ($2, $3, …): the count comes from our own parsing, never the text.
+    let marks: Vec<String> = (0..keys.len()).map(|i| format!("${}", i + 2)).collect();
+    let sql = format!(
+        "SELECT u.id AS id, u.username_key AS key FROM users u JOIN rooms r ON r.id = $1
+         WHERE u.is_active = 1 AND u.username_key IN ({})
+           AND (r.kind = 'public'
+                OR EXISTS (SELECT 1 FROM memberships m WHERE m.room_id = r.id AND m.user_id = u.id))
+         ORDER BY u.username_key",
+        marks.join(", ")
+    );
+    let mut query = sqlx::query_as(&sql).bind(room);
+    for key in keys {
+        query = query.bind(key);
+    }
+    query.fetch_all(pool).await
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -4,56 +4,109 @@ use maud::{Markup, html};
 use time::OffsetDateTime;
 
 use super::forms::{csrf_field, field_error};
-use crate::store::messages::Message;
-use crate::store::rooms::{Member, RoomListing};
+use crate::store::messages::{Change, Message, Reaction};
+use crate::store::rooms::{DirectUnread, Member, RoomListing};
 use crate::store::users::Person;
 
-/// One message. Rendered once per message and shared by every poll that delivers it, so it holds
-/// nothing that depends on who is looking.
+/// One message. Rendered once per message (and once per change to it) and shared by every poll
+/// that delivers it, so it holds nothing that depends on who is looking: what is the reader's own
+/// is styled by their `/me.css`, and what they may do with it is asked for (`messages/{id}/actions`,
+/// relative to the conversation's `<base>`).
 pub fn message(m: &Message) -> Markup {
+    message_as(m, false)
+}
+
+/// A message as it replaces its older self on a page (an edit, or its state rebuilt after a
+/// reaction), swapped in out of band.
+fn message_as(m: &Message, oob: bool) -> Markup {
+    let actions = format!("messages/{}/actions", m.seq);
     html! {
-        article.message id=(format!("m-{}", m.seq)) data-message-id=(m.seq) {
+        article.message id=(format!("m-{}", m.seq)) data-message-id=(m.seq)
+            data-author=(m.author.to_ascii_lowercase())
+            data-mentions=[(!m.mentions.is_empty()).then_some(&m.mentions)]
+            hx-swap-oob=[oob.then_some("outerHTML")] {
             header {
                 span.author { (m.author) }
                 " "
                 (timestamp(m.created_ms))
+                @if let Some(edited) = m.edited_ms {
+                    " " span.edited title=(format!("edited {}", utc_label(edited))) { "(edited)" }
+                }
+                a.more href=(actions) hx-get=(actions) hx-target="closest .message" hx-swap="beforeend"
+                    aria-label="Message actions" { "⋯" }
             }
-            p.body { (linkified(&m.body)) }
+            p.body { (linkified(&m.body, &m.mentions)) }
+            (reactions(m.seq, &m.reactions, false))
         }
     }
 }
 
-pub fn render_message(m: &Message) -> String {
-    message(m).into_string()
+/// A message's reactions: each emoji with its count and who chose it. Clicking one toggles your
+/// own (a link to the picker page without JavaScript).
+pub fn reactions(seq: i64, reactions: &[Reaction], oob: bool) -> Markup {
+    let page = format!("messages/{seq}/react");
+    let post = format!("messages/{seq}/reactions");
+    html! {
+        div.reactions id=(format!("r-{seq}")) hx-swap-oob=[oob.then_some("outerHTML")] {
+            @for r in reactions {
+                @let who = r.users.join(", ");
+                a.chip href=(page) hx-post=(post) hx-vals=(format!(r#"{{"emoji":"{}"}}"#, r.emoji))
+                    hx-target=(format!("#r-{seq}")) hx-swap="outerHTML"
+                    data-by=(r.users.iter().map(|u| u.to_ascii_lowercase()).collect::<Vec<_>>().join(" "))
+                    title=(who) aria-label=(format!("{} {}: {who}", r.emoji, r.users.len())) {
+                    (r.emoji) " " span.count { (r.users.len()) }
+                }
+            }
+        }
+    }
+}
+
+/// One change of a conversation as live delivery carries it: a new message is appended; an
+/// edited one replaces itself, a deleted one removes itself, and reactions replace the message's
+/// reactions, out of band.
+pub fn render_change(change: &Change) -> String {
+    match change {
+        Change::New(m) => message(m),
+        Change::Updated(m) => message_as(m, true),
+        Change::Deleted { seq, .. } => html! {
+            article id=(format!("m-{seq}")) hx-swap-oob="delete" {}
+        },
+        Change::Reacted {
+            seq, reactions: r, ..
+        } => reactions(*seq, r, true),
+    }
+    .into_string()
 }
 
 /// `<time>` in UTC; app.js shows it in the reader's own time zone.
 pub fn timestamp(ms: i64) -> Markup {
-    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    let iso = format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    );
-    let label = format!(
-        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute()
-    );
-    html! { time datetime=(iso) title=(label) { (format!("{:02}:{:02}", t.hour(), t.minute())) } }
+    let t = utc(ms);
+    let iso = t
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let hm = t
+        .format(time::macros::format_description!("[hour]:[minute]"))
+        .unwrap_or_default();
+    html! { time datetime=(iso) title=(utc_label(ms)) { (hm) } }
 }
 
-/// A message body as text with its line breaks kept and its web addresses made into links.
-/// Every piece of user text goes through maud's escaping; only the `<br>` is ours.
-fn linkified(body: &str) -> Markup {
+fn utc(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// "2026-12-01 14:05 UTC".
+pub fn utc_label(ms: i64) -> String {
+    utc(ms)
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day] [hour]:[minute] UTC"
+        ))
+        .unwrap_or_default()
+}
+
+/// A message body as text with its line breaks kept, its web addresses made into links and the
+/// people it mentions marked. Every piece of user text goes through maud's escaping; only the
+/// `<br>` is ours.
+fn linkified(body: &str, mentions: &str) -> Markup {
     let mut finder = linkify::LinkFinder::new();
     finder.kinds(&[linkify::LinkKind::Url]);
     html! {
@@ -64,8 +117,43 @@ fn linkified(body: &str) -> Markup {
                 @if span.kind().is_some() && (text.starts_with("https://") || text.starts_with("http://")) {
                     a href=(text) rel="noopener noreferrer nofollow ugc" target="_blank" { (text) }
                 } @else {
-                    (text)
+                    (with_mentions(text, mentions))
                 }
+            }
+        }
+    }
+}
+
+/// `text` with each `@name` of `mentions` (lowercase, space-separated) marked for styling.
+fn with_mentions(text: &str, mentions: &str) -> Markup {
+    if mentions.is_empty() {
+        return html! { (text) };
+    }
+    let mut parts: Vec<(&str, Option<&str>)> = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find('@') {
+        let after = &rest[at + 1..];
+        let len = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || "_.-".contains(c)))
+            .unwrap_or(after.len());
+        let name = after[..len].trim_end_matches(['.', '-']);
+        let key = name.to_ascii_lowercase();
+        if !name.is_empty() && mentions.split(' ').any(|m| m == key) {
+            parts.push((&rest[..at], None));
+            parts.push((&rest[at..at + 1 + name.len()], Some(name)));
+            rest = &rest[at + 1 + name.len()..];
+        } else {
+            parts.push((&rest[..at + 1], None));
+            rest = after;
+        }
+    }
+    parts.push((rest, None));
+    html! {
+        @for (text, name) in parts {
+            @if let Some(name) = name {
+                span.mention data-user=(name.to_ascii_lowercase()) { (text) }
+            } @else {
+                (text)
             }
         }
     }
@@ -88,7 +176,7 @@ pub fn search_box(q: &str) -> Markup {
 pub struct Sidebar<'a> {
     pub me: &'a str,
     pub rooms: &'a [RoomListing],
-    pub people: &'a [(Person, i64)],
+    pub people: &'a [(Person, DirectUnread)],
     pub now_ms: i64,
     pub query: &'a str,
     /// The open conversation's URL, to mark it in the lists.
@@ -99,16 +187,18 @@ pub fn sidebar(s: &Sidebar<'_>, csrf: &str, room_error: Option<(&str, &str)>) ->
     html! {
         aside #sidebar .sidebar aria-label="Rooms and people" {
             (new_room_form(csrf, room_error))
-            (sidebar_lists(s))
+            (sidebar_lists(s, false))
         }
     }
 }
 
-/// The two lists, refreshed every few seconds (unread counts, who is online) and by the search box.
-pub fn sidebar_lists(s: &Sidebar<'_>) -> Markup {
+/// The two lists. The page's held poll brings them again when they change (unread and mention
+/// counts, who is online), out of band; a slow refresh stands behind it.
+pub fn sidebar_lists(s: &Sidebar<'_>, oob: bool) -> Markup {
     let refresh = format!("/sidebar?current={}", s.current);
     html! {
-        div #sidebar-lists hx-get=(refresh) hx-trigger="every 15s" hx-include="#search-q" hx-swap="outerHTML" {
+        div #sidebar-lists hx-get=(refresh) hx-trigger="every 60s" hx-include="#search-q" hx-swap="outerHTML"
+            hx-swap-oob=[oob.then_some("true")] {
             // What the search box sends along, so that its results keep the open conversation.
             input #sidebar-current type="hidden" name="current" value=(s.current);
             @if !s.query.is_empty() {
@@ -130,11 +220,14 @@ pub fn room_list(s: &Sidebar<'_>) -> Markup {
             ul.list #room-list {
                 @for room in s.rooms {
                     @let href = format!("/rooms/{}", room.name);
+                    @let open = href == s.current;
                     li {
-                        a href=(href) aria-current=[(href == s.current).then_some("page")] title=(room.topic) {
+                        a href=(href) aria-current=[open.then_some("page")] title=(room.topic)
+                            data-unread=(room.unread().unwrap_or(0)) data-mentions=(room.mentions) {
                             span.hash aria-hidden="true" { "#" }
                             span.name { (room.name) }
-                            (unread_badge(room.unread().unwrap_or(0)))
+                            // The conversation being read is never unread.
+                            @if !open { (badges(room.unread().unwrap_or(0), room.mentions)) }
                         }
                     }
                 }
@@ -149,10 +242,11 @@ pub fn people_list(s: &Sidebar<'_>) -> Markup {
             h2 #people-heading { "People" }
             @if s.people.is_empty() { p.empty { "Nobody matches." } }
             ul.list #people-list {
-                @for (person, unread) in s.people {
+                @for (person, counts) in s.people {
                     // The viewer is here, whatever the last presence write says.
                     @let online = person.username == s.me || person.is_online(s.now_ms);
                     @let href = format!("/dm/{}", person.username);
+                    @let open = href == s.current;
                     li.person data-online=(online) {
                         @if person.username == s.me {
                             span.row {
@@ -161,10 +255,11 @@ pub fn people_list(s: &Sidebar<'_>) -> Markup {
                                 span.muted { "(you)" }
                             }
                         } @else {
-                            a href=(href) aria-current=[(href == s.current).then_some("page")] {
+                            a href=(href) aria-current=[open.then_some("page")]
+                                data-unread=(counts.unread) data-mentions=(counts.mentions) {
                                 (presence_dot(online))
                                 span.name { (person.username) }
-                                (unread_badge(*unread))
+                                @if !open { (badges(counts.unread, 0)) }
                             }
                         }
                     }
@@ -181,10 +276,16 @@ fn presence_dot(online: bool) -> Markup {
     }
 }
 
-fn unread_badge(unread: i64) -> Markup {
+fn badges(unread: i64, mentions: i64) -> Markup {
     html! {
+        @if mentions > 0 {
+            span.badge.mentions { "@" (mentions) span.sr-only { " mentioning you" } }
+        }
         @if unread > 0 {
-            span.badge { (unread) span.sr-only { " unread" } }
+            span.badge {
+                @if unread >= crate::store::rooms::UNREAD_CAP { "99+" } @else { (unread) }
+                span.sr-only { " unread" }
+            }
         }
     }
 }
@@ -255,7 +356,7 @@ pub fn conversation(
                         p.empty #no-messages { "No messages yet. Say hello!" }
                     }
                     @for m in c.messages { (message(m)) }
-                    (poller(&c.base, c.last_seq))
+                    (poller(&c.base, c.last_seq, crate::now_ms()))
                 }
             }
             (composer(&c.base, composer_state, csrf))
@@ -311,12 +412,20 @@ fn topic_form(base: &str, topic: &str, csrf: &str) -> Markup {
     }
 }
 
-/// The element that holds the next long-poll. It replaces itself with the new messages followed
-/// by a fresh poller carrying the new cursor; app.js re-fires it after a 204 or an error.
-pub fn poller(base: &str, after: i64) -> Markup {
+/// The element that holds the next long-poll. It replaces itself with the new changes followed
+/// by a fresh poller carrying the new cursor, and `data-t`, when the page's sidebar was last
+/// brought up to date (app.js sends it as `t`); app.js re-fires it after a 204 or an error.
+pub fn poller(base: &str, after: i64, t: i64) -> Markup {
     html! {
         div #poller hx-get=(format!("{base}/messages?after={after}")) hx-trigger="load, poll"
-            hx-swap="outerHTML" data-after=(after) {}
+            hx-swap="outerHTML" data-after=(after) data-t=(t) {}
+    }
+}
+
+/// The poller of a page with no conversation open: it waits for the person's sidebar to change.
+pub fn feed_poller(t: i64) -> Markup {
+    html! {
+        div #poller hx-get="/feed" hx-trigger="load, poll" hx-swap="outerHTML" data-t=(t) {}
     }
 }
 

@@ -3,10 +3,12 @@
 
 pub mod chat;
 pub mod forms;
+pub mod home;
+pub mod messages;
 
 use maud::{DOCTYPE, Markup, html};
 
-use crate::web::assets;
+use crate::assets;
 
 /// What every page needs to know about who is looking.
 pub struct Viewer<'a> {
@@ -15,25 +17,56 @@ pub struct Viewer<'a> {
     pub csrf: &'a str,
 }
 
+impl<'a> Viewer<'a> {
+    /// Someone not logged in.
+    pub fn anonymous(csrf: &'a str) -> Self {
+        Viewer {
+            username: None,
+            is_staff: false,
+            csrf,
+        }
+    }
+}
+
 /// The document around every page: head, header bar and one main area.
 pub fn page(title: &str, viewer: &Viewer<'_>, body_class: &str, main: Markup) -> Markup {
+    document(title, viewer, body_class, None, main)
+}
+
+/// A conversation's page. Its messages are rendered once for all readers, and a private
+/// conversation has a different URL for each of its two people, so the links inside a message
+/// are relative (`messages/7/actions`) and resolve against `<base href="{base}/">`.
+pub fn conversation_page(title: &str, viewer: &Viewer<'_>, base: &str, main: Markup) -> Markup {
+    document(title, viewer, "page-conversation", Some(base), main)
+}
+
+pub(crate) fn document(
+    title: &str,
+    viewer: &Viewer<'_>,
+    body_class: &str,
+    base: Option<&str>,
+    main: Markup,
+) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
+                @if let Some(base) = base { base href=(format!("{base}/")); }
                 meta name="csrf-token" content=(viewer.csrf);
                 // htmx must not inject inline styles or evaluate strings: the CSP forbids both.
                 meta name="htmx-config" content=r#"{"includeIndicatorStyles":false,"allowEval":false,"allowScriptTags":false,"historyCacheSize":0}"#;
                 title { (title) " · Parley" }
                 link rel="stylesheet" href=(assets::url("app.css"));
+                @if viewer.username.is_some() { link rel="stylesheet" href="/me.css"; }
                 link rel="icon" href=(assets::url("favicon.svg")) type="image/svg+xml";
                 script src=(assets::url("htmx.min.js")) defer {}
                 script src=(assets::url("app.js")) defer {}
             }
             body class=(body_class) {
-                a.skip href="#main" { "Skip to content" }
+                // With a <base>, "#main" alone would lead to another address.
+                a.skip href=(format!("{}#main", base.unwrap_or(""))) { "Skip to content" }
                 header.topbar {
                     a.brand href="/" { "Parley" }
                     @if let Some(name) = viewer.username {
@@ -41,6 +74,8 @@ pub fn page(title: &str, viewer: &Viewer<'_>, body_class: &str, main: Markup) ->
                         nav.account aria-label="Account" {
                             @if viewer.is_staff { a href="/admin/" { "Admin" } }
                             span.me { (name) }
+                            a href="/mentions" { "Mentions" }
+                            button.link #notify-toggle type="button" hidden { "Notify me" }
                             a href="/account/password" { "Password" }
                             form method="post" action="/logout" {
                                 (forms::csrf_field(viewer.csrf))

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use poem::http::StatusCode;
 use poem::web::{Data, Form, Query};
-use poem::{IntoResponse, Request, Response, Route, get, handler, post};
+use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::error::AppError;
@@ -16,18 +16,6 @@ use crate::password;
 use crate::store::users;
 use crate::views::Viewer;
 use crate::views::forms::{AccountForm, PasswordForm, login_page, password_page, register_page};
-
-/// Adds this feature's routes.
-pub fn routes(route: Route) -> Route {
-    route
-        .at("/register", get(register_form).post(register))
-        .at("/login", get(login_form).post(login))
-        .at("/logout", post(logout))
-        .at(
-            "/account/password",
-            get(password_form).post(change_password),
-        )
-}
 
 #[derive(Deserialize)]
 struct Credentials {
@@ -45,11 +33,7 @@ struct Next {
 }
 
 fn anonymous(csrf: &str) -> Viewer<'_> {
-    Viewer {
-        username: None,
-        is_staff: false,
-        csrf,
-    }
+    Viewer::anonymous(csrf)
 }
 
 /// Only same-site paths are followed after login (no open redirect to another site). Browsers
@@ -90,7 +74,7 @@ fn with_status(markup: maud::Markup, status: StatusCode) -> Response {
 }
 
 #[handler]
-async fn register_form(req: &Request) -> Result<Response, AppError> {
+pub(super) async fn register_form(req: &Request) -> Result<Response, AppError> {
     if current_user(req).await?.is_some() {
         return Ok(see_other("/"));
     }
@@ -99,7 +83,7 @@ async fn register_form(req: &Request) -> Result<Response, AppError> {
 }
 
 #[handler]
-async fn register(
+pub(super) async fn register(
     req: &Request,
     Data(app): Data<&AppState>,
     Form(form): Form<Credentials>,
@@ -169,7 +153,7 @@ async fn register(
 }
 
 #[handler]
-async fn login_form(req: &Request, Query(q): Query<Next>) -> Result<Response, AppError> {
+pub(super) async fn login_form(req: &Request, Query(q): Query<Next>) -> Result<Response, AppError> {
     if current_user(req).await?.is_some() {
         return Ok(see_other(safe_next(q.next.as_deref().unwrap_or("/"))));
     }
@@ -182,7 +166,7 @@ async fn login_form(req: &Request, Query(q): Query<Next>) -> Result<Response, Ap
 }
 
 #[handler]
-async fn login(
+pub(super) async fn login(
     req: &Request,
     Data(app): Data<&AppState>,
     Form(form): Form<Credentials>,
@@ -239,9 +223,13 @@ async fn login(
 }
 
 #[handler]
-async fn logout(req: &Request, Data(app): Data<&AppState>) -> Result<Response, AppError> {
+pub(super) async fn logout(
+    req: &Request,
+    Data(app): Data<&AppState>,
+) -> Result<Response, AppError> {
     if let Some(user) = current_user(req).await? {
         app.presence.gone(user.id).await;
+        app.hub.presence_changed();
     }
     session::log_out(req).await?;
     Ok(see_other("/login"))
@@ -274,7 +262,7 @@ struct Changed {
 }
 
 #[handler]
-async fn password_form(ctx: Ctx, Query(q): Query<Changed>) -> Response {
+pub(super) async fn password_form(ctx: Ctx, Query(q): Query<Changed>) -> Response {
     let form = PasswordForm {
         notice: q
             .changed
@@ -296,7 +284,7 @@ struct PasswordChange {
 /// the new one must pass the same rules as at registration. Every other session of the user
 /// ends (their tag no longer matches); this one goes on under a fresh id.
 #[handler]
-async fn change_password(
+pub(super) async fn change_password(
     req: &Request,
     Data(app): Data<&AppState>,
     ctx: Ctx,

@@ -1,26 +1,19 @@
-//! What public rooms and private conversations share: the page, sending, live delivery, paging
-//! and read positions. `rooms` and `direct` decide which room a URL means and who may see it;
-//! everything here runs only after that check.
+//! Which conversation a URL names, and whether the viewer may see it: resolved here, in one
+//! place, for every route below `/rooms/{name}` and `/dm/{username}` (the [`Conv`] extractor).
+//! Also the conversation's page.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-use maud::html;
-use poem::error::ResponseError;
-use poem::http::{StatusCode, header};
-use poem::{IntoResponse, Response};
+use poem::http::StatusCode;
+use poem::web::Query;
+use poem::{FromRequest, IntoResponse, Request, RequestBody, Response, handler};
 use rand::RngCore;
 use serde::Deserialize;
 
+use super::cache::Cache;
 use super::error::AppError;
-use super::held::held;
-use super::{AppState, Ctx, see_other};
-use crate::domain::{ClientKey, MessageBody};
-use crate::realtime::Rendered;
+use super::home::sidebar_data;
+use super::{AppState, Ctx};
 use crate::store::{messages, rooms, users};
 use crate::views::chat::{self, Composer, Conversation, Sidebar};
-use crate::views::page;
 
 /// Messages on a page and per "older" page.
 pub const PAGE: i64 = 50;
@@ -32,38 +25,112 @@ pub struct Target {
     pub title: String,
     /// `/rooms/{name}` or `/dm/{username}`, canonically spelt.
     pub base: String,
+    pub public: bool,
 }
 
 /// Which room a conversation URL means for a viewer, remembered briefly so that long-polls and
-/// sends (the hot paths) resolve it without a database read. Public rooms are stored under viewer 0.
-#[derive(Default)]
-pub struct Directory {
-    entries: Mutex<HashMap<(i64, String), (Target, Instant)>>,
+/// sends (the hot paths) resolve it without a database read. Public rooms are stored under
+/// viewer 0; a private conversation under its viewer, so the cache cannot hand one person's
+/// conversation to another.
+pub type Directory = Cache<(i64, String), Target>;
+
+/// The public room `name`; anyone logged in may read and write it.
+async fn open_room(app: &AppState, name: &str) -> Result<Target, AppError> {
+    let key = (0, format!("/rooms/{}", name.to_ascii_lowercase()));
+    if let Some(target) = app.directory.get(&key) {
+        return Ok(target);
+    }
+    let room = rooms::find_public(&app.db.pool, name)
+        .await?
+        .ok_or(AppError::NotFound("There is no room with that name."))?;
+    let name = room.name.unwrap_or_default();
+    let target = Target {
+        room: room.id,
+        title: format!("#{name}"),
+        base: format!("/rooms/{name}"),
+        public: true,
+    };
+    app.directory.put(key, target.clone());
+    Ok(target)
 }
 
-const DIRECTORY_TTL: Duration = Duration::from_secs(30);
-
-impl Directory {
-    pub fn get(&self, viewer: i64, url: &str) -> Option<Target> {
-        let entries = self.entries.lock().expect("directory lock");
-        let (target, at) = entries.get(&(viewer, url.to_ascii_lowercase()))?;
-        (at.elapsed() < DIRECTORY_TTL).then(|| target.clone())
+/// The viewer's own conversation with `username`, created on first use. `/dm/{username}` always
+/// means the viewer's own, so no URL can reach someone else's: the privacy check is the look-up.
+async fn open_direct(app: &AppState, ctx: &Ctx, username: &str) -> Result<Target, AppError> {
+    const NOBODY: AppError = AppError::NotFound("There is nobody with that name to talk to.");
+    let key = (
+        ctx.user.id,
+        format!("/dm/{}", username.to_ascii_lowercase()),
+    );
+    if let Some(target) = app.directory.get(&key) {
+        return Ok(target);
     }
-
-    pub fn put(&self, viewer: i64, url: &str, target: &Target) {
-        let mut entries = self.entries.lock().expect("directory lock");
-        if entries.len() > 100_000 {
-            entries.retain(|_, (_, at)| at.elapsed() < DIRECTORY_TTL);
-        }
-        entries.insert(
-            (viewer, url.to_ascii_lowercase()),
-            (target.clone(), Instant::now()),
-        );
+    let other = users::find_by_name(&app.db.pool, username)
+        .await?
+        .filter(|u| u.is_active)
+        .ok_or(NOBODY)?;
+    if other.id == ctx.user.id {
+        return Err(NOBODY);
     }
+    let room = rooms::create_or_get_direct(&app.db.pool, ctx.user.id, other.id).await?;
+    app.hub.joined(room.id, ctx.user.id);
+    app.hub.joined(room.id, other.id);
+    let target = Target {
+        room: room.id,
+        title: other.username.clone(),
+        base: format!("/dm/{}", other.username),
+        public: false,
+    };
+    app.directory.put(key, target.clone());
+    Ok(target)
+}
 
-    pub fn clear(&self) {
-        self.entries.lock().expect("directory lock").clear();
+/// The conversation at a URL (`/rooms/{name}`, `/dm/{username}`, or the path of either with
+/// more after it), if the viewer may see it.
+pub async fn open(app: &AppState, ctx: &Ctx, url: &str) -> Result<Target, AppError> {
+    let rest = |prefix: &str| {
+        url.strip_prefix(prefix)
+            .map(|r| r.split('/').next().unwrap_or(""))
+    };
+    if let Some(name) = rest("/rooms/") {
+        open_room(app, name).await
+    } else if let Some(username) = rest("/dm/") {
+        open_direct(app, ctx, username).await
+    } else {
+        Err(AppError::NotFound(
+            "There is no conversation at that address.",
+        ))
     }
+}
+
+/// A request inside a conversation the viewer may see: who asks, and which conversation.
+pub struct Conv {
+    pub ctx: Ctx,
+    pub target: Target,
+}
+
+impl<'a> FromRequest<'a> for Conv {
+    async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let ctx = Ctx::from_request(req, body).await?;
+        let app = req.data::<AppState>().expect("state");
+        // Raw (not percent-decoded) parameters: a name with anything but letters, digits and
+        // `_ . -` in it names nothing, and reaches no query as such.
+        let target = if let Some(name) = req.raw_path_param("name") {
+            open_room(app, name).await?
+        } else if let Some(username) = req.raw_path_param("username") {
+            open_direct(app, &ctx, username).await?
+        } else {
+            return Err(AppError::NotFound("There is no conversation at that address.").into());
+        };
+        Ok(Conv { ctx, target })
+    }
+}
+
+/// The message a URL names (`…/messages/{id}/…`), by its number in the conversation.
+pub fn message_id(req: &Request) -> Result<i64, AppError> {
+    req.raw_path_param("id")
+        .and_then(|id| id.parse().ok())
+        .ok_or(AppError::NotFound("There is no such message."))
 }
 
 pub fn new_client_key() -> String {
@@ -77,33 +144,15 @@ pub struct PageQuery {
     pub before: Option<i64>,
 }
 
-/// The sidebar for a page, with the viewer's unread counts.
-pub async fn sidebar_data(
-    app: &AppState,
-    ctx: &Ctx,
-    query: &str,
-) -> Result<(Vec<rooms::RoomListing>, Vec<(users::Person, i64)>), AppError> {
-    // Names are at most 64 letters, digits and `_ . -`: a longer search, or one with a control
-    // character (which PostgreSQL cannot even compare), matches nobody.
-    if query.len() > 64 || query.contains(char::is_control) {
-        return Ok((Vec::new(), Vec::new()));
+/// `GET /rooms/{name}` (which joins the room) and `GET /dm/{username}`.
+#[handler]
+pub async fn page(conv: Conv, Query(q): Query<PageQuery>) -> Result<Response, AppError> {
+    let app = conv.ctx.app.clone();
+    if conv.target.public {
+        rooms::join(&app.db.pool, conv.target.room, conv.ctx.user.id).await?;
+        app.hub.joined(conv.target.room, conv.ctx.user.id);
     }
-    let pool = &app.db.pool;
-    let room_list = rooms::public_rooms(pool, ctx.user.id, query).await?;
-    let people = users::people(pool, query).await?;
-    let unread: HashMap<i64, i64> = rooms::direct_unreads(pool, ctx.user.id)
-        .await?
-        .into_iter()
-        .map(|d| (d.other_id, d.unread))
-        .collect();
-    let people = people
-        .into_iter()
-        .map(|p| {
-            let n = unread.get(&p.id).copied().unwrap_or(0);
-            (p, n)
-        })
-        .collect();
-    Ok((room_list, people))
+    page_response(&app, &conv.ctx, &conv.target, q.before, None).await
 }
 
 /// The whole page of a conversation (also what a failed no-JS send re-renders, with its error).
@@ -126,13 +175,17 @@ pub async fn page_response(
         rooms::mark_read(pool, room.id, ctx.user.id, room.last_seq).await?;
     }
     let members = rooms::members(pool, room.id).await?;
-    let (room_list, people) = sidebar_data(app, ctx, "").await?;
+    let (room_list, people) = sidebar_data(app, ctx.user.id, "").await?;
     let now = crate::now_ms();
-    let older = msgs.first().is_some_and(|m| m.seq > 1);
+    let older = msgs.first().is_some_and(|m| {
+        // Sequence numbers count every change, so "is there anything older" is a question for
+        // the database only when the page is full.
+        msgs.len() as i64 == PAGE && m.seq > 1
+    });
     let conv = Conversation {
         title: target.title.clone(),
         base: target.base.clone(),
-        topic: rooms::is_public(&room).then_some(room.topic.as_str()),
+        topic: target.public.then_some(room.topic.as_str()),
         members: &members,
         messages: &msgs,
         // The room was read before its messages, so its last_seq never runs ahead of them; a page
@@ -158,10 +211,10 @@ pub async fn page_response(
         query: "",
         current: &target.base,
     };
-    let markup = page(
+    let markup = crate::views::conversation_page(
         &target.title,
         &ctx.viewer(),
-        "page-conversation",
+        &target.base,
         chat::shell(
             chat::sidebar(&side, &ctx.csrf, None),
             chat::conversation(&conv, &composer, &ctx.csrf, older),
@@ -172,164 +225,4 @@ pub async fn page_response(
         resp.set_status(StatusCode::UNPROCESSABLE_ENTITY);
     }
     Ok(resp)
-}
-
-#[derive(Deserialize)]
-pub struct SendForm {
-    #[serde(default)]
-    pub body: String,
-    #[serde(default)]
-    pub client_key: String,
-}
-
-/// Stores a message. The store and the wake-up run in their own task: once the insert has begun,
-/// a client that hangs up cannot leave a committed message unannounced.
-pub async fn send(
-    app: &AppState,
-    ctx: &Ctx,
-    target: &Target,
-    form: SendForm,
-) -> Result<Response, AppError> {
-    let parsed = MessageBody::parse(&form.body)
-        .and_then(|body| Ok((body, ClientKey::parse(&form.client_key)?)));
-    let (body, key) = match parsed {
-        Ok(ok) => ok,
-        Err(invalid) if ctx.htmx => {
-            let fragment = html! { p.field-error { (invalid.0) } };
-            return Ok((StatusCode::UNPROCESSABLE_ENTITY, fragment).into_response());
-        }
-        Err(invalid) => {
-            return page_response(app, ctx, target, None, Some((&form.body, invalid.0))).await;
-        }
-    };
-    let (db, hub, room) = (app.db.clone(), app.hub.clone(), target.room);
-    let (author, name) = (ctx.user.id, ctx.user.username.clone());
-    let stored = tokio::spawn(async move {
-        let turn = db.write_turn().await;
-        let (message, fresh) = messages::insert(
-            &db.pool,
-            db.engine,
-            room,
-            (author, &name),
-            &body,
-            key.as_ref(),
-        )
-        .await?;
-        drop(turn);
-        if fresh {
-            hub.published(&message);
-        }
-        Ok::<_, sqlx::Error>(message)
-    })
-    .await
-    .map_err(|e| AppError::Internal(format!("send task: {e}")))??;
-    if ctx.htmx {
-        Ok((StatusCode::OK, chat::message(&stored)).into_response())
-    } else {
-        Ok(see_other(&target.base))
-    }
-}
-
-#[derive(Deserialize)]
-pub struct CursorQuery {
-    pub after: Option<i64>,
-    pub before: Option<i64>,
-}
-
-/// `?after=` long-polls; `?before=` pages back; neither gives the latest page.
-pub async fn messages(
-    app: &AppState,
-    ctx: &Ctx,
-    target: &Target,
-    q: CursorQuery,
-) -> Result<Response, AppError> {
-    let (room, base) = (target.room, target.base.as_str());
-    let html = match (q.after, q.before) {
-        (Some(_), Some(_)) => {
-            return Err(AppError::BadRequest(
-                "Give either after or before, not both.",
-            ));
-        }
-        (Some(after), None) => {
-            // Everything about the request has been checked: wait outside the endpoint chain.
-            let (hub, hold) = (app.hub.clone(), app.settings.poll_timeout());
-            let (base, htmx) = (base.to_owned(), ctx.htmx);
-            return Ok(held(async move {
-                // A page whose cursor the room has never reached reloads (htmx does that for
-                // HX-Refresh), rather than wait for messages it would then miss.
-                if htmx && hub.cursor_is_ahead(room, after).await.unwrap_or(false) {
-                    return Response::builder()
-                        .header("HX-Refresh", "true")
-                        .header(header::CACHE_CONTROL, "no-store")
-                        .finish();
-                }
-                match hub.poll(room, after.max(0), hold).await {
-                    Ok(found) => poll_answer(&found, &base, htmx),
-                    Err(err) => AppError::from(err).as_response(),
-                }
-            }));
-        }
-        (None, Some(before)) => {
-            let mut rows = messages::before(&app.db.pool, room, before, PAGE + 1).await?;
-            if rows.is_empty() {
-                return Ok(no_content());
-            }
-            let more = rows.len() as i64 > PAGE;
-            if more {
-                rows.remove(0);
-            }
-            chat::older_messages(base, &rows, more).into_string()
-        }
-        (None, None) => {
-            let rows = messages::latest(&app.db.pool, room, PAGE).await?;
-            chat::older_messages(base, &rows, false).into_string()
-        }
-    };
-    Ok(fragment(html))
-}
-
-/// A long-poll's answer: the messages found (with the next poller for htmx), or 204 when the
-/// wait ended with none.
-fn poll_answer(found: &[Arc<Rendered>], base: &str, htmx: bool) -> Response {
-    let Some(last) = found.last().map(|m| m.seq) else {
-        return no_content();
-    };
-    let mut out = String::with_capacity(found.iter().map(|m| m.html.len()).sum::<usize>() + 200);
-    for m in found {
-        out.push_str(&m.html);
-    }
-    if htmx {
-        out.push_str(&chat::poller(base, last).into_string());
-    }
-    fragment(out)
-}
-
-fn fragment(html: String) -> Response {
-    Response::builder()
-        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
-        .header(header::CACHE_CONTROL, "no-store")
-        .body(html)
-}
-
-fn no_content() -> Response {
-    Response::builder()
-        .status(StatusCode::NO_CONTENT)
-        .header(header::CACHE_CONTROL, "no-store")
-        .finish()
-}
-
-#[derive(Deserialize)]
-pub struct ReadForm {
-    pub seq: i64,
-}
-
-/// The viewer has seen the conversation up to `seq` (sent by app.js while the page is visible).
-pub async fn mark_read(
-    app: &AppState,
-    ctx: &Ctx,
-    target: &Target,
-    form: ReadForm,
-) -> Result<Response, AppError> {
-    rooms::mark_read(&app.db.pool, target.room, ctx.user.id, form.seq).await?;
-    Ok(no_content())
 }

@@ -58,11 +58,7 @@ fn well_formed(token: &str) -> bool {
 }
 
 fn refuse(why: &str) -> Response {
-    let viewer = Viewer {
-        username: None,
-        is_staff: false,
-        csrf: "",
-    };
+    let viewer = Viewer::anonymous("");
     let mut resp = notice_page("Forbidden", &viewer, why).into_response();
     resp.set_status(StatusCode::FORBIDDEN);
     resp

@@ -20,7 +20,7 @@ pub enum AppError {
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
     #[error("internal: {0}")]
-    Internal(String),
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl AppError {
@@ -52,11 +52,7 @@ impl ResponseError for AppError {
 
     fn as_response(&self) -> Response {
         let status = self.status();
-        let viewer = Viewer {
-            username: None,
-            is_staff: false,
-            csrf: "",
-        };
+        let viewer = Viewer::anonymous("");
         let (title, text) = match self {
             AppError::LoginRequired { next, htmx } => {
                 let to = if next == "/" || next.is_empty() {

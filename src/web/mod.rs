@@ -2,14 +2,14 @@
 //! middleware every request passes through, and starts the server.
 
 pub mod admin;
-pub mod assets;
 pub mod auth;
+pub mod cache;
 pub mod conversation;
 pub mod csrf;
-pub mod direct;
 pub mod error;
 pub mod held;
-pub mod people;
+pub mod home;
+pub mod messages;
 pub mod rooms;
 pub mod server;
 pub mod session;
@@ -22,7 +22,7 @@ use poem::http::{HeaderValue, StatusCode};
 use poem::web::Data;
 use poem::{
     Endpoint, EndpointExt, FromRequest, IntoResponse, Request, RequestBody, Response, Route, get,
-    handler,
+    handler, post,
 };
 
 use crate::config::Settings;
@@ -55,7 +55,7 @@ pub type AppState = Arc<App>;
 
 impl App {
     pub fn new(settings: Settings, db: Db) -> AppState {
-        let hub = Hub::new(db.pool.clone(), crate::views::chat::render_message);
+        let hub = Hub::new(db.pool.clone(), crate::views::chat::render_change);
         Arc::new(App {
             presence: Presence::new(db.pool.clone()),
             // 5 failures per name, 20 per address, in 15 minutes.
@@ -63,7 +63,7 @@ impl App {
             // 50 an hour from one address: a class behind one NAT registers, a script does not.
             signups: Throttle::new(Duration::from_secs(3600), u32::MAX, SIGNUPS_PER_HOUR),
             auth: AuthCache::default(),
-            directory: conversation::Directory::default(),
+            directory: conversation::Directory::new(Duration::from_secs(30), 100_000),
             hub,
             db,
             settings,
@@ -77,10 +77,69 @@ impl App {
 fn endpoint(app: AppState) -> impl Endpoint<Output = Response> {
     let secure = app.settings.secure_cookies;
     let store = Arc::new(app.db.sessions.clone());
+    // Every route, in one table. Conversations have two kinds of URL, `/rooms/{name}` and
+    // `/dm/{username}`; the same handlers serve both, and `conversation::Conv` resolves either
+    // (with the viewer's right to it) before they run.
     let route = Route::new()
         .at("/healthz", get(healthz))
-        .at("/assets/:name", get(assets::serve));
-    let route = direct::routes(rooms::routes(people::routes(auth::routes(route))));
+        .at("/assets/:name", get(crate::assets::serve))
+        .at("/", get(home::home))
+        .at("/sidebar", get(home::sidebar))
+        .at("/people", get(home::people_list))
+        .at("/feed", get(messages::feed))
+        .at("/mentions", get(home::mentions))
+        .at("/me.css", get(home::my_style))
+        .at("/register", get(auth::register_form).post(auth::register))
+        .at("/login", get(auth::login_form).post(auth::login))
+        .at("/logout", post(auth::logout))
+        .at(
+            "/account/password",
+            get(auth::password_form).post(auth::change_password),
+        )
+        .at("/rooms", get(rooms::list).post(rooms::create))
+        .at("/rooms/:name", get(conversation::page))
+        .at("/rooms/:name/topic", post(rooms::set_topic))
+        .at("/rooms/:name/read", post(messages::read))
+        .at(
+            "/rooms/:name/messages",
+            get(messages::list).post(messages::send),
+        )
+        .at("/rooms/:name/messages/:id", get(messages::show))
+        .at("/rooms/:name/messages/:id/actions", get(messages::actions))
+        .at(
+            "/rooms/:name/messages/:id/edit",
+            get(messages::edit_form).post(messages::edit),
+        )
+        .at(
+            "/rooms/:name/messages/:id/delete",
+            get(messages::delete_form).post(messages::delete),
+        )
+        .at("/rooms/:name/messages/:id/react", get(messages::react_form))
+        .at("/rooms/:name/messages/:id/reactions", post(messages::react))
+        .at("/dm/:username", get(conversation::page))
+        .at("/dm/:username/read", post(messages::read))
+        .at(
+            "/dm/:username/messages",
+            get(messages::list).post(messages::send),
+        )
+        .at("/dm/:username/messages/:id", get(messages::show))
+        .at("/dm/:username/messages/:id/actions", get(messages::actions))
+        .at(
+            "/dm/:username/messages/:id/edit",
+            get(messages::edit_form).post(messages::edit),
+        )
+        .at(
+            "/dm/:username/messages/:id/delete",
+            get(messages::delete_form).post(messages::delete),
+        )
+        .at(
+            "/dm/:username/messages/:id/react",
+            get(messages::react_form),
+        )
+        .at(
+            "/dm/:username/messages/:id/reactions",
+            post(messages::react),
+        );
     let route = admin::routes(route, &app);
     route
         .catch_error(not_found)
@@ -117,11 +176,7 @@ async fn security_headers<E: Endpoint>(next: E, req: Request) -> poem::Result<Re
 }
 
 async fn not_found(_: poem::error::NotFoundError) -> Response {
-    let viewer = Viewer {
-        username: None,
-        is_staff: false,
-        csrf: "",
-    };
+    let viewer = Viewer::anonymous("");
     let mut resp =
         notice_page("Not found", &viewer, "There is no page at this address.").into_response();
     resp.set_status(StatusCode::NOT_FOUND);
@@ -171,8 +226,9 @@ pub fn client_addr(req: &Request, trusted: &[IpAddr]) -> Option<IpAddr> {
     Some(peer)
 }
 
-/// A logged-in request's context: who, their CSRF token, and whether htmx asked.
+/// A logged-in request's context: the app, who, their CSRF token, and whether htmx asked.
 pub struct Ctx {
+    pub app: AppState,
     pub user: CurrentUser,
     pub csrf: String,
     pub htmx: bool,
@@ -192,6 +248,7 @@ impl<'a> FromRequest<'a> for Ctx {
     async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
         let user = CurrentUser::from_request(req, body).await?;
         Ok(Ctx {
+            app: req.data::<AppState>().expect("state").clone(),
             user,
             csrf: csrf_token(req),
             htmx: is_htmx(req),
@@ -235,6 +292,8 @@ pub async fn run(
         app.hub.spawn_listener(pg);
     }
     app.hub.spawn_sweeper();
+    app.hub.spawn_presence_ticker(app.db.pg.clone());
+    spawn_presence_sweeper(&app);
     let hub = app.hub.clone();
     let on_shutdown = move || {
         tracing::info!("shutting down: answering held polls, finishing requests");
@@ -248,6 +307,21 @@ pub async fn run(
         Duration::from_secs(10),
     )
     .await
+}
+
+/// People who stopped being seen went offline: their sidebars' dots go grey without a request.
+fn spawn_presence_sweeper(app: &AppState) {
+    let app = Arc::downgrade(app);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            let Some(app) = app.upgrade() else { return };
+            if app.presence.sweep_gone() {
+                app.hub.presence_changed();
+            }
+        }
+    });
 }
 
 async fn shutdown_signal() {

@@ -211,7 +211,7 @@ pub async fn current_user(req: &Request) -> Result<Option<CurrentUser>, AppError
 }
 
 fn session_error(err: tower_sessions::session::Error) -> AppError {
-    AppError::Internal(format!("session: {err}"))
+    AppError::Internal(Box::new(err))
 }
 
 /// Starts a fresh session for `user` (a new id: no session fixation).
@@ -257,10 +257,10 @@ impl<'a> FromRequest<'a> for CurrentUser {
         match current_user(req).await? {
             Some(user) => {
                 // Every page, fragment and held poll of a logged-in user counts as presence.
-                req.data::<AppState>()
-                    .expect("state")
-                    .presence
-                    .seen(user.id);
+                let app = req.data::<AppState>().expect("state");
+                if app.presence.seen(user.id) {
+                    app.hub.presence_changed();
+                }
                 Ok(user)
             }
             None => Err(AppError::LoginRequired {

@@ -18,17 +18,17 @@ static ASSETS: &[Asset] = &[
     Asset {
         name: "app.css",
         mime: "text/css; charset=utf-8",
-        body: include_bytes!("../../assets/app.css"),
+        body: include_bytes!("../assets/app.css"),
     },
     Asset {
         name: "app.js",
         mime: "text/javascript; charset=utf-8",
-        body: include_bytes!("../../assets/app.js"),
+        body: include_bytes!("../assets/app.js"),
     },
     Asset {
         name: "favicon.svg",
         mime: "image/svg+xml",
-        body: include_bytes!("../../assets/favicon.svg"),
+        body: include_bytes!("../assets/favicon.svg"),
     },
     Asset {
         name: "htmx.min.js",

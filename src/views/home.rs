@@ -1,0 +1,49 @@
+//! The person's own pages: their mentions, and their style sheet.
+
+use maud::{Markup, html};
+
+use super::chat::timestamp;
+use crate::store::messages::Mentioned;
+
+/// Where a mention is: its conversation's URL and name as the viewer knows them.
+fn place(m: &Mentioned) -> (String, String) {
+    match (&m.room_name, &m.other) {
+        (Some(room), _) => (format!("/rooms/{room}"), format!("#{room}")),
+        (None, Some(other)) => (format!("/dm/{other}"), other.clone()),
+        (None, None) => ("/".to_owned(), "a conversation".to_owned()),
+    }
+}
+
+pub fn mentions(found: &[Mentioned]) -> Markup {
+    html! {
+        section #mentions .mentions aria-labelledby="mentions-title" {
+            h1 #mentions-title { "Mentions" }
+            @if found.is_empty() {
+                p.empty { "Nobody has mentioned you yet. When someone writes @ and your name, it shows here." }
+            }
+            ol.mention-list {
+                @for m in found {
+                    @let (url, name) = place(m);
+                    li.mentioned {
+                        a href=(format!("{url}#m-{}", m.seq)) {
+                            span.author { (m.author) } " in " span.where { (name) } " " (timestamp(m.created_ms))
+                        }
+                        p.body { (m.body) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The viewer's own rules over messages that are the same for everyone: their mentions stand
+/// out, their reactions are marked, the name is a CSS string (usernames have no quotes or
+/// backslashes: letters, digits, `_ . -`).
+pub fn my_style(username: &str) -> String {
+    let me = username.to_ascii_lowercase();
+    format!(
+        ".message[data-mentions~=\"{me}\"] {{ background: var(--mention-bg); box-shadow: inset 3px 0 0 var(--accent); }}\n\
+         .mention[data-user=\"{me}\"] {{ font-weight: 600; color: var(--accent); }}\n\
+         .chip[data-by~=\"{me}\"] {{ border-color: var(--accent); background: var(--mention-bg); }}\n"
+    )
+}

@@ -1,0 +1,245 @@
+//! The app shell and the person's own things: the home page, the sidebar and its lists (also
+//! live, through the feed), the search that filters them, their mentions and their style.
+
+use std::collections::HashMap;
+
+use maud::html;
+use poem::http::header;
+use poem::web::Query;
+use poem::{IntoResponse, Response, handler};
+use serde::Deserialize;
+
+use super::conversation::open;
+use super::error::AppError;
+use super::{AppState, Ctx};
+use crate::store::{messages, rooms, users};
+use crate::views::chat::{self, Sidebar};
+use crate::views::{home as views, page};
+
+#[derive(Deserialize, Default)]
+pub struct Search {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    current: String,
+}
+
+impl Search {
+    fn query(&self) -> &str {
+        self.q.trim()
+    }
+}
+
+/// What the sidebar lists for a user: public rooms (with their unread and mention counts) and
+/// people (with the unread count of the private conversation with each).
+pub async fn sidebar_data(
+    app: &AppState,
+    user: i64,
+    query: &str,
+) -> Result<
+    (
+        Vec<rooms::RoomListing>,
+        Vec<(users::Person, rooms::DirectUnread)>,
+    ),
+    AppError,
+> {
+    // Names are at most 64 letters, digits and `_ . -`: a longer search, or one with a control
+    // character (which PostgreSQL cannot even compare), matches nobody.
+    if query.len() > 64 || query.contains(char::is_control) {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let pool = &app.db.pool;
+    let room_list = rooms::public_rooms(pool, user, query).await?;
+    let people = users::people(pool, query).await?;
+    let mut unread: HashMap<i64, rooms::DirectUnread> = rooms::direct_unreads(pool, user)
+        .await?
+        .into_iter()
+        .map(|d| (d.other_id, d))
+        .collect();
+    let people = people
+        .into_iter()
+        .map(|p| {
+            let counts = unread.remove(&p.id).unwrap_or(rooms::DirectUnread {
+                other_id: p.id,
+                unread: 0,
+                mentions: 0,
+            });
+            (p, counts)
+        })
+        .collect();
+    Ok((room_list, people))
+}
+
+/// The sidebar's lists, to be swapped in out of band by a feed answer.
+pub async fn sidebar_oob(
+    app: &AppState,
+    user: i64,
+    me: &str,
+    current: &str,
+) -> Result<maud::Markup, AppError> {
+    let (rooms, people) = sidebar_data(app, user, "").await?;
+    let side = Sidebar {
+        me,
+        rooms: &rooms,
+        people: &people,
+        now_ms: crate::now_ms(),
+        query: "",
+        current,
+    };
+    Ok(chat::sidebar_lists(&side, true))
+}
+
+#[handler]
+pub async fn home(ctx: Ctx, Query(search): Query<Search>) -> Result<Response, AppError> {
+    home_response(&ctx, search.query(), None).await
+}
+
+/// The home page; a rejected "open or create a room" form comes back here with its error (422).
+pub async fn home_response(
+    ctx: &Ctx,
+    query: &str,
+    room_error: Option<(&str, &str)>,
+) -> Result<Response, AppError> {
+    let (rooms, people) = sidebar_data(&ctx.app, ctx.user.id, query).await?;
+    let side = Sidebar {
+        me: &ctx.user.username,
+        rooms: &rooms,
+        people: &people,
+        now_ms: crate::now_ms(),
+        query,
+        current: "/",
+    };
+    let markup = page(
+        "Home",
+        &ctx.viewer(),
+        "page-home",
+        chat::shell(
+            chat::sidebar(&side, &ctx.csrf, room_error),
+            html! { (chat::welcome(&ctx.user.username)) (chat::feed_poller(crate::now_ms())) },
+        ),
+    );
+    let mut resp = markup.into_response();
+    if room_error.is_some() {
+        resp.set_status(poem::http::StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    Ok(resp)
+}
+
+/// Which list a fragment request wants.
+pub enum List {
+    Both,
+    People,
+    Rooms,
+}
+
+/// A list as an htmx fragment; without htmx, the home page filtered by the same search.
+pub async fn list_response(ctx: &Ctx, search: &Search, which: List) -> Result<Response, AppError> {
+    if !ctx.htmx {
+        return home_response(ctx, search.query(), None).await;
+    }
+    let app = &ctx.app;
+    let (rooms, people) = sidebar_data(app, ctx.user.id, search.query()).await?;
+    let current = if search.current.starts_with('/') {
+        search.current.as_str()
+    } else {
+        "/"
+    };
+    let side = Sidebar {
+        me: &ctx.user.username,
+        rooms: &rooms,
+        people: &people,
+        now_ms: crate::now_ms(),
+        query: search.query(),
+        current,
+    };
+    let markup = match which {
+        List::Both => html! {
+            (chat::sidebar_lists(&side, false))
+            // The sidebar's refresh also brings the open conversation's header up to date.
+            @if let Some((topic, members)) = open_header(ctx, current).await {
+                (chat::header_update(topic.as_deref(), &members, side.now_ms))
+            }
+        },
+        List::People => chat::people_list(&side),
+        List::Rooms => chat::room_list(&side),
+    };
+    Ok(markup.into_response())
+}
+
+/// The topic (public rooms only) and members of the conversation at `url`, checked as opening
+/// it would be; `None` for any other page, or one the viewer may not see.
+async fn open_header(ctx: &Ctx, url: &str) -> Option<(Option<String>, Vec<rooms::Member>)> {
+    if !url.starts_with("/rooms/") && !url.starts_with("/dm/") {
+        return None;
+    }
+    let target = open(&ctx.app, ctx, url).await.ok()?;
+    let pool = &ctx.app.db.pool;
+    let read = async {
+        let room = rooms::find_by_id(pool, target.room).await?;
+        let members = rooms::members(pool, target.room).await?;
+        Ok::<_, sqlx::Error>((room, members))
+    };
+    match read.await {
+        Ok((Some(room), members)) => {
+            let topic = rooms::is_public(&room).then(|| room.topic.clone());
+            Some((topic, members))
+        }
+        Ok((None, _)) => None,
+        Err(err) => {
+            tracing::warn!(%err, "could not read a conversation's header");
+            None
+        }
+    }
+}
+
+/// `GET /sidebar`: both lists, for the search box and the slow fallback refresh.
+#[handler]
+pub async fn sidebar(ctx: Ctx, Query(search): Query<Search>) -> Result<Response, AppError> {
+    list_response(&ctx, &search, List::Both).await
+}
+
+/// `GET /people`.
+#[handler]
+pub async fn people_list(ctx: Ctx, Query(search): Query<Search>) -> Result<Response, AppError> {
+    list_response(&ctx, &search, List::People).await
+}
+
+/// `GET /mentions`: the messages that name the viewer, newest first, each linking to itself in
+/// its conversation.
+#[handler]
+pub async fn mentions(ctx: Ctx) -> Result<Response, AppError> {
+    let found = messages::mentioning(&ctx.app.db.pool, ctx.user.id, 100).await?;
+    let list = views::mentions(&found);
+    if ctx.htmx {
+        return Ok(list.into_response());
+    }
+    let (rooms, people) = sidebar_data(&ctx.app, ctx.user.id, "").await?;
+    let side = Sidebar {
+        me: &ctx.user.username,
+        rooms: &rooms,
+        people: &people,
+        now_ms: crate::now_ms(),
+        query: "",
+        current: "/mentions",
+    };
+    let markup = page(
+        "Mentions",
+        &ctx.viewer(),
+        "page-mentions",
+        chat::shell(
+            chat::sidebar(&side, &ctx.csrf, None),
+            html! { (list) (chat::feed_poller(crate::now_ms())) },
+        ),
+    );
+    Ok(markup.into_response())
+}
+
+/// `GET /me.css`: the viewer's own style. Messages are rendered once for everyone, so what
+/// depends on who is looking (your mentions highlighted, your reactions marked) is styled here.
+#[handler]
+pub async fn my_style(ctx: Ctx) -> Response {
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/css; charset=utf-8")
+        .header(header::CACHE_CONTROL, "private, no-cache")
+        .body(views::my_style(&ctx.user.username))
+}

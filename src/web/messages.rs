@@ -1,0 +1,521 @@
+//! Everything done to a conversation's messages: sending, live delivery and paging, read
+//! positions, and the changes people make afterwards (edit, delete, react). Every handler takes
+//! a [`Conv`], so the conversation is resolved and the viewer's right to it checked before the
+//! handler runs.
+
+use std::sync::Arc;
+
+use maud::Markup;
+use poem::error::ResponseError;
+use poem::http::{StatusCode, header};
+use poem::web::{Form, Query};
+use poem::{IntoResponse, Request, Response, handler};
+use serde::Deserialize;
+
+use super::conversation::{Conv, PAGE, message_id, page_response};
+use super::error::AppError;
+use super::held::held;
+use super::home::sidebar_oob;
+use super::{AppState, Ctx, see_other};
+use crate::domain::{ClientKey, Emoji, MessageBody, mentioned_names};
+use crate::realtime::{Listener, Rendered};
+use crate::store::messages::{self, Change, Message};
+use crate::store::rooms;
+use crate::views::chat;
+use crate::views::messages as views;
+
+#[derive(Deserialize)]
+pub struct SendForm {
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub client_key: String,
+}
+
+/// The users a message names who may read its conversation.
+async fn mentions_in(
+    app: &AppState,
+    room: i64,
+    body: &MessageBody,
+) -> Result<Vec<messages::Mention>, AppError> {
+    let names = mentioned_names(body.as_str());
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(rooms::readers_named(&app.db.pool, room, &names).await?)
+}
+
+/// `POST {conv}/messages`. The store and the wake-up run in their own task: once the insert has
+/// begun, a client that hangs up cannot leave a committed message unannounced.
+#[handler]
+pub async fn send(
+    Conv { ctx, target }: Conv,
+    Form(form): Form<SendForm>,
+) -> Result<Response, AppError> {
+    let app = &ctx.app;
+    let parsed = MessageBody::parse(&form.body)
+        .and_then(|body| Ok((body, ClientKey::parse(&form.client_key)?)));
+    let (body, key) = match parsed {
+        Ok(ok) => ok,
+        Err(invalid) if ctx.htmx => {
+            return Ok(unprocessable(views::field_error(invalid.0)));
+        }
+        Err(invalid) => {
+            return page_response(app, &ctx, &target, None, Some((&form.body, invalid.0))).await;
+        }
+    };
+    let mentions = mentions_in(app, target.room, &body).await?;
+    let (db, hub, room) = (app.db.clone(), app.hub.clone(), target.room);
+    let (author, name) = (ctx.user.id, ctx.user.username.clone());
+    let stored = tokio::spawn(async move {
+        let turn = db.write_turn().await;
+        let (message, fresh) = messages::insert(
+            &db.pool,
+            db.engine,
+            room,
+            (author, &name),
+            &body,
+            key.as_ref(),
+            &mentions,
+        )
+        .await?;
+        drop(turn);
+        if fresh {
+            hub.joined(room, author);
+            hub.published(&Change::New(message.clone()));
+        }
+        Ok::<_, sqlx::Error>(message)
+    })
+    .await
+    .map_err(|e| AppError::Internal(Box::new(e)))??;
+    if ctx.htmx {
+        Ok((StatusCode::OK, chat::message(&stored)).into_response())
+    } else {
+        Ok(see_other(&target.base))
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CursorQuery {
+    pub after: Option<i64>,
+    pub before: Option<i64>,
+    /// The page's sidebar is as of this time (unix ms): the feed answers what changed since.
+    pub t: Option<i64>,
+}
+
+/// `GET {conv}/messages`: `?after=` long-polls; `?before=` pages back; neither gives the
+/// latest page.
+#[handler]
+pub async fn list(
+    Conv { ctx, target }: Conv,
+    Query(q): Query<CursorQuery>,
+) -> Result<Response, AppError> {
+    let app = &ctx.app;
+    let (room, base) = (target.room, target.base.as_str());
+    let html = match (q.after, q.before) {
+        (Some(_), Some(_)) => {
+            return Err(AppError::BadRequest(
+                "Give either after or before, not both.",
+            ));
+        }
+        (Some(after), None) => return Ok(hold(&ctx, Some((room, base)), after, q.t)),
+        (None, Some(before)) => {
+            let mut rows = messages::before(&app.db.pool, room, before, PAGE + 1).await?;
+            if rows.is_empty() {
+                return Ok(no_content());
+            }
+            let more = rows.len() as i64 > PAGE;
+            if more {
+                rows.remove(0);
+            }
+            chat::older_messages(base, &rows, more).into_string()
+        }
+        (None, None) => {
+            let rows = messages::latest(&app.db.pool, room, PAGE).await?;
+            chat::older_messages(base, &rows, false).into_string()
+        }
+    };
+    Ok(fragment(html))
+}
+
+#[derive(Deserialize)]
+pub struct FeedQuery {
+    pub t: Option<i64>,
+}
+
+/// `GET /feed?t=`: the long-poll of a page with no conversation open; it answers when the
+/// person's sidebar changes.
+#[handler]
+pub async fn feed(ctx: Ctx, Query(q): Query<FeedQuery>) -> Response {
+    hold(&ctx, None, 0, q.t)
+}
+
+/// A held long-poll for a conversation's changes (`conv`: its room and URL) and the person's own
+/// feed. Everything about the request has been checked: it waits outside the endpoint chain.
+fn hold(ctx: &Ctx, conv: Option<(i64, &str)>, after: i64, t: Option<i64>) -> Response {
+    let (app, hold) = (ctx.app.clone(), ctx.app.settings.poll_timeout());
+    let (htmx, user, me) = (ctx.htmx, ctx.user.id, ctx.user.username.clone());
+    let room = conv.map(|(room, _)| room);
+    let base = conv.map(|(_, base)| base.to_owned());
+    // Only a page (which says when it got its sidebar) is sent the sidebar.
+    let feed_since = match (htmx, t) {
+        (true, Some(t)) => t,
+        _ => i64::MAX,
+    };
+    held(async move {
+        let hub = &app.hub;
+        // A page whose cursor the room has never reached reloads (htmx does that for
+        // HX-Refresh), rather than wait for messages it would then miss.
+        if let (true, Some(room)) = (htmx, room) {
+            if hub.cursor_is_ahead(room, after).await.unwrap_or(false) {
+                return Response::builder()
+                    .header("HX-Refresh", "true")
+                    .header(header::CACHE_CONTROL, "no-store")
+                    .finish();
+            }
+        }
+        let who = Listener { user, feed_since };
+        let answer = match hub.poll(room, after.max(0), who, hold).await {
+            Ok(answer) => answer,
+            Err(err) => return AppError::from(err).as_response(),
+        };
+        if answer.changes.is_empty() && !answer.feed {
+            return no_content();
+        }
+        let mut out =
+            String::with_capacity(answer.changes.iter().map(|m| m.html.len()).sum::<usize>() + 200);
+        push_changes(&mut out, &answer.changes);
+        let mut t = feed_since;
+        if answer.feed {
+            t = crate::now_ms();
+            let current = base.as_deref().unwrap_or("/");
+            match sidebar_oob(&app, user, &me, current).await {
+                Ok(sidebar) => out.push_str(&sidebar.into_string()),
+                Err(err) => return err.as_response(),
+            }
+        }
+        if htmx {
+            let poller = match &base {
+                Some(base) => chat::poller(base, answer.cursor, t),
+                None => chat::feed_poller(t),
+            };
+            out.push_str(&poller.into_string());
+        }
+        fragment(out)
+    })
+}
+
+fn push_changes(out: &mut String, changes: &[Arc<Rendered>]) {
+    for m in changes {
+        out.push_str(&m.html);
+    }
+}
+
+fn fragment(html: String) -> Response {
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(html)
+}
+
+fn no_content() -> Response {
+    Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .header(header::CACHE_CONTROL, "no-store")
+        .finish()
+}
+
+fn unprocessable(markup: Markup) -> Response {
+    (StatusCode::UNPROCESSABLE_ENTITY, markup).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct ReadForm {
+    pub seq: i64,
+}
+
+/// `POST {conv}/read`: the viewer has seen the conversation up to `seq` (sent by app.js while
+/// the page is visible).
+#[handler]
+pub async fn read(
+    Conv { ctx, target }: Conv,
+    Form(form): Form<ReadForm>,
+) -> Result<Response, AppError> {
+    rooms::mark_read(&ctx.app.db.pool, target.room, ctx.user.id, form.seq).await?;
+    Ok(no_content())
+}
+
+/// The message a request names, loaded; 404 when the conversation has none by that number.
+async fn load(req: &Request, conv: &Conv) -> Result<Message, AppError> {
+    let id = message_id(req)?;
+    messages::find(&conv.ctx.app.db.pool, conv.target.room, id)
+        .await?
+        .ok_or(AppError::NotFound(
+            "There is no such message in this conversation.",
+        ))
+}
+
+/// The message, if it is the viewer's own: only its author may edit or delete it.
+async fn own(req: &Request, conv: &Conv) -> Result<Message, AppError> {
+    let message = load(req, conv).await?;
+    if message.author_id != conv.ctx.user.id {
+        return Err(AppError::Forbidden("Only its author can change a message."));
+    }
+    Ok(message)
+}
+
+/// Where a no-JS form goes back to: the message in its conversation.
+fn back_to(conv: &Conv, seq: i64) -> Response {
+    see_other(&format!("{}#m-{seq}", conv.target.base))
+}
+
+/// `GET {conv}/messages/{id}`: one message (htmx puts it back after a cancelled edit).
+#[handler]
+pub async fn show(req: &Request, conv: Conv) -> Result<Response, AppError> {
+    let message = load(req, &conv).await?;
+    if !conv.ctx.htmx {
+        return Ok(back_to(&conv, message.seq));
+    }
+    Ok(chat::message(&message).into_response())
+}
+
+/// `GET {conv}/messages/{id}/actions`: what the viewer may do with a message (everyone reacts;
+/// its author also edits and deletes). A small menu for htmx, a page without.
+#[handler]
+pub async fn actions(req: &Request, conv: Conv) -> Result<Response, AppError> {
+    let message = load(req, &conv).await?;
+    let mine = message.author_id == conv.ctx.user.id;
+    let menu = views::actions(&conv.target.base, &message, mine, &conv.ctx.csrf);
+    if conv.ctx.htmx {
+        return Ok(menu.into_response());
+    }
+    Ok(views::page_of(
+        &conv.ctx.viewer(),
+        &conv.target.title,
+        &conv.target.base,
+        &message,
+        menu,
+    )
+    .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct EditForm {
+    #[serde(default)]
+    pub body: String,
+}
+
+/// `GET {conv}/messages/{id}/edit`: the edit form, in place of the message (htmx) or as a page.
+#[handler]
+pub async fn edit_form(req: &Request, conv: Conv) -> Result<Response, AppError> {
+    let message = own(req, &conv).await?;
+    Ok(edit_response(
+        &conv,
+        &message,
+        &message.body,
+        None,
+        StatusCode::OK,
+    ))
+}
+
+fn edit_response(
+    conv: &Conv,
+    message: &Message,
+    body: &str,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let form = views::edit_form(&conv.target.base, message, body, error, &conv.ctx.csrf);
+    let mut resp = if conv.ctx.htmx {
+        form.into_response()
+    } else {
+        views::page_of(
+            &conv.ctx.viewer(),
+            &conv.target.title,
+            &conv.target.base,
+            message,
+            form,
+        )
+        .into_response()
+    };
+    resp.set_status(status);
+    resp
+}
+
+/// `POST {conv}/messages/{id}/edit {body}`: the same rules as a send; the change reaches every
+/// open page of the conversation, marked "edited".
+#[handler]
+pub async fn edit(
+    req: &Request,
+    conv: Conv,
+    Form(form): Form<EditForm>,
+) -> Result<Response, AppError> {
+    let message = own(req, &conv).await?;
+    let body = match MessageBody::parse(&form.body) {
+        Ok(body) => body,
+        Err(invalid) if conv.ctx.htmx => return Ok(unprocessable(views::field_error(invalid.0))),
+        Err(invalid) => {
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            return Ok(edit_response(
+                &conv,
+                &message,
+                &form.body,
+                Some(invalid.0),
+                status,
+            ));
+        }
+    };
+    let app = &conv.ctx.app;
+    let mentions = mentions_in(app, conv.target.room, &body).await?;
+    let (db, hub, room, seq) = (
+        app.db.clone(),
+        app.hub.clone(),
+        conv.target.room,
+        message.seq,
+    );
+    let edited = tokio::spawn(async move {
+        let turn = db.write_turn().await;
+        let edited = messages::edit(&db.pool, room, seq, &body, &mentions).await?;
+        drop(turn);
+        if let Some(edited) = &edited {
+            hub.published(&Change::Updated(edited.clone()));
+        }
+        Ok::<_, sqlx::Error>(edited)
+    })
+    .await
+    .map_err(|e| AppError::Internal(Box::new(e)))??
+    .ok_or(AppError::NotFound(
+        "There is no such message in this conversation.",
+    ))?;
+    if conv.ctx.htmx {
+        return Ok(chat::message(&edited).into_response());
+    }
+    Ok(back_to(&conv, edited.seq))
+}
+
+/// `GET {conv}/messages/{id}/delete`: "Delete this message?", inline (htmx) or as a page.
+#[handler]
+pub async fn delete_form(req: &Request, conv: Conv) -> Result<Response, AppError> {
+    let message = own(req, &conv).await?;
+    let confirm = views::delete_confirm(&conv.target.base, &message, &conv.ctx.csrf);
+    if conv.ctx.htmx {
+        return Ok(confirm.into_response());
+    }
+    Ok(views::page_of(
+        &conv.ctx.viewer(),
+        &conv.target.title,
+        &conv.target.base,
+        &message,
+        confirm,
+    )
+    .into_response())
+}
+
+/// `POST {conv}/messages/{id}/delete`: gone for good, from every open page too.
+#[handler]
+pub async fn delete(req: &Request, conv: Conv) -> Result<Response, AppError> {
+    let message = own(req, &conv).await?;
+    delete_message(&conv.ctx.app, conv.target.room, message.seq).await?;
+    if conv.ctx.htmx {
+        return Ok(StatusCode::OK.into_response());
+    }
+    Ok(see_other(&conv.target.base))
+}
+
+/// Deletes message `seq` of `room` and tells every open page (also what staff deletions do).
+pub async fn delete_message(app: &AppState, room: i64, seq: i64) -> Result<bool, AppError> {
+    let (db, hub) = (app.db.clone(), app.hub.clone());
+    let deleted = tokio::spawn(async move {
+        let turn = db.write_turn().await;
+        let change = messages::delete(&db.pool, room, seq).await?;
+        drop(turn);
+        if let Some(change) = &change {
+            hub.published(change);
+        }
+        Ok::<_, sqlx::Error>(change.is_some())
+    })
+    .await
+    .map_err(|e| AppError::Internal(Box::new(e)))??;
+    Ok(deleted)
+}
+
+#[derive(Deserialize)]
+pub struct ReactionForm {
+    #[serde(default)]
+    pub emoji: String,
+}
+
+/// `GET {conv}/messages/{id}/react`: the emoji picker, for people without JavaScript.
+#[handler]
+pub async fn react_form(req: &Request, conv: Conv) -> Result<Response, AppError> {
+    let message = load(req, &conv).await?;
+    let picker = views::picker(&conv.target.base, &message, None, &conv.ctx.csrf);
+    if conv.ctx.htmx {
+        return Ok(picker.into_response());
+    }
+    Ok(views::page_of(
+        &conv.ctx.viewer(),
+        &conv.target.title,
+        &conv.target.base,
+        &message,
+        picker,
+    )
+    .into_response())
+}
+
+/// `POST {conv}/messages/{id}/reactions {emoji}`: adds the viewer's reaction, or takes it away
+/// when they had made it.
+#[handler]
+pub async fn react(
+    req: &Request,
+    conv: Conv,
+    Form(form): Form<ReactionForm>,
+) -> Result<Response, AppError> {
+    let message = load(req, &conv).await?;
+    let emoji = match Emoji::parse(&form.emoji) {
+        Ok(emoji) => emoji,
+        Err(invalid) if conv.ctx.htmx => return Ok(unprocessable(views::field_error(invalid.0))),
+        Err(invalid) => {
+            let picker =
+                views::picker(&conv.target.base, &message, Some(invalid.0), &conv.ctx.csrf);
+            let mut resp = views::page_of(
+                &conv.ctx.viewer(),
+                &conv.target.title,
+                &conv.target.base,
+                &message,
+                picker,
+            )
+            .into_response();
+            resp.set_status(StatusCode::UNPROCESSABLE_ENTITY);
+            return Ok(resp);
+        }
+    };
+    let app = &conv.ctx.app;
+    let (db, hub, room, seq, user) = (
+        app.db.clone(),
+        app.hub.clone(),
+        conv.target.room,
+        message.seq,
+        conv.ctx.user.id,
+    );
+    let change = tokio::spawn(async move {
+        let turn = db.write_turn().await;
+        let change = messages::toggle_reaction(&db.pool, room, seq, user, &emoji).await?;
+        drop(turn);
+        if let Some(change) = &change {
+            hub.published(change);
+        }
+        Ok::<_, sqlx::Error>(change)
+    })
+    .await
+    .map_err(|e| AppError::Internal(Box::new(e)))??;
+    match change {
+        Some(Change::Reacted { seq, reactions, .. }) if conv.ctx.htmx => {
+            Ok(chat::reactions(seq, &reactions, false).into_response())
+        }
+        Some(_) => Ok(back_to(&conv, seq)),
+        None => Err(AppError::NotFound(
+            "There is no such message in this conversation.",
+        )),
+    }
+}

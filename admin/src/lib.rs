@@ -44,6 +44,7 @@ pub use model::{
     staff_may_do_everything,
 };
 pub use site::AdminEndpoint;
+pub use views::list::like_pattern;
 
 /// The admin site under construction.
 pub struct Admin {

@@ -143,7 +143,9 @@ fn filter_value(field: &Field, raw: &str) -> Option<FilterValue> {
     }
 }
 
-fn like_pattern(term: &str) -> String {
+/// `%term%` for `LOWER(x) LIKE … ESCAPE '\'`: the term lower-cased, with `\`, `%` and `_`
+/// escaped so that they match themselves.
+pub fn like_pattern(term: &str) -> String {
     let mut escaped = String::with_capacity(term.len() + 2);
     escaped.push('%');
     for c in term.to_lowercase().chars() {

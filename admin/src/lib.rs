@@ -19,15 +19,15 @@
 //! [`PermissionRule`] decides what staff may do (by default everything; see
 //! [`only_superusers_delete`]).
 //!
-//! Writes are logged in the application's `admin_log` table, which must have the columns
-//! `id, action_time_ms, user_id, model, object_id (TEXT), object_repr, action_flag (1 add,
-//! 2 change, 3 delete), change_message`. Every model needs an integer `id` primary key.
+//! Writes are logged in the crate's own `admin_log` table, which the host creates by calling
+//! [`migrate`] at start (after its own migrations). Every model needs an integer `id` primary key.
 
 mod clock;
 mod db;
 mod host;
 mod html;
 mod http;
+mod migrate;
 mod model;
 mod site;
 mod views;
@@ -43,6 +43,7 @@ pub use model::{
     Perms, Related, STR_COLUMN, SaveKind, Unique, Validator, Value, Values, only_superusers_delete,
     staff_may_do_everything,
 };
+pub use migrate::migrate;
 pub use site::AdminEndpoint;
 pub use views::list::like_pattern;
 

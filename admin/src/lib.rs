@@ -38,14 +38,14 @@ use sqlx::AnyPool;
 
 pub use clock::now_ms;
 pub use host::{AdminHost, AdminUser, BoxFuture, WriteAction};
+pub use migrate::migrate;
 pub use model::{
     BeforeSave, Field, FieldErrors, FieldKind, ModelAdmin, OnDelete, Ordering, PermissionRule,
     Perms, Related, STR_COLUMN, SaveKind, Unique, Validator, Value, Values, only_superusers_delete,
     staff_may_do_everything,
 };
-pub use migrate::migrate;
 pub use site::AdminEndpoint;
-pub use views::list::like_pattern;
+pub use views::changelist::like_pattern;
 
 /// The admin site under construction.
 pub struct Admin {

@@ -1,8 +1,11 @@
 //! A generic admin area in the manner of Django's, for poem + maud + sqlx (Any driver).
 //!
 //! The crate knows nothing about the application: it is given [`ModelAdmin`] descriptions of
-//! tables and an [`AdminHost`] that answers who is logged in, hashes passwords and hears about
-//! writes. It serves Django's URL scheme under its mount path (by default `/admin`):
+//! tables and an [`AdminHost`] that answers who is logged in and sets passwords. What a write
+//! means to the application (dropping caches, ending sessions, deleting its own way) is said on
+//! each model's registration: [`ModelAdmin::after_save`], [`ModelAdmin::after_delete`] and
+//! [`ModelAdmin::delete_model`]; which rows a user may see, by [`ModelAdmin::row_filter`]. It
+//! serves Django's URL scheme under its mount path (by default `/admin`):
 //!
 //! | URL | |
 //! |---|---|
@@ -40,9 +43,9 @@ pub use clock::now_ms;
 pub use host::{AdminHost, AdminUser, BoxFuture, WriteAction};
 pub use migrate::migrate;
 pub use model::{
-    BeforeSave, Field, FieldErrors, FieldKind, ModelAdmin, OnDelete, Ordering, PermissionRule,
-    Perms, Related, STR_COLUMN, SaveKind, Unique, Validator, Value, Values, only_superusers_delete,
-    staff_may_do_everything,
+    AfterDelete, AfterSave, BeforeSave, DeleteModel, Field, FieldErrors, FieldKind, ModelAdmin,
+    OnDelete, Ordering, PermissionRule, Perms, Related, RowFilter, STR_COLUMN, SaveKind, Unique,
+    Validator, Value, Values, only_superusers_delete, staff_may_do_everything,
 };
 pub use site::AdminEndpoint;
 pub use views::changelist::like_pattern;

@@ -10,10 +10,14 @@
 //! - `set_password(id, raw)`: `Password::parse(raw, Some(username))`, argon2id in
 //!   `spawn_blocking`, `UPDATE users SET password_hash = $1 WHERE id = $2`; return the parse
 //!   error's text on refusal.
-//! - `after_write(model, ids, action)`: for `"users"`, end the sessions of the users when
-//!   `Deleted`, `PasswordChanged`, or `Changed` and the user is now inactive; for every model,
-//!   drop the cached recent messages of every room, in every process on PostgreSQL, so that
-//!   long-polls stop delivering deleted messages (a user's go with them) or stale names.
+//!   When the user is the one acting, keep their session under the new password.
+//!
+//! What each write means for Parley's caches lives on the models, in their `after_save`,
+//! `after_delete` and `delete_model` hooks below: one function per model.
+//!
+//! Messages of direct conversations are for superusers only: the `rooms` and `messages` row
+//! filters hide direct rooms and their messages from plain staff in every view (lists, counts,
+//! search, change, delete, history), which then answer 404, as for a row that does not exist.
 //!
 //! Mount it with `Route::new().nest("/admin", admin.routes())`, and redirect `/admin` to
 //! `/admin/` (the nested endpoint only sees paths below the prefix).
@@ -24,9 +28,57 @@ use parley_admin::{
 };
 
 use crate::domain::{MessageBody, RoomName, Topic, Username};
+use crate::web::AppState;
 
-pub fn models() -> Vec<ModelAdmin> {
-    vec![users(), rooms(), messages()]
+/// Parley's models, with hooks that keep the app's caches true to what the admin wrote.
+pub fn models(app: &AppState) -> Vec<ModelAdmin> {
+    vec![users(app), rooms(app), messages(app)]
+}
+
+/// Users written or deleted: their sessions are re-checked against the database on their next
+/// request (and end if they may no longer log in). A deleted user's messages go with them, and a
+/// renamed one's show the new name: no room's recent window may serve the old ones.
+async fn users_written(app: AppState, ids: Vec<i64>) {
+    for id in ids {
+        app.auth.forget_user(id);
+    }
+    app.directory.clear();
+    app.hub.invalidate_everywhere(app.db.pg.as_ref()).await;
+}
+
+/// Rooms renamed, re-topicked or deleted (with their messages).
+async fn rooms_written(app: AppState) {
+    app.directory.clear();
+    app.hub.invalidate_everywhere(app.db.pg.as_ref()).await;
+}
+
+/// A message edited: it must not be served from a room's recent window, by any process.
+async fn messages_written(app: AppState) {
+    app.hub.invalidate_everywhere(app.db.pg.as_ref()).await;
+}
+
+/// Deletes one message for the admin (its `delete_model`): for now a plain `DELETE` and the
+/// cache dropped everywhere. The place to call the chat's own delete instead, so that the
+/// deletion reaches open pages live.
+async fn delete_message(app: AppState, id: i64) -> sqlx::Result<bool> {
+    let turn = app.db.write_turn().await;
+    let done = sqlx::query("DELETE FROM messages WHERE id = $1")
+        .bind(id)
+        .execute(&app.db.pool)
+        .await?;
+    drop(turn);
+    app.hub.invalidate_everywhere(app.db.pg.as_ref()).await;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Plain staff see public rooms only: a direct conversation is private to its two members.
+fn public_rooms_unless_superuser(user: &AdminUser) -> Option<&'static str> {
+    (!user.is_superuser).then_some("kind = 'public'")
+}
+
+/// Plain staff see the messages of public rooms only.
+fn public_messages_unless_superuser(user: &AdminUser) -> Option<&'static str> {
+    (!user.is_superuser).then_some("room_id IN (SELECT id FROM rooms WHERE kind = 'public')")
 }
 
 const ROOM_KINDS: &[(&str, &str)] = &[("public", "Public room"), ("direct", "Direct conversation")];
@@ -34,7 +86,8 @@ const ROOM_KINDS: &[(&str, &str)] = &[("public", "Public room"), ("direct", "Dir
 const ROOM_DISPLAY: &str = "COALESCE(name, 'direct #' || id)";
 const MESSAGE_DISPLAY: &str = "'#' || id || ': ' || substr(body, 1, 40)";
 
-fn users() -> ModelAdmin {
+fn users(app: &AppState) -> ModelAdmin {
+    let (saved, deleted) = (app.clone(), app.clone());
     ModelAdmin::new("users", "users", "user", "users")
         .field(Field::int("id", "ID").readonly())
         .field(
@@ -64,7 +117,7 @@ fn users() -> ModelAdmin {
         .display("username")
         .permissions(user_rights)
         .password_form("password_hash")
-        .unique("username_key", "username", "A user with that username already exists.")
+        .unique("users_username_key_key", "username_key", "username", "A user with that username already exists.")
         .related(Related::cascade("messages", "messages", "author_id", MESSAGE_DISPLAY).linked_to("messages"))
         .related(Related::cascade(
             "room memberships",
@@ -73,8 +126,12 @@ fn users() -> ModelAdmin {
             "(SELECT COALESCE(r.name, 'direct #' || r.id) FROM rooms r WHERE r.id = memberships.room_id)",
         ))
         .related(Related::set_null("rooms", "created_by"))
+        // The admin's log keeps entries of deleted users, unattributed (the crate's table has
+        // no foreign key to users; Parley's older databases also say ON DELETE SET NULL).
         .related(Related::set_null("admin_log", "user_id"))
         .before_save(user_before_save)
+        .after_save(move |ids, _| users_written(saved.clone(), ids))
+        .after_delete(move |ids| users_written(deleted.clone(), ids))
 }
 
 /// Superusers may do everything. Plain staff manage ordinary accounts: they may add and change
@@ -105,7 +162,8 @@ fn user_before_save(values: &mut Values, kind: SaveKind) -> Result<(), FieldErro
     Ok(())
 }
 
-fn rooms() -> ModelAdmin {
+fn rooms(app: &AppState) -> ModelAdmin {
+    let (saved, deleted) = (app.clone(), app.clone());
     ModelAdmin::new("rooms", "rooms", "room", "rooms")
         .field(Field::int("id", "ID").readonly())
         .field(Field::choice("kind", "Kind", ROOM_KINDS).readonly())
@@ -145,7 +203,12 @@ fn rooms() -> ModelAdmin {
         .list_filter(&["kind", "created_ms"])
         .ordering("created_ms", true)
         .display(ROOM_DISPLAY)
-        .unique("name_key", "name", "A room with that name already exists.")
+        .unique(
+            "rooms_name_key_key",
+            "name_key",
+            "name",
+            "A room with that name already exists.",
+        )
         .related(
             Related::cascade("messages", "messages", "room_id", MESSAGE_DISPLAY)
                 .linked_to("messages"),
@@ -157,6 +220,9 @@ fn rooms() -> ModelAdmin {
             "(SELECT u.username FROM users u WHERE u.id = memberships.user_id)",
         ))
         .before_save(room_before_save)
+        .row_filter(public_rooms_unless_superuser)
+        .after_save(move |_, _| rooms_written(saved.clone()))
+        .after_delete(move |_| rooms_written(deleted.clone()))
 }
 
 /// The admin only adds public rooms: a direct conversation is the single room of its pair of
@@ -186,7 +252,8 @@ fn room_before_save(values: &mut Values, kind: SaveKind) -> Result<(), FieldErro
     Ok(())
 }
 
-fn messages() -> ModelAdmin {
+fn messages(app: &AppState) -> ModelAdmin {
+    let (saved, deleting) = (app.clone(), app.clone());
     ModelAdmin::new("messages", "messages", "message", "messages")
         .field(Field::int("id", "ID").readonly())
         .field(Field::foreign_key("room_id", "Room", "rooms", "rooms", ROOM_DISPLAY).readonly())
@@ -209,6 +276,9 @@ fn messages() -> ModelAdmin {
         .ordering("id", true)
         .display(MESSAGE_DISPLAY)
         .permissions(message_rights)
+        .row_filter(public_messages_unless_superuser)
+        .after_save(move |_, _| messages_written(saved.clone()))
+        .delete_model(move |id| delete_message(deleting.clone(), id))
 }
 
 /// Messages are only ever sent through the chat, which numbers them within their room and wakes

@@ -85,6 +85,10 @@ impl Db {
                 .await
                 .map_err(ConnectError::Open)?;
             SQLITE_MIGRATIONS.run(&pool).await?;
+            // The admin crate's own table (admin_log), tracked apart from Parley's migrations.
+            parley_admin::migrate(&pool)
+                .await
+                .map_err(sqlx::migrate::MigrateError::Execute)?;
             let store = SqliteStore::new(typed);
             store.migrate().await.map_err(ConnectError::Open)?;
             Db {
@@ -108,6 +112,10 @@ impl Db {
                 .await
                 .map_err(ConnectError::Open)?;
             POSTGRES_MIGRATIONS.run(&pool).await?;
+            // The admin crate's own table (admin_log), tracked apart from Parley's migrations.
+            parley_admin::migrate(&pool)
+                .await
+                .map_err(sqlx::migrate::MigrateError::Execute)?;
             let store = PostgresStore::new(typed.clone());
             store.migrate().await.map_err(ConnectError::Open)?;
             Db {

@@ -21,9 +21,4 @@ pub use config::{Cli, Command, Settings};
 pub use web::{App, serve};
 
 /// Unix time in milliseconds: the one time representation in the database.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
+pub use parley_admin::now_ms;

@@ -67,10 +67,21 @@ pub fn decode(row: &AnyRow, idx: usize, kind: FieldKind) -> Result<Value, sqlx::
     })
 }
 
-pub async fn count(db: &Db, table: &str) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
-        .fetch_one(db)
-        .await
+/// ` AND (filter)`, or nothing: a model's row filter (see [`crate::RowFilter`]) added to a
+/// `WHERE`.
+pub fn and_rows(rows: Option<&str>) -> String {
+    rows.map(|cond| format!(" AND ({cond})"))
+        .unwrap_or_default()
+}
+
+/// How many rows of the model there are, of those `rows` lets through.
+pub async fn count(db: &Db, model: &ModelAdmin, rows: Option<&str>) -> Result<i64, sqlx::Error> {
+    let text = format!(
+        "SELECT COUNT(*) FROM {} t WHERE 1 = 1{}",
+        model.table,
+        and_rows(rows)
+    );
+    sqlx::query_scalar(&text).fetch_one(db).await
 }
 
 /// One object with every declared field and its name.
@@ -105,14 +116,16 @@ fn object_from_row(model: &ModelAdmin, row: &AnyRow) -> Result<Object, sqlx::Err
     })
 }
 
+/// The object, if it exists and `rows` (the model's row filter for the user) lets it through.
 pub async fn fetch_object(
     conn: &mut AnyConnection,
     model: &ModelAdmin,
     id: i64,
+    rows: Option<&str>,
 ) -> Result<Option<Object>, sqlx::Error> {
     let mut sql = Sql::new(object_select(model));
     let p = sql.arg(Value::Int(Some(id)));
-    sql.push(&format!(" WHERE id = {p}"));
+    sql.push(&format!(" WHERE id = {p}{}", and_rows(rows)));
     match sql.query().fetch_optional(conn).await? {
         Some(row) => Ok(Some(object_from_row(model, &row)?)),
         None => Ok(None),
@@ -123,6 +136,7 @@ pub async fn fetch_objects(
     db: &Db,
     model: &ModelAdmin,
     ids: &[i64],
+    rows: Option<&str>,
 ) -> Result<Vec<Object>, sqlx::Error> {
     if ids.is_empty() {
         return Ok(Vec::new());
@@ -132,7 +146,11 @@ pub async fn fetch_objects(
         .iter()
         .map(|id| sql.arg(Value::Int(Some(*id))))
         .collect();
-    sql.push(&format!(" WHERE id IN ({}) ORDER BY id", marks.join(", ")));
+    sql.push(&format!(
+        " WHERE id IN ({}){} ORDER BY id",
+        marks.join(", "),
+        and_rows(rows)
+    ));
     let rows = sql.query().fetch_all(db).await?;
     rows.iter().map(|row| object_from_row(model, row)).collect()
 }

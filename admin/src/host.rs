@@ -26,14 +26,13 @@ impl AdminUser {
     }
 }
 
-/// What a write did, for [`AdminHost::after_write`].
+/// What a save did, for a model's [`crate::ModelAdmin::after_save`] hook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteAction {
     Added,
     Changed,
     /// The password of the object was set through the password form.
     PasswordChanged,
-    Deleted,
 }
 
 /// Implemented by the application that mounts the admin.
@@ -51,14 +50,14 @@ pub trait AdminHost: Send + Sync + 'static {
 
     /// Validate and hash `raw` and store it as the password of user `user_id`. The error text is
     /// shown next to the password field. The admin never sees or stores a hash itself.
-    fn set_password<'a>(&'a self, user_id: i64, raw: &'a str) -> BoxFuture<'a, Result<(), String>>;
-
-    /// Called after a write has been committed, e.g. to drop caches or end the sessions of a user
-    /// who was deactivated or deleted. `model` is the model's slug.
-    fn after_write<'a>(
+    ///
+    /// `req` is the admin request: when `user_id` is the acting user, the host should keep this
+    /// session logged in under the new password (Django's `update_session_auth_hash`) while
+    /// ending the user's other sessions.
+    fn set_password<'a>(
         &'a self,
-        model: &'a str,
-        ids: &'a [i64],
-        action: WriteAction,
-    ) -> BoxFuture<'a, ()>;
+        req: &'a Request,
+        user_id: i64,
+        raw: &'a str,
+    ) -> BoxFuture<'a, Result<(), String>>;
 }

@@ -1,8 +1,11 @@
 //! A generic admin area in the manner of Django's, for poem + maud + sqlx (Any driver).
 //!
 //! The crate knows nothing about the application: it is given [`ModelAdmin`] descriptions of
-//! tables and an [`AdminHost`] that answers who is logged in, hashes passwords and hears about
-//! writes. It serves Django's URL scheme under its mount path (by default `/admin`):
+//! tables and an [`AdminHost`] that answers who is logged in and sets passwords. What a write
+//! means to the application (dropping caches, ending sessions, deleting its own way) is said on
+//! each model's registration: [`ModelAdmin::after_save`], [`ModelAdmin::after_delete`] and
+//! [`ModelAdmin::delete_model`]; which rows a user may see, by [`ModelAdmin::row_filter`]. It
+//! serves Django's URL scheme under its mount path (by default `/admin`):
 //!
 //! | URL | |
 //! |---|---|
@@ -19,15 +22,15 @@
 //! [`PermissionRule`] decides what staff may do (by default everything; see
 //! [`only_superusers_delete`]).
 //!
-//! Writes are logged in the application's `admin_log` table, which must have the columns
-//! `id, action_time_ms, user_id, model, object_id (TEXT), object_repr, action_flag (1 add,
-//! 2 change, 3 delete), change_message`. Every model needs an integer `id` primary key.
+//! Writes are logged in the crate's own `admin_log` table, which the host creates by calling
+//! [`migrate`] at start (after its own migrations). Every model needs an integer `id` primary key.
 
 mod clock;
 mod db;
 mod host;
 mod html;
 mod http;
+mod migrate;
 mod model;
 mod site;
 mod views;
@@ -38,12 +41,14 @@ use sqlx::AnyPool;
 
 pub use clock::now_ms;
 pub use host::{AdminHost, AdminUser, BoxFuture, WriteAction};
+pub use migrate::migrate;
 pub use model::{
-    BeforeSave, Field, FieldErrors, FieldKind, ModelAdmin, OnDelete, Ordering, PermissionRule,
-    Perms, Related, STR_COLUMN, SaveKind, Unique, Validator, Value, Values, only_superusers_delete,
-    staff_may_do_everything,
+    AfterDelete, AfterSave, BeforeSave, DeleteModel, Field, FieldErrors, FieldKind, ModelAdmin,
+    OnDelete, Ordering, PermissionRule, Perms, Related, RowFilter, STR_COLUMN, SaveKind, Unique,
+    Validator, Value, Values, only_superusers_delete, staff_may_do_everything,
 };
 pub use site::AdminEndpoint;
+pub use views::changelist::like_pattern;
 
 /// The admin site under construction.
 pub struct Admin {

@@ -1,7 +1,10 @@
 //! Model descriptions: what a table looks like to the admin. Every SQL identifier and expression
 //! the admin uses comes from these static descriptions, never from a request.
 
-use crate::host::AdminUser;
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::host::{AdminUser, BoxFuture, WriteAction};
 
 /// One column value, typed so that a NULL can be bound with the right type on PostgreSQL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -374,13 +377,36 @@ pub type FieldErrors = Vec<(&'static str, String)>;
 /// editable fields are written too.
 pub type BeforeSave = fn(&mut Values, SaveKind) -> Result<(), FieldErrors>;
 
-/// Turns a unique-constraint violation on `column` into an error next to `field`.
+/// Turns a violation of a unique constraint into an error next to `field`.
 #[derive(Debug, Clone)]
 pub struct Unique {
+    /// The constraint's (or unique index's) name, as PostgreSQL reports it.
+    pub constraint: &'static str,
+    /// The column, as SQLite reports it (`UNIQUE constraint failed: table.column`): SQLite names
+    /// no constraint.
     pub column: &'static str,
     pub field: &'static str,
     pub message: &'static str,
 }
+
+/// Runs after an add, a change or a password change has been committed, with the ids written
+/// (Django's `save_model` side effects): drop caches, end sessions.
+pub type AfterSave = Arc<dyn Fn(Vec<i64>, WriteAction) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// Runs after objects have been deleted (and their deletion logged), with their ids.
+pub type AfterDelete = Arc<dyn Fn(Vec<i64>) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// Deletes one object in place of the admin's own `DELETE` (Django's `delete_model`); answers
+/// whether the object was still there. It runs on its own connection, before the admin logs the
+/// deletion, so that the application can delete the way it always does.
+pub type DeleteModel =
+    Arc<dyn Fn(i64) -> BoxFuture<'static, Result<bool, sqlx::Error>> + Send + Sync>;
+
+/// The rows of a model a user may see at all (Django's `get_queryset(request)`): `None` for all,
+/// or a SQL condition over the table's columns, unqualified. The `&'static str` keeps request
+/// data out of it; it is applied to every view of the model (list, counts, search, change,
+/// delete, history, password), and rows outside it are "not found".
+pub type RowFilter = fn(&AdminUser) -> Option<&'static str>;
 
 /// How a model's change list is ordered when `?o=` is absent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -394,7 +420,7 @@ pub struct Ordering {
 pub const STR_COLUMN: &str = "__str__";
 
 /// One registered table.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ModelAdmin {
     /// URL segment: `/admin/{slug}/`.
     pub slug: &'static str,
@@ -415,6 +441,23 @@ pub struct ModelAdmin {
     pub password_column: Option<&'static str>,
     pub uniques: Vec<Unique>,
     pub per_page: i64,
+    pub row_filter: Option<RowFilter>,
+    pub after_save: Option<AfterSave>,
+    pub after_delete: Option<AfterDelete>,
+    pub delete_model: Option<DeleteModel>,
+}
+
+impl std::fmt::Debug for ModelAdmin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelAdmin")
+            .field("slug", &self.slug)
+            .field("table", &self.table)
+            .field("fields", &self.fields)
+            .field("after_save", &self.after_save.is_some())
+            .field("after_delete", &self.after_delete.is_some())
+            .field("delete_model", &self.delete_model.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ModelAdmin {
@@ -445,6 +488,10 @@ impl ModelAdmin {
             password_column: None,
             uniques: Vec::new(),
             per_page: 100,
+            row_filter: None,
+            after_save: None,
+            after_delete: None,
+            delete_model: None,
         }
     }
 
@@ -505,18 +552,64 @@ impl ModelAdmin {
         self
     }
 
+    /// Shows a violation of the unique `constraint` (PostgreSQL's name for it) on `column` (how
+    /// SQLite names it) as `message` next to `field`.
     pub fn unique(
         mut self,
+        constraint: &'static str,
         column: &'static str,
         field: &'static str,
         message: &'static str,
     ) -> Self {
         self.uniques.push(Unique {
+            constraint,
             column,
             field,
             message,
         });
         self
+    }
+
+    /// Limits the rows `user` may see; see [`RowFilter`].
+    pub fn row_filter(mut self, filter: RowFilter) -> Self {
+        self.row_filter = Some(filter);
+        self
+    }
+
+    /// See [`AfterSave`].
+    pub fn after_save<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Vec<i64>, WriteAction) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.after_save = Some(Arc::new(move |ids, action| Box::pin(hook(ids, action))));
+        self
+    }
+
+    /// See [`AfterDelete`].
+    pub fn after_delete<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Vec<i64>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.after_delete = Some(Arc::new(move |ids| Box::pin(hook(ids))));
+        self
+    }
+
+    /// See [`DeleteModel`]. The admin still checks rights, asks for confirmation, lists what
+    /// goes with the object and logs the deletion; only the `DELETE` itself is the hook's.
+    pub fn delete_model<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(i64) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<bool, sqlx::Error>> + Send + 'static,
+    {
+        self.delete_model = Some(Arc::new(move |id| Box::pin(hook(id))));
+        self
+    }
+
+    /// The row filter for this user, if any rows are hidden from them.
+    pub(crate) fn rows_for(&self, user: &AdminUser) -> Option<&'static str> {
+        self.row_filter.and_then(|f| f(user))
     }
 
     pub fn per_page(mut self, n: i64) -> Self {
@@ -596,8 +689,8 @@ impl ModelAdmin {
         }
         for u in &self.uniques {
             assert!(
-                self.field_named(u.field).is_some(),
-                "model {}: unique on unknown field",
+                self.field_named(u.field).is_some() && ident(u.column) && ident(u.constraint),
+                "model {}: unique on unknown field or odd name",
                 self.slug
             );
         }

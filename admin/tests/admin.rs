@@ -2,7 +2,6 @@
 
 mod support;
 
-use parley_admin::WriteAction;
 use reqwest::StatusCode;
 use support::{CSRF, FAKE_HASH, TestApp, Who};
 
@@ -36,7 +35,7 @@ on_both_engines!(
     plain_staff_cannot_delete_users_nor_change_superusers,
     the_change_list_searches_filters_sorts_and_pages,
     adding_with_bad_input_keeps_the_input_and_saves_nothing,
-    adding_a_room_says_so_once_logs_it_and_tells_the_host,
+    adding_an_author_says_so_once_logs_it_and_tells_the_hooks,
     the_three_save_buttons_go_where_django_goes,
     a_taken_name_is_an_error_next_to_the_field,
     changes_are_logged_with_what_changed_and_shown_in_history,
@@ -46,6 +45,7 @@ on_both_engines!(
     adding_a_user_sets_the_password_through_the_host,
     unknown_things_are_404_and_odd_requests_never_500,
     pages_carry_the_csrf_token_escape_data_and_need_no_inline_code,
+    a_row_filter_hides_rows_from_some_users_in_every_view,
 );
 
 /// The cast, like Django's admin tests: one of each kind of user.
@@ -80,8 +80,8 @@ fn rows(body: &str) -> usize {
 
 async fn every_admin_view_checks_who_is_asking(app: &TestApp) {
     let c = cast(app).await;
-    let room = app.room("general", "chat").await;
-    let msg = app.message(room, c.member, "hello", 1).await;
+    let room = app.author("general", "chat").await;
+    let msg = app.book(room, c.member, "hello", 1).await;
     let m = c.member;
     let views = [
         "/admin/".to_owned(),
@@ -91,22 +91,22 @@ async fn every_admin_view_checks_who_is_asking(app: &TestApp) {
         format!("/admin/users/{m}/delete/"),
         format!("/admin/users/{m}/history/"),
         format!("/admin/users/{m}/password/"),
-        "/admin/rooms/".to_owned(),
-        "/admin/rooms/add/".to_owned(),
-        format!("/admin/rooms/{room}/change/"),
-        format!("/admin/rooms/{room}/delete/"),
-        format!("/admin/rooms/{room}/history/"),
-        "/admin/messages/".to_owned(),
-        "/admin/messages/add/".to_owned(),
-        format!("/admin/messages/{msg}/change/"),
-        format!("/admin/messages/{msg}/delete/"),
-        format!("/admin/messages/{msg}/history/"),
+        "/admin/authors/".to_owned(),
+        "/admin/authors/add/".to_owned(),
+        format!("/admin/authors/{room}/change/"),
+        format!("/admin/authors/{room}/delete/"),
+        format!("/admin/authors/{room}/history/"),
+        "/admin/books/".to_owned(),
+        "/admin/books/add/".to_owned(),
+        format!("/admin/books/{msg}/change/"),
+        format!("/admin/books/{msg}/delete/"),
+        format!("/admin/books/{msg}/history/"),
     ];
-    // Plain staff may not delete users; nobody adds messages through the admin.
+    // Plain staff may not delete users; nobody adds books through the admin.
     let staff_refused = |v: &str| {
-        v.starts_with("/admin/users/") && v.ends_with("/delete/") || v == "/admin/messages/add/"
+        v.starts_with("/admin/users/") && v.ends_with("/delete/") || v == "/admin/books/add/"
     };
-    let superuser_refused = |v: &str| v == "/admin/messages/add/";
+    let superuser_refused = |v: &str| v == "/admin/books/add/";
     for view in &views {
         let anon = app.browser(Who::Anonymous).get(view).await;
         assert_eq!(anon.status, StatusCode::SEE_OTHER, "anonymous {view}");
@@ -146,7 +146,7 @@ async fn every_admin_view_checks_who_is_asking(app: &TestApp) {
 
 async fn refused_posts_change_nothing(app: &TestApp) {
     let c = cast(app).await;
-    let room = app.room("general", "chat").await;
+    let room = app.author("general", "chat").await;
     for who in [
         Who::Anonymous,
         Who::User(c.member),
@@ -154,16 +154,9 @@ async fn refused_posts_change_nothing(app: &TestApp) {
     ] {
         let b = app.browser(who);
         let r = b
-            .post(&format!("/admin/rooms/{room}/delete/"), &[("post", "yes")])
-            .await;
-        assert!(matches!(
-            r.status,
-            StatusCode::SEE_OTHER | StatusCode::FORBIDDEN
-        ));
-        let r = b
             .post(
-                &format!("/admin/rooms/{room}/change/"),
-                &[("name", "hacked"), ("topic", "x")],
+                &format!("/admin/authors/{room}/delete/"),
+                &[("post", "yes")],
             )
             .await;
         assert!(matches!(
@@ -171,16 +164,26 @@ async fn refused_posts_change_nothing(app: &TestApp) {
             StatusCode::SEE_OTHER | StatusCode::FORBIDDEN
         ));
         let r = b
-            .post("/admin/rooms/add/", &[("name", "new"), ("topic", "x")])
+            .post(
+                &format!("/admin/authors/{room}/change/"),
+                &[("name", "hacked"), ("bio", "x")],
+            )
+            .await;
+        assert!(matches!(
+            r.status,
+            StatusCode::SEE_OTHER | StatusCode::FORBIDDEN
+        ));
+        let r = b
+            .post("/admin/authors/add/", &[("name", "new"), ("bio", "x")])
             .await;
         assert!(matches!(
             r.status,
             StatusCode::SEE_OTHER | StatusCode::FORBIDDEN
         ));
     }
-    assert_eq!(app.count("SELECT COUNT(*) FROM rooms").await, 1);
+    assert_eq!(app.count("SELECT COUNT(*) FROM authors").await, 1);
     assert_eq!(
-        app.count("SELECT COUNT(*) FROM rooms WHERE name = 'general'")
+        app.count("SELECT COUNT(*) FROM authors WHERE name = 'general'")
             .await,
         1
     );
@@ -201,7 +204,7 @@ async fn a_user_deactivated_a_moment_ago_is_refused_at_once(app: &TestApp) {
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(stella.get("/admin/").await.status, StatusCode::FORBIDDEN);
     let writes = app.host.writes();
-    assert!(writes.contains(&("users".to_owned(), vec![c.staff], WriteAction::Changed)));
+    assert!(writes.contains(&("users".to_owned(), vec![c.staff], "Changed".to_owned())));
     let message: String =
         sqlx::query_scalar("SELECT change_message FROM admin_log WHERE object_id = $1")
             .bind(c.staff.to_string())
@@ -300,22 +303,22 @@ async fn plain_staff_cannot_delete_users_nor_change_superusers(app: &TestApp) {
 async fn the_change_list_searches_filters_sorts_and_pages(app: &TestApp) {
     let c = cast(app).await;
     let alice = app.user("alice", false, false).await;
-    let general = app.room("general", "").await;
-    let random = app.room("random", "").await;
+    let general = app.author("general", "").await;
+    let random = app.author("random", "").await;
     let now = parley_admin::now_ms();
     for i in 0..45 {
-        app.message(general, alice, &format!("note {i}"), now).await;
+        app.book(general, alice, &format!("note {i}"), now).await;
     }
-    app.message(random, c.member, "100% sure", now).await;
-    app.message(random, c.member, "100 percent sure", now).await;
-    app.message(random, c.member, "an OLD_ONE", 1_000_000).await;
+    app.book(random, c.member, "100% sure", now).await;
+    app.book(random, c.member, "100 percent sure", now).await;
+    app.book(random, c.member, "an OLD_ONE", 1_000_000).await;
     let b = app.browser(Who::User(c.staff));
 
-    let page1 = b.get("/admin/messages/").await;
+    let page1 = b.get("/admin/books/").await;
     assert_eq!(page1.status, StatusCode::OK);
-    assert!(page1.body.contains("48 messages"));
+    assert!(page1.body.contains("48 books"));
     assert_eq!(rows(&page1.body), 20);
-    let page3 = b.get("/admin/messages/?p=3").await;
+    let page3 = b.get("/admin/books/?p=3").await;
     assert_eq!(rows(&page3.body), 8);
     assert!(page3.body.contains("Page 3 of 3"));
     // Out-of-range and malformed parameters are ignored or clamped, never a 500.
@@ -325,52 +328,50 @@ async fn the_change_list_searches_filters_sorts_and_pages(app: &TestApp) {
         "?p=-1",
         "?o=99",
         "?o=x",
-        "?room_id=abc",
+        "?author_id=abc",
         "?created_ms=someday",
         "?zzz=1",
         "?q=",
     ] {
         assert_eq!(
-            b.get(&format!("/admin/messages/{q}")).await.status,
+            b.get(&format!("/admin/books/{q}")).await.status,
             StatusCode::OK,
             "{q}"
         );
     }
 
     // Search is case-insensitive, and % and _ are literal.
-    let r = b.get("/admin/messages/?q=100%25").await;
+    let r = b.get("/admin/books/?q=100%25").await;
     assert!(
-        r.body.contains("1 message") && r.body.contains("100% sure"),
+        r.body.contains("1 book") && r.body.contains("100% sure"),
         "{}",
         r.body
     );
-    let r = b.get("/admin/messages/?q=old_one").await;
-    assert!(r.body.contains("1 message"));
+    let r = b.get("/admin/books/?q=old_one").await;
+    assert!(r.body.contains("1 book"));
     assert!(r.body.contains("(48 total)"));
-    let r = b.get("/admin/messages/?q=_").await;
-    assert!(r.body.contains("1 message"));
+    let r = b.get("/admin/books/?q=_").await;
+    assert!(r.body.contains("1 book"));
 
     // Filters: by related object, and by date.
-    let r = b.get(&format!("/admin/messages/?room_id={random}")).await;
-    assert!(r.body.contains("3 messages"));
-    let r = b
-        .get(&format!("/admin/messages/?author_id={alice}&p=3"))
-        .await;
+    let r = b.get(&format!("/admin/books/?author_id={random}")).await;
+    assert!(r.body.contains("3 books"));
+    let r = b.get(&format!("/admin/books/?added_by={alice}&p=3")).await;
     assert_eq!(rows(&r.body), 5);
-    let r = b.get("/admin/messages/?created_ms=today").await;
-    assert!(r.body.contains("47 messages"));
+    let r = b.get("/admin/books/?created_ms=today").await;
+    assert!(r.body.contains("47 books"));
     let r = b
         .get(&format!(
-            "/admin/messages/?created_ms=past7&room_id={random}&q=sure"
+            "/admin/books/?created_ms=past7&author_id={random}&q=sure"
         ))
         .await;
-    assert!(r.body.contains("2 messages"));
+    assert!(r.body.contains("2 books"));
     let r = b.get("/admin/users/?is_staff=1").await;
     assert!(r.body.contains("3 users"));
     let r = b.get("/admin/users/?is_active=0").await;
     assert!(r.body.contains("1 user") && r.body.contains("ivan"));
-    let r = b.get("/admin/rooms/?kind=direct").await;
-    assert!(r.body.contains("0 rooms"));
+    let r = b.get("/admin/authors/?kind=private").await;
+    assert!(r.body.contains("0 authors"));
 
     // Sorting by the first column (username), then reversed.
     let up = b.get("/admin/users/?o=1").await.body;
@@ -382,7 +383,7 @@ async fn the_change_list_searches_filters_sorts_and_pages(app: &TestApp) {
         "clicking the sorted header again reverses it"
     );
     // Sorting by a related column sorts by its name.
-    let by_room = b.get("/admin/messages/?o=-2").await.body;
+    let by_room = b.get("/admin/books/?o=-2").await.body;
     assert!(
         by_room.contains("100% sure"),
         "random sorts before general when descending"
@@ -394,10 +395,10 @@ async fn adding_with_bad_input_keeps_the_input_and_saves_nothing(app: &TestApp) 
     let b = app.browser(Who::User(c.staff));
     let r = b
         .post(
-            "/admin/rooms/add/",
+            "/admin/authors/add/",
             &[
                 ("name", "bad name!"),
-                ("topic", "<b>kept</b>"),
+                ("bio", "<b>kept</b>"),
                 ("_save", "1"),
             ],
         )
@@ -405,19 +406,19 @@ async fn adding_with_bad_input_keeps_the_input_and_saves_nothing(app: &TestApp) 
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
         r.body
-            .contains("A room name may contain only letters, digits, - and _")
+            .contains("An author name may contain only letters, digits, - and _")
     );
     assert!(r.body.contains("value=\"bad name!\""));
     assert!(r.body.contains("value=\"&lt;b&gt;kept&lt;/b&gt;\""));
     let r = b
-        .post("/admin/rooms/add/", &[("name", ""), ("topic", "x")])
+        .post("/admin/authors/add/", &[("name", ""), ("bio", "x")])
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(r.body.contains("A public room needs a name."));
+    assert!(r.body.contains("A public author needs a name."));
     let r = b
         .post(
-            "/admin/rooms/add/",
-            &[("name", "ok"), ("topic", &"t".repeat(201))],
+            "/admin/authors/add/",
+            &[("name", "ok"), ("bio", &"t".repeat(201))],
         )
         .await;
     assert!(
@@ -425,43 +426,43 @@ async fn adding_with_bad_input_keeps_the_input_and_saves_nothing(app: &TestApp) 
             .contains("Ensure this value has at most 200 characters (it has 201).")
     );
     let r = b
-        .post("/admin/rooms/add/", &[("name", "ok"), ("topic", "a\0b")])
+        .post("/admin/authors/add/", &[("name", "ok"), ("bio", "a\0b")])
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.body.contains("Null characters are not allowed."));
-    assert_eq!(app.count("SELECT COUNT(*) FROM rooms").await, 0);
+    assert_eq!(app.count("SELECT COUNT(*) FROM authors").await, 0);
     assert_eq!(app.count("SELECT COUNT(*) FROM admin_log").await, 0);
 }
 
-async fn adding_a_room_says_so_once_logs_it_and_tells_the_host(app: &TestApp) {
+async fn adding_an_author_says_so_once_logs_it_and_tells_the_hooks(app: &TestApp) {
     let c = cast(app).await;
     let b = app.browser(Who::User(c.staff));
     let r = b
         .post(
-            "/admin/rooms/add/",
+            "/admin/authors/add/",
             &[
                 ("name", "General"),
-                ("topic", "all things"),
-                ("created_by", &c.member.to_string()),
+                ("bio", "all things"),
+                ("added_by", &c.member.to_string()),
                 ("_save", "1"),
             ],
         )
         .await;
-    assert_eq!(r.location.as_deref(), Some("/admin/rooms/"));
+    assert_eq!(r.location.as_deref(), Some("/admin/authors/"));
     let list = b.follow(&r).await;
     assert!(
         list.body
-            .contains("The room “General” was added successfully.")
+            .contains("The author “General” was added successfully.")
     );
     assert!(
-        !b.get("/admin/rooms/")
+        !b.get("/admin/authors/")
             .await
             .body
             .contains("was added successfully"),
         "a flash shows once"
     );
     let (kind, key, by): (String, String, i64) =
-        sqlx::query_as("SELECT kind, name_key, created_by FROM rooms")
+        sqlx::query_as("SELECT kind, name_key, added_by FROM authors")
             .fetch_one(&app.pool)
             .await
             .unwrap();
@@ -478,16 +479,18 @@ async fn adding_a_room_says_so_once_logs_it_and_tells_the_host(app: &TestApp) {
         (flag, repr.as_str(), msg.as_str(), who),
         (1, "General", "Added.", c.staff)
     );
-    let room: i64 = app.count("SELECT id FROM rooms").await;
+    let room: i64 = app.count("SELECT id FROM authors").await;
     assert!(
         app.host
             .writes()
-            .contains(&("rooms".to_owned(), vec![room], WriteAction::Added))
+            .contains(&("authors".to_owned(), vec![room], "Added".to_owned()))
     );
     let index = b.get("/admin/").await;
     assert!(
         index.body.contains("Recent actions")
-            && index.body.contains(&format!("/admin/rooms/{room}/change/"))
+            && index
+                .body
+                .contains(&format!("/admin/authors/{room}/change/"))
     );
 }
 
@@ -496,25 +499,25 @@ async fn the_three_save_buttons_go_where_django_goes(app: &TestApp) {
     let b = app.browser(Who::User(c.superuser));
     let r = b
         .post(
-            "/admin/rooms/add/",
-            &[("name", "one"), ("topic", ""), ("_addanother", "1")],
+            "/admin/authors/add/",
+            &[("name", "one"), ("bio", ""), ("_addanother", "1")],
         )
         .await;
-    assert_eq!(r.location.as_deref(), Some("/admin/rooms/add/"));
+    assert_eq!(r.location.as_deref(), Some("/admin/authors/add/"));
     assert!(
         b.follow(&r)
             .await
             .body
-            .contains("You may add another room below.")
+            .contains("You may add another author below.")
     );
     let r = b
         .post(
-            "/admin/rooms/add/",
-            &[("name", "two"), ("topic", ""), ("_continue", "1")],
+            "/admin/authors/add/",
+            &[("name", "two"), ("bio", ""), ("_continue", "1")],
         )
         .await;
-    let id: i64 = app.count("SELECT id FROM rooms WHERE name = 'two'").await;
-    assert_eq!(r.location, Some(format!("/admin/rooms/{id}/change/")));
+    let id: i64 = app.count("SELECT id FROM authors WHERE name = 'two'").await;
+    assert_eq!(r.location, Some(format!("/admin/authors/{id}/change/")));
     let page = b.follow(&r).await;
     assert!(page.body.contains("You may edit it again below."));
     assert!(page.body.contains("value=\"two\""));
@@ -522,8 +525,8 @@ async fn the_three_save_buttons_go_where_django_goes(app: &TestApp) {
 
 async fn a_taken_name_is_an_error_next_to_the_field(app: &TestApp) {
     let c = cast(app).await;
-    app.room("general", "").await;
-    let random = app.room("random", "").await;
+    app.author("general", "").await;
+    let random = app.author("random", "").await;
     let b = app.browser(Who::User(c.superuser));
     let r = b
         .post(
@@ -540,15 +543,15 @@ async fn a_taken_name_is_an_error_next_to_the_field(app: &TestApp) {
     assert!(r.body.contains("value=\"MIA\""));
     let r = b
         .post(
-            &format!("/admin/rooms/{random}/change/"),
-            &[("name", "General"), ("topic", "")],
+            &format!("/admin/authors/{random}/change/"),
+            &[("name", "General"), ("bio", "")],
         )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(r.body.contains("A room with that name already exists."));
+    assert!(r.body.contains("An author with that name already exists."));
     assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 4);
     assert_eq!(
-        app.count("SELECT COUNT(*) FROM rooms WHERE name = 'random'")
+        app.count("SELECT COUNT(*) FROM authors WHERE name = 'random'")
             .await,
         1
     );
@@ -557,109 +560,117 @@ async fn a_taken_name_is_an_error_next_to_the_field(app: &TestApp) {
 
 async fn changes_are_logged_with_what_changed_and_shown_in_history(app: &TestApp) {
     let c = cast(app).await;
-    let room = app.room("general", "old topic").await;
+    let room = app.author("general", "old topic").await;
     let b = app.browser(Who::User(c.staff));
     let r = b
         .post(
-            &format!("/admin/rooms/{room}/change/"),
-            &[("name", "lobby"), ("topic", "new topic"), ("_save", "1")],
+            &format!("/admin/authors/{room}/change/"),
+            &[("name", "lobby"), ("bio", "new topic"), ("_save", "1")],
         )
         .await;
-    assert_eq!(r.location.as_deref(), Some("/admin/rooms/"));
+    assert_eq!(r.location.as_deref(), Some("/admin/authors/"));
     assert!(
         b.follow(&r)
             .await
             .body
-            .contains("The room “lobby” was changed successfully.")
+            .contains("The author “lobby” was changed successfully.")
     );
     let r = b
         .post(
-            &format!("/admin/rooms/{room}/change/"),
-            &[("name", "lobby"), ("topic", "new topic")],
+            &format!("/admin/authors/{room}/change/"),
+            &[("name", "lobby"), ("bio", "new topic")],
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(
-        app.count("SELECT COUNT(*) FROM rooms WHERE name_key = 'lobby'")
+        app.count("SELECT COUNT(*) FROM authors WHERE name_key = 'lobby'")
             .await,
         1
     );
-    let history = b.get(&format!("/admin/rooms/{room}/history/")).await;
-    assert!(history.body.contains("Changed name and topic."));
+    let history = b.get(&format!("/admin/authors/{room}/history/")).await;
+    assert!(history.body.contains("Changed name and bio."));
     assert!(history.body.contains("No fields changed."));
     assert!(history.body.contains("stella"));
     // A deleted object keeps its history page.
     let root = app.browser(Who::User(c.superuser));
-    root.post(&format!("/admin/rooms/{room}/delete/"), &[("post", "yes")])
-        .await;
-    let history = root.get(&format!("/admin/rooms/{room}/history/")).await;
+    root.post(
+        &format!("/admin/authors/{room}/delete/"),
+        &[("post", "yes")],
+    )
+    .await;
+    let history = root.get(&format!("/admin/authors/{room}/history/")).await;
     assert_eq!(history.status, StatusCode::OK);
     assert!(history.body.contains("Deleted."));
 }
 
 async fn the_delete_page_lists_what_goes_and_only_a_confirmed_post_deletes(app: &TestApp) {
     let c = cast(app).await;
-    let room = app.room("general", "").await;
+    let room = app.author("general", "").await;
     for i in 0..12 {
-        app.message(room, c.member, &format!("message number {i}"), 1)
+        app.book(room, c.member, &format!("book number {i}"), 1)
             .await;
     }
-    app.join(room, c.member).await;
-    app.join(room, c.staff).await;
+    app.fan(room, c.member).await;
+    app.fan(room, c.staff).await;
     let b = app.browser(Who::User(c.staff));
-    let page = b.get(&format!("/admin/rooms/{room}/delete/")).await;
+    let page = b.get(&format!("/admin/authors/{room}/delete/")).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(
         page.body
-            .contains("Are you sure you want to delete the room “general”?")
+            .contains("Are you sure you want to delete the author “general”?")
     );
-    assert!(page.body.contains("Messages: 12"));
-    assert!(page.body.contains("Memberships: 2"));
-    assert!(page.body.contains("Memberships: mia"));
-    assert!(page.body.contains("#1: message number 0"));
-    assert!(page.body.contains("… and 2 more messages"));
-    let r = b.post(&format!("/admin/rooms/{room}/delete/"), &[]).await;
+    assert!(page.body.contains("Books: 12"));
+    assert!(page.body.contains("Fans: 2"));
+    assert!(page.body.contains("Fans: mia"));
+    assert!(page.body.contains("#1: book number 0"));
+    assert!(page.body.contains("… and 2 more books"));
+    let r = b.post(&format!("/admin/authors/{room}/delete/"), &[]).await;
     assert_eq!(
         r.status,
         StatusCode::OK,
         "a POST without post=yes asks again"
     );
-    assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 12);
+    assert_eq!(app.count("SELECT COUNT(*) FROM books").await, 12);
 
     let r = b
-        .post(&format!("/admin/rooms/{room}/delete/"), &[("post", "yes")])
+        .post(
+            &format!("/admin/authors/{room}/delete/"),
+            &[("post", "yes")],
+        )
         .await;
-    assert_eq!(r.location.as_deref(), Some("/admin/rooms/"));
+    assert_eq!(r.location.as_deref(), Some("/admin/authors/"));
     assert!(
         b.follow(&r)
             .await
             .body
-            .contains("The room “general” was deleted successfully.")
+            .contains("The author “general” was deleted successfully.")
     );
-    assert_eq!(app.count("SELECT COUNT(*) FROM rooms").await, 0);
-    assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 0);
-    assert_eq!(app.count("SELECT COUNT(*) FROM memberships").await, 0);
+    assert_eq!(app.count("SELECT COUNT(*) FROM authors").await, 0);
+    assert_eq!(app.count("SELECT COUNT(*) FROM books").await, 0);
+    assert_eq!(app.count("SELECT COUNT(*) FROM fans").await, 0);
     assert_eq!(
         app.count("SELECT COUNT(*) FROM admin_log WHERE action_flag = 3")
             .await,
         1
     );
     assert_eq!(
-        b.get(&format!("/admin/rooms/{room}/delete/")).await.status,
+        b.get(&format!("/admin/authors/{room}/delete/"))
+            .await
+            .status,
         StatusCode::NOT_FOUND
     );
 }
 
 async fn deleting_selected_rows_asks_first_then_deletes_them_together(app: &TestApp) {
     let c = cast(app).await;
-    let room = app.room("general", "").await;
-    let a = app.message(room, c.member, "first", 1).await.to_string();
-    let b_ = app.message(room, c.member, "second", 1).await.to_string();
-    app.message(room, c.member, "third", 1).await;
+    let room = app.author("general", "").await;
+    let a = app.book(room, c.member, "first", 1).await.to_string();
+    let b_ = app.book(room, c.member, "second", 1).await.to_string();
+    app.book(room, c.member, "third", 1).await;
     let b = app.browser(Who::User(c.staff));
 
     let r = b
-        .post("/admin/messages/", &[("action", "delete_selected")])
+        .post("/admin/books/", &[("action", "delete_selected")])
         .await;
     assert!(b.follow(&r).await.body.contains("Items must be selected"));
 
@@ -668,28 +679,28 @@ async fn deleting_selected_rows_asks_first_then_deletes_them_together(app: &Test
         ("_selected_action", a.as_str()),
         ("_selected_action", b_.as_str()),
     ];
-    let confirm = b.post("/admin/messages/", &picked).await;
+    let confirm = b.post("/admin/books/", &picked).await;
     assert_eq!(confirm.status, StatusCode::OK);
     assert!(
         confirm
             .body
-            .contains("Are you sure you want to delete the selected messages?")
+            .contains("Are you sure you want to delete the selected books?")
     );
-    assert!(confirm.body.contains("Messages: 2"));
-    assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 3);
+    assert!(confirm.body.contains("Books: 2"));
+    assert_eq!(app.count("SELECT COUNT(*) FROM books").await, 3);
 
     let mut confirmed = picked.to_vec();
     confirmed.push(("post", "yes"));
-    let r = b.post("/admin/messages/", &confirmed).await;
+    let r = b.post("/admin/books/", &confirmed).await;
     assert!(
         b.follow(&r)
             .await
             .body
-            .contains("Successfully deleted 2 messages.")
+            .contains("Successfully deleted 2 books.")
     );
-    assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 1);
+    assert_eq!(app.count("SELECT COUNT(*) FROM books").await, 1);
     assert_eq!(
-        app.count("SELECT COUNT(*) FROM admin_log WHERE action_flag = 3 AND model = 'messages'")
+        app.count("SELECT COUNT(*) FROM admin_log WHERE action_flag = 3 AND model = 'books'")
             .await,
         2
     );
@@ -697,7 +708,14 @@ async fn deleting_selected_rows_asks_first_then_deletes_them_together(app: &Test
     assert!(
         writes
             .iter()
-            .any(|(m, ids, w)| m == "messages" && ids.len() == 2 && *w == WriteAction::Deleted)
+            .any(|(m, ids, w)| m == "books" && ids.len() == 2 && w == "Deleted")
+    );
+    // The books model deletes through its own delete_model, not the admin's DELETE.
+    let mut gone = app.host.deleted_books();
+    gone.sort_unstable();
+    assert_eq!(
+        gone,
+        vec![a.parse::<i64>().unwrap(), b_.parse::<i64>().unwrap()]
     );
 }
 
@@ -775,7 +793,7 @@ async fn passwords_are_set_through_the_host_and_hashes_never_shown(app: &TestApp
     assert!(app.host.writes().contains(&(
         "users".to_owned(),
         vec![c.member],
-        WriteAction::PasswordChanged
+        "PasswordChanged".to_owned()
     )));
     assert_eq!(
         app.count("SELECT COUNT(*) FROM admin_log WHERE change_message = 'Changed password.'")
@@ -784,7 +802,7 @@ async fn passwords_are_set_through_the_host_and_hashes_never_shown(app: &TestApp
     );
     // Models without a password form have no such page.
     assert_eq!(
-        b.get("/admin/rooms/1/password/").await.status,
+        b.get("/admin/authors/1/password/").await.status,
         StatusCode::NOT_FOUND
     );
 }
@@ -843,65 +861,65 @@ async fn adding_a_user_sets_the_password_through_the_host(app: &TestApp) {
 
 async fn unknown_things_are_404_and_odd_requests_never_500(app: &TestApp) {
     let c = cast(app).await;
-    let room = app.room("general", "").await;
+    let room = app.author("general", "").await;
     let b = app.browser(Who::User(c.superuser));
     for path in [
-        "/admin/rooms/999/change/",
-        "/admin/rooms/abc/change/",
+        "/admin/authors/999/change/",
+        "/admin/authors/abc/change/",
         "/admin/nope/",
-        "/admin/rooms/1/nope/",
+        "/admin/authors/1/nope/",
         "/admin/a/b/c/d/",
     ] {
         assert_eq!(b.get(path).await.status, StatusCode::NOT_FOUND, "{path}");
     }
-    let r = b.get("/admin/rooms").await;
+    let r = b.get("/admin/authors").await;
     assert_eq!(
         (r.status, r.location.as_deref()),
-        (StatusCode::MOVED_PERMANENTLY, Some("/admin/rooms/"))
+        (StatusCode::MOVED_PERMANENTLY, Some("/admin/authors/"))
     );
     assert_eq!(
-        b.post("/admin/rooms/999/change/", &[("name", "x")])
+        b.post("/admin/authors/999/change/", &[("name", "x")])
             .await
             .status,
         StatusCode::NOT_FOUND
     );
     assert_eq!(
-        b.post("/admin/rooms/999/delete/", &[("post", "yes")])
+        b.post("/admin/authors/999/delete/", &[("post", "yes")])
             .await
             .status,
         StatusCode::NOT_FOUND
     );
     let r = b
         .post(
-            &format!("/admin/rooms/{room}/change/"),
-            &[("name", "general"), ("created_by", "12345")],
+            &format!("/admin/authors/{room}/change/"),
+            &[("name", "general"), ("added_by", "12345")],
         )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.body.contains("Select a valid choice."));
-    let r = b.get("/admin/rooms/?q=%FF%FE").await;
+    let r = b.get("/admin/authors/?q=%FF%FE").await;
     assert!(r.status == StatusCode::OK || r.status == StatusCode::BAD_REQUEST);
     // PostgreSQL refuses a NUL in text; a search for one finds nothing, on both engines.
-    let r = b.get("/admin/rooms/?q=gen%00").await;
+    let r = b.get("/admin/authors/?q=gen%00").await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(rows(&r.body), 0);
 }
 
 async fn pages_carry_the_csrf_token_escape_data_and_need_no_inline_code(app: &TestApp) {
     let c = cast(app).await;
-    let room = app.room("general", "<script>alert(1)</script>").await;
+    let room = app.author("general", "<script>alert(1)</script>").await;
     let msg = app
-        .message(room, c.member, "<img src=x onerror=alert(1)>", 1)
+        .book(room, c.member, "<img src=x onerror=alert(1)>", 1)
         .await;
     let b = app.browser(Who::User(c.superuser));
     let pages = [
         "/admin/".to_owned(),
-        "/admin/rooms/".to_owned(),
-        format!("/admin/rooms/{room}/change/"),
-        format!("/admin/rooms/{room}/delete/"),
-        format!("/admin/rooms/{room}/history/"),
-        "/admin/messages/".to_owned(),
-        format!("/admin/messages/{msg}/change/"),
+        "/admin/authors/".to_owned(),
+        format!("/admin/authors/{room}/change/"),
+        format!("/admin/authors/{room}/delete/"),
+        format!("/admin/authors/{room}/history/"),
+        "/admin/books/".to_owned(),
+        format!("/admin/books/{msg}/change/"),
         "/admin/nope/".to_owned(),
     ];
     for path in &pages {
@@ -923,7 +941,7 @@ async fn pages_carry_the_csrf_token_escape_data_and_need_no_inline_code(app: &Te
             "{path}"
         );
     }
-    let list = b.get("/admin/rooms/").await.body;
+    let list = b.get("/admin/authors/").await.body;
     assert!(list.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     assert!(list.contains("<nav class=\"breadcrumbs\""));
 
@@ -943,4 +961,99 @@ async fn pages_carry_the_csrf_token_escape_data_and_need_no_inline_code(app: &Te
             .unwrap()
             .starts_with("text/css")
     );
+}
+
+async fn a_row_filter_hides_rows_from_some_users_in_every_view(app: &TestApp) {
+    let c = cast(app).await;
+    let public = app.author("known", "").await;
+    let private = app.private_author().await;
+    let shown = app.book(public, c.member, "a public book", 1).await;
+    let hidden = app.book(private, c.member, "a secret diary", 1).await;
+    let stella = app.browser(Who::User(c.staff));
+    let root = app.browser(Who::User(c.superuser));
+
+    // Plain staff: not in the list, the counts or a search, and 404 on every object view.
+    let list = stella.get("/admin/books/").await.body;
+    assert!(
+        list.contains("1 book") && !list.contains("secret diary"),
+        "{list}"
+    );
+    assert!(
+        !stella
+            .get("/admin/books/?q=diary")
+            .await
+            .body
+            .contains("secret diary")
+    );
+    assert!(
+        stella
+            .get("/admin/authors/")
+            .await
+            .body
+            .contains("1 author")
+    );
+    assert!(
+        stella
+            .get("/admin/")
+            .await
+            .body
+            .contains("<td class=\"count\">1</td>")
+    );
+    for view in ["change", "delete", "history"] {
+        let r = stella.get(&format!("/admin/books/{hidden}/{view}/")).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{view}");
+    }
+    let r = stella
+        .post(&format!("/admin/books/{hidden}/change/"), &[("title", "x")])
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = stella
+        .post(
+            &format!("/admin/books/{hidden}/delete/"),
+            &[("post", "yes")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // Picked by id in "delete selected", a hidden row is as good as absent.
+    let (h, s) = (hidden.to_string(), shown.to_string());
+    let picked = [
+        ("action", "delete_selected"),
+        ("_selected_action", h.as_str()),
+        ("_selected_action", s.as_str()),
+    ];
+    let confirm = stella.post("/admin/books/", &picked).await;
+    assert!(confirm.body.contains("Books: 1") && !confirm.body.contains("secret diary"));
+    let r = stella
+        .get(&format!("/admin/authors/{private}/change/"))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    // Superusers see and manage everything; the log records it all.
+    let list = root.get("/admin/books/").await.body;
+    assert!(list.contains("2 books") && list.contains("secret diary"));
+    let r = root
+        .post(
+            &format!("/admin/books/{hidden}/change/"),
+            &[("title", "an edited diary"), ("_save", "1")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let r = root
+        .post(
+            &format!("/admin/books/{hidden}/delete/"),
+            &[("post", "yes")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM admin_log WHERE model = 'books'")
+            .await,
+        2
+    );
+    // The deleted row's history: superusers still see it, plain staff cannot tell it existed.
+    let history = root.get(&format!("/admin/books/{hidden}/history/")).await;
+    assert_eq!(history.status, StatusCode::OK);
+    assert!(history.body.contains("Deleted."));
+    let r = stella.get(&format!("/admin/books/{hidden}/history/")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
 }

@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use parley_admin::{Admin, AdminHost, AdminUser, BoxFuture, WriteAction};
+use parley_admin::{Admin, AdminHost, AdminUser, BoxFuture};
 use poem::web::Query;
 use poem::{EndpointExt, IntoResponse, Request, Response, Route, get, handler};
 use serde::Deserialize;
 
 use super::error::encode_query;
-use super::session::current_user;
+use super::session::{self, current_user};
 use super::{AppState, csrf_token, see_other};
 use crate::domain::Password;
 use crate::store::users;
@@ -20,7 +20,7 @@ use crate::views::forms::{AccountForm, login_page};
 pub fn routes(route: Route, app: &AppState) -> Route {
     let host = Arc::new(Host { app: app.clone() });
     let mut admin = Admin::new(app.db.pool.clone(), host).site_name("Parley administration");
-    for model in crate::admin_site::models() {
+    for model in crate::admin_site::models(app) {
         admin = admin.register(model);
     }
     route
@@ -87,7 +87,12 @@ impl AdminHost for Host {
         format!("/admin/login/?next={}", encode_query(next))
     }
 
-    fn set_password<'a>(&'a self, user_id: i64, raw: &'a str) -> BoxFuture<'a, Result<(), String>> {
+    fn set_password<'a>(
+        &'a self,
+        req: &'a Request,
+        user_id: i64,
+        raw: &'a str,
+    ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             let pool = &self.app.db.pool;
             let user = users::find_by_id(pool, user_id)
@@ -95,45 +100,26 @@ impl AdminHost for Host {
                 .map_err(|e| e.to_string())?
                 .ok_or("No such user.")?;
             let password = Password::parse(raw, Some(&user.username)).map_err(|e| e.to_string())?;
+            // Asked before the hash changes: afterwards this session's tag no longer matches.
+            let acting = current_user(req).await.ok().flatten();
             let hash = crate::password::hash(&password).await;
             users::set_password_hash(pool, user_id, &hash)
                 .await
                 .map_err(|e| e.to_string())?;
-            // Their other sessions carry the old password's tag and end on their next request.
+            // Their sessions carry the old password's tag and end on their next request...
             self.app.auth.forget_user(user_id);
-            Ok(())
-        })
-    }
-
-    fn after_write<'a>(
-        &'a self,
-        model: &'a str,
-        ids: &'a [i64],
-        _action: WriteAction,
-    ) -> BoxFuture<'a, ()> {
-        Box::pin(async move {
-            let pg = self.app.db.pg.as_ref();
-            match model {
-                // Deactivated, deleted or demoted users: their sessions are re-checked against the
-                // database on the next request (and end if they may no longer log in). A deleted
-                // user's messages go with them, and a renamed one's show the new name: no room's
-                // recent window may serve the old ones.
-                "users" => {
-                    for id in ids {
-                        self.app.auth.forget_user(*id);
-                    }
-                    self.app.directory.clear();
-                    self.app.hub.invalidate_everywhere(pg).await;
-                }
-                "rooms" => {
-                    self.app.directory.clear();
-                    self.app.hub.invalidate_everywhere(pg).await;
-                }
-                // A deleted or edited message must not be served from a room's recent window,
-                // by this process or any other.
-                "messages" => self.app.hub.invalidate_everywhere(pg).await,
-                _ => {}
+            // ...except this one when they changed their own, as /account/password does: it goes
+            // on under a fresh id and the new tag (Django's update_session_auth_hash).
+            if acting.is_some_and(|a| a.id == user_id) {
+                let user = users::find_by_id(pool, user_id)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or("No such user.")?;
+                session::log_in(req, &user)
+                    .await
+                    .map_err(|e| e.to_string())?;
             }
+            Ok(())
         })
     }
 }

@@ -130,4 +130,40 @@ on_both_engines! {
         assert!(confirm.body.contains("keep me"), "the room's remaining message is listed: {}", confirm.body);
         assert_eq!(app.count("SELECT COUNT(*) FROM rooms").await, 1, "a GET deletes nothing");
     }
+
+    async fn staff_who_change_their_own_password_in_the_admin_stay_logged_in(app) {
+        let boss = superuser(&app).await;
+        let mut elsewhere = app.client().await;
+        assert_eq!(elsewhere.login("boss", PASSWORD).await.status, 303);
+        assert_eq!(elsewhere.get("/admin/").await.status, 200);
+        let id = user_id(&app, "boss").await;
+        let page = boss.post(&format!("/admin/users/{id}/password/"), &[("password1", "my own new secret"), ("password2", "my own new secret")]).await;
+        assert_eq!(page.status, 303, "{}", page.body);
+        assert_eq!(page.location(), Some(format!("/admin/users/{id}/change/").as_str()));
+        assert_eq!(boss.get("/admin/").await.status, 200, "this session goes on under the new password");
+        assert_eq!(boss.get("/").await.status, 200);
+        assert_eq!(elsewhere.get("/admin/").await.status, 303, "their other session ends");
+        assert_eq!(app.count("SELECT COUNT(*) FROM admin_log WHERE change_message = 'Changed password.'").await, 1);
+    }
+
+    async fn direct_conversations_are_for_superusers_only_in_the_admin(app) {
+        let boss = superuser(&app).await;
+        let stella = app.user("stella").await;
+        sqlx::query("UPDATE users SET is_staff = 1 WHERE username = 'stella'").execute(&app.pool().await).await.unwrap();
+        let alice = app.user("alice").await;
+        app.user("bob").await;
+        alice.post("/rooms", &[("name", "general")]).await;
+        alice.say("/rooms/general", "hello everyone").await;
+        alice.say("/dm/bob", "a private word").await;
+        let private: i64 = sqlx::query_scalar("SELECT id FROM messages WHERE body = 'a private word'").fetch_one(&app.pool().await).await.unwrap();
+        let direct: i64 = sqlx::query_scalar("SELECT id FROM rooms WHERE kind = 'direct'").fetch_one(&app.pool().await).await.unwrap();
+        let list = stella.get("/admin/messages/").await;
+        assert!(list.body.contains("hello everyone") && !list.body.contains("a private word"), "{}", list.body);
+        for view in ["change", "delete", "history"] {
+            assert_eq!(stella.get(&format!("/admin/messages/{private}/{view}/")).await.status, 404, "{view}");
+        }
+        assert_eq!(stella.get(&format!("/admin/rooms/{direct}/delete/")).await.status, 404);
+        let list = boss.get("/admin/messages/").await;
+        assert!(list.body.contains("a private word"), "superusers see every message");
+    }
 }

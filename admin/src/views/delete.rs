@@ -5,12 +5,11 @@ use poem::Request;
 use poem::http::StatusCode;
 
 use crate::db::{self, LogEntry, Object};
-use crate::host::WriteAction;
 use crate::html::{capfirst, crumb, csrf_field, last_crumb, layout};
 use crate::http::{AdminError, AdminResult, Ctx, Flash, first, read_form};
 use crate::model::{ModelAdmin, OnDelete, Related};
 use crate::site::Site;
-use crate::views::{list_url, object_url};
+use crate::views::{list_url, object_url, visible_object};
 
 /// Related rows listed by name on the confirmation page; the rest are counted.
 const SAMPLE: i64 = 10;
@@ -23,11 +22,9 @@ pub async fn delete(
     req: &mut Request,
     is_post: bool,
 ) -> AdminResult {
-    let mut conn = site.db.acquire().await?;
-    let object = db::fetch_object(&mut conn, model, id)
+    let object = visible_object(site, ctx, model, id)
         .await?
         .ok_or(AdminError::NotFound)?;
-    drop(conn);
     if !site.perms(ctx, model, Some(&object.values)).delete {
         return Err(AdminError::Forbidden);
     }
@@ -176,35 +173,51 @@ fn cascade_list(ctx: &Ctx, cascades: &[Cascade<'_>]) -> Markup {
     }
 }
 
-/// Deletes the objects, with their cascades and log entries, in one transaction; returns how
-/// many were still there to delete.
+/// Deletes the objects, with their cascades, and logs each deletion; returns how many were
+/// still there to delete. Without a `delete_model` hook all of it is one transaction; with one,
+/// the hook deletes each object its own way and the log entries follow in one transaction.
 pub async fn delete_objects(
     site: &Site,
     ctx: &Ctx,
     model: &ModelAdmin,
     objects: &[Object],
 ) -> Result<usize, AdminError> {
-    let mut tx = site.db.begin().await?;
-    let mut deleted = Vec::new();
-    for o in objects {
-        if db::delete(&mut tx, model, o.id).await? {
-            let entry = LogEntry {
-                user_id: ctx.user.id,
-                model: model.slug,
-                object_id: o.id,
-                object_repr: &o.repr,
-                flag: db::DELETION,
-                message: "Deleted.",
-            };
-            db::log(&mut tx, entry).await?;
-            deleted.push(o.id);
+    let mut deleted: Vec<&Object> = Vec::new();
+    let mut tx = match &model.delete_model {
+        Some(hook) => {
+            for o in objects {
+                if hook(o.id).await? {
+                    deleted.push(o);
+                }
+            }
+            site.db.begin().await?
         }
+        None => {
+            let mut tx = site.db.begin().await?;
+            for o in objects {
+                if db::delete(&mut tx, model, o.id).await? {
+                    deleted.push(o);
+                }
+            }
+            tx
+        }
+    };
+    for o in &deleted {
+        let entry = LogEntry {
+            user_id: ctx.user.id,
+            model: model.slug,
+            object_id: o.id,
+            object_repr: &o.repr,
+            flag: db::DELETION,
+            message: "Deleted.",
+        };
+        db::log(&mut tx, entry).await?;
     }
     tx.commit().await?;
-    if !deleted.is_empty() {
-        site.host
-            .after_write(model.slug, &deleted, WriteAction::Deleted)
-            .await;
+    if let Some(hook) = &model.after_delete
+        && !deleted.is_empty()
+    {
+        hook(deleted.iter().map(|o| o.id).collect()).await;
     }
     Ok(deleted.len())
 }

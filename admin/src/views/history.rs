@@ -7,13 +7,16 @@ use crate::html::{capfirst, crumb, last_crumb, layout};
 use crate::http::{AdminError, AdminResult, Ctx};
 use crate::model::ModelAdmin;
 use crate::site::Site;
-use crate::views::{list_url, object_url};
+use crate::views::{list_url, object_url, visible_object};
 
 /// The object's log entries, oldest first. A deleted object keeps its history page.
 pub async fn history(site: &Site, ctx: &Ctx, model: &ModelAdmin, id: i64) -> AdminResult {
-    let mut conn = site.db.acquire().await?;
-    let object = db::fetch_object(&mut conn, model, id).await?;
-    drop(conn);
+    let object = visible_object(site, ctx, model, id).await?;
+    if object.is_none() && model.rows_for(&ctx.user).is_some() {
+        // A deleted object's history stays visible, but only to users who see every row: for
+        // the others there is no telling whether the row was one they may see.
+        return Err(AdminError::NotFound);
+    }
     if !site
         .perms(ctx, model, object.as_ref().map(|o| &o.values))
         .view

@@ -13,7 +13,11 @@ pub async fn index(site: &Site, ctx: &Ctx) -> AdminResult {
     for model in &site.models {
         let perms = site.perms(ctx, model, None);
         if perms.view {
-            rows.push((model, perms, db::count(&site.db, model.table).await?));
+            rows.push((
+                model,
+                perms,
+                db::count(&site.db, model, model.rows_for(&ctx.user)).await?,
+            ));
         }
     }
     let recent = db::recent_actions(

@@ -5,10 +5,12 @@ use poem::http::StatusCode;
 use crate::db::{self, LogEntry};
 use crate::host::WriteAction;
 use crate::html::{capfirst, crumb, csrf_field, last_crumb, layout};
-use crate::http::{AdminError, AdminResult, Ctx, Flash, first, read_form};
+use crate::http::{AdminError, AdminResult, Ctx, Flash, read_form};
 use crate::model::ModelAdmin;
 use crate::site::Site;
-use crate::views::{list_url, object_url};
+use crate::views::clean::{FormState, PASSWORD1, new_password};
+use crate::views::widgets::password_rows;
+use crate::views::{list_url, object_url, visible_object};
 
 /// Sets a password through the host, which validates and hashes it. The hash is never shown
 /// here, and no form anywhere accepts one.
@@ -23,74 +25,51 @@ pub async fn password(
     if model.password_column.is_none() {
         return Err(AdminError::NotFound);
     }
-    let mut conn = site.db.acquire().await?;
-    let object = db::fetch_object(&mut conn, model, id)
+    let object = visible_object(site, ctx, model, id)
         .await?
         .ok_or(AdminError::NotFound)?;
-    drop(conn);
     if !site.perms(ctx, model, Some(&object.values)).change {
         return Err(AdminError::Forbidden);
     }
-    let mut errors: Vec<(&str, String)> = Vec::new();
+    let mut state = FormState::default();
     if is_post {
         let form = read_form(req).await?;
-        let (p1, p2) = (
-            first(&form, "password1").unwrap_or(""),
-            first(&form, "password2").unwrap_or(""),
-        );
-        if p1.is_empty() {
-            errors.push(("password1", "This field is required.".to_owned()));
-        } else if p1 != p2 {
-            errors.push((
-                "password2",
-                "The two password fields didn’t match.".to_owned(),
-            ));
-        } else {
-            match site.host.set_password(id, p1).await {
-                Ok(()) => {
-                    let mut conn = site.db.acquire().await?;
-                    let entry = LogEntry {
-                        user_id: ctx.user.id,
-                        model: model.slug,
-                        object_id: id,
-                        object_repr: &object.repr,
-                        flag: db::CHANGE,
-                        message: "Changed password.",
-                    };
-                    db::log(&mut conn, entry).await?;
-                    drop(conn);
-                    site.host
-                        .after_write(model.slug, &[id], WriteAction::PasswordChanged)
-                        .await;
-                    let url = object_url(ctx, model.slug, id, "change");
-                    return Ok(ctx.redirect(&url, Flash::success("Password changed successfully.")));
+        let result = match new_password(&form) {
+            Ok(raw) => site
+                .host
+                .set_password(req, id, raw)
+                .await
+                .map_err(|message| (PASSWORD1, message)),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => {
+                let mut conn = site.db.acquire().await?;
+                let entry = LogEntry {
+                    user_id: ctx.user.id,
+                    model: model.slug,
+                    object_id: id,
+                    object_repr: &object.repr,
+                    flag: db::CHANGE,
+                    message: "Changed password.",
+                };
+                db::log(&mut conn, entry).await?;
+                drop(conn);
+                if let Some(hook) = &model.after_save {
+                    hook(vec![id], WriteAction::PasswordChanged).await;
                 }
-                Err(message) => errors.push(("password1", message)),
+                let url = object_url(ctx, model.slug, id, "change");
+                return Ok(ctx.redirect(&url, Flash::success("Password changed successfully.")));
             }
+            Err(error) => state.errors.push(error),
         }
     }
-    let errors_for = |name: &str| -> Vec<&String> {
-        errors
-            .iter()
-            .filter(|(n, _)| *n == name)
-            .map(|(_, e)| e)
-            .collect()
-    };
     let body = html! {
         p { "Enter a new password for the " (model.singular) " " strong { (object.repr) } "." }
         form method="post" action=(object_url(ctx, model.slug, id, "password")) novalidate {
             (csrf_field(ctx))
-            @if !errors.is_empty() { p .errornote { "Please correct the errors below." } }
-            fieldset .module .aligned {
-                @for (name, label) in [("password1", "Password"), ("password2", "Password (again)")] {
-                    @let errs = errors_for(name);
-                    div .form-row .errors[!errs.is_empty()] {
-                        @if !errs.is_empty() { ul .errorlist { @for e in &errs { li { (e) } } } }
-                        label .required for={ "id_" (name) } { (label) ":" }
-                        div .field { input type="password" id={ "id_" (name) } name=(name) autocomplete="new-password"; }
-                    }
-                }
-            }
+            @if !state.errors.is_empty() { p .errornote { "Please correct the errors below." } }
+            fieldset .module .aligned { (password_rows(&state)) }
             div .submit-row { button .default type="submit" { "Change password" } }
         }
     };
@@ -102,7 +81,7 @@ pub async fn password(
         ),
         last_crumb("Change password"),
     ];
-    let status = if errors.is_empty() {
+    let status = if state.errors.is_empty() {
         StatusCode::OK
     } else {
         StatusCode::UNPROCESSABLE_ENTITY

@@ -1,5 +1,7 @@
-//! A small app around the admin: Parley's schema on a fresh SQLite file, a host that knows users
-//! by the `x-test-user` header, and clients per user, as a browser would talk to the server.
+//! A small app around the admin, with models of its own as Django's `tests/admin_views` has:
+//! the host's `users`, `authors` (public or private), their `books`, and `fans` (a join table
+//! without an id). Its schema is `schema.sql` plus the crate's own migration; a host that knows
+//! users by the `x-test-user` header; and clients per user, as a browser would talk to the server.
 
 #![allow(dead_code)]
 
@@ -7,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use parley_admin::{
     Admin, AdminHost, AdminUser, BoxFuture, Field, FieldErrors, ModelAdmin, Perms, Related,
-    STR_COLUMN, SaveKind, Value, Values, WriteAction, now_ms, only_superusers_delete,
+    STR_COLUMN, SaveKind, Value, Values, now_ms, only_superusers_delete,
 };
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::{Request, Route, Server};
@@ -19,24 +21,34 @@ use sqlx::any::AnyPoolOptions;
 pub const CSRF: &str = "test-csrf-token";
 pub const FAKE_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$SECRETHASHPART";
 
+/// What the host and the models' hooks were asked to do.
 #[derive(Default)]
 pub struct Recorded {
     pub passwords: Vec<(i64, String)>,
-    pub writes: Vec<(String, Vec<i64>, WriteAction)>,
+    /// (model, ids, "Added" | "Changed" | "PasswordChanged" | "Deleted")
+    pub writes: Vec<(String, Vec<i64>, String)>,
+    /// Books deleted by the books model's own `delete_model`.
+    pub deleted_books: Vec<i64>,
 }
+
+pub type Record = Arc<Mutex<Recorded>>;
 
 pub struct TestHost {
     pool: AnyPool,
-    pub recorded: Mutex<Recorded>,
+    pub recorded: Record,
 }
 
 impl TestHost {
-    pub fn writes(&self) -> Vec<(String, Vec<i64>, WriteAction)> {
+    pub fn writes(&self) -> Vec<(String, Vec<i64>, String)> {
         self.recorded.lock().unwrap().writes.clone()
     }
 
     pub fn passwords(&self) -> Vec<(i64, String)> {
         self.recorded.lock().unwrap().passwords.clone()
+    }
+
+    pub fn deleted_books(&self) -> Vec<i64> {
+        self.recorded.lock().unwrap().deleted_books.clone()
     }
 }
 
@@ -72,7 +84,12 @@ impl AdminHost for TestHost {
         )
     }
 
-    fn set_password<'a>(&'a self, user_id: i64, raw: &'a str) -> BoxFuture<'a, Result<(), String>> {
+    fn set_password<'a>(
+        &'a self,
+        _: &'a Request,
+        user_id: i64,
+        raw: &'a str,
+    ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             if raw.chars().count() < 8 {
                 return Err("A password has at least 8 characters.".to_owned());
@@ -91,25 +108,11 @@ impl AdminHost for TestHost {
             Ok(())
         })
     }
-
-    fn after_write<'a>(
-        &'a self,
-        model: &'a str,
-        ids: &'a [i64],
-        action: WriteAction,
-    ) -> BoxFuture<'a, ()> {
-        self.recorded
-            .lock()
-            .unwrap()
-            .writes
-            .push((model.to_owned(), ids.to_vec(), action));
-        Box::pin(async {})
-    }
 }
 
-const KINDS: &[(&str, &str)] = &[("public", "Public room"), ("direct", "Direct conversation")];
-const ROOM: &str = "COALESCE(name, 'direct #' || id)";
-const MESSAGE: &str = "'#' || id || ': ' || substr(body, 1, 40)";
+const KINDS: &[(&str, &str)] = &[("public", "Public author"), ("private", "Private author")];
+const AUTHOR: &str = "COALESCE(name, 'anonymous #' || id)";
+const BOOK: &str = "'#' || id || ': ' || substr(title, 1, 40)";
 
 fn username(s: &str) -> Result<String, String> {
     let ok = (3..=32).contains(&s.len())
@@ -122,20 +125,50 @@ fn username(s: &str) -> Result<String, String> {
     }
 }
 
-fn room_name(s: &str) -> Result<String, String> {
+fn author_name(s: &str) -> Result<String, String> {
     let ok = (1..=64).contains(&s.len())
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "_-".contains(c));
     if ok {
         Ok(s.to_owned())
     } else {
-        Err("A room name may contain only letters, digits, - and _".to_owned())
+        Err("An author name may contain only letters, digits, - and _".to_owned())
     }
 }
 
-/// Parley's three models, described the way the app describes them.
-pub fn models() -> Vec<ModelAdmin> {
-    let users = ModelAdmin::new("users", "users", "user", "users")
+/// Records each write a model's hooks hear about.
+fn recording(model: ModelAdmin, record: &Record) -> ModelAdmin {
+    let (saves, deletes) = (record.clone(), record.clone());
+    let slug = model.slug;
+    model
+        .after_save(move |ids, action| {
+            saves
+                .lock()
+                .unwrap()
+                .writes
+                .push((slug.to_owned(), ids, format!("{action:?}")));
+            async {}
+        })
+        .after_delete(move |ids| {
+            deletes
+                .lock()
+                .unwrap()
+                .writes
+                .push((slug.to_owned(), ids, "Deleted".to_owned()));
+            async {}
+        })
+}
+
+pub fn models(pool: &AnyPool, record: &Record) -> Vec<ModelAdmin> {
+    vec![
+        recording(users(), record),
+        recording(authors(), record),
+        recording(books(pool, record), record),
+    ]
+}
+
+fn users() -> ModelAdmin {
+    ModelAdmin::new("users", "users", "user", "users")
         .field(Field::int("id", "ID").readonly())
         .field(Field::text("username", "Username", 32).required().validator(username))
         .field(Field::secret("password_hash", "Password"))
@@ -155,15 +188,15 @@ pub fn models() -> Vec<ModelAdmin> {
             Perms { change: p.change && (u.is_superuser || !target_is_super), ..p }
         })
         .password_form("password_hash")
-        .unique("username_key", "username", "A user with that username already exists.")
-        .related(Related::cascade("messages", "messages", "author_id", MESSAGE).linked_to("messages"))
+        .unique("users_username_unique", "username_key", "username", "A user with that username already exists.")
+        .related(Related::cascade("books", "books", "added_by", BOOK).linked_to("books"))
         .related(Related::cascade(
-            "room memberships",
-            "memberships",
+            "fans",
+            "fans",
             "user_id",
-            "(SELECT COALESCE(r.name, 'direct #' || r.id) FROM rooms r WHERE r.id = memberships.room_id)",
+            "(SELECT COALESCE(a.name, 'anonymous #' || a.id) FROM authors a WHERE a.id = fans.author_id)",
         ))
-        .related(Related::set_null("rooms", "created_by"))
+        .related(Related::set_null("authors", "added_by"))
         .related(Related::set_null("admin_log", "user_id"))
         .before_save(|v: &mut Values, kind| -> Result<(), FieldErrors> {
             let key = v.text("username").unwrap_or_default().to_ascii_lowercase();
@@ -172,40 +205,46 @@ pub fn models() -> Vec<ModelAdmin> {
                 v.set("created_ms", Value::Int(Some(now_ms())));
             }
             Ok(())
-        });
-    let rooms = ModelAdmin::new("rooms", "rooms", "room", "rooms")
+        })
+}
+
+fn authors() -> ModelAdmin {
+    ModelAdmin::new("authors", "authors", "author", "authors")
         .field(Field::int("id", "ID").readonly())
         .field(Field::choice("kind", "Kind", KINDS).readonly())
         .field(
             Field::text("name", "Name", 64)
                 .nullable()
-                .validator(room_name),
+                .validator(author_name),
         )
-        .field(Field::text("topic", "Topic", 200))
-        .field(
-            Field::foreign_key("created_by", "Created by", "users", "users", "username").nullable(),
-        )
+        .field(Field::text("bio", "Bio", 200))
+        .field(Field::foreign_key("added_by", "Added by", "users", "users", "username").nullable())
         .field(Field::timestamp("created_ms", "Created").readonly())
-        .field(Field::int("last_seq", "Messages").readonly())
+        .field(Field::int("book_count", "Books").readonly())
         .list_display(&[
             STR_COLUMN,
             "kind",
-            "topic",
-            "created_by",
+            "bio",
+            "added_by",
             "created_ms",
-            "last_seq",
+            "book_count",
         ])
-        .search_fields(&["name", "topic"])
+        .search_fields(&["name", "bio"])
         .list_filter(&["kind", "created_ms"])
         .ordering("created_ms", true)
-        .display(ROOM)
-        .unique("name_key", "name", "A room with that name already exists.")
-        .related(Related::cascade("messages", "messages", "room_id", MESSAGE).linked_to("messages"))
+        .display(AUTHOR)
+        .unique(
+            "authors_name_unique",
+            "name_key",
+            "name",
+            "An author with that name already exists.",
+        )
+        .related(Related::cascade("books", "books", "author_id", BOOK).linked_to("books"))
         .related(Related::cascade(
-            "memberships",
-            "memberships",
-            "room_id",
-            "(SELECT u.username FROM users u WHERE u.id = memberships.user_id)",
+            "fans",
+            "fans",
+            "author_id",
+            "(SELECT u.username FROM users u WHERE u.id = fans.user_id)",
         ))
         .before_save(|v: &mut Values, kind| -> Result<(), FieldErrors> {
             if kind == SaveKind::Add {
@@ -214,31 +253,53 @@ pub fn models() -> Vec<ModelAdmin> {
             }
             let name = v.text("name").map(str::to_owned);
             if v.text("kind") == Some("public") && name.is_none() {
-                return Err(vec![("name", "A public room needs a name.".to_owned())]);
+                return Err(vec![("name", "A public author needs a name.".to_owned())]);
             }
             v.set(
                 "name_key",
                 Value::Text(name.map(|n| n.to_ascii_lowercase())),
             );
             Ok(())
-        });
-    let messages = ModelAdmin::new("messages", "messages", "message", "messages")
+        })
+        // Private authors, and (below) their books, are for superusers only.
+        .row_filter(|u| (!u.is_superuser).then_some("kind = 'public'"))
+}
+
+/// Books are deleted by the model's own `delete_model`, as an app would route a deletion
+/// through its own code.
+fn books(pool: &AnyPool, record: &Record) -> ModelAdmin {
+    let (pool, record) = (pool.clone(), record.clone());
+    ModelAdmin::new("books", "books", "book", "books")
         .field(Field::int("id", "ID").readonly())
-        .field(Field::foreign_key("room_id", "Room", "rooms", "rooms", ROOM).readonly())
-        .field(Field::foreign_key("author_id", "Author", "users", "users", "username").readonly())
-        .field(Field::textarea("body", "Body", 4000).required())
+        .field(Field::foreign_key("author_id", "Author", "authors", "authors", AUTHOR).readonly())
+        .field(Field::foreign_key("added_by", "Added by", "users", "users", "username").readonly())
+        .field(Field::textarea("title", "Title", 4000).required())
         .field(Field::timestamp("created_ms", "Created").readonly())
-        .list_display(&["id", "room_id", "author_id", "body", "created_ms"])
-        .search_fields(&["body"])
-        .list_filter(&["room_id", "author_id", "created_ms"])
+        .list_display(&["id", "author_id", "added_by", "title", "created_ms"])
+        .search_fields(&["title"])
+        .list_filter(&["author_id", "added_by", "created_ms"])
         .ordering("id", true)
-        .display(MESSAGE)
+        .display(BOOK)
         .permissions(|_, _| Perms {
             add: false,
             ..Perms::ALL
         })
-        .per_page(20);
-    vec![users, rooms, messages]
+        .row_filter(|u| {
+            (!u.is_superuser)
+                .then_some("author_id IN (SELECT id FROM authors WHERE kind = 'public')")
+        })
+        .delete_model(move |id| {
+            let (pool, record) = (pool.clone(), record.clone());
+            async move {
+                let done = sqlx::query("DELETE FROM books WHERE id = $1")
+                    .bind(id)
+                    .execute(&pool)
+                    .await?;
+                record.lock().unwrap().deleted_books.push(id);
+                Ok(done.rows_affected() > 0)
+            }
+        })
+        .per_page(20)
 }
 
 pub struct TestApp {
@@ -270,10 +331,7 @@ impl TestApp {
             dir.path().join("admin.db").display()
         );
         let pool = pool(&url, 4).await;
-        sqlx::migrate!("../migrations/sqlite")
-            .run(&pool)
-            .await
-            .unwrap();
+        schema(&pool, "INTEGER PRIMARY KEY AUTOINCREMENT").await;
         let mut app = Self::start(pool).await;
         app._dir = Some(dir);
         app
@@ -304,10 +362,7 @@ impl TestApp {
             .unwrap();
         let (prefix, _) = server.rsplit_once('/').unwrap();
         let pool = pool(&format!("{prefix}/{name}"), 2).await;
-        sqlx::migrate!("../migrations/postgres")
-            .run(&pool)
-            .await
-            .unwrap();
+        schema(&pool, "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY").await;
         let mut app = Self::start(pool).await;
         app.pg_database = Some((server, name));
         Some(app)
@@ -316,9 +371,9 @@ impl TestApp {
     async fn start(pool: AnyPool) -> TestApp {
         let host = Arc::new(TestHost {
             pool: pool.clone(),
-            recorded: Mutex::default(),
+            recorded: Record::default(),
         });
-        let admin = models()
+        let admin = models(&pool, &host.recorded)
             .into_iter()
             .fold(Admin::new(pool.clone(), host.clone()), Admin::register);
         let app = Route::new().nest("/admin", admin.routes());
@@ -366,43 +421,51 @@ impl TestApp {
         .unwrap()
     }
 
-    pub async fn room(&self, name: &str, topic: &str) -> i64 {
+    pub async fn author(&self, name: &str, bio: &str) -> i64 {
         sqlx::query_scalar(
-            "INSERT INTO rooms (kind, name, name_key, topic, created_ms) VALUES ('public', $1, $2, $3, $4) RETURNING id",
+            "INSERT INTO authors (kind, name, name_key, bio, created_ms) VALUES ('public', $1, $2, $3, $4) RETURNING id",
         )
         .bind(name.to_owned())
         .bind(name.to_lowercase())
-        .bind(topic.to_owned())
+        .bind(bio.to_owned())
         .bind(now_ms())
         .fetch_one(&self.pool)
         .await
         .unwrap()
     }
 
-    pub async fn message(&self, room: i64, author: i64, body: &str, created_ms: i64) -> i64 {
-        let seq: i64 = sqlx::query_scalar(
-            "UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 RETURNING last_seq",
+    /// An author only superusers see in the admin, as are their books.
+    pub async fn private_author(&self) -> i64 {
+        sqlx::query_scalar(
+            "INSERT INTO authors (kind, bio, created_ms) VALUES ('private', '', $1) RETURNING id",
         )
-        .bind(room)
+        .bind(now_ms())
         .fetch_one(&self.pool)
         .await
-        .unwrap();
+        .unwrap()
+    }
+
+    pub async fn book(&self, author: i64, added_by: i64, title: &str, created_ms: i64) -> i64 {
+        sqlx::query("UPDATE authors SET book_count = book_count + 1 WHERE id = $1")
+            .bind(author)
+            .execute(&self.pool)
+            .await
+            .unwrap();
         sqlx::query_scalar(
-            "INSERT INTO messages (room_id, seq, author_id, body, created_ms) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            "INSERT INTO books (author_id, added_by, title, created_ms) VALUES ($1, $2, $3, $4) RETURNING id",
         )
-        .bind(room)
-        .bind(seq)
         .bind(author)
-        .bind(body.to_owned())
+        .bind(added_by)
+        .bind(title.to_owned())
         .bind(created_ms)
         .fetch_one(&self.pool)
         .await
         .unwrap()
     }
 
-    pub async fn join(&self, room: i64, user: i64) {
-        sqlx::query("INSERT INTO memberships (room_id, user_id, joined_ms) VALUES ($1, $2, 0) ON CONFLICT (room_id, user_id) DO NOTHING")
-            .bind(room)
+    pub async fn fan(&self, author: i64, user: i64) {
+        sqlx::query("INSERT INTO fans (author_id, user_id) VALUES ($1, $2)")
+            .bind(author)
             .bind(user)
             .execute(&self.pool)
             .await
@@ -433,6 +496,15 @@ impl TestApp {
             base: self.base.clone(),
         }
     }
+}
+
+/// The test app's tables, then the admin's own, as a host would apply them at start.
+async fn schema(pool: &AnyPool, id_column: &str) {
+    let sql = include_str!("schema.sql").replace("ID_COLUMN", id_column);
+    sqlx::raw_sql(&sql).execute(pool).await.unwrap();
+    parley_admin::migrate(pool).await.unwrap();
+    // Applying it again (each start does) changes nothing.
+    parley_admin::migrate(pool).await.unwrap();
 }
 
 async fn pool(url: &str, max: u32) -> AnyPool {

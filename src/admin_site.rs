@@ -24,10 +24,11 @@
 
 use parley_admin::{
     AdminUser, Field, FieldErrors, ModelAdmin, Perms, Related, STR_COLUMN, SaveKind, Value, Values,
-    now_ms,
+    WriteAction, now_ms,
 };
 
 use crate::domain::{MessageBody, RoomName, Topic, Username};
+use crate::store::messages::Change;
 use crate::web::AppState;
 
 /// Parley's models, with hooks that keep the app's caches true to what the admin wrote.
@@ -52,23 +53,45 @@ async fn rooms_written(app: AppState) {
     app.hub.invalidate_everywhere(app.db.pg.as_ref()).await;
 }
 
-/// A message edited: it must not be served from a room's recent window, by any process.
-async fn messages_written(app: AppState) {
-    app.hub.invalidate_everywhere(app.db.pg.as_ref()).await;
+/// Messages written by staff. An edit is a change of the conversation like the author's own:
+/// marked "edited" and delivered live to every open page, on every process. (A message added
+/// here has no place in the live sequence; the windows are dropped instead.)
+async fn messages_written(app: AppState, ids: Vec<i64>, action: WriteAction) {
+    if action != WriteAction::Changed {
+        app.hub.invalidate_everywhere(app.db.pg.as_ref()).await;
+        return;
+    }
+    for id in ids {
+        let turn = app.db.write_turn().await;
+        let edited = crate::store::messages::touch_edited(&app.db.pool, id).await;
+        drop(turn);
+        match edited {
+            Ok(Some(message)) => app.hub.published(&Change::Updated(message)),
+            Ok(None) => {}
+            Err(err) => {
+                tracing::warn!(%err, id, "could not announce a staff edit; dropping the windows");
+                app.hub.invalidate_everywhere(app.db.pg.as_ref()).await;
+            }
+        }
+    }
 }
 
-/// Deletes one message for the admin (its `delete_model`): for now a plain `DELETE` and the
-/// cache dropped everywhere. The place to call the chat's own delete instead, so that the
-/// deletion reaches open pages live.
+/// Deletes one message for the admin (its `delete_model`) as its author would: gone from the
+/// database, and from every open page at once.
 async fn delete_message(app: AppState, id: i64) -> sqlx::Result<bool> {
+    let Some((room, seq)) = crate::store::messages::locate(&app.db.pool, id).await? else {
+        return Ok(false);
+    };
     let turn = app.db.write_turn().await;
-    let done = sqlx::query("DELETE FROM messages WHERE id = $1")
-        .bind(id)
-        .execute(&app.db.pool)
-        .await?;
+    let change = crate::store::messages::delete(&app.db.pool, room, seq).await?;
     drop(turn);
-    app.hub.invalidate_everywhere(app.db.pg.as_ref()).await;
-    Ok(done.rows_affected() > 0)
+    match change {
+        Some(change) => {
+            app.hub.published(&change);
+            Ok(true)
+        }
+        None => Ok(false),
+    }
 }
 
 /// Plain staff see public rooms only: a direct conversation is private to its two members.
@@ -187,7 +210,7 @@ fn rooms(app: &AppState) -> ModelAdmin {
         )
         .field(Field::timestamp("created_ms", "Created").readonly())
         .field(
-            Field::int("last_seq", "Messages")
+            Field::int("last_seq", "Changes")
                 .readonly()
                 .help("Messages sent in the room so far."),
         )
@@ -277,7 +300,7 @@ fn messages(app: &AppState) -> ModelAdmin {
         .display(MESSAGE_DISPLAY)
         .permissions(message_rights)
         .row_filter(public_messages_unless_superuser)
-        .after_save(move |_, _| messages_written(saved.clone()))
+        .after_save(move |ids, action| messages_written(saved.clone(), ids, action))
         .delete_model(move |id| delete_message(deleting.clone(), id))
 }
 

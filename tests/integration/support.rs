@@ -11,29 +11,37 @@ use tokio::sync::oneshot;
 
 pub const PASSWORD: &str = "correct horse battery";
 
-/// Runs the test body once on SQLite and once on PostgreSQL, as two tests.
+/// Makes each named test body, an `async fn name(app: &TestApp)` (or `&mut TestApp`, to restart
+/// the server) at module level, into two tests: `sqlite::name` and `postgres::name`. The
+/// PostgreSQL one passes, with a loud note, when no PostgreSQL is reachable (see `postgres_url`).
+///
+/// ```ignore
+/// on_both_engines!(two_people_chat_in_a_room, unread_counts_move_as_people_write_and_read);
+///
+/// async fn two_people_chat_in_a_room(app: &TestApp) { ... }
+/// ```
 #[macro_export]
 macro_rules! on_both_engines {
-    ($(async fn $name:ident($app:ident) $body:block)*) => {
+    ($($name:ident),* $(,)?) => {
         mod sqlite {
-            #[allow(unused_imports)]
-            use super::*;
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[allow(clippy::unnecessary_mut_passed)]
                 async fn $name() {
-                    let $app = $crate::support::TestApp::sqlite().await;
-                    $body
+                    let mut app = $crate::support::TestApp::sqlite().await;
+                    super::$name(&mut app).await;
                 }
             )*
         }
         mod postgres {
-            #[allow(unused_imports)]
-            use super::*;
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[allow(clippy::unnecessary_mut_passed)]
                 async fn $name() {
-                    let Some($app) = $crate::support::TestApp::postgres().await else { return };
-                    $body
+                    let Some(mut app) = $crate::support::TestApp::postgres().await else {
+                        return;
+                    };
+                    super::$name(&mut app).await;
                 }
             )*
         }

@@ -109,7 +109,7 @@ async fn a_registration_without_a_confirmation_field_is_accepted(app: &TestApp) 
 }
 
 async fn logging_in_gives_a_new_session_id(app: &TestApp) {
-    let mut alice = app.user("alice").await;
+    let mut alice = app.member("alice").await;
     let before = session_cookie(&alice).await;
     let page = alice.login("alice", PASSWORD).await;
     assert_eq!(page.status, 303);
@@ -129,7 +129,7 @@ async fn logging_in_gives_a_new_session_id(app: &TestApp) {
 }
 
 async fn wrong_credentials_get_401_with_the_form(app: &TestApp) {
-    app.user("alice").await;
+    app.member("alice").await;
     let mut c = app.client().await;
     let page = c.login("alice", "wrong password").await;
     assert_eq!(page.status, 401);
@@ -141,7 +141,7 @@ async fn wrong_credentials_get_401_with_the_form(app: &TestApp) {
 }
 
 async fn repeated_failures_are_throttled_even_with_the_right_password(app: &TestApp) {
-    app.user("alice").await;
+    app.member("alice").await;
     let mut c = app.client().await;
     for _ in 0..5 {
         assert_eq!(c.login("alice", "wrong password").await.status, 401);
@@ -150,13 +150,13 @@ async fn repeated_failures_are_throttled_even_with_the_right_password(app: &Test
     assert_eq!(page.status, 429);
     assert!(page.body.contains("Too many failed log-in attempts"));
     // Another name from the same address still may try (the address limit is higher).
-    app.user("bob").await;
+    app.member("bob").await;
     let mut other = app.client().await;
     assert_eq!(other.login("bob", PASSWORD).await.status, 303);
 }
 
 async fn a_burst_of_concurrent_guesses_gets_no_more_than_the_limit(app: &TestApp) {
-    app.user("alice").await;
+    app.member("alice").await;
     let mut clients = Vec::new();
     for _ in 0..12 {
         clients.push(app.client().await);
@@ -178,7 +178,7 @@ async fn a_burst_of_concurrent_guesses_gets_no_more_than_the_limit(app: &TestApp
 }
 
 async fn people_change_their_password_and_their_other_sessions_end(app: &TestApp) {
-    let alice = app.user("alice").await;
+    let alice = app.member("alice").await;
     let mut elsewhere = app.client().await;
     assert_eq!(elsewhere.login("alice", PASSWORD).await.status, 303);
     let form = alice.get("/account/password").await;
@@ -252,7 +252,7 @@ async fn people_change_their_password_and_their_other_sessions_end(app: &TestApp
 }
 
 async fn logging_out_ends_the_session(app: &TestApp) {
-    let alice = app.user("alice").await;
+    let alice = app.member("alice").await;
     let page = alice.post("/logout", &[]).await;
     assert_eq!(page.status, 303);
     assert_eq!(page.location(), Some("/login"));
@@ -262,7 +262,7 @@ async fn logging_out_ends_the_session(app: &TestApp) {
 }
 
 async fn a_session_survives_a_server_restart(app: &mut TestApp) {
-    let alice = app.user("alice").await;
+    let alice = app.member("alice").await;
     let cookie = session_cookie(&alice).await;
     app.restart().await;
     let c = Client::new(&app.base).await;
@@ -278,7 +278,7 @@ async fn a_session_survives_a_server_restart(app: &mut TestApp) {
 }
 
 async fn posts_without_the_right_csrf_token_are_forbidden(app: &TestApp) {
-    let alice = app.user("alice").await;
+    let alice = app.member("alice").await;
     let anon = app.client().await;
     let no_token = anon
         .post_raw(
@@ -356,7 +356,7 @@ async fn unknown_pages_get_a_404_page_and_health_answers(app: &TestApp) {
 }
 
 async fn login_returns_to_the_page_that_asked_but_never_off_site(app: &TestApp) {
-    app.user("alice").await;
+    app.member("alice").await;
     let c = app.client().await;
     let page = c
         .post(
@@ -451,7 +451,7 @@ async fn createsuperuser_makes_a_staff_account_from_the_environment() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_bodies_are_refused_before_any_handler_reads_them() {
     let app = TestApp::sqlite().await;
-    let alice = app.user("alice").await;
+    let alice = app.member("alice").await;
     alice.post("/rooms", &[("name", "general")]).await;
     let huge = "x".repeat(200 * 1024);
     let page = alice

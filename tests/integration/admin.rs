@@ -5,7 +5,7 @@ use crate::on_both_engines;
 use crate::support::{Client, PASSWORD, TestApp};
 
 async fn superuser(app: &TestApp) -> Client {
-    let c = app.user("boss").await;
+    let c = app.member("boss").await;
     sqlx::query("UPDATE users SET is_staff = 1, is_superuser = 1 WHERE username = 'boss'")
         .execute(&app.pool().await)
         .await
@@ -44,7 +44,7 @@ async fn only_active_staff_enter_the_admin(app: &TestApp) {
             .is_some_and(|l| l.starts_with("/admin/login/"))
     );
 
-    let bob = app.user("bob").await;
+    let bob = app.member("bob").await;
     assert_eq!(bob.get("/admin/").await.status, 403);
     assert_eq!(bob.get("/admin/users/").await.status, 403);
     assert!(
@@ -83,7 +83,7 @@ async fn only_active_staff_enter_the_admin(app: &TestApp) {
 
 async fn deactivating_a_user_ends_their_sessions_and_blocks_their_login(app: &TestApp) {
     let boss = superuser(app).await;
-    let mut bob = app.user("bob").await;
+    let mut bob = app.member("bob").await;
     assert_eq!(bob.get("/").await.status, 200);
     let id = user_id(app, "bob").await;
     let page = boss
@@ -113,7 +113,7 @@ async fn deactivating_a_user_ends_their_sessions_and_blocks_their_login(app: &Te
 
 async fn a_password_set_in_the_admin_is_hashed_and_ends_other_sessions(app: &TestApp) {
     let boss = superuser(app).await;
-    let bob = app.user("bob").await;
+    let bob = app.member("bob").await;
     let id = user_id(app, "bob").await;
     let page = boss
         .post(
@@ -154,7 +154,7 @@ async fn a_search_with_a_nul_byte_finds_nothing_and_fails_nothing(app: &TestApp)
 
 async fn what_staff_change_in_the_admin_is_what_users_see(app: &TestApp) {
     let boss = superuser(app).await;
-    let alice = app.user("alice").await;
+    let alice = app.member("alice").await;
     alice.post("/rooms", &[("name", "general")]).await;
     alice.say("/rooms/general", "keep me").await;
     alice.say("/rooms/general", "delete me").await;
@@ -197,7 +197,7 @@ async fn what_staff_change_in_the_admin_is_what_users_see(app: &TestApp) {
     assert_eq!(poll.message_ids(), vec![3]);
     assert!(poll.body.contains("after the deletion"));
     // Deleting a user deletes their messages, which polls then no longer deliver either.
-    let mallory = app.user("mallory").await;
+    let mallory = app.member("mallory").await;
     mallory.say("/rooms/general", "spam from mallory").await;
     assert!(
         alice

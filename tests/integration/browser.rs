@@ -347,7 +347,7 @@ async fn scrolling_up_loads_older_messages() {
     let _one = ONE_AT_A_TIME.lock().await;
     let Some(driver) = driver().await else { return };
     let app = TestApp::sqlite().await;
-    let writer = app.user("writer").await;
+    let writer = app.member("writer").await;
     writer.post("/rooms", &[("name", "history")]).await;
     for i in 1..=120 {
         writer
@@ -413,11 +413,11 @@ async fn an_admin_edits_a_room_and_deletes_a_message_and_users_see_it() {
     let _one = ONE_AT_A_TIME.lock().await;
     let Some(driver) = driver().await else { return };
     let app = TestApp::sqlite().await;
-    let alice = app.user("alice").await;
+    let alice = app.member("alice").await;
     alice.post("/rooms", &[("name", "general")]).await;
     alice.say("/rooms/general", "a fine message").await;
     alice.say("/rooms/general", "an unfortunate message").await;
-    app.user("boss").await;
+    app.member("boss").await;
     sqlx::query("UPDATE users SET is_staff = 1, is_superuser = 1 WHERE username = 'boss'")
         .execute(&app.pool().await)
         .await

@@ -22,8 +22,8 @@ on_both_engines!(
 );
 
 async fn two_people_chat_in_a_room(app: &TestApp) {
-    let alice = app.user("alice").await;
-    let bob = app.user("bob").await;
+    let alice = app.member("alice").await;
+    let bob = app.member("bob").await;
     let page = alice.post("/rooms", &[("name", "general")]).await;
     assert_eq!(page.status, 303);
     assert_eq!(page.location(), Some("/rooms/general"));
@@ -50,7 +50,7 @@ async fn two_people_chat_in_a_room(app: &TestApp) {
 }
 
 async fn opening_a_room_ignores_case_and_bad_names_are_refused(app: &TestApp) {
-    let alice = app.user("alice").await;
+    let alice = app.member("alice").await;
     alice.post("/rooms", &[("name", "Rust-Lovers")]).await;
     let page = alice.post("/rooms", &[("name", "rust-lovers")]).await;
     assert_eq!(page.location(), Some("/rooms/Rust-Lovers"));
@@ -74,7 +74,7 @@ async fn opening_a_room_ignores_case_and_bad_names_are_refused(app: &TestApp) {
 }
 
 async fn empty_and_oversized_messages_are_refused_and_not_stored(app: &TestApp) {
-    let alice = app.user("alice").await;
+    let alice = app.member("alice").await;
     alice.post("/rooms", &[("name", "general")]).await;
     for body in ["", "   \n\t  ", &"x".repeat(4001)] {
         let page = alice
@@ -95,7 +95,7 @@ async fn empty_and_oversized_messages_are_refused_and_not_stored(app: &TestApp) 
 }
 
 async fn user_text_is_shown_as_text_everywhere(app: &TestApp) {
-    let alice = app.user("alice").await;
+    let alice = app.member("alice").await;
     alice.post("/rooms", &[("name", "general")]).await;
     alice
         .post(
@@ -126,7 +126,7 @@ async fn user_text_is_shown_as_text_everywhere(app: &TestApp) {
 }
 
 async fn a_message_keeps_its_line_breaks(app: &TestApp) {
-    let alice = app.user("alice").await;
+    let alice = app.member("alice").await;
     alice.post("/rooms", &[("name", "general")]).await;
     alice.say("/rooms/general", "line one\r\nline two").await;
     let page = alice.poll("/rooms/general", 0).await;
@@ -135,9 +135,9 @@ async fn a_message_keeps_its_line_breaks(app: &TestApp) {
 }
 
 async fn a_private_conversation_is_only_for_its_two_people(app: &TestApp) {
-    let alice = app.user("alice").await;
-    let bob = app.user("bob").await;
-    let carol = app.user("carol").await;
+    let alice = app.member("alice").await;
+    let bob = app.member("bob").await;
+    let carol = app.member("carol").await;
     let page = alice.get("/dm/bob").await;
     assert_eq!(page.status, 200);
     alice.say("/dm/bob", "a secret for bob").await;
@@ -182,8 +182,8 @@ async fn a_private_conversation_is_only_for_its_two_people(app: &TestApp) {
 }
 
 async fn unread_counts_move_as_people_write_and_read(app: &TestApp) {
-    let alice = app.user("alice").await;
-    let bob = app.user("bob").await;
+    let alice = app.member("alice").await;
+    let bob = app.member("bob").await;
     alice.post("/rooms", &[("name", "general")]).await;
     bob.post("/rooms", &[("name", "general")]).await;
     for i in 0..3 {
@@ -220,8 +220,8 @@ async fn unread_counts_move_as_people_write_and_read(app: &TestApp) {
 }
 
 async fn people_appear_online_while_they_poll_and_go_offline_after(app: &TestApp) {
-    let alice = app.user("alice").await;
-    let bob = app.user("bob").await;
+    let alice = app.member("alice").await;
+    let bob = app.member("bob").await;
     alice.post("/rooms", &[("name", "general")]).await;
     let page = bob.get_htmx("/people").await;
     assert!(
@@ -244,7 +244,7 @@ async fn people_appear_online_while_they_poll_and_go_offline_after(app: &TestApp
         .to_owned();
     assert!(alice_row.contains("data-online=\"false\""), "{alice_row}");
     // Logging out takes you offline at once.
-    let carol = app.user("carol").await;
+    let carol = app.member("carol").await;
     carol.post("/logout", &[]).await;
     let page = bob.get_htmx("/people").await;
     let carol_row = page
@@ -257,9 +257,9 @@ async fn people_appear_online_while_they_poll_and_go_offline_after(app: &TestApp
 }
 
 async fn the_sidebar_refresh_brings_the_conversation_header_up_to_date(app: &TestApp) {
-    let alice = app.user("alice").await;
-    let bob = app.user("bob").await;
-    let carol = app.user("carol").await;
+    let alice = app.member("alice").await;
+    let bob = app.member("bob").await;
+    let carol = app.member("carol").await;
     alice.post("/rooms", &[("name", "general")]).await;
     // Alice's page was rendered with herself alone; then Bob comes in.
     bob.get("/rooms/general").await;
@@ -322,7 +322,7 @@ async fn the_sidebar_refresh_brings_the_conversation_header_up_to_date(app: &Tes
 
 async fn a_nul_byte_anywhere_is_a_clear_refusal_not_a_server_error(app: &TestApp) {
     // PostgreSQL cannot store U+0000 in text: it must be refused before it gets there.
-    let alice = app.user("alice").await;
+    let alice = app.member("alice").await;
     alice.post("/rooms", &[("name", "general")]).await;
     let send = alice
         .post_htmx("/rooms/general/messages", &[("body", "hi\0there")])
@@ -344,7 +344,7 @@ async fn a_nul_byte_anywhere_is_a_clear_refusal_not_a_server_error(app: &TestApp
 }
 
 async fn you_are_always_online_in_your_own_list(app: &TestApp) {
-    let alice = app.user("alice").await;
+    let alice = app.member("alice").await;
     // Her last recorded presence is old, and the next write is not due yet (presence is
     // written at most every few seconds): the page she is looking at still shows her online.
     // (First let the write her registration started land, so that it cannot undo ours.)
@@ -367,9 +367,9 @@ async fn you_are_always_online_in_your_own_list(app: &TestApp) {
 }
 
 async fn search_filters_people_and_rooms(app: &TestApp) {
-    let alice = app.user("alice").await;
-    app.user("bob").await;
-    app.user("bobby").await;
+    let alice = app.member("alice").await;
+    app.member("bob").await;
+    app.member("bobby").await;
     alice.post("/rooms", &[("name", "books")]).await;
     alice.post("/rooms", &[("name", "general")]).await;
     let page = alice.get_htmx("/sidebar?q=bo").await;
@@ -397,7 +397,7 @@ async fn search_filters_people_and_rooms(app: &TestApp) {
 }
 
 async fn everything_works_without_javascript(app: &TestApp) {
-    let alice = app.user("alice").await;
+    let alice = app.member("alice").await;
     let page = alice.post("/rooms", &[("name", "plain")]).await;
     assert_eq!(page.location(), Some("/rooms/plain"));
     let page = alice
@@ -432,7 +432,7 @@ async fn everything_works_without_javascript(app: &TestApp) {
 }
 
 async fn a_retried_send_with_the_same_client_key_stores_one_message(app: &TestApp) {
-    let alice = app.user("alice").await;
+    let alice = app.member("alice").await;
     alice.post("/rooms", &[("name", "general")]).await;
     let first = alice
         .post_htmx(
@@ -467,7 +467,7 @@ async fn a_retried_send_with_the_same_client_key_stores_one_message(app: &TestAp
 }
 
 async fn setting_a_topic_shows_it_in_the_room(app: &TestApp) {
-    let alice = app.user("alice").await;
+    let alice = app.member("alice").await;
     alice.post("/rooms", &[("name", "general")]).await;
     let page = alice
         .post("/rooms/general/topic", &[("topic", "All things Parley")])

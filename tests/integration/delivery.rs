@@ -9,7 +9,7 @@ use crate::support::{Client, TestApp};
 async fn room_with(app: &TestApp, names: &[&str]) -> Vec<Client> {
     let mut clients = Vec::new();
     for name in names {
-        let c = app.user(name).await;
+        let c = app.member(name).await;
         c.post("/rooms", &[("name", "general")]).await;
         clients.push(c);
     }
@@ -215,8 +215,8 @@ async fn nothing_is_lost_across_a_server_restart(app: &mut TestApp) {
 }
 
 async fn a_private_conversation_is_live_too(app: &TestApp) {
-    let alice = app.user("alice").await;
-    let bob = app.user("bob").await;
+    let alice = app.member("alice").await;
+    let bob = app.member("bob").await;
     let (poll, _) = tokio::join!(bob.poll("/dm/alice", 0), async {
         tokio::time::sleep(Duration::from_millis(200)).await;
         alice.say("/dm/bob", "just between us").await

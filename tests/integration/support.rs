@@ -1,11 +1,13 @@
 //! The test app and the test client: `TestApp::sqlite()` starts Parley on a fresh database,
-//! `app.user("alice")` registers someone and returns their logged-in client.
+//! `app.member("alice")` puts someone in it and returns their logged-in client (`app.user("alice")`
+//! signs them up through the form instead, for the tests about signing up).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use parley::Settings;
 use parley::db::Db;
+use parley::domain::Password;
 use reqwest::header::HeaderMap;
 use tokio::sync::oneshot;
 
@@ -217,7 +219,8 @@ impl TestApp {
         Client::new(&self.base).await
     }
 
-    /// A registered, logged-in user's client.
+    /// A logged-in client of someone who signed up through the registration form. Only the tests
+    /// about signing up need this: the others use `member`, which is quicker.
     pub async fn user(&self, name: &str) -> Client {
         let mut c = self.client().await;
         let page = c.register(name, PASSWORD).await;
@@ -225,6 +228,54 @@ impl TestApp {
         c.name = name.to_owned();
         c
     }
+
+    /// A logged-in client of `name`, an ordinary user with the password `PASSWORD`, put straight
+    /// into the database (no sign-up form, no hashing) and logged in through `POST /login`.
+    pub async fn member(&self, name: &str) -> Client {
+        insert_member(&self.database_url, name).await;
+        log_in(&self.base, name).await
+    }
+}
+
+/// Logs `name` in with `PASSWORD` through the login form and returns the client.
+pub async fn log_in(base: &str, name: &str) -> Client {
+    let mut c = Client::new(base).await;
+    let page = c.login(name, PASSWORD).await;
+    assert_eq!(page.status, 303, "logging {name} in: {}", page.body);
+    c.name = name.to_owned();
+    c
+}
+
+/// Inserts the user `name` with the password `PASSWORD` into the database at `database_url`
+/// (whose server has run the migrations), as signing up would store them.
+pub async fn insert_member(database_url: &str, name: &str) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(database_url)
+        .await
+        .expect("test pool");
+    sqlx::query(
+        "INSERT INTO users (username, username_key, password_hash, created_ms) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(name)
+    .bind(name.to_lowercase())
+    .bind(password_hash().await)
+    .bind(parley::now_ms())
+    .execute(&pool)
+    .await
+    .unwrap_or_else(|e| panic!("insert the user {name}: {e}"));
+    pool.close().await;
+}
+
+/// The argon2 hash of `PASSWORD`, computed once per test process: a hash costs as much as a
+/// login, and every member would otherwise pay for one.
+async fn password_hash() -> &'static str {
+    static HASH: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    HASH.get_or_init(|| async {
+        let password = Password::parse(PASSWORD, None).expect("the test password is valid");
+        parley::password::hash(&password).await
+    })
+    .await
 }
 
 impl Drop for TestApp {

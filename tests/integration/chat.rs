@@ -1,7 +1,7 @@
 //! Rooms, private conversations, the people list, unread counts, search, and the no-JS flows.
 
 use crate::on_both_engines;
-use crate::support::{PASSWORD, TestApp};
+use crate::support::{PASSWORD, Page, TestApp};
 
 on_both_engines!(
     two_people_chat_in_a_room,
@@ -36,11 +36,13 @@ async fn two_people_chat_in_a_room(app: &TestApp) {
     for c in [&alice, &bob] {
         let page = c.get("/rooms/general").await;
         assert_eq!(page.status, 200);
-        let hi = page.body.find("Hi Bob!").expect("alice's message");
-        let reply = page.body.find("how are you?").expect("bob's message");
-        assert!(hi < reply, "newest at the bottom");
+        assert_eq!(
+            page.select(".message .body"),
+            ["Hi Bob!", "Hi Alice, how are you?"],
+            "newest at the bottom"
+        );
         assert_eq!(page.message_ids(), vec![1, 2]);
-        assert!(page.body.contains("2 members"));
+        assert_eq!(page.select("#member-count"), ["2 members"]);
     }
     assert_eq!(
         app.count("SELECT COUNT(*) FROM rooms").await,
@@ -112,13 +114,17 @@ async fn user_text_is_shown_as_text_everywhere(app: &TestApp) {
     let page = alice.get("/rooms/general").await;
     assert!(!page.body.contains("<script>alert"));
     assert!(!page.body.contains("<img src=x"));
-    assert!(
-        page.body
-            .contains("&lt;script&gt;alert('x')&lt;/script&gt;")
+    assert_eq!(
+        page.select("#m-1 .body"),
+        ["<script>alert('x')</script> see https://example.com/a?b=<c>"]
     );
-    assert!(page.body.contains("&lt;img src=x onerror=alert(1)&gt;"));
-    assert!(
-        page.body.contains("<a href=\"https://example.com/a?b=\""),
+    assert_eq!(
+        page.select("#conversation-topic"),
+        ["<img src=x onerror=alert(1)>"]
+    );
+    assert_eq!(
+        page.attrs("#m-1 .body a", "href"),
+        ["https://example.com/a?b="],
         "links are made, and stop at <"
     );
     let poll = alice.poll("/rooms/general", 0).await;
@@ -130,8 +136,13 @@ async fn a_message_keeps_its_line_breaks(app: &TestApp) {
     alice.post("/rooms", &[("name", "general")]).await;
     alice.say("/rooms/general", "line one\r\nline two").await;
     let page = alice.poll("/rooms/general", 0).await;
-    assert!(page.body.contains("line one<br>line two"), "{}", page.body);
-    assert!(page.body.contains("<time datetime=\""));
+    assert_eq!(
+        page.inner_html("#m-1 .body"),
+        ["line one<br>line two"],
+        "{}",
+        page.body
+    );
+    assert!(page.has("#m-1 time[datetime]"));
 }
 
 async fn a_private_conversation_is_only_for_its_two_people(app: &TestApp) {
@@ -143,7 +154,10 @@ async fn a_private_conversation_is_only_for_its_two_people(app: &TestApp) {
     alice.say("/dm/bob", "a secret for bob").await;
     bob.say("/dm/alice", "a secret for alice").await;
     let bobs = bob.get("/dm/alice").await;
-    assert!(bobs.body.contains("a secret for bob") && bobs.body.contains("a secret for alice"));
+    assert_eq!(
+        bobs.select(".message .body"),
+        ["a secret for bob", "a secret for alice"]
+    );
     // Carol's /dm/alice and /dm/bob are her own conversations: every route shows none of theirs.
     for other in ["/dm/alice", "/dm/bob"] {
         let page = carol.get(other).await;
@@ -158,7 +172,10 @@ async fn a_private_conversation_is_only_for_its_two_people(app: &TestApp) {
     // Her sends land in her own conversation, not theirs.
     carol.say("/dm/bob", "hello bob, carol here").await;
     assert!(!alice.get("/dm/bob").await.body.contains("carol here"));
-    assert!(bob.get("/dm/carol").await.body.contains("carol here"));
+    assert_eq!(
+        bob.get("/dm/carol").await.select(".message .body"),
+        ["hello bob, carol here"]
+    );
     // Nobody, and not yourself.
     assert_eq!(alice.get("/dm/nobody").await.status, 404);
     assert_eq!(alice.get("/dm/alice").await.status, 404);
@@ -191,18 +208,21 @@ async fn unread_counts_move_as_people_write_and_read(app: &TestApp) {
     }
     alice.say("/dm/bob", "psst").await;
     let home = bob.get("/").await;
-    assert!(home.body.contains("<span class=\"name\">general</span><span class=\"badge\">3<span class=\"sr-only\"> unread</span>"), "{}", home.body);
-    assert!(
+    assert_eq!(
+        home.select("#room-list a[href='/rooms/general'] .badge"),
+        ["3 unread"],
+        "{}",
         home.body
-            .contains("<span class=\"name\">alice</span><span class=\"badge\">1<"),
+    );
+    assert_eq!(
+        home.select("#people-list a[href='/dm/alice'] .badge"),
+        ["1 unread"],
         "the DM's unread count"
     );
     bob.get("/rooms/general").await;
     let home = bob.get("/").await;
     assert!(
-        !home
-            .body
-            .contains("<span class=\"name\">general</span><span class=\"badge\">"),
+        !home.has("#room-list a[href='/rooms/general'] .badge"),
         "read after viewing"
     );
     // Reading as app.js does, by position.
@@ -211,12 +231,12 @@ async fn unread_counts_move_as_people_write_and_read(app: &TestApp) {
     let read = bob.post_htmx("/rooms/general/read", &[("seq", "4")]).await;
     assert_eq!(read.status, 204);
     let home = bob.get("/").await;
-    assert!(
-        home.body
-            .contains("<span class=\"name\">general</span><span class=\"badge\">1<")
+    assert_eq!(
+        home.select("#room-list a[href='/rooms/general'] .badge"),
+        ["1 unread"]
     );
     // Your own sends are not unread to you.
-    assert!(!alice.get("/").await.body.contains("<span class=\"badge\">"));
+    assert!(!alice.get("/").await.has(".badge"));
 }
 
 async fn people_appear_online_while_they_poll_and_go_offline_after(app: &TestApp) {
@@ -224,8 +244,9 @@ async fn people_appear_online_while_they_poll_and_go_offline_after(app: &TestApp
     let bob = app.member("bob").await;
     alice.post("/rooms", &[("name", "general")]).await;
     let page = bob.get_htmx("/people").await;
-    assert!(
-        page.body.contains("data-online=\"true\""),
+    assert_eq!(
+        page.online("alice"),
+        Some(true),
         "bob sees alice, who just acted"
     );
     // A minute without any request: offline.
@@ -236,24 +257,12 @@ async fn people_appear_online_while_they_poll_and_go_offline_after(app: &TestApp
         .await
         .unwrap();
     let page = bob.get_htmx("/people").await;
-    let alice_row = page
-        .body
-        .split("<li")
-        .find(|li| li.contains(">alice<"))
-        .unwrap()
-        .to_owned();
-    assert!(alice_row.contains("data-online=\"false\""), "{alice_row}");
+    assert_eq!(page.online("alice"), Some(false), "{}", page.body);
     // Logging out takes you offline at once.
     let carol = app.member("carol").await;
     carol.post("/logout", &[]).await;
     let page = bob.get_htmx("/people").await;
-    let carol_row = page
-        .body
-        .split("<li")
-        .find(|li| li.contains(">carol<"))
-        .unwrap()
-        .to_owned();
-    assert!(carol_row.contains("data-online=\"false\""));
+    assert_eq!(page.online("carol"), Some(false));
 }
 
 async fn the_sidebar_refresh_brings_the_conversation_header_up_to_date(app: &TestApp) {
@@ -265,49 +274,44 @@ async fn the_sidebar_refresh_brings_the_conversation_header_up_to_date(app: &Tes
     bob.get("/rooms/general").await;
     let refresh = alice.get_htmx("/sidebar?current=/rooms/general").await;
     assert_eq!(refresh.status, 200);
-    let count = refresh
-        .body
-        .split("id=\"member-count\"")
-        .nth(1)
-        .expect("the member count, out of band");
-    assert!(
-        count.starts_with(" hx-swap-oob=\"true\">2 members<"),
-        "{count}"
+    assert_eq!(
+        refresh.attr("#member-count", "hx-swap-oob").as_deref(),
+        Some("true"),
+        "the member count, out of band"
     );
-    let list = refresh
-        .body
-        .split("id=\"member-list\"")
-        .nth(1)
-        .expect("the member list, out of band");
-    let list = &list[..list.find("</ul>").unwrap()];
-    assert!(list.contains(">alice<") && list.contains(">bob<"), "{list}");
+    assert_eq!(refresh.select("#member-count"), ["2 members"]);
+    assert_eq!(
+        refresh.attr("#member-list", "hx-swap-oob").as_deref(),
+        Some("true"),
+        "the member list, out of band"
+    );
+    assert_eq!(members(&refresh), ["alice", "bob"]);
     // Bob sets a topic; Alice's header learns it at the same refresh.
-    assert!(
+    assert_eq!(
         refresh
-            .body
-            .contains("id=\"conversation-topic\" hx-swap-oob=\"true\"></p>"),
+            .attr("p#conversation-topic", "hx-swap-oob")
+            .as_deref(),
+        Some("true"),
         "{}",
         refresh.body
     );
+    assert_eq!(refresh.select("#conversation-topic"), [""]);
     bob.post("/rooms/general/topic", &[("topic", "Plans for Friday")])
         .await;
     let refresh = alice.get_htmx("/sidebar?current=/rooms/general").await;
-    assert!(
+    assert_eq!(
         refresh
-            .body
-            .contains("id=\"conversation-topic\" hx-swap-oob=\"true\">Plans for Friday</p>"),
+            .attr("p#conversation-topic", "hx-swap-oob")
+            .as_deref(),
+        Some("true"),
         "{}",
         refresh.body
     );
+    assert_eq!(refresh.select("#conversation-topic"), ["Plans for Friday"]);
     // A private conversation's members are checked as opening it is: Carol's /dm/bob is hers.
     alice.say("/dm/bob", "just us").await;
     let refresh = carol.get_htmx("/sidebar?current=/dm/bob").await;
-    let list = refresh.body.split("id=\"member-list\"").nth(1).unwrap();
-    let list = &list[..list.find("</ul>").unwrap()];
-    assert!(
-        list.contains(">carol<") && list.contains(">bob<") && !list.contains(">alice<"),
-        "{list}"
-    );
+    assert_eq!(members(&refresh), ["bob", "carol"]);
     assert!(
         !refresh.body.contains("conversation-topic"),
         "a private conversation has no topic"
@@ -356,14 +360,7 @@ async fn you_are_always_online_in_your_own_list(app: &TestApp) {
         .await
         .unwrap();
     let page = alice.get("/").await;
-    let own_row = page
-        .body
-        .split("<li class=\"person\"")
-        .skip(1)
-        .find(|li| li.contains(">alice<"))
-        .unwrap()
-        .to_owned();
-    assert!(own_row.contains("data-online=\"true\""), "{own_row}");
+    assert_eq!(page.online("alice"), Some(true), "{}", page.body);
 }
 
 async fn search_filters_people_and_rooms(app: &TestApp) {
@@ -373,27 +370,37 @@ async fn search_filters_people_and_rooms(app: &TestApp) {
     alice.post("/rooms", &[("name", "books")]).await;
     alice.post("/rooms", &[("name", "general")]).await;
     let page = alice.get_htmx("/sidebar?q=bo").await;
-    assert!(
-        page.body.contains(">bob<")
-            && page.body.contains(">bobby<")
-            && page.body.contains(">books<")
-    );
-    assert!(!page.body.contains(">general<") && !page.body.contains(">alice<"));
+    assert_eq!(names(&page, "#people-list"), ["bob", "bobby"]);
+    assert_eq!(names(&page, "#room-list"), ["books"]);
     let page = alice.get("/?q=gen").await;
     assert_eq!(
         page.status, 200,
         "works as a plain GET form without JavaScript"
     );
-    assert!(page.body.contains(">general<") && !page.body.contains(">books<"));
+    assert_eq!(names(&page, "#room-list"), ["general"]);
     let page = alice.get_htmx("/sidebar?q=%25").await;
     assert!(
-        !page.body.contains(">general<"),
+        names(&page, "#room-list").is_empty(),
         "LIKE wildcards are literal"
     );
     let page = alice.get_htmx("/sidebar?q=%3Cscript%3E").await;
     assert!(!page.body.contains("<script>"));
     let rooms = alice.get_htmx("/rooms?q=gen").await;
-    assert!(rooms.body.contains(">general<") && !rooms.body.contains(">books<"));
+    assert_eq!(names(&rooms, "#room-list"), ["general"]);
+}
+
+/// The names a sidebar list shows, in alphabetical order.
+fn names(page: &Page, list: &str) -> Vec<String> {
+    let mut names = page.select(&format!("{list} .name"));
+    names.sort();
+    names
+}
+
+/// The names in the conversation header's member list, in alphabetical order.
+fn members(page: &Page) -> Vec<String> {
+    let mut names = page.own_text("#member-list li");
+    names.sort();
+    names
 }
 
 async fn everything_works_without_javascript(app: &TestApp) {
@@ -409,7 +416,7 @@ async fn everything_works_without_javascript(app: &TestApp) {
     assert_eq!(page.status, 303);
     assert_eq!(page.location(), Some("/rooms/plain"));
     let page = alice.get("/rooms/plain").await;
-    assert!(page.body.contains("no script here"));
+    assert_eq!(page.select(".message .body"), ["no script here"]);
     // A double-submitted form (same client_key) stores one message.
     alice
         .post(
@@ -423,8 +430,9 @@ async fn everything_works_without_javascript(app: &TestApp) {
         alice.say("/rooms/plain", &format!("m{i}")).await;
     }
     let page = alice.get("/rooms/plain").await;
-    assert!(
-        page.body.contains("href=\"/rooms/plain?before=12\""),
+    assert_eq!(
+        page.attr("#history a", "href").as_deref(),
+        Some("/rooms/plain?before=12"),
         "a link to older messages"
     );
     let older = alice.get("/rooms/plain?before=12").await;
@@ -473,12 +481,10 @@ async fn setting_a_topic_shows_it_in_the_room(app: &TestApp) {
         .post("/rooms/general/topic", &[("topic", "All things Parley")])
         .await;
     assert_eq!(page.status, 303);
-    assert!(
-        alice
-            .get("/rooms/general")
-            .await
-            .body
-            .contains("<p class=\"topic\" id=\"conversation-topic\">All things Parley</p>")
+    let page = alice.get("/rooms/general").await;
+    assert_eq!(
+        page.select("p.topic#conversation-topic"),
+        ["All things Parley"]
     );
     let page = alice
         .post("/rooms/general/topic", &[("topic", &"t".repeat(201))])

@@ -1,6 +1,7 @@
 //! The test app and the test client: `TestApp::sqlite()` starts Parley on a fresh database,
 //! `app.member("alice")` puts someone in it and returns their logged-in client (`app.user("alice")`
-//! signs them up through the form instead, for the tests about signing up).
+//! signs them up through the form instead, for the tests about signing up), and a `Page` is
+//! looked into with CSS selectors: `page.select("#m-3 .body")`, `page.attr("#poller", "hx-get")`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use parley::Settings;
 use parley::db::Db;
 use parley::domain::Password;
 use reqwest::header::HeaderMap;
+use scraper::{ElementRef, Html, Selector};
 use tokio::sync::oneshot;
 
 pub const PASSWORD: &str = "correct horse battery";
@@ -309,26 +311,107 @@ pub struct Page {
 }
 
 impl Page {
+    /// A page made of `html` alone, to look into HTML that came from elsewhere (a browser).
+    pub fn of_html(html: impl Into<String>) -> Page {
+        Page {
+            status: 200,
+            headers: HeaderMap::new(),
+            body: html.into(),
+        }
+    }
+
     pub fn location(&self) -> Option<&str> {
         self.headers.get("location").and_then(|v| v.to_str().ok())
     }
 
-    /// The `data-message-id`s in the body, in document order.
+    /// The body parsed as HTML: a whole document, or the fragment htmx swaps in.
+    pub fn html(&self) -> Html {
+        if self.body.trim_start().starts_with("<!DOCTYPE") {
+            Html::parse_document(&self.body)
+        } else {
+            Html::parse_fragment(&self.body)
+        }
+    }
+
+    /// Calls `each` with every element that `selector` (CSS) matches, in document order.
+    pub fn each<T>(&self, selector: &str, each: impl FnMut(ElementRef<'_>) -> T) -> Vec<T> {
+        let parsed =
+            Selector::parse(selector).unwrap_or_else(|e| panic!("bad selector {selector:?}: {e}"));
+        self.html().select(&parsed).map(each).collect()
+    }
+
+    /// The text of every element that `selector` matches, in document order.
+    pub fn select(&self, selector: &str) -> Vec<String> {
+        self.each(selector, |el| el.text().collect())
+    }
+
+    /// The text directly inside every element that `selector` matches (not its children's).
+    pub fn own_text(&self, selector: &str) -> Vec<String> {
+        self.each(selector, |el| {
+            el.children()
+                .filter_map(|node| node.value().as_text().map(|t| t.to_string()))
+                .collect()
+        })
+    }
+
+    /// The markup inside every element that `selector` matches.
+    pub fn inner_html(&self, selector: &str) -> Vec<String> {
+        self.each(selector, |el| el.inner_html())
+    }
+
+    /// How many elements `selector` matches.
+    pub fn count(&self, selector: &str) -> usize {
+        self.each(selector, |_| ()).len()
+    }
+
+    /// Whether `selector` matches anything.
+    pub fn has(&self, selector: &str) -> bool {
+        self.count(selector) > 0
+    }
+
+    /// The attribute `name` of the first element that `selector` matches.
+    pub fn attr(&self, selector: &str, name: &str) -> Option<String> {
+        self.attrs(selector, name).into_iter().next()
+    }
+
+    /// The attribute `name` of every element that `selector` matches and that has it.
+    pub fn attrs(&self, selector: &str, name: &str) -> Vec<String> {
+        self.each(selector, |el| el.attr(name).map(str::to_owned))
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// The `data-message-id`s of the messages in the body, in document order.
     pub fn message_ids(&self) -> Vec<i64> {
         message_ids(&self.body)
     }
+
+    /// Whether the people list shows `name` online (its entry's `data-online`); None when
+    /// `name` is not in the list.
+    pub fn online(&self, name: &str) -> Option<bool> {
+        let states = self.each("#people-list li.person", |li| {
+            let shown: String = li
+                .select(&Selector::parse(".name").expect("a selector"))
+                .flat_map(|el| el.text())
+                .collect();
+            (shown == name).then(|| li.attr("data-online") == Some("true"))
+        });
+        states.into_iter().flatten().next()
+    }
 }
 
+/// The `data-message-id`s in `html`, in document order.
 pub fn message_ids(html: &str) -> Vec<i64> {
-    html.split("data-message-id=\"")
-        .skip(1)
-        .filter_map(|rest| rest.split('"').next()?.parse().ok())
+    Page::of_html(html)
+        .attrs("[data-message-id]", "data-message-id")
+        .iter()
+        .map(|id| id.parse().expect("a message id is a number"))
         .collect()
 }
 
 pub fn csrf_from(html: &str) -> Option<String> {
-    let rest = html.split("name=\"csrf-token\" content=\"").nth(1)?;
-    Some(rest.split('"').next()?.to_owned())
+    Page::of_html(html).attr("meta[name=csrf-token]", "content")
 }
 
 /// A browser-like client: keeps cookies, does not follow redirects (tests look at them).

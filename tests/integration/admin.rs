@@ -5,7 +5,7 @@ use crate::on_both_engines;
 use crate::support::{Client, PASSWORD, TestApp};
 
 async fn superuser(app: &TestApp) -> Client {
-    let c = app.user("boss").await;
+    let c = app.member("boss").await;
     sqlx::query("UPDATE users SET is_staff = 1, is_superuser = 1 WHERE username = 'boss'")
         .execute(&app.pool().await)
         .await
@@ -21,114 +21,134 @@ async fn user_id(app: &TestApp, name: &str) -> i64 {
         .unwrap()
 }
 
-on_both_engines! {
-    async fn only_active_staff_enter_the_admin(app) {
-        let anon = app.client().await;
-        let page = anon.get("/admin/").await;
-        assert_eq!(page.status, 303);
-        assert_eq!(page.location(), Some("/admin/login/?next=/admin/"));
-        let login = anon.get("/admin/login/?next=/admin/").await;
-        assert_eq!(login.status, 200);
-        assert!(login.body.contains("name=\"next\" value=\"/admin/\""));
-        assert!(anon.get("/admin").await.location().is_some_and(|l| l.starts_with("/admin/login/")));
+on_both_engines!(
+    only_active_staff_enter_the_admin,
+    deactivating_a_user_ends_their_sessions_and_blocks_their_login,
+    a_password_set_in_the_admin_is_hashed_and_ends_other_sessions,
+    a_search_with_a_nul_byte_finds_nothing_and_fails_nothing,
+    what_staff_change_in_the_admin_is_what_users_see,
+);
 
-        let bob = app.user("bob").await;
-        assert_eq!(bob.get("/admin/").await.status, 403);
-        assert_eq!(bob.get("/admin/users/").await.status, 403);
-        assert!(!bob.get("/").await.body.contains("href=\"/admin/\""), "no admin link for non-staff");
+async fn only_active_staff_enter_the_admin(app: &TestApp) {
+    let anon = app.client().await;
+    let page = anon.get("/admin/").await;
+    assert_eq!(page.status, 303);
+    assert_eq!(page.location(), Some("/admin/login/?next=/admin/"));
+    let login = anon.get("/admin/login/?next=/admin/").await;
+    assert_eq!(login.status, 200);
+    assert_eq!(
+        login.attr("input[name=next]", "value").as_deref(),
+        Some("/admin/")
+    );
+    assert!(
+        anon.get("/admin")
+            .await
+            .location()
+            .is_some_and(|l| l.starts_with("/admin/login/"))
+    );
 
-        let boss = superuser(&app).await;
-        let index = boss.get("/admin/").await;
-        assert_eq!(index.status, 200, "{}", index.body);
-        for model in ["users", "rooms", "messages"] {
-            assert!(index.body.contains(&format!("href=\"/admin/{model}/\"")), "{model}");
-            assert_eq!(boss.get(&format!("/admin/{model}/")).await.status, 200, "{model}");
-        }
-        // Logging in through the admin's page returns to the admin.
-        let again = app.client().await;
-        let page = again.post("/login", &[("username", "boss"), ("password", PASSWORD), ("next", "/admin/")]).await;
-        assert_eq!(page.location(), Some("/admin/"));
+    let bob = app.member("bob").await;
+    assert_eq!(bob.get("/admin/").await.status, 403);
+    assert_eq!(bob.get("/admin/users/").await.status, 403);
+    assert!(
+        !bob.get("/").await.has("[href='/admin/']"),
+        "no admin link for non-staff"
+    );
+
+    let boss = superuser(app).await;
+    let index = boss.get("/admin/").await;
+    assert_eq!(index.status, 200, "{}", index.body);
+    for model in ["users", "rooms", "messages"] {
+        assert!(index.has(&format!("a[href='/admin/{model}/']")), "{model}");
+        assert_eq!(
+            boss.get(&format!("/admin/{model}/")).await.status,
+            200,
+            "{model}"
+        );
     }
+    // Logging in through the admin's page returns to the admin.
+    let again = app.client().await;
+    let page = again
+        .post(
+            "/login",
+            &[
+                ("username", "boss"),
+                ("password", PASSWORD),
+                ("next", "/admin/"),
+            ],
+        )
+        .await;
+    assert_eq!(page.location(), Some("/admin/"));
+}
 
-    async fn deactivating_a_user_ends_their_sessions_and_blocks_their_login(app) {
-        let boss = superuser(&app).await;
-        let mut bob = app.user("bob").await;
-        assert_eq!(bob.get("/").await.status, 200);
-        let id = user_id(&app, "bob").await;
-        let page = boss.post(&format!("/admin/users/{id}/change/"), &[("username", "bob"), ("_save", "1")]).await;
-        assert_eq!(page.status, 303, "{}", page.body);
-        assert_eq!(app.count("SELECT is_active FROM users WHERE username = 'bob'").await, 0);
-        assert_eq!(bob.get("/").await.status, 303, "bob's session is over");
-        assert_eq!(bob.login("bob", PASSWORD).await.status, 401, "and he cannot log in again");
-        assert_eq!(app.count("SELECT COUNT(*) FROM admin_log WHERE model = 'users' AND action_flag = 2").await, 1);
-    }
+async fn deactivating_a_user_ends_their_sessions_and_blocks_their_login(app: &TestApp) {
+    let boss = superuser(app).await;
+    let mut bob = app.member("bob").await;
+    assert_eq!(bob.get("/").await.status, 200);
+    let id = user_id(app, "bob").await;
+    let page = boss
+        .post(
+            &format!("/admin/users/{id}/change/"),
+            &[("username", "bob"), ("_save", "1")],
+        )
+        .await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(
+        app.count("SELECT is_active FROM users WHERE username = 'bob'")
+            .await,
+        0
+    );
+    assert_eq!(bob.get("/").await.status, 303, "bob's session is over");
+    assert_eq!(
+        bob.login("bob", PASSWORD).await.status,
+        401,
+        "and he cannot log in again"
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM admin_log WHERE model = 'users' AND action_flag = 2")
+            .await,
+        1
+    );
+}
 
-    async fn a_password_set_in_the_admin_is_hashed_and_ends_other_sessions(app) {
-        let boss = superuser(&app).await;
-        let bob = app.user("bob").await;
-        let id = user_id(&app, "bob").await;
-        let page = boss.post(&format!("/admin/users/{id}/password/"), &[("password1", "brand new secret"), ("password2", "brand new secret")]).await;
-        assert_eq!(page.status, 303, "{}", page.body);
-        let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1").bind(id).fetch_one(&app.pool().await).await.unwrap();
-        assert!(hash.starts_with("$argon2id$"), "stored as an argon2id hash");
-        assert_eq!(bob.get("/").await.status, 303, "the old session ends");
-        let mut fresh = app.client().await;
-        assert_eq!(fresh.login("bob", "brand new secret").await.status, 303);
-        let weak = boss.post(&format!("/admin/users/{id}/password/"), &[("password1", "short"), ("password2", "short")]).await;
-        assert_eq!(weak.status, 422);
-        assert!(weak.body.contains("A password has at least 8 characters."));
-    }
+async fn a_password_set_in_the_admin_is_hashed_and_ends_other_sessions(app: &TestApp) {
+    let boss = superuser(app).await;
+    let bob = app.member("bob").await;
+    let id = user_id(app, "bob").await;
+    let page = boss
+        .post(
+            &format!("/admin/users/{id}/password/"),
+            &[
+                ("password1", "brand new secret"),
+                ("password2", "brand new secret"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let hash: String = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_one(&app.pool().await)
+        .await
+        .unwrap();
+    assert!(hash.starts_with("$argon2id$"), "stored as an argon2id hash");
+    assert_eq!(bob.get("/").await.status, 303, "the old session ends");
+    let mut fresh = app.client().await;
+    assert_eq!(fresh.login("bob", "brand new secret").await.status, 303);
+    let weak = boss
+        .post(
+            &format!("/admin/users/{id}/password/"),
+            &[("password1", "short"), ("password2", "short")],
+        )
+        .await;
+    assert_eq!(weak.status, 422);
+    assert!(weak.body.contains("A password has at least 8 characters."));
+}
 
-    async fn a_search_with_a_nul_byte_finds_nothing_and_fails_nothing(app) {
-        let boss = superuser(&app).await;
-        for model in ["users", "rooms", "messages"] {
-            let page = boss.get(&format!("/admin/{model}/?q=a%00")).await;
-            assert_eq!(page.status, 200, "{model}: {}", page.body);
-        }
-    }
-
-    async fn what_staff_change_in_the_admin_is_what_users_see(app) {
-        let boss = superuser(&app).await;
-        let alice = app.user("alice").await;
-        alice.post("/rooms", &[("name", "general")]).await;
-        alice.say("/rooms/general", "keep me").await;
-        alice.say("/rooms/general", "delete me").await;
-        // Deleting a message removes it from the room page and from what polls deliver.
-        assert!(alice.poll("/rooms/general", 0).await.body.contains("delete me"));
-        let message: i64 = sqlx::query_scalar("SELECT id FROM messages WHERE body = 'delete me'").fetch_one(&app.pool().await).await.unwrap();
-        let confirm = boss.get(&format!("/admin/messages/{message}/delete/")).await;
-        assert_eq!(confirm.status, 200);
-        assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 2, "a GET deletes nothing");
-        let page = boss.post(&format!("/admin/messages/{message}/delete/"), &[("post", "yes")]).await;
-        assert_eq!(page.status, 303, "{}", page.body);
-        assert!(!alice.get("/rooms/general").await.body.contains("delete me"));
-        let poll = alice.poll("/rooms/general", 0).await;
-        assert!(poll.body.contains("keep me") && !poll.body.contains("delete me"));
-        // A poll from before the deletion (its cursor below the deleted message) waits for the next.
-        let (poll, _) = tokio::join!(alice.poll("/rooms/general", 1), async {
-            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-            alice.say("/rooms/general", "after the deletion").await
-        });
-        assert_eq!(poll.message_ids(), vec![3]);
-        assert!(poll.body.contains("after the deletion"));
-        // Deleting a user deletes their messages, which polls then no longer deliver either.
-        let mallory = app.user("mallory").await;
-        mallory.say("/rooms/general", "spam from mallory").await;
-        assert!(alice.poll("/rooms/general", 3).await.body.contains("spam from mallory"));
-        let id: i64 = sqlx::query_scalar("SELECT id FROM users WHERE username = 'mallory'").fetch_one(&app.pool().await).await.unwrap();
-        let page = boss.post(&format!("/admin/users/{id}/delete/"), &[("post", "yes")]).await;
-        assert_eq!(page.status, 303, "{}", page.body);
-        let poll = alice.poll("/rooms/general", 3).await;
-        assert_eq!(poll.status, 204, "nothing after 3 is left: {}", poll.body);
-        // A room's topic edited in the admin shows in the room.
-        let room: i64 = sqlx::query_scalar("SELECT id FROM rooms WHERE name = 'general'").fetch_one(&app.pool().await).await.unwrap();
-        let page = boss.post(&format!("/admin/rooms/{room}/change/"), &[("name", "general"), ("topic", "Edited by staff"), ("_save", "1")]).await;
-        assert_eq!(page.status, 303, "{}", page.body);
-        assert!(alice.get("/rooms/general").await.body.contains("Edited by staff"));
-        // The cascade is listed before a room is deleted.
-        let confirm = boss.get(&format!("/admin/rooms/{room}/delete/")).await;
-        assert!(confirm.body.contains("keep me"), "the room's remaining message is listed: {}", confirm.body);
-        assert_eq!(app.count("SELECT COUNT(*) FROM rooms").await, 1, "a GET deletes nothing");
+async fn a_search_with_a_nul_byte_finds_nothing_and_fails_nothing(app: &TestApp) {
+    let boss = superuser(app).await;
+    for model in ["users", "rooms", "messages"] {
+        let page = boss.get(&format!("/admin/{model}/?q=a%00")).await;
+        assert_eq!(page.status, 200, "{model}: {}", page.body);
     }
 
     async fn staff_who_change_their_own_password_in_the_admin_stay_logged_in(app) {
@@ -166,4 +186,108 @@ on_both_engines! {
         let list = boss.get("/admin/messages/").await;
         assert!(list.body.contains("a private word"), "superusers see every message");
     }
+}
+
+async fn what_staff_change_in_the_admin_is_what_users_see(app: &TestApp) {
+    let boss = superuser(app).await;
+    let alice = app.member("alice").await;
+    alice.post("/rooms", &[("name", "general")]).await;
+    alice.say("/rooms/general", "keep me").await;
+    alice.say("/rooms/general", "delete me").await;
+    // Deleting a message removes it from the room page and from what polls deliver.
+    assert_eq!(
+        alice
+            .poll("/rooms/general", 0)
+            .await
+            .select(".message .body"),
+        ["keep me", "delete me"]
+    );
+    let message: i64 = sqlx::query_scalar("SELECT id FROM messages WHERE body = 'delete me'")
+        .fetch_one(&app.pool().await)
+        .await
+        .unwrap();
+    let confirm = boss
+        .get(&format!("/admin/messages/{message}/delete/"))
+        .await;
+    assert_eq!(confirm.status, 200);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM messages").await,
+        2,
+        "a GET deletes nothing"
+    );
+    let page = boss
+        .post(
+            &format!("/admin/messages/{message}/delete/"),
+            &[("post", "yes")],
+        )
+        .await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let page = alice.get("/rooms/general").await;
+    assert_eq!(page.select(".message .body"), ["keep me"]);
+    assert!(!page.body.contains("delete me"));
+    let poll = alice.poll("/rooms/general", 0).await;
+    assert_eq!(poll.select(".message .body"), ["keep me"]);
+    assert!(!poll.body.contains("delete me"));
+    // A poll from before the deletion (its cursor below the deleted message) waits for the next.
+    let (poll, _) = tokio::join!(alice.poll("/rooms/general", 1), async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        alice.say("/rooms/general", "after the deletion").await
+    });
+    assert_eq!(poll.message_ids(), vec![3]);
+    assert_eq!(poll.select("#m-3 .body"), ["after the deletion"]);
+    // Deleting a user deletes their messages, which polls then no longer deliver either.
+    let mallory = app.member("mallory").await;
+    mallory.say("/rooms/general", "spam from mallory").await;
+    assert_eq!(
+        alice
+            .poll("/rooms/general", 3)
+            .await
+            .select(".message .body"),
+        ["spam from mallory"]
+    );
+    let id: i64 = sqlx::query_scalar("SELECT id FROM users WHERE username = 'mallory'")
+        .fetch_one(&app.pool().await)
+        .await
+        .unwrap();
+    let page = boss
+        .post(&format!("/admin/users/{id}/delete/"), &[("post", "yes")])
+        .await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let poll = alice.poll("/rooms/general", 3).await;
+    assert_eq!(poll.status, 204, "nothing after 3 is left: {}", poll.body);
+    // A room's topic edited in the admin shows in the room.
+    let room: i64 = sqlx::query_scalar("SELECT id FROM rooms WHERE name = 'general'")
+        .fetch_one(&app.pool().await)
+        .await
+        .unwrap();
+    let page = boss
+        .post(
+            &format!("/admin/rooms/{room}/change/"),
+            &[
+                ("name", "general"),
+                ("topic", "Edited by staff"),
+                ("_save", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(
+        alice
+            .get("/rooms/general")
+            .await
+            .select("#conversation-topic"),
+        ["Edited by staff"]
+    );
+    // The cascade is listed before a room is deleted.
+    let confirm = boss.get(&format!("/admin/rooms/{room}/delete/")).await;
+    assert!(
+        confirm.body.contains("keep me"),
+        "the room's remaining message is listed: {}",
+        confirm.body
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM rooms").await,
+        1,
+        "a GET deletes nothing"
+    );
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
-use crate::support::{PASSWORD, TestApp};
+use crate::support::{PASSWORD, Page, TestApp};
 
 /// One browser test at a time: each starts Chromium processes, and the machine has two cores.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -271,7 +271,11 @@ async fn two_people_see_each_others_messages_live() {
         .html(true)
         .await
         .unwrap();
-    assert!(html.contains("line one<br>line two"), "{html}");
+    let bodies = Page::of_html(html).inner_html(".message .body");
+    assert!(
+        bodies.iter().any(|b| b == "line one<br>line two"),
+        "{bodies:?}"
+    );
     screenshot(&alice, "room").await;
 
     // A private conversation, opened from the people list.
@@ -347,7 +351,7 @@ async fn scrolling_up_loads_older_messages() {
     let _one = ONE_AT_A_TIME.lock().await;
     let Some(driver) = driver().await else { return };
     let app = TestApp::sqlite().await;
-    let writer = app.user("writer").await;
+    let writer = app.member("writer").await;
     writer.post("/rooms", &[("name", "history")]).await;
     for i in 1..=120 {
         writer
@@ -413,11 +417,11 @@ async fn an_admin_edits_a_room_and_deletes_a_message_and_users_see_it() {
     let _one = ONE_AT_A_TIME.lock().await;
     let Some(driver) = driver().await else { return };
     let app = TestApp::sqlite().await;
-    let alice = app.user("alice").await;
+    let alice = app.member("alice").await;
     alice.post("/rooms", &[("name", "general")]).await;
     alice.say("/rooms/general", "a fine message").await;
     alice.say("/rooms/general", "an unfortunate message").await;
-    app.user("boss").await;
+    app.member("boss").await;
     sqlx::query("UPDATE users SET is_staff = 1, is_superuser = 1 WHERE username = 'boss'")
         .execute(&app.pool().await)
         .await

@@ -1,39 +1,51 @@
 //! The test app and the test client: `TestApp::sqlite()` starts Parley on a fresh database,
-//! `app.user("alice")` registers someone and returns their logged-in client.
+//! `app.member("alice")` puts someone in it and returns their logged-in client (`app.user("alice")`
+//! signs them up through the form instead, for the tests about signing up), and a `Page` is
+//! looked into with CSS selectors: `page.select("#m-3 .body")`, `page.attr("#poller", "hx-get")`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use parley::Settings;
 use parley::db::Db;
+use parley::domain::Password;
 use reqwest::header::HeaderMap;
+use scraper::{ElementRef, Html, Selector};
 use tokio::sync::oneshot;
 
 pub const PASSWORD: &str = "correct horse battery";
 
-/// Runs the test body once on SQLite and once on PostgreSQL, as two tests.
+/// Makes each named test body, an `async fn name(app: &TestApp)` (or `&mut TestApp`, to restart
+/// the server) at module level, into two tests: `sqlite::name` and `postgres::name`. The
+/// PostgreSQL one passes, with a loud note, when no PostgreSQL is reachable (see `postgres_url`).
+///
+/// ```ignore
+/// on_both_engines!(two_people_chat_in_a_room, unread_counts_move_as_people_write_and_read);
+///
+/// async fn two_people_chat_in_a_room(app: &TestApp) { ... }
+/// ```
 #[macro_export]
 macro_rules! on_both_engines {
-    ($(async fn $name:ident($app:ident) $body:block)*) => {
+    ($($name:ident),* $(,)?) => {
         mod sqlite {
-            #[allow(unused_imports)]
-            use super::*;
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[allow(clippy::unnecessary_mut_passed)]
                 async fn $name() {
-                    let $app = $crate::support::TestApp::sqlite().await;
-                    $body
+                    let mut app = $crate::support::TestApp::sqlite().await;
+                    super::$name(&mut app).await;
                 }
             )*
         }
         mod postgres {
-            #[allow(unused_imports)]
-            use super::*;
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[allow(clippy::unnecessary_mut_passed)]
                 async fn $name() {
-                    let Some($app) = $crate::support::TestApp::postgres().await else { return };
-                    $body
+                    let Some(mut app) = $crate::support::TestApp::postgres().await else {
+                        return;
+                    };
+                    super::$name(&mut app).await;
                 }
             )*
         }
@@ -209,7 +221,8 @@ impl TestApp {
         Client::new(&self.base).await
     }
 
-    /// A registered, logged-in user's client.
+    /// A logged-in client of someone who signed up through the registration form. Only the tests
+    /// about signing up need this: the others use `member`, which is quicker.
     pub async fn user(&self, name: &str) -> Client {
         let mut c = self.client().await;
         let page = c.register(name, PASSWORD).await;
@@ -217,6 +230,54 @@ impl TestApp {
         c.name = name.to_owned();
         c
     }
+
+    /// A logged-in client of `name`, an ordinary user with the password `PASSWORD`, put straight
+    /// into the database (no sign-up form, no hashing) and logged in through `POST /login`.
+    pub async fn member(&self, name: &str) -> Client {
+        insert_member(&self.database_url, name).await;
+        log_in(&self.base, name).await
+    }
+}
+
+/// Logs `name` in with `PASSWORD` through the login form and returns the client.
+pub async fn log_in(base: &str, name: &str) -> Client {
+    let mut c = Client::new(base).await;
+    let page = c.login(name, PASSWORD).await;
+    assert_eq!(page.status, 303, "logging {name} in: {}", page.body);
+    c.name = name.to_owned();
+    c
+}
+
+/// Inserts the user `name` with the password `PASSWORD` into the database at `database_url`
+/// (whose server has run the migrations), as signing up would store them.
+pub async fn insert_member(database_url: &str, name: &str) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(database_url)
+        .await
+        .expect("test pool");
+    sqlx::query(
+        "INSERT INTO users (username, username_key, password_hash, created_ms) \
+         VALUES ($1, $2, $3, $4)",
+    )
+    .bind(name)
+    .bind(name.to_lowercase())
+    .bind(password_hash().await)
+    .bind(parley::now_ms())
+    .execute(&pool)
+    .await
+    .unwrap_or_else(|e| panic!("insert the user {name}: {e}"));
+    pool.close().await;
+}
+
+/// The argon2 hash of `PASSWORD`, computed once per test process: a hash costs as much as a
+/// login, and every member would otherwise pay for one.
+async fn password_hash() -> &'static str {
+    static HASH: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    HASH.get_or_init(|| async {
+        let password = Password::parse(PASSWORD, None).expect("the test password is valid");
+        parley::password::hash(&password).await
+    })
+    .await
 }
 
 impl Drop for TestApp {
@@ -250,26 +311,107 @@ pub struct Page {
 }
 
 impl Page {
+    /// A page made of `html` alone, to look into HTML that came from elsewhere (a browser).
+    pub fn of_html(html: impl Into<String>) -> Page {
+        Page {
+            status: 200,
+            headers: HeaderMap::new(),
+            body: html.into(),
+        }
+    }
+
     pub fn location(&self) -> Option<&str> {
         self.headers.get("location").and_then(|v| v.to_str().ok())
     }
 
-    /// The `data-message-id`s in the body, in document order.
+    /// The body parsed as HTML: a whole document, or the fragment htmx swaps in.
+    pub fn html(&self) -> Html {
+        if self.body.trim_start().starts_with("<!DOCTYPE") {
+            Html::parse_document(&self.body)
+        } else {
+            Html::parse_fragment(&self.body)
+        }
+    }
+
+    /// Calls `each` with every element that `selector` (CSS) matches, in document order.
+    pub fn each<T>(&self, selector: &str, each: impl FnMut(ElementRef<'_>) -> T) -> Vec<T> {
+        let parsed =
+            Selector::parse(selector).unwrap_or_else(|e| panic!("bad selector {selector:?}: {e}"));
+        self.html().select(&parsed).map(each).collect()
+    }
+
+    /// The text of every element that `selector` matches, in document order.
+    pub fn select(&self, selector: &str) -> Vec<String> {
+        self.each(selector, |el| el.text().collect())
+    }
+
+    /// The text directly inside every element that `selector` matches (not its children's).
+    pub fn own_text(&self, selector: &str) -> Vec<String> {
+        self.each(selector, |el| {
+            el.children()
+                .filter_map(|node| node.value().as_text().map(|t| t.to_string()))
+                .collect()
+        })
+    }
+
+    /// The markup inside every element that `selector` matches.
+    pub fn inner_html(&self, selector: &str) -> Vec<String> {
+        self.each(selector, |el| el.inner_html())
+    }
+
+    /// How many elements `selector` matches.
+    pub fn count(&self, selector: &str) -> usize {
+        self.each(selector, |_| ()).len()
+    }
+
+    /// Whether `selector` matches anything.
+    pub fn has(&self, selector: &str) -> bool {
+        self.count(selector) > 0
+    }
+
+    /// The attribute `name` of the first element that `selector` matches.
+    pub fn attr(&self, selector: &str, name: &str) -> Option<String> {
+        self.attrs(selector, name).into_iter().next()
+    }
+
+    /// The attribute `name` of every element that `selector` matches and that has it.
+    pub fn attrs(&self, selector: &str, name: &str) -> Vec<String> {
+        self.each(selector, |el| el.attr(name).map(str::to_owned))
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// The `data-message-id`s of the messages in the body, in document order.
     pub fn message_ids(&self) -> Vec<i64> {
         message_ids(&self.body)
     }
+
+    /// Whether the people list shows `name` online (its entry's `data-online`); None when
+    /// `name` is not in the list.
+    pub fn online(&self, name: &str) -> Option<bool> {
+        let states = self.each("#people-list li.person", |li| {
+            let shown: String = li
+                .select(&Selector::parse(".name").expect("a selector"))
+                .flat_map(|el| el.text())
+                .collect();
+            (shown == name).then(|| li.attr("data-online") == Some("true"))
+        });
+        states.into_iter().flatten().next()
+    }
 }
 
+/// The `data-message-id`s in `html`, in document order.
 pub fn message_ids(html: &str) -> Vec<i64> {
-    html.split("data-message-id=\"")
-        .skip(1)
-        .filter_map(|rest| rest.split('"').next()?.parse().ok())
+    Page::of_html(html)
+        .attrs("[data-message-id]", "data-message-id")
+        .iter()
+        .map(|id| id.parse().expect("a message id is a number"))
         .collect()
 }
 
 pub fn csrf_from(html: &str) -> Option<String> {
-    let rest = html.split("name=\"csrf-token\" content=\"").nth(1)?;
-    Some(rest.split('"').next()?.to_owned())
+    Page::of_html(html).attr("meta[name=csrf-token]", "content")
 }
 
 /// A browser-like client: keeps cookies, does not follow redirects (tests look at them).

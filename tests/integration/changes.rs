@@ -1,0 +1,424 @@
+//! Conversations that change: editing, deleting and reacting to messages, mentions, and the
+//! personal feed, each delivered live to polls already held.
+
+use std::time::{Duration, Instant};
+
+use crate::on_both_engines;
+use crate::support::{Client, Page, TestApp};
+
+on_both_engines!(
+    an_edit_reaches_a_held_poll_as_the_same_message_marked_edited,
+    only_the_author_edits_or_deletes_and_bad_edits_change_nothing,
+    a_deleted_message_is_gone_from_the_database_the_pages_and_held_polls,
+    reactions_toggle_and_reach_a_held_poll_and_only_emoji_are_accepted,
+    a_third_user_reaches_nothing_of_a_private_conversation_through_the_new_routes,
+    mentions_are_counted_for_the_person_named_and_listed_on_their_page,
+    the_personal_feed_answers_when_a_private_message_arrives,
+    a_poll_from_before_the_changes_gets_the_current_state_after_a_restart,
+    without_javascript_edit_and_delete_are_pages_and_forms,
+);
+
+/// alice and bob in #general; alice has said "hello" (message 1).
+async fn general_with_hello(app: &TestApp) -> (Client, Client) {
+    let alice = app.member("alice").await;
+    let bob = app.member("bob").await;
+    for c in [&alice, &bob] {
+        assert_eq!(c.post("/rooms", &[("name", "general")]).await.status, 303);
+    }
+    assert_eq!(alice.say("/rooms/general", "hello").await, 1);
+    (alice, bob)
+}
+
+/// A poll held by `who` from `after`, answered in the background.
+fn held(who: &Client, conv: &str, after: i64) -> tokio::task::JoinHandle<Page> {
+    let (http, base, csrf) = (who.http.clone(), who.base.clone(), who.csrf.clone());
+    let url = format!("{base}{conv}/messages?after={after}");
+    tokio::spawn(async move {
+        let resp = http
+            .get(url)
+            .header("HX-Request", "true")
+            .header("X-CSRF-Token", csrf)
+            .send()
+            .await
+            .expect("poll");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        Page {
+            status,
+            headers,
+            body: resp.text().await.unwrap_or_default(),
+        }
+    })
+}
+
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
+async fn an_edit_reaches_a_held_poll_as_the_same_message_marked_edited(app: &TestApp) {
+    let (alice, bob) = general_with_hello(app).await;
+    let poll = held(&bob, "/rooms/general", 1);
+    settle().await;
+    let edited = alice
+        .post_htmx("/rooms/general/messages/1/edit", &[("body", "hello again")])
+        .await;
+    assert_eq!(edited.status, 200, "{}", edited.body);
+    assert_eq!(edited.select("#m-1 .body"), vec!["hello again"]);
+    let got = poll.await.unwrap();
+    assert_eq!(got.status, 200);
+    assert_eq!(
+        got.attr("#m-1", "hx-swap-oob").as_deref(),
+        Some("outerHTML")
+    );
+    assert_eq!(got.attr("#m-1", "data-message-id").as_deref(), Some("1"));
+    assert_eq!(got.select("#m-1 .body"), vec!["hello again"]);
+    assert_eq!(got.select("#m-1 .edited"), vec!["(edited)"]);
+    assert_eq!(
+        got.attr("#poller", "data-after").as_deref(),
+        Some("2"),
+        "the edit was change 2"
+    );
+    // Everyone's page shows the new text, marked.
+    let page = bob.get("/rooms/general").await;
+    assert_eq!(page.select("#m-1 .body"), vec!["hello again"]);
+    assert!(page.has("#m-1 .edited"));
+}
+
+async fn only_the_author_edits_or_deletes_and_bad_edits_change_nothing(app: &TestApp) {
+    let (alice, bob) = general_with_hello(app).await;
+    let url = "/rooms/general/messages/1";
+    assert_eq!(
+        bob.post_htmx(&format!("{url}/edit"), &[("body", "mine now")])
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        bob.post_htmx(&format!("{url}/delete"), &[]).await.status,
+        403
+    );
+    assert_eq!(bob.get(&format!("{url}/edit")).await.status, 403);
+    let none = "/rooms/general/messages/999";
+    assert_eq!(
+        alice
+            .post_htmx(&format!("{none}/edit"), &[("body", "x")])
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        alice.post_htmx(&format!("{none}/delete"), &[]).await.status,
+        404
+    );
+    assert_eq!(
+        alice.get("/rooms/general/messages/abc/edit").await.status,
+        404
+    );
+    for bad in ["", "   ", &"x".repeat(4001), "bell\u{7}"] {
+        let page = alice
+            .post_htmx(&format!("{url}/edit"), &[("body", bad)])
+            .await;
+        assert_eq!(page.status, 422, "{bad:?}");
+    }
+    let page = alice.post(&format!("{url}/edit"), &[("body", "")]).await;
+    assert_eq!(page.status, 422);
+    assert!(
+        page.has("form.editing textarea"),
+        "the form again, with its error"
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM messages WHERE body = 'hello' AND edited_ms IS NULL")
+            .await,
+        1
+    );
+    assert_eq!(
+        app.count("SELECT last_seq FROM rooms WHERE name = 'general'")
+            .await,
+        1,
+        "no change spent"
+    );
+    // The menu offers edit and delete to the author only.
+    let mine = alice.get_htmx(&format!("{url}/actions")).await;
+    assert!(mine.has(".message-menu a[href$='/edit']"));
+    let theirs = bob.get_htmx(&format!("{url}/actions")).await;
+    assert!(theirs.has(".message-menu .picker"));
+    assert!(!theirs.has(".message-menu a[href$='/edit']"));
+    assert!(!theirs.has(".message-menu a[href$='/delete']"));
+}
+
+async fn a_deleted_message_is_gone_from_the_database_the_pages_and_held_polls(app: &TestApp) {
+    let (alice, bob) = general_with_hello(app).await;
+    alice.say("/rooms/general", "a secret").await;
+    alice.say("/rooms/general", "after it").await;
+    let poll = held(&bob, "/rooms/general", 3);
+    settle().await;
+    let gone = alice
+        .post_htmx("/rooms/general/messages/2/delete", &[])
+        .await;
+    assert_eq!(gone.status, 200);
+    let got = poll.await.unwrap();
+    assert_eq!(got.attr("#m-2", "hx-swap-oob").as_deref(), Some("delete"));
+    assert!(!got.body.contains("a secret"));
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM messages WHERE body = 'a secret'")
+            .await,
+        0
+    );
+    let page = bob.get("/rooms/general").await;
+    assert_eq!(page.message_ids(), vec![1, 3]);
+    assert!(!page.body.contains("a secret"));
+    let older = bob.get_htmx("/rooms/general/messages?before=4").await;
+    assert!(!older.body.contains("a secret"));
+    // A poll from before it was sent never sees its text.
+    let from_start = bob.get_htmx("/rooms/general/messages?after=0").await;
+    assert!(!from_start.body.contains("a secret"), "{}", from_start.body);
+    assert_eq!(
+        alice
+            .post_htmx("/rooms/general/messages/2/delete", &[])
+            .await
+            .status,
+        404
+    );
+}
+
+async fn reactions_toggle_and_reach_a_held_poll_and_only_emoji_are_accepted(app: &TestApp) {
+    let (alice, bob) = general_with_hello(app).await;
+    let poll = held(&alice, "/rooms/general", 1);
+    settle().await;
+    let url = "/rooms/general/messages/1/reactions";
+    let page = bob.post_htmx(url, &[("emoji", "👍")]).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.select("#r-1 .chip .count"), vec!["1"]);
+    let got = poll.await.unwrap();
+    assert_eq!(
+        got.attr("#r-1", "hx-swap-oob").as_deref(),
+        Some("outerHTML")
+    );
+    assert_eq!(got.attr("#r-1 .chip", "title").as_deref(), Some("bob"));
+    alice.post_htmx(url, &[("emoji", "👍")]).await;
+    let page = alice.get("/rooms/general").await;
+    assert_eq!(page.select("#r-1 .chip .count"), vec!["2"]);
+    assert_eq!(
+        page.attr("#r-1 .chip", "title").as_deref(),
+        Some("bob, alice")
+    );
+    // Clicking your own reaction takes it away.
+    let page = bob.post_htmx(url, &[("emoji", "👍")]).await;
+    assert_eq!(page.select("#r-1 .chip .count"), vec!["1"]);
+    for bad in ["", "ok", "👍👍", "a👍", &"👍".repeat(9), "<b>"] {
+        assert_eq!(
+            bob.post_htmx(url, &[("emoji", bad)]).await.status,
+            422,
+            "{bad:?}"
+        );
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM reactions").await, 1);
+    let missing = bob
+        .post_htmx("/rooms/general/messages/9/reactions", &[("emoji", "👍")])
+        .await;
+    assert_eq!(missing.status, 404);
+}
+
+async fn a_third_user_reaches_nothing_of_a_private_conversation_through_the_new_routes(
+    app: &TestApp,
+) {
+    let alice = app.member("alice").await;
+    let bob = app.member("bob").await;
+    let carol = app.member("carol").await;
+    alice.say("/dm/bob", "just between us @carol").await;
+    assert_eq!(
+        bob.get("/dm/alice").await.select("#m-1 .body"),
+        vec!["just between us @carol"]
+    );
+    // /dm/alice for carol is carol's own conversation with alice, which has no message 1.
+    for path in [
+        "/dm/alice/messages/1",
+        "/dm/alice/messages/1/actions",
+        "/dm/alice/messages/1/edit",
+        "/dm/alice/messages/1/delete",
+        "/dm/alice/messages/1/react",
+    ] {
+        assert_eq!(carol.get_htmx(path).await.status, 404, "{path}");
+    }
+    let react = carol
+        .post_htmx("/dm/alice/messages/1/reactions", &[("emoji", "👍")])
+        .await;
+    assert_eq!(react.status, 404);
+    assert_eq!(
+        carol
+            .post_htmx("/dm/alice/messages/1/delete", &[])
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        carol
+            .post_htmx("/dm/bob/messages/1/edit", &[("body", "x")])
+            .await
+            .status,
+        404
+    );
+    // Named in a conversation she cannot read, carol is not told of it.
+    let mentions = carol.get("/mentions").await;
+    assert!(!mentions.body.contains("between us"));
+    assert_eq!(app.count("SELECT COUNT(*) FROM mentions").await, 0);
+    assert_eq!(app.count("SELECT COUNT(*) FROM reactions").await, 0);
+    // Logged out: the login page, never content.
+    let anon = app.client().await;
+    assert_eq!(anon.get("/dm/alice/messages/1/actions").await.status, 303);
+}
+
+async fn mentions_are_counted_for_the_person_named_and_listed_on_their_page(app: &TestApp) {
+    let (alice, bob) = general_with_hello(app).await;
+    let carol = app.member("carol").await;
+    carol.post("/rooms", &[("name", "general")]).await;
+    alice
+        .say("/rooms/general", "@BOB can you look? thanks @carol.")
+        .await;
+    let home = bob.get("/").await;
+    assert_eq!(
+        home.attr("#room-list a[href='/rooms/general']", "data-mentions")
+            .as_deref(),
+        Some("1")
+    );
+    assert_eq!(
+        home.select("#room-list a[href='/rooms/general'] .badge.mentions"),
+        vec!["@1 mentioning you"]
+    );
+    let page = bob.get("/rooms/general").await;
+    assert_eq!(
+        page.attr("#m-2", "data-mentions").as_deref(),
+        Some("bob carol")
+    );
+    assert_eq!(page.select("#m-2 .mention"), vec!["@BOB", "@carol"]);
+    let listed = bob.get("/mentions").await;
+    assert_eq!(listed.status, 200);
+    assert_eq!(
+        listed.attrs(".mention-list a", "href"),
+        vec!["/rooms/general#m-2"]
+    );
+    assert_eq!(listed.select(".mention-list .author"), vec!["alice"]);
+    // Read, the count is gone; the page still lists it.
+    assert_eq!(
+        bob.get("/")
+            .await
+            .attr("#room-list a[href='/rooms/general']", "data-mentions")
+            .as_deref(),
+        Some("0")
+    );
+    assert_eq!(bob.get_htmx("/mentions").await.count(".mention-list li"), 1);
+    // An edit that names someone new counts for them.
+    alice
+        .post_htmx("/rooms/general/messages/1/edit", &[("body", "hello @dave")])
+        .await;
+    let dave = app.member("dave").await;
+    assert_eq!(
+        dave.get("/mentions").await.count(".mention-list li"),
+        0,
+        "dave did not exist then"
+    );
+    let style = bob.get("/me.css").await;
+    assert!(style.body.contains(".message[data-mentions~=\"bob\"]"));
+}
+
+async fn the_personal_feed_answers_when_a_private_message_arrives(app: &TestApp) {
+    let alice = app.member("alice").await;
+    let bob = app.member("bob").await;
+    alice.say("/dm/bob", "first").await;
+    bob.get("/dm/alice").await;
+    let t = parley::now_ms();
+    let started = Instant::now();
+    let feed = {
+        let (http, url) = (bob.http.clone(), format!("{}/feed?t={t}", bob.base));
+        tokio::spawn(async move {
+            let resp = http
+                .get(url)
+                .header("HX-Request", "true")
+                .send()
+                .await
+                .expect("feed");
+            (
+                resp.status().as_u16(),
+                resp.text().await.unwrap_or_default(),
+            )
+        })
+    };
+    settle().await;
+    alice.say("/dm/bob", "are you there?").await;
+    let (status, body) = feed.await.unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        started.elapsed() < Duration::from_millis(1900),
+        "answered before the hold ended"
+    );
+    let page = Page::of_html(body);
+    assert_eq!(
+        page.attr("#sidebar-lists", "hx-swap-oob").as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        page.attr("#people-list a[href='/dm/alice']", "data-unread")
+            .as_deref(),
+        Some("1")
+    );
+    assert!(page.has("#poller[data-t]"));
+    // Without news, the feed holds and ends with 204.
+    let quiet = bob.get_htmx(&format!("/feed?t={}", parley::now_ms())).await;
+    assert_eq!(quiet.status, 204);
+}
+
+async fn a_poll_from_before_the_changes_gets_the_current_state_after_a_restart(app: &TestApp) {
+    let mut app = TestApp::start_on(app.database_url.clone()).await;
+    let (alice, bob) = general_with_hello(&app).await;
+    alice.say("/rooms/general", "two").await;
+    alice.say("/rooms/general", "three").await;
+    alice
+        .post_htmx("/rooms/general/messages/1/edit", &[("body", "one, edited")])
+        .await;
+    alice
+        .post_htmx("/rooms/general/messages/2/delete", &[])
+        .await;
+    bob.post_htmx("/rooms/general/messages/3/reactions", &[("emoji", "🎉")])
+        .await;
+    // A fresh process has no window: this poll is answered from the database.
+    app.restart().await;
+    let bob = crate::support::log_in(&app.base, "bob").await;
+    let from_one = bob.get_htmx("/rooms/general/messages?after=1").await;
+    assert_eq!(from_one.select("#m-1 .body"), vec!["one, edited"]);
+    assert_eq!(
+        from_one.attr("#m-1", "hx-swap-oob").as_deref(),
+        Some("outerHTML")
+    );
+    assert_eq!(from_one.select("#m-3 .body"), vec!["three"]);
+    assert_eq!(from_one.select("#m-3 .chip .count"), vec!["1"]);
+    assert!(!from_one.body.contains("two"));
+    assert_eq!(from_one.attr("#poller", "data-after").as_deref(), Some("6"));
+    // Nothing after the cursor it was given: it holds.
+    assert_eq!(
+        bob.get_htmx("/rooms/general/messages?after=6").await.status,
+        204
+    );
+}
+
+async fn without_javascript_edit_and_delete_are_pages_and_forms(app: &TestApp) {
+    let (alice, bob) = general_with_hello(app).await;
+    let form = alice.get("/rooms/general/messages/1/edit").await;
+    assert_eq!(form.status, 200);
+    assert!(form.has("form.editing[action='/rooms/general/messages/1/edit'] textarea"));
+    let saved = alice
+        .post("/rooms/general/messages/1/edit", &[("body", "hi, edited")])
+        .await;
+    assert_eq!(saved.status, 303);
+    assert_eq!(saved.location(), Some("/rooms/general#m-1"));
+    let react = bob
+        .post("/rooms/general/messages/1/reactions", &[("emoji", "❤️")])
+        .await;
+    assert_eq!(react.status, 303);
+    let confirm = alice.get("/rooms/general/messages/1/delete").await;
+    assert!(confirm.has("form.confirm[action='/rooms/general/messages/1/delete']"));
+    let deleted = alice.post("/rooms/general/messages/1/delete", &[]).await;
+    assert_eq!(deleted.status, 303);
+    assert_eq!(deleted.location(), Some("/rooms/general"));
+    assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 0);
+    assert_eq!(app.count("SELECT COUNT(*) FROM reactions").await, 0);
+}

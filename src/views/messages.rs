@@ -59,7 +59,8 @@ pub fn picker(base: &str, m: &Message, error: Option<&str>, csrf: &str) -> Marku
                 button.emoji type="submit" name="emoji" value=(emoji) aria-label=(format!("React with {emoji}")) { (emoji) }
             }
             label.sr-only for=(format!("emoji-{}", m.seq)) { "Any emoji" }
-            input.any-emoji id=(format!("emoji-{}", m.seq)) type="text" name="emoji" maxlength="16"
+            // Not `emoji`: the clicked button's emoji and an empty field would both arrive.
+            input.any-emoji id=(format!("emoji-{}", m.seq)) type="text" name="other" maxlength="16"
                 placeholder="🙂" autocomplete="off" aria-invalid=[error.map(|_| "true")];
             button type="submit" { "React" }
             @if let Some(e) = error { (field_error(e)) }

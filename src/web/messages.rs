@@ -441,8 +441,22 @@ pub async fn delete_message(app: &AppState, room: i64, seq: i64) -> Result<bool,
 
 #[derive(Deserialize)]
 pub struct ReactionForm {
+    /// A button of the picker (or a reaction's chip).
     #[serde(default)]
     pub emoji: String,
+    /// The picker's "any emoji" field.
+    #[serde(default)]
+    pub other: String,
+}
+
+impl ReactionForm {
+    fn chosen(&self) -> &str {
+        if self.emoji.is_empty() {
+            &self.other
+        } else {
+            &self.emoji
+        }
+    }
 }
 
 /// `GET {conv}/messages/{id}/react`: the emoji picker, for people without JavaScript.
@@ -472,7 +486,7 @@ pub async fn react(
     Form(form): Form<ReactionForm>,
 ) -> Result<Response, AppError> {
     let message = load(req, &conv).await?;
-    let emoji = match Emoji::parse(&form.emoji) {
+    let emoji = match Emoji::parse(form.chosen()) {
         Ok(emoji) => emoji,
         Err(invalid) if conv.ctx.htmx => return Ok(unprocessable(views::field_error(invalid.0))),
         Err(invalid) => {

@@ -501,3 +501,92 @@ async fn a_failed_send_is_shown_and_the_text_is_kept() {
     c.close().await.ok();
     assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 0);
 }
+
+/// Waits until nothing on the page matches `css`.
+async fn wait_gone(c: &Client, css: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.find(Locator::Css(css)).await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "{css} still on the page after 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_deletions_reactions_and_mentions_reach_the_other_person_live() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(driver) = driver().await else { return };
+    let app = TestApp::sqlite().await;
+    let alice = browser(&driver, true, 1280).await;
+    let bob = browser(&driver, true, 1280).await;
+    register(&alice, &app.base, "alice").await;
+    register(&bob, &app.base, "bob").await;
+    for c in [&alice, &bob] {
+        fill(c, "#new-room-name", "general").await;
+        click(c, ".new-room button").await;
+        wait_for_text(c, "#conversation-title", "#general").await;
+    }
+    fill(&alice, "#composer-body", "hello").await;
+    click(&alice, "#composer button[type=submit]").await;
+    wait_for_text(&bob, "#m-1 .body", "hello").await;
+
+    // Bob may react to Alice's message, but neither edit nor delete it.
+    click(&bob, "#m-1 .more").await;
+    wait_for_text(&bob, "#m-1 .message-menu", "React").await;
+    assert!(
+        bob.find(Locator::Css("#m-1 .message-menu a[href$='/edit']"))
+            .await
+            .is_err()
+    );
+    assert!(
+        bob.find(Locator::Css("#m-1 .message-menu a[href$='/delete']"))
+            .await
+            .is_err()
+    );
+    click(&bob, "#m-1 .message-menu button.emoji[value='👍']").await;
+    wait_for_text(&bob, "#r-1 .count", "1").await;
+    wait_for_text(&alice, "#r-1 .count", "1").await;
+    screenshot(&alice, "reaction").await;
+
+    // Alice edits her message in place; Bob sees the new text, marked.
+    click(&alice, "#m-1 .more").await;
+    click(&alice, "#m-1 .message-menu a[href$='/edit']").await;
+    fill(&alice, "form.editing textarea", "hello, edited").await;
+    click(&alice, "form.editing button[type=submit]").await;
+    wait_for_text(&alice, "#m-1 .body", "hello, edited").await;
+    wait_for_text(&bob, "#m-1 .body", "hello, edited").await;
+    wait_for_text(&bob, "#m-1 .edited", "edited").await;
+
+    // Bob goes to the home page; a mention raises his count there within two seconds.
+    bob.goto(&app.base).await.unwrap();
+    wait_for_text(&bob, "#room-list", "general").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    fill(&alice, "#composer-body", "@bob have a look").await;
+    click(&alice, "#composer button[type=submit]").await;
+    let sent = Instant::now();
+    wait_for_text(
+        &bob,
+        "#room-list a[href='/rooms/general'] .badge.mentions",
+        "@1",
+    )
+    .await;
+    assert!(
+        sent.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        sent.elapsed()
+    );
+    screenshot(&bob, "mention-count").await;
+
+    // Alice deletes her first message; it leaves Bob's page of the room.
+    bob.goto(&format!("{}/rooms/general", app.base))
+        .await
+        .unwrap();
+    wait_for_text(&bob, "#m-1 .body", "hello, edited").await;
+    click(&alice, "#m-1 .more").await;
+    click(&alice, "#m-1 .message-menu a[href$='/delete']").await;
+    click(&alice, "form.confirm button[type=submit]").await;
+    wait_gone(&alice, "#m-1").await;
+    wait_gone(&bob, "#m-1").await;
+}

@@ -391,3 +391,37 @@ async fn a_message_staff_delete_through_one_server_is_gone_from_the_others_too()
     assert!(!poll.body.contains("spam to delete"), "{}", poll.body);
     assert_eq!(poll.attr("#m-2", "hx-swap-oob").as_deref(), Some("delete"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_and_a_reaction_made_through_one_server_reach_a_poll_held_on_another() {
+    let Some(url) = database().await else { return };
+    let (_a, _b, alice, bob) = alice_on_a_and_bob_on_b_in_general(&url).await;
+    alice.say("/rooms/general", "first take").await;
+    // Bob's server has the room's window from this poll on.
+    assert_eq!(bob.poll("/rooms/general", 0).await.message_ids(), vec![1]);
+    let (poll, edited) = tokio::join!(bob.poll("/rooms/general", 1), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        alice
+            .post_htmx("/rooms/general/messages/1/edit", &[("body", "second take")])
+            .await
+    });
+    assert_eq!(edited.status, 200);
+    assert_eq!(
+        poll.attr("#m-1", "hx-swap-oob").as_deref(),
+        Some("outerHTML")
+    );
+    assert_eq!(poll.select("#m-1 .body"), ["second take"]);
+    let (poll, _) = tokio::join!(bob.poll("/rooms/general", 2), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        alice
+            .post_htmx("/rooms/general/messages/1/reactions", &[("emoji", "🎉")])
+            .await
+    });
+    // Rebuilt from the database on the other server, the change comes as the message's current
+    // state, reactions included.
+    assert_eq!(
+        poll.attr("#m-1", "hx-swap-oob").as_deref(),
+        Some("outerHTML")
+    );
+    assert_eq!(poll.select("#m-1 #r-1 .chip .count"), ["1"]);
+}

@@ -210,14 +210,16 @@
     var close = e.target.closest(".message-menu .close");
     if (close) close.closest(".message-menu").remove();
   });
-  document.addEventListener("htmx:beforeRequest", function (e) {
-    var elt = e.detail.elt;
-    if (!elt.classList || !elt.classList.contains("more")) return;
-    var open = elt.closest(".message").querySelector(".message-menu");
+  document.addEventListener("click", function (e) {
+    var more = e.target.closest(".message .more");
+    if (!more || e.ctrlKey || e.metaKey || e.shiftKey) return;
+    e.preventDefault();
+    var message = more.closest(".message");
+    var open = message.querySelector(".message-menu");
     document.querySelectorAll(".message-menu").forEach(function (m) {
       m.remove();
     });
-    if (open) e.preventDefault();
+    if (!open) htmx.ajax("GET", more.getAttribute("href"), { target: message, swap: "beforeend" });
   });
   document.addEventListener("htmx:afterRequest", function (e) {
     // A reaction chosen from the menu closes it.

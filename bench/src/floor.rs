@@ -1,4 +1,4 @@
-//! The floor (DESIGN.md, "Performance targets"): a server that does nothing but hold polls in
+//! The floor (see BENCHMARKS.md): a server that does nothing but hold polls in
 //! memory and fan out — tokio + hyper, no database, no templates, no CSRF checking. The fan-out
 //! scenario runs against it right after Parley, with the same load, so that Parley's latency can
 //! be read against what the machine itself allows in the same run.

@@ -1,5 +1,5 @@
-//! parley-bench: the load generator behind `just bench` (issue 6, DESIGN.md "Performance
-//! targets"). It starts Parley itself on a fresh database per scenario, talks to it over HTTP on
+//! parley-bench: the load generator behind `just bench` (the performance targets of
+//! BENCHMARKS.md). It starts Parley itself on a fresh database per scenario, talks to it over HTTP on
 //! 127.0.0.1 exactly as browsers do (cookies, CSRF token, htmx headers, long-polls), and prints
 //! one table: scenario | figure | value | target | pass/miss.
 //!

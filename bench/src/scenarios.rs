@@ -1,4 +1,4 @@
-//! The five scenarios of issue 6. Each starts its own server on a fresh database, so one
+//! The benchmark's scenarios. Each starts its own server on a fresh database, so one
 //! scenario's rooms, sessions and memory cannot colour another's figures.
 
 use std::collections::HashMap;
@@ -390,7 +390,7 @@ async fn fanout_floor(ctx: &Ctx, report: &mut Report, sizes: &FanoutSizes) -> Re
 
 /// Scenario 1 (and 4, bytes per delivered message, from the same traffic). With `floor`, the
 /// same load then runs against the floor server, and Parley's p50 is compared with the floor's
-/// (DESIGN.md: within 2× of a floor measured in the same run).
+/// (the target: within 2× of a floor measured in the same run).
 pub async fn fanout(
     ctx: &mut Ctx,
     report: &mut Report,

@@ -22,7 +22,6 @@ fn message_as(m: &Message, oob: bool) -> Markup {
     let actions = format!("messages/{}/actions", m.seq);
     html! {
         article.message id=(format!("m-{}", m.seq)) data-message-id=(m.seq)
-            data-author=(m.author.to_ascii_lowercase())
             data-mentions=[(!m.mentions.is_empty()).then_some(&m.mentions)]
             hx-swap-oob=[oob.then_some("outerHTML")] {
             header {
@@ -32,8 +31,9 @@ fn message_as(m: &Message, oob: bool) -> Markup {
                 @if let Some(edited) = m.edited_ms {
                     " " span.edited title=(format!("edited {}", utc_label(edited))) { "(edited)" }
                 }
-                a.more href=(actions) hx-get=(actions) hx-target="closest .message" hx-swap="beforeend"
-                    aria-label="Message actions" { "⋯" }
+                // app.js opens it inside the message; the bytes of an htmx attribute set here
+                // would travel with every message to every listener.
+                a.more href=(actions) aria-label="Message actions" { "⋯" }
             }
             p.body { (linkified(&m.body, &m.mentions)) }
             (reactions(m.seq, &m.reactions, false))

@@ -23,6 +23,74 @@ const CONNECT_CONCURRENCY: usize = 128;
 /// A server answering 200 with no message in it this many times in a row is spinning the client.
 const MAX_EMPTY_ANSWERS: u32 = 50;
 
+/// What change number `s` of a run is. Fan-out runs only send; the changes scenario mixes in
+/// edits and reactions, which reach listeners as out-of-band swaps of older messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Send,
+    /// Edit the message of send `of` (the new text carries this change's number).
+    Edit {
+        of: u32,
+    },
+    /// Add reaction number `k` (an emoji it has not had yet) to the message of send `of`.
+    React {
+        of: u32,
+        k: usize,
+    },
+}
+
+/// The emoji reactions are made with, one after another on the same message.
+pub const EMOJI: [&str; 8] = ["👍", "❤️", "😂", "🎉", "😮", "😢", "🙏", "👀"];
+
+pub struct Plan {
+    pub steps: Vec<Step>,
+}
+
+impl Plan {
+    pub fn sends_only(n: usize) -> Plan {
+        Plan {
+            steps: vec![Step::Send; n],
+        }
+    }
+
+    /// 70% sends, 20% edits, 10% reactions, interleaved. An edit or a reaction is of a message
+    /// sent at least ten changes earlier (half a second at 20 a second), so it exists by then.
+    pub fn mixed(n: usize) -> Plan {
+        let mut steps = Vec::with_capacity(n);
+        let mut reactions: std::collections::HashMap<u32, usize> = Default::default();
+        for s in 0..n {
+            let target = steps
+                .iter()
+                .take(s.saturating_sub(10))
+                .rposition(|step| *step == Step::Send)
+                .map(|t| t as u32);
+            let step = match (s % 10, target) {
+                (7 | 8, Some(of)) => Step::Edit { of },
+                (9, Some(of)) if reactions.get(&of).copied().unwrap_or(0) < EMOJI.len() => {
+                    let k = reactions.entry(of).or_default();
+                    *k += 1;
+                    Step::React { of, k: *k - 1 }
+                }
+                _ => Step::Send,
+            };
+            steps.push(step);
+        }
+        Plan { steps }
+    }
+
+    fn is_mixed(&self) -> bool {
+        self.steps.iter().any(|s| *s != Step::Send)
+    }
+
+    /// The change that gave the message of send `of` its reaction number `k`.
+    fn reaction(&self, of: u32, k: usize) -> Option<u32> {
+        self.steps
+            .iter()
+            .position(|s| *s == Step::React { of, k })
+            .map(|s| s as u32)
+    }
+}
+
 /// Counters every listener updates, read by the controller while the load runs.
 pub struct Shared {
     pub epoch: Instant,
@@ -57,6 +125,8 @@ pub struct ListenerOutcome {
 }
 
 struct ListenerSpec {
+    plan: Arc<Plan>,
+    page: bool,
     target: Target,
     source: std::net::IpAddr,
     room_index: usize,
@@ -90,13 +160,22 @@ async fn listen(
     shared.armed.fetch_add(1, Ordering::Relaxed);
 
     let mut seen = vec![false; spec.sends];
+    let mut ids = std::collections::HashMap::new();
     let mut last_id = spec.cursor;
+    let mut sidebar_at = spec.page.then(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    });
     let mut empty_in_a_row = 0;
     // Bounded: every message is delivered at most once per poll, and idle polls end after 30 s.
     let max_polls = spec.sends as u64 * 4 + 10_000;
     let mut polls = 0;
     while polls < max_polls && !*stop.borrow() {
-        let path = format!("/rooms/{}/messages?after={last_id}", spec.room);
+        let path = match sidebar_at {
+            Some(t) => format!("/rooms/{}/messages?after={last_id}&t={t}", spec.room),
+            None => format!("/rooms/{}/messages?after={last_id}", spec.room),
+        };
         let req = build_request("GET", &path, &spec.target, &spec.cookie, true, None);
         polls += 1;
         shared.pending.fetch_add(1, Ordering::Relaxed);
@@ -118,7 +197,34 @@ async fn listen(
                 break;
             }
         };
+        if let (Some(t), Some(new)) = (sidebar_at.as_mut(), messages::sidebar_time(&resp.body)) {
+            *t = new;
+        }
         match resp.status {
+            200 if spec.plan.is_mixed() => {
+                let seen_before = out.deliveries.len() + out.duplicates as usize;
+                changes(
+                    &spec.plan, &resp.body, &mut ids, &mut seen, &mut out, &shared, now,
+                );
+                let counted = out.deliveries.len() + out.duplicates as usize;
+                if counted == seen_before {
+                    empty_in_a_row += 1;
+                    if empty_in_a_row >= MAX_EMPTY_ANSWERS {
+                        out.error = Some(format!(
+                            "long-poll {path} answered 200 without a change {MAX_EMPTY_ANSWERS} times in a row: {}",
+                            resp.snippet()
+                        ));
+                        break;
+                    }
+                } else {
+                    empty_in_a_row = 0;
+                }
+                match messages::cursor(&resp.body) {
+                    Some(cursor) if cursor > last_id => last_id = cursor,
+                    Some(_) => out.out_of_order += 1,
+                    None => {}
+                }
+            }
             200 => {
                 let found = messages::parse(&resp.body);
                 if found.is_empty() {
@@ -164,6 +270,55 @@ async fn listen(
         shared.failed.fetch_add(1, Ordering::Relaxed);
     }
     out
+}
+
+/// Counts the changes of a mixed run in one answer, in document order: new messages and edits
+/// by the change number in their text, reactions by the message and how many it now shows.
+fn changes(
+    plan: &Plan,
+    body: &[u8],
+    ids: &mut std::collections::HashMap<i64, u32>,
+    seen: &mut [bool],
+    out: &mut ListenerOutcome,
+    shared: &Shared,
+    now: u64,
+) {
+    let mut got: Vec<(usize, Option<u32>)> = Vec::new();
+    for f in messages::parse(body) {
+        let Some((pos, replaces)) = messages::element(body, f.id) else {
+            continue;
+        };
+        if let (Some(s), false) = (f.seq, replaces) {
+            ids.insert(f.id, s);
+        }
+        got.push((pos, f.seq));
+    }
+    for (pos, id, shown) in messages::reactions(body) {
+        let change = ids
+            .get(&id)
+            .and_then(|of| plan.reaction(*of, shown.checked_sub(1)?));
+        got.push((pos, change));
+    }
+    got.sort_by_key(|(pos, _)| *pos);
+    let mut last = out.deliveries.last().map(|d| d.0);
+    for (_, change) in got {
+        match change {
+            Some(s) if (s as usize) < seen.len() => {
+                if seen[s as usize] {
+                    out.duplicates += 1;
+                    continue;
+                }
+                seen[s as usize] = true;
+                if last.is_some_and(|l| s < l) {
+                    out.out_of_order += 1;
+                }
+                last = Some(s);
+                out.deliveries.push((s, now));
+                shared.delivered.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => out.foreign += 1,
+        }
+    }
 }
 
 /// When each send started and whether it was acknowledged.
@@ -234,9 +389,33 @@ pub async fn send_one(
     Ok(messages::parse(&resp.body).first().map(|f| f.id))
 }
 
+/// POST /rooms/{room}/messages/{id}/{what} (an edit or a reaction) as htmx does; Ok on 2xx.
+async fn change_one(
+    conn: &mut Conn,
+    target: &Target,
+    session: &Session,
+    room: &str,
+    id: i64,
+    what: &str,
+    field: (&str, &str),
+) -> Result<Option<i64>> {
+    let fields = [field, ("csrf_token", &session.csrf)];
+    let path = format!("/rooms/{room}/messages/{id}/{what}");
+    let req = build_request("POST", &path, target, &session.cookie, true, Some(&fields));
+    let resp = conn
+        .request(&req, SEND_LIMIT)
+        .await
+        .map_err(|e| format!("POST {path}: {e}"))?;
+    if !(200..300).contains(&resp.status) {
+        bail!("POST {path} answered {}: {}", resp.status, resp.snippet());
+    }
+    Ok(None)
+}
+
 /// Listeners spread over rooms, holding polls until stopped.
 pub struct Load {
     pub shared: Arc<Shared>,
+    plan: Arc<Plan>,
     stop: watch::Sender<bool>,
     handles: Vec<JoinHandle<ListenerOutcome>>,
     pub rooms: Vec<String>,
@@ -255,6 +434,11 @@ pub struct LoadSpec<'a> {
     pub source_ips: usize,
     /// Each room's cursor when the listeners start.
     pub cursors: Vec<i64>,
+    /// What each of the `sends` changes is.
+    pub plan: Arc<Plan>,
+    /// Listeners poll as a page does, saying when their sidebar was last brought up to date
+    /// (`&t=`), so the server's per-person feed is in play as in a browser.
+    pub pages: bool,
 }
 
 impl Load {
@@ -281,6 +465,8 @@ impl Load {
                 source: source_ip(i, spec.source_ips),
                 room_index,
                 room: spec.rooms[room_index].clone(),
+                plan: spec.plan.clone(),
+                page: spec.pages,
                 cookie: spec.sessions[i % spec.sessions.len()].cookie.clone(),
                 cursor: spec.cursors[room_index],
                 sends: spec.sends,
@@ -294,6 +480,7 @@ impl Load {
         }
         let load = Load {
             shared,
+            plan: spec.plan.clone(),
             stop,
             handles,
             rooms: spec.rooms,
@@ -371,14 +558,53 @@ impl Load {
                 self.rooms.clone(),
                 self.shared.clone(),
             );
-            let (sends, conns) = (self.sends, conns.max(1));
+            let (sends, conns, plan) = (self.sends, conns.max(1), self.plan.clone());
             tasks.push(tokio::spawn(async move {
                 let mut conn = Conn::new(target.addr, None);
                 for seq in (k..sends).step_by(conns) {
                     tokio::time::sleep_until(t0 + Duration::from_secs_f64(seq as f64 / rate)).await;
-                    log.start_us[seq].store(shared.now_us().max(1), Ordering::Relaxed);
                     let room = &rooms[seq % rooms.len()];
-                    match send_one(&mut conn, &target, &session, room, &run, seq as u32).await {
+                    let step = plan.steps[seq];
+                    let of = match step {
+                        Step::Send => 0,
+                        Step::Edit { of } | Step::React { of, .. } => {
+                            log.ids[of as usize].load(Ordering::Relaxed)
+                        }
+                    };
+                    log.start_us[seq].store(shared.now_us().max(1), Ordering::Relaxed);
+                    let sent = match step {
+                        Step::Send => {
+                            send_one(&mut conn, &target, &session, room, &run, seq as u32).await
+                        }
+                        _ if of == 0 => {
+                            Err(format!("change {seq}: its message was not stored").into())
+                        }
+                        Step::Edit { .. } => {
+                            change_one(
+                                &mut conn,
+                                &target,
+                                &session,
+                                room,
+                                of,
+                                "edit",
+                                ("body", &messages::body(seq as u32)),
+                            )
+                            .await
+                        }
+                        Step::React { k, .. } => {
+                            change_one(
+                                &mut conn,
+                                &target,
+                                &session,
+                                room,
+                                of,
+                                "reactions",
+                                ("emoji", EMOJI[k]),
+                            )
+                            .await
+                        }
+                    };
+                    match sent {
                         Ok(id) => {
                             log.acked[seq].store(true, Ordering::Relaxed);
                             log.ids[seq].store(id.unwrap_or(0), Ordering::Relaxed);

@@ -31,6 +31,7 @@ enum Scenario {
     Capacity,
     Throughput,
     Crossproc,
+    Changes,
     All,
 }
 
@@ -213,6 +214,11 @@ async fn run(cli: Cli) -> http::Result<bool> {
         )
         .await;
         note(&mut report, "5 cross-process", r);
+    }
+
+    if all || cli.scenario == Scenario::Changes {
+        let r = scenarios::changes(&mut ctx, &mut report, fanout_sizes(1000, 5)).await;
+        note(&mut report, "6 changes", r);
     }
 
     println!();

@@ -68,9 +68,90 @@ pub fn parse(html: &[u8]) -> Vec<Found> {
     out
 }
 
+/// The cursor an answer's `#poller` carries (`data-after="N"`): what to poll with next when the
+/// answer holds changes to older messages, whose ids are below it.
+pub fn cursor(html: &[u8]) -> Option<i64> {
+    let at = find(html, b"data-after=\"")? + b"data-after=\"".len();
+    let digits = html[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&html[at..at + digits])
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// When the answer's sidebar is from (`data-t="ms"` on its `#poller`), for the next poll's `t`.
+pub fn sidebar_time(html: &[u8]) -> Option<i64> {
+    let at = find(html, b"data-t=\"")? + b"data-t=\"".len();
+    let digits = html[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&html[at..at + digits])
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// The reactions elements swapped in out of band (`<div … id="r-{id}" hx-swap-oob=…>`), each as
+/// (position in `html`, message id, number of reactions shown), in document order.
+pub fn reactions(html: &[u8]) -> Vec<(usize, i64, usize)> {
+    const OPEN: &[u8] = b"id=\"r-";
+    const OOB: &[u8] = b"\" hx-swap-oob=\"outerHTML\"";
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(i) = find(&html[from..], OPEN) {
+        let at = from + i + OPEN.len();
+        from = at;
+        let digits = html[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+        if !html[at + digits..].starts_with(OOB) {
+            continue; // the reactions inside a message element
+        }
+        let Some(id) = std::str::from_utf8(&html[at..at + digits])
+            .ok()
+            .and_then(|s| s.parse().ok())
+        else {
+            continue;
+        };
+        let end = find(&html[at..], b"</div>").map_or(html.len(), |e| at + e);
+        let mut chips = 0;
+        let mut k = at;
+        while let Some(c) = find(&html[k..end], b"class=\"chip\"") {
+            chips += 1;
+            k += c + 1;
+        }
+        out.push((at, id, chips));
+    }
+    out
+}
+
+/// Where the message element `id` stands in `html`, and whether it replaces an older one (an
+/// edit) rather than being new.
+pub fn element(html: &[u8], id: i64) -> Option<(usize, bool)> {
+    let open = format!("id=\"m-{id}\" data-message-id=\"{id}\"");
+    let at = find(html, open.as_bytes())?;
+    let tag_end = find(&html[at..], b">").map_or(html.len(), |e| at + e);
+    Some((
+        at,
+        find(&html[at..tag_end], b"hx-swap-oob=\"outerHTML\"").is_some(),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_cursors_reactions_and_replacements() {
+        let html = br#"<article class="message" id="m-3" data-message-id="3" hx-swap-oob="outerHTML"><p class="body">x</p><div class="reactions" id="r-3"><a class="chip">a</a></div></article><div class="reactions" id="r-2" hx-swap-oob="outerHTML"><a class="chip">x</a><a class="chip">y</a></div><div id="poller" data-after="17"></div>"#;
+        assert_eq!(cursor(html), Some(17));
+        assert_eq!(
+            reactions(html)
+                .iter()
+                .map(|r| (r.1, r.2))
+                .collect::<Vec<_>>(),
+            vec![(2, 2)]
+        );
+        assert_eq!(element(html, 3).map(|e| e.1), Some(true));
+        let new = br#"<article class="message" id="m-4" data-message-id="4">"#;
+        assert_eq!(element(new, 4), Some((25, false)));
+    }
 
     #[test]
     fn parses_ids_and_send_numbers() {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::bail;
 use crate::browser::{Browser, Session};
 use crate::http::{Conn, Result, Target, source_ip};
-use crate::load::{self, Load, LoadResult, LoadSpec, SendLog};
+use crate::load::{self, Load, LoadResult, LoadSpec, Plan, SendLog};
 use crate::messages;
 use crate::pg::FreshDatabase;
 use crate::report::Report;
@@ -251,6 +251,7 @@ async fn fanout_load(
     listen: &Server,
     send: &Target,
     sizes: &FanoutSizes,
+    plan: Plan,
 ) -> Result<(LoadResult, Arc<SendLog>, Option<Duration>)> {
     let rooms = vec!["fanout".to_owned()];
     progress(
@@ -278,15 +279,20 @@ async fn fanout_load(
         sends: sizes.messages,
         source_ips: ctx.source_ips,
         cursors,
+        plan: Arc::new(plan),
+        pages: true,
     };
+    let mixed = spec.plan.steps.iter().any(|s| *s != load::Step::Send);
     let load = Load::start(spec, listen).await?;
     progress(
         sc,
-        &format!("sending {} messages at {}/s", sizes.messages, sizes.rate),
+        &format!("sending {} changes at {}/s", sizes.messages, sizes.rate),
     );
     let cpu_before = listen.cpu_time();
-    // Four connections keep the schedule even when one send is slow.
-    let log = load.send(send, &sender, &ctx.run, sizes.rate, 4).await;
+    // Four connections keep the schedule even when one send is slow; changes to older messages
+    // go one at a time, so that they commit in the order the listeners are checked against.
+    let conns = if mixed { 1 } else { 4 };
+    let log = load.send(send, &sender, &ctx.run, sizes.rate, conns).await;
     load.settle(&log, FANOUT_GRACE).await;
     let cpu = listen
         .cpu_time()
@@ -336,7 +342,15 @@ async fn fanout_floor(ctx: &Ctx, report: &mut Report, sizes: &FanoutSizes) -> Re
     let sc = "1 fan-out floor";
     progress(sc, "starting the floor server (parley-bench floor-server)");
     let server = Server::start_floor("fanout-floor", &ctx.dir).await?;
-    let outcome = fanout_load(ctx, sc, &server, &server.target.clone(), sizes).await;
+    let outcome = fanout_load(
+        ctx,
+        sc,
+        &server,
+        &server.target.clone(),
+        sizes,
+        Plan::sends_only(sizes.messages),
+    )
+    .await;
     let stopped = server.stop().await;
     let (r, log, cpu) = outcome?;
     let sends = log.acked.len();
@@ -399,7 +413,15 @@ pub async fn fanout(
 ) -> Result<()> {
     let sc = "1 fan-out";
     let server = ctx.start_sqlite("fanout", report).await?;
-    let outcome = fanout_load(ctx, sc, &server, &server.target.clone(), &sizes).await;
+    let outcome = fanout_load(
+        ctx,
+        sc,
+        &server,
+        &server.target.clone(),
+        &sizes,
+        Plan::sends_only(sizes.messages),
+    )
+    .await;
     let stopped = server.stop().await;
     let (result, log, cpu) = outcome?;
     report.info(sc, "listeners in one room", sizes.listeners.to_string());
@@ -448,6 +470,39 @@ pub async fn fanout(
         format!("{bytes:.0} B"),
         "≤ 1024 B",
         bytes <= 1024.0 && result.delivered > 0,
+    );
+    stopped
+}
+
+/// Scenario 6: the fan-out load with the conversation changing, as people use it: of every ten
+/// changes, seven new messages, two edits and one reaction. Every change must reach every
+/// listener once and in order.
+pub async fn changes(ctx: &mut Ctx, report: &mut Report, sizes: FanoutSizes) -> Result<()> {
+    let sc = "6 changes";
+    let server = ctx.start_sqlite("changes", report).await?;
+    let plan = Plan::mixed(sizes.messages);
+    let mix = |k: fn(&load::Step) -> bool| plan.steps.iter().filter(|s| k(s)).count();
+    let (sends, edits, reactions) = (
+        mix(|s| matches!(s, load::Step::Send)),
+        mix(|s| matches!(s, load::Step::Edit { .. })),
+        mix(|s| matches!(s, load::Step::React { .. })),
+    );
+    let target = server.target.clone();
+    let outcome = fanout_load(ctx, sc, &server, &target, &sizes, plan).await;
+    let stopped = server.stop().await;
+    let (result, log, cpu) = outcome?;
+    report.info(sc, "listeners in one room", sizes.listeners.to_string());
+    report.info(
+        sc,
+        "changes: sends / edits / reactions",
+        format!("{sends} / {edits} / {reactions}"),
+    );
+    delivery_rows(report, sc, &result, &log, None, 50.0);
+    cpu_row(report, sc, cpu, result.delivered);
+    report.info(
+        sc,
+        "bytes on the wire per delivered change",
+        format!("{:.0} B", result.bytes_per_delivery()),
     );
     stopped
 }
@@ -536,6 +591,9 @@ async fn capacity_load(
     let spec = LoadSpec {
         target: &server.target,
         cursors: vec![0; rooms.len()],
+        plan: Arc::new(Plan::sends_only(rooms.len())),
+        // One user holding ten thousand polls in a hundred rooms is no page: no sidebar.
+        pages: false,
         rooms: rooms.clone(),
         sessions: &sessions,
         listeners: sizes.polls,
@@ -892,7 +950,15 @@ async fn crossproc_load(
             return Err(e);
         }
     };
-    let outcome = fanout_load(ctx, sc, &a, &b.target.clone(), sizes).await;
+    let outcome = fanout_load(
+        ctx,
+        sc,
+        &a,
+        &b.target.clone(),
+        sizes,
+        Plan::sends_only(sizes.messages),
+    )
+    .await;
     let stopped_a = a.stop().await;
     let stopped_b = b.stop().await;
     let (result, log, _) = outcome?;

@@ -1,9 +1,10 @@
-//! UTC calendar arithmetic on unix milliseconds: enough for showing times and for the date
-//! filters, without a date-time dependency.
+//! UTC times on unix milliseconds, for showing times and for the date filters (the `time`
+//! crate does the calendar).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-const DAY_MS: i64 = 86_400_000;
+use time::macros::format_description;
+use time::{Date, Duration, OffsetDateTime, PrimitiveDateTime, Time};
 
 /// Unix time in milliseconds; also the host application's clock (Parley re-exports it).
 pub fn now_ms() -> i64 {
@@ -12,48 +13,25 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-// Howard Hinnant's days_from_civil / civil_from_days (proleptic Gregorian calendar).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+fn utc(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::UNIX_EPOCH + Duration::milliseconds(ms)
 }
 
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (
-        if m <= 2 {
-            yoe + era * 400 + 1
-        } else {
-            yoe + era * 400
-        },
-        m,
-        d,
-    )
+fn ms_of(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn midnight(date: Date) -> i64 {
+    ms_of(date.midnight().assume_utc())
 }
 
 /// `2026-11-25 19:49:03` (UTC).
 pub fn format_ms(ms: i64) -> String {
-    let days = ms.div_euclid(DAY_MS);
-    let secs = ms.rem_euclid(DAY_MS) / 1000;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
+    utc(ms)
+        .format(format_description!(
+            "[year]-[month]-[day] [hour]:[minute]:[second]"
+        ))
+        .unwrap_or_default()
 }
 
 /// Reads `YYYY-MM-DD`, `YYYY-MM-DD HH:MM` or `YYYY-MM-DD HH:MM:SS` (UTC; a `T` may separate).
@@ -63,33 +41,13 @@ pub fn parse_datetime(s: &str) -> Option<i64> {
         Some((d, t)) => (d, t.trim()),
         None => (s, ""),
     };
-    let mut dp = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
-    let (y, m, d) = (dp.next()??, dp.next()??, dp.next()??);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || !(1..=9999).contains(&y) {
-        return None;
-    }
-    let days = days_from_civil(y, m, d);
-    if civil_from_days(days) != (y, m, d) {
-        return None;
-    }
-    let mut secs = 0;
-    if !time.is_empty() {
-        let parts: Vec<_> = time.split(':').map(|p| p.parse::<i64>().ok()).collect();
-        let [h, mi, rest @ ..] = parts.as_slice() else {
-            return None;
-        };
-        let sec = match rest {
-            [] => Some(0),
-            [s] => *s,
-            _ => None,
-        };
-        let (h, mi, sec) = ((*h)?, (*mi)?, sec?);
-        if !(0..24).contains(&h) || !(0..60).contains(&mi) || !(0..60).contains(&sec) {
-            return None;
-        }
-        secs = h * 3600 + mi * 60 + sec;
-    }
-    Some(days * DAY_MS + secs * 1000)
+    let date = Date::parse(date, format_description!("[year]-[month]-[day]")).ok()?;
+    let time = match time.len() {
+        0 => Time::MIDNIGHT,
+        5 => Time::parse(time, format_description!("[hour]:[minute]")).ok()?,
+        _ => Time::parse(time, format_description!("[hour]:[minute]:[second]")).ok()?,
+    };
+    Some(ms_of(PrimitiveDateTime::new(date, time).assume_utc()))
 }
 
 /// The date filters of the change list, as half-open ranges [from, to) of milliseconds.
@@ -133,16 +91,15 @@ impl DateRange {
 
     /// Like Django's date filter, each range ends at the start of tomorrow.
     pub fn bounds(self, now_ms: i64) -> (i64, i64) {
-        let today = now_ms.div_euclid(DAY_MS);
-        let tomorrow = (today + 1) * DAY_MS;
-        let (y, m, _) = civil_from_days(today);
+        let today = utc(now_ms).date();
+        let tomorrow = midnight(today) + Duration::DAY.whole_milliseconds() as i64;
         let from = match self {
-            DateRange::Today => today * DAY_MS,
-            DateRange::Past7Days => (today - 7) * DAY_MS,
-            DateRange::ThisMonth => days_from_civil(y, m, 1) * DAY_MS,
-            DateRange::ThisYear => days_from_civil(y, 1, 1) * DAY_MS,
+            DateRange::Today => today,
+            DateRange::Past7Days => today - Duration::days(7),
+            DateRange::ThisMonth => today.replace_day(1).unwrap_or(today),
+            DateRange::ThisYear => today.replace_ordinal(1).unwrap_or(today),
         };
-        (from, tomorrow)
+        (midnight(from), tomorrow)
     }
 }
 

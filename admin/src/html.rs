@@ -14,10 +14,10 @@ pub const CSS: &str = include_str!("../static/admin.css");
 pub fn css_version() -> &'static str {
     static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     VERSION.get_or_init(|| {
-        let hash = CSS.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
-        format!("{:x}", hash & 0xffff_ffff)
+        use std::hash::Hasher;
+        let mut hash = fnv::FnvHasher::default();
+        hash.write(CSS.as_bytes());
+        format!("{:x}", hash.finish() & 0xffff_ffff)
     })
 }
 

@@ -81,16 +81,16 @@ fn set_cookie(resp: &mut Response, value: &str) {
     }
 }
 
-fn cookie(req: &Request, name: &str) -> Option<String> {
+/// The value of the cookie `name` the client sent (also the host application's reader).
+pub fn cookie(req: &Request, name: &str) -> Option<String> {
     req.headers()
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
-            let (k, v) = pair.trim().split_once('=')?;
-            (k == name).then(|| v.to_owned())
-        })
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -41,6 +41,7 @@ use sqlx::AnyPool;
 
 pub use clock::now_ms;
 pub use host::{AdminHost, AdminUser, BoxFuture, WriteAction};
+pub use http::cookie;
 pub use migrate::migrate;
 pub use model::{
     AfterDelete, AfterSave, BeforeSave, DeleteModel, Field, FieldErrors, FieldKind, ModelAdmin,

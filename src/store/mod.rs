@@ -9,16 +9,6 @@ pub mod users;
 /// that at least every 30 s).
 pub const ONLINE_WINDOW_MS: i64 = 60_000;
 
-/// A LIKE pattern matching `needle` anywhere, with LIKE's wildcards in the input taken literally.
-pub fn contains_pattern(needle: &str) -> String {
-    let mut out = String::with_capacity(needle.len() + 2);
-    out.push('%');
-    for c in needle.to_lowercase().chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
-}
+/// A LIKE pattern matching its argument anywhere, wildcards in it taken literally (the admin's
+/// search and the sidebar's search escape alike).
+pub use parley_admin::like_pattern as contains_pattern;

@@ -13,7 +13,9 @@ use rand::RngCore;
 use subtle::ConstantTimeEq;
 use tokio::io::AsyncReadExt;
 
-use super::session::{append_cookie, cookie, is_https};
+use parley_admin::cookie;
+
+use super::session::{append_cookie, is_https};
 use crate::views::{Viewer, notice_page};
 
 pub const CSRF_COOKIE: &str = "parley_csrf";
@@ -58,10 +60,10 @@ fn well_formed(token: &str) -> bool {
 }
 
 fn refuse(why: &str) -> Response {
-    let viewer = Viewer::anonymous("");
-    let mut resp = notice_page("Forbidden", &viewer, why).into_response();
-    resp.set_status(StatusCode::FORBIDDEN);
-    resp
+    super::with_status(
+        notice_page("Forbidden", &Viewer::anonymous(""), why),
+        StatusCode::FORBIDDEN,
+    )
 }
 
 fn cross_site(req: &Request) -> bool {
@@ -94,9 +96,7 @@ impl<E: Endpoint> Endpoint for CsrfEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
-        let existing = cookie(&req, CSRF_COOKIE)
-            .filter(|t| well_formed(t))
-            .map(str::to_owned);
+        let existing = cookie(&req, CSRF_COOKIE).filter(|t| well_formed(t));
         let fresh = existing.is_none();
         let token = existing.unwrap_or_else(new_token);
         let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);

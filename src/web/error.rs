@@ -1,9 +1,9 @@
 //! One way to fail: every handler error becomes an `AppError`, turned into a response here. The
 //! user sees a clear page; the log gets the cause; a 500 never shows internals.
 
+use poem::Response;
 use poem::error::ResponseError;
 use poem::http::{StatusCode, header};
-use poem::{IntoResponse, Response};
 
 use crate::views::{Viewer, notice_page};
 
@@ -90,8 +90,7 @@ impl ResponseError for AppError {
                 )
             }
         };
-        let mut resp = notice_page(title, &viewer, text).into_response();
-        resp.set_status(status);
+        let mut resp = super::with_status(notice_page(title, &viewer, text), status);
         if status == StatusCode::SERVICE_UNAVAILABLE {
             resp.headers_mut().insert(
                 header::RETRY_AFTER,
@@ -102,15 +101,15 @@ impl ResponseError for AppError {
     }
 }
 
-/// Percent-encodes a path for use as a query value (paths here are ASCII by construction).
+/// What a path keeps as it is inside a query value: unreserved characters and `/`.
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+
+/// Percent-encodes a path for use as a query value (`/login?next=/rooms/general`).
 pub fn encode_query(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    for b in raw.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(raw, QUERY_VALUE).to_string()
 }

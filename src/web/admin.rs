@@ -44,11 +44,7 @@ async fn admin_login(req: &Request, Query(q): Query<Next>) -> Result<Response, s
         return Ok(see_other(&next));
     }
     let csrf = csrf_token(req);
-    let viewer = Viewer {
-        username: None,
-        is_staff: false,
-        csrf: &csrf,
-    };
+    let viewer = Viewer::anonymous(&csrf);
     let form = AccountForm {
         next: Some(&next),
         ..AccountForm::empty()

@@ -4,11 +4,11 @@
 //! `SessionManager` does: session from cookie → request extensions → save and set the cookie if
 //! the handler changed it, expire the cookie if the session was emptied.
 
-use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
+use parley_admin::cookie;
 use poem::http::header;
 use poem::{Endpoint, FromRequest, IntoResponse, Middleware, Request, RequestBody, Response};
 use tower_sessions::Session;
@@ -16,6 +16,7 @@ use tower_sessions::session::{Expiry, Id};
 
 use super::AppState;
 use super::error::AppError;
+use crate::cache::Cache;
 use crate::db::SessionBackend;
 use crate::store::users::{self, User};
 
@@ -27,7 +28,7 @@ const AUTH_TAG: &str = "auth";
 
 /// How long a verified session → user mapping is trusted without asking the database. Bounds
 /// how long a logout on another server, a deactivation or a password change takes to bite.
-const AUTH_CACHE_TTL: Duration = Duration::from_secs(10);
+pub const AUTH_CACHE_TTL: Duration = Duration::from_secs(10);
 
 pub struct SessionLayer {
     pub store: Arc<SessionBackend>,
@@ -56,7 +57,7 @@ impl<E: Endpoint> Endpoint for SessionEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
-        let sent_id = cookie(&req, SESSION_COOKIE).and_then(|v| Id::from_str(v).ok());
+        let sent_id = cookie(&req, SESSION_COOKIE).and_then(|v| Id::from_str(&v).ok());
         let secure = self.secure || is_https(&req);
         let session = Session::new(sent_id, self.store.clone(), Some(expiry()));
         req.extensions_mut().insert(session.clone());
@@ -109,18 +110,6 @@ pub fn append_cookie(resp: &mut Response, value: &str) {
     }
 }
 
-/// The value of one cookie the client sent.
-pub fn cookie<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
-    req.headers()
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
-}
-
 /// The logged-in user, as far as the handlers need to know.
 #[derive(Debug, Clone)]
 pub struct CurrentUser {
@@ -131,39 +120,16 @@ pub struct CurrentUser {
 }
 
 /// Session id → user, so that a long-poll (one per listener per message) costs no database read.
-#[derive(Default)]
-pub struct AuthCache {
-    entries: Mutex<HashMap<String, (CurrentUser, Instant)>>,
-}
+pub type AuthCache = Cache<String, CurrentUser>;
 
 impl AuthCache {
-    fn get(&self, session: &str) -> Option<CurrentUser> {
-        let entries = self.entries.lock().expect("auth cache lock");
-        let (user, at) = entries.get(session)?;
-        (at.elapsed() < AUTH_CACHE_TTL).then(|| user.clone())
-    }
-
-    fn put(&self, session: String, user: CurrentUser) {
-        let mut entries = self.entries.lock().expect("auth cache lock");
-        if entries.len() > 50_000 {
-            entries.retain(|_, (_, at)| at.elapsed() < AUTH_CACHE_TTL);
-        }
-        entries.insert(session, (user, Instant::now()));
+    /// Drops every cached session of a user (deactivated, deleted, password changed here).
+    pub fn forget_user(&self, user: i64) {
+        self.forget(|_, u| u.id == user);
     }
 
     pub fn forget_session(&self, session: &str) {
-        self.entries
-            .lock()
-            .expect("auth cache lock")
-            .remove(session);
-    }
-
-    /// Drops every cached session of a user (deactivated, deleted, password changed here).
-    pub fn forget_user(&self, user: i64) {
-        self.entries
-            .lock()
-            .expect("auth cache lock")
-            .retain(|_, (u, _)| u.id != user);
+        self.remove(&session.to_owned());
     }
 }
 
@@ -256,6 +222,7 @@ impl<'a> FromRequest<'a> for CurrentUser {
     async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
         match current_user(req).await? {
             Some(user) => {
+                super::telemetry::record_user(user.id);
                 // Every page, fragment and held poll of a logged-in user counts as presence.
                 let app = req.data::<AppState>().expect("state");
                 if app.presence.seen(user.id) {

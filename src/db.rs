@@ -154,9 +154,51 @@ impl Db {
     }
 }
 
-/// Is this error a unique-constraint violation (a name already taken, a send already stored)?
-pub fn is_unique_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+/// The unique rules the code turns into answers for people (rather than errors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unique {
+    /// `users.username_key`: the name is taken.
+    Username,
+    /// `messages (author_id, client_key)`: a retried send.
+    ClientKey,
+}
+
+impl Unique {
+    const ALL: [Unique; 2] = [Unique::Username, Unique::ClientKey];
+
+    /// PostgreSQL's name for the constraint (the default name of the schema's UNIQUE clause).
+    fn constraint(self) -> &'static str {
+        match self {
+            Unique::Username => "users_username_key_key",
+            Unique::ClientKey => "messages_author_id_client_key_key",
+        }
+    }
+
+    /// What SQLite, which names no constraint, says after `UNIQUE constraint failed: `.
+    fn columns(self) -> &'static str {
+        match self {
+            Unique::Username => "users.username_key",
+            Unique::ClientKey => "messages.author_id, messages.client_key",
+        }
+    }
+}
+
+/// The unique rule this error broke, if it is a unique violation of one of [`Unique`]'s: by the
+/// constraint's name on PostgreSQL, by the columns in the message on SQLite.
+pub fn violated(err: &sqlx::Error) -> Option<Unique> {
+    let sqlx::Error::Database(db) = err else {
+        return None;
+    };
+    if !db.is_unique_violation() {
+        return None;
+    }
+    match db.constraint() {
+        Some(name) => Unique::ALL.into_iter().find(|u| u.constraint() == name),
+        None => {
+            let failed = db.message().strip_prefix("UNIQUE constraint failed: ")?;
+            Unique::ALL.into_iter().find(|u| u.columns() == failed)
+        }
+    }
 }
 
 /// tower-sessions' store for the engine in use. An enum rather than a generic so that the rest of

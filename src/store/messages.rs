@@ -5,7 +5,7 @@
 
 use sqlx::{Any, AnyPool, Transaction};
 
-use crate::db::Engine;
+use crate::db::{Engine, Unique};
 use crate::domain::{ClientKey, Emoji, MessageBody};
 
 /// A message as shown: what every renderer of a message needs, nothing more.
@@ -124,7 +124,7 @@ pub async fn insert(
         (Ok(stored), _) => stored,
         // A retry of a send that was stored: nothing of this one was kept (its sequence number
         // neither); answer with the original.
-        (Err(err), Some(key)) if crate::db::is_unique_violation(&err) => {
+        (Err(err), Some(key)) if crate::db::violated(&err) == Some(Unique::ClientKey) => {
             let existing = by_client_key(pool, author_id, key).await?.ok_or(err)?;
             return Ok((existing, false));
         }
@@ -583,7 +583,8 @@ pub struct Mentioned {
     pub author: String,
     pub body: String,
     pub created_ms: i64,
-    pub room_kind: String,
+    #[sqlx(try_from = "String")]
+    pub room_kind: crate::store::rooms::RoomKind,
     pub room_name: Option<String>,
     /// In a direct conversation, the other person (whose name is its URL).
     pub other: Option<String>,

@@ -64,7 +64,10 @@ pub async fn create(
     .bind(crate::now_ms())
     .fetch_one(pool)
     .await
-    .map_err(|e| if crate::db::is_unique_violation(&e) { CreateUserError::Taken } else { e.into() })?;
+    .map_err(|e| match crate::db::violated(&e) {
+        Some(crate::db::Unique::Username) => CreateUserError::Taken,
+        _ => e.into(),
+    })?;
     Ok(id)
 }
 

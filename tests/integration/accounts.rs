@@ -4,6 +4,7 @@ use crate::on_both_engines;
 use crate::support::{Client, PASSWORD, TestApp};
 
 on_both_engines!(
+    two_sign_ups_racing_for_a_name_are_settled_by_the_database,
     registering_logs_you_in_and_the_home_page_greets_you,
     a_taken_name_is_refused_whatever_its_case,
     bad_names_and_weak_passwords_get_a_clear_422_and_store_nothing,
@@ -595,4 +596,16 @@ async fn an_ipv6_network_counts_as_one_address() {
         failed_login_via_proxy(&c, "2001:db8:1:3::1", "someone").await,
         401
     );
+}
+
+/// The web layer checks for a taken name first; two sign-ups at once both pass that check, and
+/// the unique rule, recognised by its name (PostgreSQL) or columns (SQLite), decides.
+async fn two_sign_ups_racing_for_a_name_are_settled_by_the_database(app: &TestApp) {
+    use parley::domain::Username;
+    use parley::store::users::{self, CreateUserError};
+    let pool = app.pool().await;
+    let first = users::create(&pool, &Username::parse("zed").unwrap(), "x", false).await;
+    assert!(first.is_ok());
+    let second = users::create(&pool, &Username::parse("ZED").unwrap(), "x", false).await;
+    assert!(matches!(second, Err(CreateUserError::Taken)), "{second:?}");
 }

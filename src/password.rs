@@ -9,9 +9,18 @@ use crate::db::Db;
 use crate::domain::{Password, Username};
 use crate::store::users;
 
+/// Runs `work` on the blocking pool, inside the caller's span (so its logs say which request).
+async fn off_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(work))
+        .await
+        .ok()
+}
+
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn hash(password: &Password) -> String {
     let raw = password.expose().to_owned();
-    tokio::task::spawn_blocking(move || {
+    off_thread(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
             .hash_password(raw.as_bytes(), &salt)
@@ -24,10 +33,11 @@ pub async fn hash(password: &Password) -> String {
 
 /// True when `raw` matches `stored`. A malformed stored hash (e.g. "!", an unusable password set by
 /// the admin) matches nothing.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn verify(raw: &str, stored: &str) -> bool {
     let raw = raw.to_owned();
     let stored = stored.to_owned();
-    tokio::task::spawn_blocking(move || {
+    off_thread(move || {
         PasswordHash::new(&stored)
             .map(|parsed| {
                 Argon2::default()

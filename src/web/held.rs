@@ -2,9 +2,8 @@
 //! and now only waits for a message.
 //!
 //! A request in poem's endpoint chain carries its headers, its session, its extractors and a
-//! future per middleware layer: about 10 KB while it waits, measured with `just bench --scenario
-//! capacity`. A long-poll waits up to 25 s, and ten thousand of them are held at once, so the
-//! handler does not wait inside the chain. It returns a placeholder response carrying the wait
+//! future per middleware layer (about 10 KB: BENCHMARKS.md). A long-poll waits up to 25 s, and
+//! ten thousand of them are held at once, so the handler does not wait inside the chain. It returns a placeholder response carrying the wait
 //! ([`held`]); the middleware add their headers to it as to any answer, the chain ends and drops
 //! the request, and the connection loop ([`finish`], called by `server::serve`) awaits the small
 //! future that remains. What it yields decides the status, the body and its own headers; the
@@ -30,6 +29,11 @@ pub fn held(answer: impl Future<Output = Response> + Send + 'static) -> Response
         .extensions_mut()
         .insert(Held(Arc::new(Mutex::new(Some(Box::pin(answer))))));
     placeholder
+}
+
+/// Whether `resp` is a placeholder whose answer is still to come.
+pub fn is_held(resp: &Response) -> bool {
+    resp.extensions().get::<Held>().is_some()
 }
 
 /// The final response: `resp` itself, or, for a held one, what its wait yields, with the

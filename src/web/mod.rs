@@ -3,7 +3,6 @@
 
 pub mod admin;
 pub mod auth;
-pub mod cache;
 pub mod conversation;
 pub mod csrf;
 pub mod error;
@@ -13,6 +12,7 @@ pub mod messages;
 pub mod rooms;
 pub mod server;
 pub mod session;
+pub mod telemetry;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -24,6 +24,7 @@ use poem::{
     Endpoint, EndpointExt, FromRequest, IntoResponse, Request, RequestBody, Response, Route, get,
     handler, post,
 };
+use tracing::Instrument;
 
 use crate::config::Settings;
 use crate::db::Db;
@@ -62,7 +63,7 @@ impl App {
             throttle: Throttle::new(Duration::from_secs(15 * 60), 5, 20),
             // 50 an hour from one address: a class behind one NAT registers, a script does not.
             signups: Throttle::new(Duration::from_secs(3600), u32::MAX, SIGNUPS_PER_HOUR),
-            auth: AuthCache::default(),
+            auth: AuthCache::new(session::AUTH_CACHE_TTL, 50_000),
             directory: conversation::Directory::new(Duration::from_secs(30), 100_000),
             hub,
             db,
@@ -145,19 +146,33 @@ fn endpoint(app: AppState) -> impl Endpoint<Output = Response> {
         .catch_error(not_found)
         .with(session::SessionLayer { store, secure })
         .with(csrf::CsrfLayer { secure })
-        .around(security_headers)
+        .around(frame)
         .data(app)
 }
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'";
 
-/// Security headers on every response. A fragment fetched by htmx is never a document, so it
-/// skips the document-only headers: a long-poll answer is sent once per message per listener,
-/// and those 300 bytes would be a third of its size.
-async fn security_headers<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+/// The outermost middleware: the request's span (see `telemetry`), and security headers on every
+/// response. A fragment fetched by htmx is never a document, so it skips the document-only
+/// headers: a long-poll answer is sent once per message per listener, and those 300 bytes would
+/// be a third of its size.
+async fn frame<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
     let htmx = is_htmx(&req);
-    let mut resp = next.call(req).await?.into_response();
+    let span = telemetry::span(&req);
+    let started = std::time::Instant::now();
+    let resp = match span.is_disabled() {
+        true => next.call(req).await,
+        false => next.call(req).instrument(span.clone()).await,
+    };
+    let mut resp = match resp {
+        Ok(resp) => resp.into_response(),
+        Err(err) => {
+            telemetry::record(&span, started, None);
+            return Err(err);
+        }
+    };
+    telemetry::record(&span, started, Some(&resp));
     let headers = resp.headers_mut();
     headers.insert(
         "x-content-type-options",
@@ -176,11 +191,11 @@ async fn security_headers<E: Endpoint>(next: E, req: Request) -> poem::Result<Re
 }
 
 async fn not_found(_: poem::error::NotFoundError) -> Response {
-    let viewer = Viewer::anonymous("");
-    let mut resp =
-        notice_page("Not found", &viewer, "There is no page at this address.").into_response();
-    resp.set_status(StatusCode::NOT_FOUND);
-    resp
+    let text = "There is no page at this address.";
+    with_status(
+        notice_page("Not found", &Viewer::anonymous(""), text),
+        StatusCode::NOT_FOUND,
+    )
 }
 
 #[handler]
@@ -261,6 +276,14 @@ pub fn csrf_token(req: &Request) -> String {
         .get::<CsrfToken>()
         .map(|t| t.0.clone())
         .unwrap_or_default()
+}
+
+/// A page or fragment with the status that says how the request went: a form refused with its
+/// errors (422), a limit reached (429), a failed login (401).
+pub fn with_status(markup: maud::Markup, status: StatusCode) -> Response {
+    let mut resp = markup.into_response();
+    resp.set_status(status);
+    resp
 }
 
 /// A 303 See Other: the answer to a good form post.

@@ -1,15 +1,10 @@
 //! The connection loop: hyper's HTTP/1 server, calling the poem endpoint for every request.
 //!
-//! poem's own `Server` goes through hyper-util's HTTP/1-or-2 detection and offers no way to bound
-//! hyper's buffers. Every held long-poll is a connection, and massif showed hyper's read buffer
-//! growing to 16 KB per connection (the first block is still shared by the held request's headers
-//! when hyper reserves the next). With the request detached from the buffer (`detach`), 10,000
-//! held polls took 273 MB instead of 352 MB (`just bench --scenario capacity`); waiting outside
-//! the endpoint chain (`held`) took them to 158 MB. The buffer starts at 8 KB and grows only for
-//! a request head that needs it, up to a cap of 32 KB (nginx's default total for request headers;
-//! other apps on the same host can leave kilobytes of cookies): the same 158–160 MB as an 8 KB
-//! cap, which refused a 12 KB Cookie header with 431. A head of 100 KB is still refused.
-//! Parley speaks HTTP/1.1 only: behind a TLS proxy that is what the upstream hop uses.
+//! Parley runs its own loop rather than poem's `Server` so that every held long-poll costs as
+//! little as hyper allows: bounded read buffers (`max_buf_size`), requests detached from them
+//! (`detach`), and held answers completed here, outside the endpoint chain (`held`). The
+//! measurements behind each choice are in BENCHMARKS.md ("What made the difference"). Parley
+//! speaks HTTP/1.1 only: behind a TLS proxy that is what the upstream hop uses.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -72,8 +67,8 @@ where
             }
         });
         let conn = http1::Builder::new()
-            // A per-request header timer cost ~2 ms of fan-out p50 (10.5 → 12.4 ms in `just bench`);
-            // poem's server had none either. Slow clients are the TLS proxy's job.
+            // A per-request header timer costs fan-out latency (BENCHMARKS.md); slow clients are
+            // the TLS proxy's job. Up to 32 KB of request head: nginx's default.
             .header_read_timeout(None)
             .max_buf_size(32 * 1024)
             .serve_connection(TokioIo::new(stream), service);
@@ -96,9 +91,9 @@ where
 }
 
 /// The request with its own copies of the URI and header values. hyper hands them out as slices
-/// of its 8 KB read buffer, which cannot be reused while any slice lives; hyper reads on (to see a
-/// hang-up) while the request is still in the endpoint chain, and would allocate a second buffer.
-/// Measured with 10,000 held polls: 163 MB without the copies, 158–160 MB with them.
+/// of its read buffer, which cannot be reused while any slice lives; hyper reads on (to see a
+/// hang-up) while the request is still in the endpoint chain, and would allocate a second buffer
+/// (measured in BENCHMARKS.md).
 fn detach(req: hyper::Request<Incoming>) -> hyper::Request<Incoming> {
     let (mut parts, body) = req.into_parts();
     for value in parts.headers.values_mut() {

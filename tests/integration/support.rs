@@ -52,6 +52,19 @@ macro_rules! on_both_engines {
     };
 }
 
+/// `TEST_LOG=1 cargo test …` shows the server's logs (at `RUST_LOG`'s level, else debug).
+fn show_logs_if_asked() {
+    if std::env::var_os("TEST_LOG").is_none() {
+        return;
+    }
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("debug,sqlx=warn,hyper=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
 pub struct TestApp {
     pub base: String,
     pub database_url: String,
@@ -162,6 +175,7 @@ impl TestApp {
     }
 
     async fn start_with(database_url: String, settings: Settings) -> Self {
+        show_logs_if_asked();
         let db = Db::connect(&settings).await.expect("database opens");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

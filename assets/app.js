@@ -205,6 +205,26 @@
     });
   }
 
+  // --- The sidebar brought by the feed does not replace search results someone is reading.
+  document.addEventListener("htmx:oobBeforeSwap", function (e) {
+    var q = document.getElementById("search-q");
+    var target = e.detail.target;
+    if (target && target.id === "sidebar-lists" && q && q.value.trim() !== "") e.preventDefault();
+  });
+
+  // --- A message's first reaction: its reactions element is not on the page yet (messages
+  // without reactions carry none), so it goes at the end of the message.
+  document.addEventListener("htmx:oobErrorNoTarget", function (e) {
+    var el = e.detail.content;
+    if (!el || !el.id || el.id.indexOf("r-") !== 0) return;
+    var message = document.getElementById("m-" + el.id.slice(2));
+    if (!message) return;
+    el.removeAttribute("hx-swap-oob");
+    var menu = message.querySelector(".message-menu");
+    message.insertBefore(el, menu);
+    htmx.process(el);
+  });
+
   // --- A message's actions menu: one at a time; Close (or opening it again) closes it.
   document.addEventListener("click", function (e) {
     var close = e.target.closest(".message-menu .close");

@@ -263,15 +263,18 @@ impl Hub {
     /// The feed of `room`, with its latest change number read from the database on first use.
     async fn ready_feed(&self, room: i64) -> sqlx::Result<Arc<RoomFeed>> {
         let feed = self.feed(room);
-        feed.init
-            .get_or_try_init(|| async {
-                let last = rooms::find_by_id(&self.pool, room)
-                    .await?
-                    .map_or(0, |r| r.last_seq);
-                feed.latest.send_if_modified(|v| bump(v, last));
-                Ok::<_, sqlx::Error>(())
-            })
-            .await?;
+        if feed.init.initialized() {
+            return Ok(feed);
+        }
+        // The first read is boxed: its future would otherwise be part of every held poll's.
+        Box::pin(feed.init.get_or_try_init(|| async {
+            let last = rooms::find_by_id(&self.pool, room)
+                .await?
+                .map_or(0, |r| r.last_seq);
+            feed.latest.send_if_modified(|v| bump(v, last));
+            Ok::<_, sqlx::Error>(())
+        }))
+        .await?;
         Ok(feed)
     }
 
@@ -440,17 +443,19 @@ impl Hub {
     /// The feed of `user`, with their name and rooms read from the database on first use.
     async fn ready_person(&self, user: i64) -> sqlx::Result<Arc<PersonFeed>> {
         let feed = self.person(user);
-        feed.init
-            .get_or_try_init(|| async {
-                let (name, rooms) = rooms::name_and_rooms(&self.pool, user).await?;
-                let mut people = self.people.lock().expect("people lock");
-                people.by_name.insert(name.to_ascii_lowercase(), user);
-                for room in rooms {
-                    people.by_room.entry(room).or_default().insert(user);
-                }
-                Ok::<_, sqlx::Error>(())
-            })
-            .await?;
+        if feed.init.initialized() {
+            return Ok(feed);
+        }
+        Box::pin(feed.init.get_or_try_init(|| async {
+            let (name, rooms) = rooms::name_and_rooms(&self.pool, user).await?;
+            let mut people = self.people.lock().expect("people lock");
+            people.by_name.insert(name.to_ascii_lowercase(), user);
+            for room in rooms {
+                people.by_room.entry(room).or_default().insert(user);
+            }
+            Ok::<_, sqlx::Error>(())
+        }))
+        .await?;
         Ok(feed)
     }
 
@@ -626,7 +631,7 @@ impl Hub {
         if after <= *feed.latest.borrow() {
             return Ok(false);
         }
-        let last = rooms::find_by_id(&self.pool, room)
+        let last = Box::pin(rooms::find_by_id(&self.pool, room))
             .await?
             .map_or(0, |r| r.last_seq);
         Ok(after > last)
@@ -644,14 +649,22 @@ impl Hub {
         hold: Duration,
     ) -> sqlx::Result<Answer> {
         let deadline = Instant::now() + hold;
+        // What reads the database before the wait (first reads, a catch-up) is boxed where it
+        // happens: the state kept for the wait is then a few pointers, not those futures.
         let feed = match room {
             Some(room) => Some(self.ready_feed(room).await?),
             None => None,
         };
-        let person = self.ready_person(who.user).await?;
-        let _holding = Holding::new(&person, room.unwrap_or(0));
+        // A client that did not say when it got its sidebar (not a page) has no feed to wait on.
+        let person = match who.feed_since {
+            i64::MAX => None,
+            _ => Some(self.ready_person(who.user).await?),
+        };
+        let _holding = person
+            .as_deref()
+            .map(|p| Holding::new(p, room.unwrap_or(0)));
         let mut latest = feed.as_ref().map(|f| f.latest.subscribe());
-        let mut mine = person.changed.subscribe();
+        let mut mine = person.as_ref().map(|p| p.changed.subscribe());
         let mut shutdown = self.shutdown.subscribe();
         let since = who.feed_since;
         let paced = || crate::now_ms() >= since.saturating_add(FEED_PACE_MS);
@@ -668,10 +681,10 @@ impl Hub {
                             let cursor = found.last().map_or(after, |m| m.seq);
                             (found, cursor)
                         }
-                        None => self.read_after(room, after).await?,
+                        None => Box::pin(self.read_after(room, after)).await?,
                     };
                     if !changes.is_empty() {
-                        let feed = *mine.borrow() >= since && paced();
+                        let feed = mine.as_ref().is_some_and(|m| *m.borrow() >= since) && paced();
                         return Ok(Answer {
                             changes,
                             cursor,
@@ -681,7 +694,9 @@ impl Hub {
                     checked = upto.max(cursor);
                 }
             }
-            let feed_due = *mine.borrow_and_update() >= since;
+            let feed_due = mine
+                .as_mut()
+                .is_some_and(|m| *m.borrow_and_update() >= since);
             if feed_due && paced() {
                 return Ok(Answer {
                     changes: Vec::new(),
@@ -692,13 +707,18 @@ impl Hub {
             if *shutdown.borrow() {
                 return Ok(Answer::default());
             }
-            let pace = tokio::time::Instant::now()
-                + Duration::from_millis(
-                    since
+            // One timer: the end of the hold, or, with a sidebar change waiting for its pace, the
+            // moment it may go (each timer is a few hundred bytes of every held poll).
+            let wake_at = match feed_due {
+                true => {
+                    let wait = since
                         .saturating_add(FEED_PACE_MS)
                         .saturating_sub(crate::now_ms())
-                        .clamp(0, FEED_PACE_MS) as u64,
-                );
+                        .clamp(0, FEED_PACE_MS);
+                    deadline.min(Instant::now() + Duration::from_millis(wait as u64))
+                }
+                false => deadline,
+            };
             // Only numbers cross the awaits, so the future stays Send.
             let woke = tokio::select! {
                 changed = async {
@@ -707,10 +727,14 @@ impl Hub {
                         None => std::future::pending().await,
                     }
                 } => changed.is_ok(),
-                changed = mine.changed(), if !feed_due => changed.is_ok(),
-                _ = tokio::time::sleep_until(pace), if feed_due => true,
+                changed = async {
+                    match &mut mine {
+                        Some(mine) => mine.changed().await,
+                        None => std::future::pending().await,
+                    }
+                }, if !feed_due => changed.is_ok(),
                 _ = shutdown.wait_for(|stop| *stop) => false,
-                _ = tokio::time::sleep_until(deadline) => false,
+                _ = tokio::time::sleep_until(wake_at) => wake_at < deadline,
             };
             if !woke {
                 return Ok(Answer::default());

@@ -3,12 +3,31 @@ use sqlx::AnyPool;
 use super::contains_pattern;
 use crate::domain::RoomName;
 
-pub const PUBLIC: &str = "public";
+/// What a room is: public (anyone logged in reads and writes it) or the direct conversation of
+/// two people. Stored as the text `public` / `direct`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomKind {
+    Public,
+    Direct,
+}
+
+impl TryFrom<String> for RoomKind {
+    type Error = String;
+
+    fn try_from(kind: String) -> Result<Self, Self::Error> {
+        match kind.as_str() {
+            "public" => Ok(RoomKind::Public),
+            "direct" => Ok(RoomKind::Direct),
+            other => Err(format!("unknown room kind {other:?}")),
+        }
+    }
+}
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Room {
     pub id: i64,
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: RoomKind,
     pub name: Option<String>,
     pub topic: String,
     pub last_seq: i64,
@@ -258,8 +277,4 @@ pub async fn set_topic(pool: &AnyPool, room: i64, topic: &str) -> sqlx::Result<(
         .execute(pool)
         .await?;
     Ok(())
-}
-
-pub fn is_public(room: &Room) -> bool {
-    room.kind == PUBLIC
 }

@@ -36,7 +36,9 @@ fn message_as(m: &Message, oob: bool) -> Markup {
                 a.more href=(actions) aria-label="Message actions" { "⋯" }
             }
             p.body { (linkified(&m.body, &m.mentions)) }
-            (reactions(m.seq, &m.reactions, false))
+            // No empty element per message on the wire: the first reaction's out-of-band swap
+            // finds no target, and app.js puts it in the message.
+            @if !m.reactions.is_empty() { (reactions(m.seq, &m.reactions, false)) }
         }
     }
 }
@@ -51,7 +53,7 @@ pub fn reactions(seq: i64, reactions: &[Reaction], oob: bool) -> Markup {
             @for r in reactions {
                 @let who = r.users.join(", ");
                 a.chip href=(page) hx-post=(post) hx-vals=(format!(r#"{{"emoji":"{}"}}"#, r.emoji))
-                    hx-target=(format!("#r-{seq}")) hx-swap="outerHTML"
+                    hx-target=(format!("#m-{seq}")) hx-swap="outerHTML"
                     data-by=(r.users.iter().map(|u| u.to_ascii_lowercase()).collect::<Vec<_>>().join(" "))
                     title=(who) aria-label=(format!("{} {}: {who}", r.emoji, r.users.len())) {
                     (r.emoji) " " span.count { (r.users.len()) }

@@ -4,13 +4,14 @@ use maud::{Markup, html};
 
 use super::chat::timestamp;
 use crate::store::messages::Mentioned;
+use crate::store::rooms::RoomKind;
 
 /// Where a mention is: its conversation's URL and name as the viewer knows them.
 fn place(m: &Mentioned) -> (String, String) {
-    match (&m.room_name, &m.other) {
-        (Some(room), _) => (format!("/rooms/{room}"), format!("#{room}")),
-        (None, Some(other)) => (format!("/dm/{other}"), other.clone()),
-        (None, None) => ("/".to_owned(), "a conversation".to_owned()),
+    match (m.room_kind, &m.room_name, &m.other) {
+        (RoomKind::Public, Some(room), _) => (format!("/rooms/{room}"), format!("#{room}")),
+        (RoomKind::Direct, _, Some(other)) => (format!("/dm/{other}"), other.clone()),
+        _ => ("/".to_owned(), "a conversation".to_owned()),
     }
 }
 

@@ -51,7 +51,7 @@ pub fn actions(base: &str, m: &Message, mine: bool, csrf: &str) -> Markup {
 /// The common reactions as buttons, and a field for any other emoji.
 pub fn picker(base: &str, m: &Message, error: Option<&str>, csrf: &str) -> Markup {
     let action = format!("{base}/messages/{}/reactions", m.seq);
-    let target = format!("#r-{}", m.seq);
+    let target = format!("#m-{}", m.seq);
     html! {
         form.picker method="post" action=(action) hx-post=(action) hx-target=(target) hx-swap="outerHTML" {
             (csrf_field(csrf))

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::error::AppError;
 use super::session::{self, current_user};
-use super::{AppState, Ctx, client_addr, csrf_token, see_other};
+use super::{AppState, Ctx, client_addr, csrf_token, see_other, with_status};
 use crate::domain::{Password, Username};
 use crate::password;
 use crate::store::users;
@@ -30,10 +30,6 @@ struct Credentials {
 #[derive(Deserialize)]
 struct Next {
     next: Option<String>,
-}
-
-fn anonymous(csrf: &str) -> Viewer<'_> {
-    Viewer::anonymous(csrf)
 }
 
 /// Only same-site paths are followed after login (no open redirect to another site). Browsers
@@ -67,22 +63,17 @@ fn try_again(why: &str, wait: Duration) -> String {
     format!("{why} Try again in {minutes} minute{plural}.")
 }
 
-fn with_status(markup: maud::Markup, status: StatusCode) -> Response {
-    let mut resp = markup.into_response();
-    resp.set_status(status);
-    resp
-}
-
 #[handler]
 pub(super) async fn register_form(req: &Request) -> Result<Response, AppError> {
     if current_user(req).await?.is_some() {
         return Ok(see_other("/"));
     }
     let csrf = csrf_token(req);
-    Ok(register_page(&anonymous(&csrf), &AccountForm::empty()).into_response())
+    Ok(register_page(&Viewer::anonymous(&csrf), &AccountForm::empty()).into_response())
 }
 
 #[handler]
+#[tracing::instrument(level = "debug", skip_all)]
 pub(super) async fn register(
     req: &Request,
     Data(app): Data<&AppState>,
@@ -97,7 +88,7 @@ pub(super) async fn register(
             ..AccountForm::empty()
         };
         with_status(
-            register_page(&anonymous(&csrf), &form),
+            register_page(&Viewer::anonymous(&csrf), &form),
             StatusCode::UNPROCESSABLE_ENTITY,
         )
     };
@@ -131,7 +122,7 @@ pub(super) async fn register(
                 ..AccountForm::empty()
             };
             return Ok(with_status(
-                register_page(&anonymous(&csrf), &form),
+                register_page(&Viewer::anonymous(&csrf), &form),
                 StatusCode::TOO_MANY_REQUESTS,
             ));
         }
@@ -162,10 +153,11 @@ pub(super) async fn login_form(req: &Request, Query(q): Query<Next>) -> Result<R
         next: q.next.as_deref(),
         ..AccountForm::empty()
     };
-    Ok(login_page(&anonymous(&csrf), &form).into_response())
+    Ok(login_page(&Viewer::anonymous(&csrf), &form).into_response())
 }
 
 #[handler]
+#[tracing::instrument(level = "debug", skip_all)]
 pub(super) async fn login(
     req: &Request,
     Data(app): Data<&AppState>,
@@ -181,7 +173,7 @@ pub(super) async fn login(
             next,
             ..AccountForm::empty()
         };
-        with_status(login_page(&anonymous(&csrf), &form), status)
+        with_status(login_page(&Viewer::anonymous(&csrf), &form), status)
     };
     let attempt = match app.throttle.begin(&form.username, &addr) {
         Ok(attempt) => attempt,
@@ -219,6 +211,9 @@ pub(super) async fn login(
     };
     attempt.succeeded();
     session::log_in(req, &user).await?;
+    if app.presence.seen(user.id) {
+        app.hub.presence_changed();
+    }
     Ok(see_other(safe_next(&form.next)))
 }
 
@@ -284,6 +279,7 @@ struct PasswordChange {
 /// the new one must pass the same rules as at registration. Every other session of the user
 /// ends (their tag no longer matches); this one goes on under a fresh id.
 #[handler]
+#[tracing::instrument(level = "debug", skip_all)]
 pub(super) async fn change_password(
     req: &Request,
     Data(app): Data<&AppState>,

@@ -4,14 +4,14 @@
 
 use poem::http::StatusCode;
 use poem::web::Query;
-use poem::{FromRequest, IntoResponse, Request, RequestBody, Response, handler};
+use poem::{FromRequest, Request, RequestBody, Response, handler};
 use rand::RngCore;
 use serde::Deserialize;
 
-use super::cache::Cache;
 use super::error::AppError;
 use super::home::sidebar_data;
-use super::{AppState, Ctx};
+use super::{AppState, Ctx, with_status};
+use crate::cache::Cache;
 use crate::store::{messages, rooms, users};
 use crate::views::chat::{self, Composer, Conversation, Sidebar};
 
@@ -220,9 +220,9 @@ pub async fn page_response(
             chat::conversation(&conv, &composer, &ctx.csrf, older),
         ),
     );
-    let mut resp = markup.into_response();
-    if composer.error.is_some() {
-        resp.set_status(StatusCode::UNPROCESSABLE_ENTITY);
-    }
-    Ok(resp)
+    let status = match composer.error {
+        Some(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        None => StatusCode::OK,
+    };
+    Ok(with_status(markup, status))
 }

@@ -4,14 +4,14 @@
 use std::collections::HashMap;
 
 use maud::html;
-use poem::http::header;
+use poem::http::{StatusCode, header};
 use poem::web::Query;
 use poem::{IntoResponse, Response, handler};
 use serde::Deserialize;
 
 use super::conversation::open;
 use super::error::AppError;
-use super::{AppState, Ctx};
+use super::{AppState, Ctx, with_status};
 use crate::store::{messages, rooms, users};
 use crate::views::chat::{self, Sidebar};
 use crate::views::{home as views, page};
@@ -74,12 +74,15 @@ pub async fn sidebar_data(
 pub async fn sidebar_oob(
     app: &AppState,
     user: i64,
-    me: &str,
     current: &str,
 ) -> Result<maud::Markup, AppError> {
     let (rooms, people) = sidebar_data(app, user, "").await?;
+    let me = people
+        .iter()
+        .find(|(p, _)| p.id == user)
+        .map_or(String::new(), |(p, _)| p.username.clone());
     let side = Sidebar {
-        me,
+        me: &me,
         rooms: &rooms,
         people: &people,
         now_ms: crate::now_ms(),
@@ -118,11 +121,11 @@ pub async fn home_response(
             html! { (chat::welcome(&ctx.user.username)) (chat::feed_poller(crate::now_ms())) },
         ),
     );
-    let mut resp = markup.into_response();
-    if room_error.is_some() {
-        resp.set_status(poem::http::StatusCode::UNPROCESSABLE_ENTITY);
-    }
-    Ok(resp)
+    let status = match room_error {
+        Some(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        None => StatusCode::OK,
+    };
+    Ok(with_status(markup, status))
 }
 
 /// Which list a fragment request wants.
@@ -181,7 +184,7 @@ async fn open_header(ctx: &Ctx, url: &str) -> Option<(Option<String>, Vec<rooms:
     };
     match read.await {
         Ok((Some(room), members)) => {
-            let topic = rooms::is_public(&room).then(|| room.topic.clone());
+            let topic = (room.kind == rooms::RoomKind::Public).then(|| room.topic.clone());
             Some((topic, members))
         }
         Ok((None, _)) => None,

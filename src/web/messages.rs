@@ -16,7 +16,7 @@ use super::conversation::{Conv, PAGE, message_id, page_response};
 use super::error::AppError;
 use super::held::held;
 use super::home::sidebar_oob;
-use super::{AppState, Ctx, see_other};
+use super::{AppState, Ctx, see_other, with_status};
 use crate::domain::{ClientKey, Emoji, MessageBody, mentioned_names};
 use crate::realtime::{Listener, Rendered};
 use crate::store::messages::{self, Change, Message};
@@ -48,6 +48,7 @@ async fn mentions_in(
 /// `POST {conv}/messages`. The store and the wake-up run in their own task: once the insert has
 /// begun, a client that hangs up cannot leave a committed message unannounced.
 #[handler]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn send(
     Conv { ctx, target }: Conv,
     Form(form): Form<SendForm>,
@@ -154,7 +155,7 @@ pub async fn feed(ctx: Ctx, Query(q): Query<FeedQuery>) -> Response {
 /// feed. Everything about the request has been checked: it waits outside the endpoint chain.
 fn hold(ctx: &Ctx, conv: Option<(i64, &str)>, after: i64, t: Option<i64>) -> Response {
     let (app, hold) = (ctx.app.clone(), ctx.app.settings.poll_timeout());
-    let (htmx, user, me) = (ctx.htmx, ctx.user.id, ctx.user.username.clone());
+    let (htmx, user) = (ctx.htmx, ctx.user.id);
     let room = conv.map(|(room, _)| room);
     let base = conv.map(|(_, base)| base.to_owned());
     // Only a page (which says when it got its sidebar) is sent the sidebar.
@@ -189,7 +190,7 @@ fn hold(ctx: &Ctx, conv: Option<(i64, &str)>, after: i64, t: Option<i64>) -> Res
         if answer.feed {
             t = crate::now_ms();
             let current = base.as_deref().unwrap_or("/");
-            match sidebar_oob(&app, user, &me, current).await {
+            match Box::pin(sidebar_oob(&app, user, current)).await {
                 Ok(sidebar) => out.push_str(&sidebar.into_string()),
                 Err(err) => return err.as_response(),
             }
@@ -226,7 +227,7 @@ fn no_content() -> Response {
 }
 
 fn unprocessable(markup: Markup) -> Response {
-    (StatusCode::UNPROCESSABLE_ENTITY, markup).into_response()
+    with_status(markup, StatusCode::UNPROCESSABLE_ENTITY)
 }
 
 #[derive(Deserialize)]
@@ -326,8 +327,8 @@ fn edit_response(
     status: StatusCode,
 ) -> Response {
     let form = views::edit_form(&conv.target.base, message, body, error, &conv.ctx.csrf);
-    let mut resp = if conv.ctx.htmx {
-        form.into_response()
+    let markup = if conv.ctx.htmx {
+        form
     } else {
         views::page_of(
             &conv.ctx.viewer(),
@@ -336,15 +337,14 @@ fn edit_response(
             message,
             form,
         )
-        .into_response()
     };
-    resp.set_status(status);
-    resp
+    with_status(markup, status)
 }
 
 /// `POST {conv}/messages/{id}/edit {body}`: the same rules as a send; the change reaches every
 /// open page of the conversation, marked "edited".
 #[handler]
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn edit(
     req: &Request,
     conv: Conv,
@@ -492,16 +492,14 @@ pub async fn react(
         Err(invalid) => {
             let picker =
                 views::picker(&conv.target.base, &message, Some(invalid.0), &conv.ctx.csrf);
-            let mut resp = views::page_of(
+            let page = views::page_of(
                 &conv.ctx.viewer(),
                 &conv.target.title,
                 &conv.target.base,
                 &message,
                 picker,
-            )
-            .into_response();
-            resp.set_status(StatusCode::UNPROCESSABLE_ENTITY);
-            return Ok(resp);
+            );
+            return Ok(unprocessable(page));
         }
     };
     let app = &conv.ctx.app;
@@ -523,13 +521,18 @@ pub async fn react(
     })
     .await
     .map_err(|e| AppError::Internal(Box::new(e)))??;
-    match change {
-        Some(Change::Reacted { seq, reactions, .. }) if conv.ctx.htmx => {
-            Ok(chat::reactions(seq, &reactions, false).into_response())
-        }
-        Some(_) => Ok(back_to(&conv, seq)),
-        None => Err(AppError::NotFound(
+    let Some(Change::Reacted { reactions, .. }) = change else {
+        return Err(AppError::NotFound(
             "There is no such message in this conversation.",
-        )),
+        ));
+    };
+    if !conv.ctx.htmx {
+        return Ok(back_to(&conv, seq));
     }
+    // The whole message: before its first reaction it has no reactions element to replace.
+    let message = Message {
+        reactions,
+        ..message
+    };
+    Ok(chat::message(&message).into_response())
 }

@@ -16,6 +16,8 @@ on_both_engines!(
     the_personal_feed_answers_when_a_private_message_arrives,
     a_poll_from_before_the_changes_gets_the_current_state_after_a_restart,
     without_javascript_edit_and_delete_are_pages_and_forms,
+    a_staff_edit_in_the_admin_reaches_a_held_poll_marked_edited,
+    someone_coming_online_reaches_the_sidebars_of_the_others_within_a_second_or_two,
 );
 
 /// alice and bob in #general; alice has said "hello" (message 1).
@@ -421,4 +423,68 @@ async fn without_javascript_edit_and_delete_are_pages_and_forms(app: &TestApp) {
     assert_eq!(deleted.location(), Some("/rooms/general"));
     assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 0);
     assert_eq!(app.count("SELECT COUNT(*) FROM reactions").await, 0);
+}
+
+async fn a_staff_edit_in_the_admin_reaches_a_held_poll_marked_edited(app: &TestApp) {
+    let (_alice, bob) = general_with_hello(app).await;
+    let boss = app.member("boss").await;
+    sqlx::query("UPDATE users SET is_staff = 1, is_superuser = 1 WHERE username = 'boss'")
+        .execute(&app.pool().await)
+        .await
+        .unwrap();
+    let id: i64 = sqlx::query_scalar("SELECT id FROM messages WHERE body = 'hello'")
+        .fetch_one(&app.pool().await)
+        .await
+        .unwrap();
+    let poll = held(&bob, "/rooms/general", 1);
+    settle().await;
+    let saved = boss
+        .post(
+            &format!("/admin/messages/{id}/change/"),
+            &[("body", "hello (fixed by staff)"), ("_save", "1")],
+        )
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let got = poll.await.unwrap();
+    assert_eq!(
+        got.attr("#m-1", "hx-swap-oob").as_deref(),
+        Some("outerHTML")
+    );
+    assert_eq!(got.select("#m-1 .body"), vec!["hello (fixed by staff)"]);
+    assert!(got.has("#m-1 .edited"));
+}
+
+async fn someone_coming_online_reaches_the_sidebars_of_the_others_within_a_second_or_two(
+    app: &TestApp,
+) {
+    let bob = app.member("bob").await;
+    crate::support::insert_member(&app.database_url, "carol").await;
+    bob.get("/").await;
+    let t = parley::now_ms();
+    let started = Instant::now();
+    let feed = {
+        let (http, url) = (bob.http.clone(), format!("{}/feed?t={t}", bob.base));
+        tokio::spawn(async move {
+            let resp = http
+                .get(url)
+                .header("HX-Request", "true")
+                .send()
+                .await
+                .expect("feed");
+            (
+                resp.status().as_u16(),
+                resp.text().await.unwrap_or_default(),
+            )
+        })
+    };
+    settle().await;
+    let _carol = crate::support::log_in(&app.base, "carol").await;
+    let (status, body) = feed.await.unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        started.elapsed() < Duration::from_millis(1900),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(Page::of_html(body).online("carol"), Some(true));
 }

@@ -372,13 +372,23 @@ pub async fn send_one(
 ) -> Result<Option<i64>> {
     let body = messages::body(seq);
     let key = messages::client_key(run, seq);
-    let fields = [
-        ("body", body.as_str()),
-        ("client_key", key.as_str()),
-        ("csrf_token", &session.csrf),
-    ];
+    let fields = [("body", body.as_str()), ("client_key", key.as_str())];
     let path = format!("/rooms/{room}/messages");
-    let req = build_request("POST", &path, target, &session.cookie, true, Some(&fields));
+    let answer = post_form(conn, target, session, &path, &fields).await?;
+    Ok(messages::parse(&answer).first().map(|f| f.id))
+}
+
+/// A form POST as htmx makes it (with the session's CSRF token); the body of a 2xx answer.
+async fn post_form(
+    conn: &mut Conn,
+    target: &Target,
+    session: &Session,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> Result<Vec<u8>> {
+    let mut fields = fields.to_vec();
+    fields.push(("csrf_token", &session.csrf));
+    let req = build_request("POST", path, target, &session.cookie, true, Some(&fields));
     let resp = conn
         .request(&req, SEND_LIMIT)
         .await
@@ -386,7 +396,7 @@ pub async fn send_one(
     if !(200..300).contains(&resp.status) {
         bail!("POST {path} answered {}: {}", resp.status, resp.snippet());
     }
-    Ok(messages::parse(&resp.body).first().map(|f| f.id))
+    Ok(resp.body)
 }
 
 /// POST /rooms/{room}/messages/{id}/{what} (an edit or a reaction) as htmx does; Ok on 2xx.
@@ -399,16 +409,8 @@ async fn change_one(
     what: &str,
     field: (&str, &str),
 ) -> Result<Option<i64>> {
-    let fields = [field, ("csrf_token", &session.csrf)];
     let path = format!("/rooms/{room}/messages/{id}/{what}");
-    let req = build_request("POST", &path, target, &session.cookie, true, Some(&fields));
-    let resp = conn
-        .request(&req, SEND_LIMIT)
-        .await
-        .map_err(|e| format!("POST {path}: {e}"))?;
-    if !(200..300).contains(&resp.status) {
-        bail!("POST {path} answered {}: {}", resp.status, resp.snippet());
-    }
+    post_form(conn, target, session, &path, &[field]).await?;
     Ok(None)
 }
 

@@ -71,17 +71,17 @@ pub fn parse(html: &[u8]) -> Vec<Found> {
 /// The cursor an answer's `#poller` carries (`data-after="N"`): what to poll with next when the
 /// answer holds changes to older messages, whose ids are below it.
 pub fn cursor(html: &[u8]) -> Option<i64> {
-    let at = find(html, b"data-after=\"")? + b"data-after=\"".len();
-    let digits = html[at..].iter().take_while(|b| b.is_ascii_digit()).count();
-    std::str::from_utf8(&html[at..at + digits])
-        .ok()?
-        .parse()
-        .ok()
+    number_after(html, b"data-after=\"")
 }
 
 /// When the answer's sidebar is from (`data-t="ms"` on its `#poller`), for the next poll's `t`.
 pub fn sidebar_time(html: &[u8]) -> Option<i64> {
-    let at = find(html, b"data-t=\"")? + b"data-t=\"".len();
+    number_after(html, b"data-t=\"")
+}
+
+/// The number right after the first `prefix` in `html`.
+fn number_after(html: &[u8], prefix: &[u8]) -> Option<i64> {
+    let at = find(html, prefix)? + prefix.len();
     let digits = html[at..].iter().take_while(|b| b.is_ascii_digit()).count();
     std::str::from_utf8(&html[at..at + digits])
         .ok()?

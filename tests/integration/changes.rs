@@ -53,6 +53,24 @@ fn held(who: &Client, conv: &str, after: i64) -> tokio::task::JoinHandle<Page> {
     })
 }
 
+/// The feed of a page whose sidebar is as of now, held in the background: (status, body).
+fn feed_held(who: &Client) -> tokio::task::JoinHandle<(u16, String)> {
+    let url = format!("{}/feed?t={}", who.base, parley::now_ms());
+    let http = who.http.clone();
+    tokio::spawn(async move {
+        let resp = http
+            .get(url)
+            .header("HX-Request", "true")
+            .send()
+            .await
+            .expect("feed");
+        (
+            resp.status().as_u16(),
+            resp.text().await.unwrap_or_default(),
+        )
+    })
+}
+
 async fn settle() {
     tokio::time::sleep(Duration::from_millis(200)).await;
 }
@@ -328,23 +346,8 @@ async fn the_personal_feed_answers_when_a_private_message_arrives(app: &TestApp)
     let bob = app.member("bob").await;
     alice.say("/dm/bob", "first").await;
     bob.get("/dm/alice").await;
-    let t = parley::now_ms();
     let started = Instant::now();
-    let feed = {
-        let (http, url) = (bob.http.clone(), format!("{}/feed?t={t}", bob.base));
-        tokio::spawn(async move {
-            let resp = http
-                .get(url)
-                .header("HX-Request", "true")
-                .send()
-                .await
-                .expect("feed");
-            (
-                resp.status().as_u16(),
-                resp.text().await.unwrap_or_default(),
-            )
-        })
-    };
+    let feed = feed_held(&bob);
     settle().await;
     alice.say("/dm/bob", "are you there?").await;
     let (status, body) = feed.await.unwrap();
@@ -460,23 +463,8 @@ async fn someone_coming_online_reaches_the_sidebars_of_the_others_within_a_secon
     let bob = app.member("bob").await;
     crate::support::insert_member(&app.database_url, "carol").await;
     bob.get("/").await;
-    let t = parley::now_ms();
     let started = Instant::now();
-    let feed = {
-        let (http, url) = (bob.http.clone(), format!("{}/feed?t={t}", bob.base));
-        tokio::spawn(async move {
-            let resp = http
-                .get(url)
-                .header("HX-Request", "true")
-                .send()
-                .await
-                .expect("feed");
-            (
-                resp.status().as_u16(),
-                resp.text().await.unwrap_or_default(),
-            )
-        })
-    };
+    let feed = feed_held(&bob);
     settle().await;
     let _carol = crate::support::log_in(&app.base, "carol").await;
     let (status, body) = feed.await.unwrap();

@@ -54,22 +54,33 @@
     var newest = all.length ? Number(all[all.length - 1].dataset.messageId) : 0;
     return Math.max(newest, poller ? Number(poller.dataset.after) : 0);
   }
+  var readPending = null;
+  function sendRead(beacon) {
+    var composer = document.getElementById("composer");
+    var seq = lastSeen();
+    readPending = null;
+    if (!composer || !seq) return;
+    var url = composer.getAttribute("action").replace(/\/messages$/, "/read");
+    var body = new URLSearchParams({ seq: String(seq), csrf_token: csrfToken() });
+    // Leaving the page: a beacon still arrives after it has gone.
+    if (beacon && navigator.sendBeacon && navigator.sendBeacon(url, body)) return;
+    fetch(url, { method: "POST", body: body, credentials: "same-origin" }).catch(function () {});
+  }
   function reportRead() {
     var composer = document.getElementById("composer");
     if (!composer || document.visibilityState !== "visible") return;
     clearTimeout(readTimer);
+    readPending = true;
     readTimer = setTimeout(function () {
-      var seq = lastSeen();
-      if (!seq) return;
-      var url = composer.getAttribute("action").replace(/\/messages$/, "/read");
-      fetch(url, {
-        method: "POST",
-        headers: { "Content-Type": "application/x-www-form-urlencoded", "X-CSRF-Token": csrfToken() },
-        body: "seq=" + encodeURIComponent(seq),
-        credentials: "same-origin",
-      }).catch(function () {});
+      sendRead(false);
     }, 800);
   }
+  window.addEventListener("pagehide", function () {
+    if (readPending) {
+      clearTimeout(readTimer);
+      sendRead(true);
+    }
+  });
   document.addEventListener("visibilitychange", reportRead);
 
   // --- Live delivery. The poller replaces itself with new messages and a fresh poller (htmx
@@ -250,6 +261,14 @@
     }
   });
   document.addEventListener("htmx:afterSettle", function (e) {
+    if (stick) toBottom();
+  });
+  // A poller replaces itself (outerHTML), so events on the old one do not reach the document;
+  // the new one's htmx:load does. Each is the page having shown what came before it.
+  document.addEventListener("htmx:load", function (e) {
+    var elt = e.detail.elt;
+    if (!elt || elt.id !== "poller") return;
+    localTimes(document);
     if (stick) toBottom();
     if (document.getElementById("composer")) reportRead();
   });

@@ -459,6 +459,14 @@ impl Hub {
         Ok(feed)
     }
 
+    /// Something only `user`'s own sidebar shows changed (they read a conversation): their
+    /// other pages are told.
+    pub fn changed_for(&self, user: i64) {
+        if let Some(feed) = self.people.lock().expect("people lock").feeds.get(&user) {
+            feed.bump();
+        }
+    }
+
     /// `user` now belongs to `room` (joined it, or a private conversation was opened with them).
     pub fn joined(&self, room: i64, user: i64) {
         let mut people = self.people.lock().expect("people lock");

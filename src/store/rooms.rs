@@ -125,9 +125,10 @@ pub async fn join(pool: &AnyPool, room: i64, user: i64) -> sqlx::Result<()> {
     Ok(())
 }
 
-/// Moves the user's read position forward to `seq` (never back, never past the room's end).
-pub async fn mark_read(pool: &AnyPool, room: i64, user: i64, seq: i64) -> sqlx::Result<()> {
-    sqlx::query(
+/// Moves the user's read position forward to `seq` (never back, never past the room's end);
+/// whether it moved.
+pub async fn mark_read(pool: &AnyPool, room: i64, user: i64, seq: i64) -> sqlx::Result<bool> {
+    let moved = sqlx::query(
         "UPDATE memberships SET last_read_seq = $3
          WHERE room_id = $1 AND user_id = $2 AND last_read_seq < $3
            AND $3 <= (SELECT last_seq FROM rooms WHERE id = $1)",
@@ -137,7 +138,7 @@ pub async fn mark_read(pool: &AnyPool, room: i64, user: i64, seq: i64) -> sqlx::
     .bind(seq)
     .execute(pool)
     .await?;
-    Ok(())
+    Ok(moved.rows_affected() > 0)
 }
 
 /// A public room in the sidebar; `last_read_seq` is None for rooms the user has not joined.

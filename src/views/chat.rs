@@ -195,11 +195,12 @@ pub fn sidebar(s: &Sidebar<'_>, csrf: &str, room_error: Option<(&str, &str)>) ->
 }
 
 /// The two lists. The page's held poll brings them again when they change (unread and mention
-/// counts, who is online), out of band; a slow refresh stands behind it.
+/// counts, who is online), out of band; the refresh every 15 s also brings the open
+/// conversation's header (topic, members), which no feed event announces.
 pub fn sidebar_lists(s: &Sidebar<'_>, oob: bool) -> Markup {
     let refresh = format!("/sidebar?current={}", s.current);
     html! {
-        div #sidebar-lists hx-get=(refresh) hx-trigger="every 60s" hx-include="#search-q" hx-swap="outerHTML"
+        div #sidebar-lists hx-get=(refresh) hx-trigger="every 15s" hx-include="#search-q" hx-swap="outerHTML"
             hx-swap-oob=[oob.then_some("true")] {
             // What the search box sends along, so that its results keep the open conversation.
             input #sidebar-current type="hidden" name="current" value=(s.current);

@@ -17,7 +17,7 @@ fn place(m: &Mentioned) -> (String, String) {
 
 pub fn mentions(found: &[Mentioned]) -> Markup {
     html! {
-        section #mentions .mentions aria-labelledby="mentions-title" {
+        section #mentions .mentions-page aria-labelledby="mentions-title" {
             h1 #mentions-title { "Mentions" }
             @if found.is_empty() {
                 p.empty { "Nobody has mentioned you yet. When someone writes @ and your name, it shows here." }

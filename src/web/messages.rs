@@ -242,7 +242,9 @@ pub async fn read(
     Conv { ctx, target }: Conv,
     Form(form): Form<ReadForm>,
 ) -> Result<Response, AppError> {
-    rooms::mark_read(&ctx.app.db.pool, target.room, ctx.user.id, form.seq).await?;
+    if rooms::mark_read(&ctx.app.db.pool, target.room, ctx.user.id, form.seq).await? {
+        ctx.app.hub.changed_for(ctx.user.id);
+    }
     Ok(no_content())
 }
 

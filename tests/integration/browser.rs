@@ -552,7 +552,9 @@ async fn edits_deletions_reactions_and_mentions_reach_the_other_person_live() {
 
     // Alice edits her message in place; Bob sees the new text, marked.
     click(&alice, "#m-1 .more").await;
+    wait_for_text(&alice, "#m-1 .message-menu", "Edit").await;
     click(&alice, "#m-1 .message-menu a[href$='/edit']").await;
+    wait_for_text(&alice, "form.editing", "Edit your message").await;
     fill(&alice, "form.editing textarea", "hello, edited").await;
     click(&alice, "form.editing button[type=submit]").await;
     wait_for_text(&alice, "#m-1 .body", "hello, edited").await;
@@ -562,6 +564,15 @@ async fn edits_deletions_reactions_and_mentions_reach_the_other_person_live() {
     // Bob goes to the home page; a mention raises his count there within two seconds.
     bob.goto(&app.base).await.unwrap();
     wait_for_text(&bob, "#room-list", "general").await;
+    // What Bob saw in the room is read: his read position arrives as he leaves, and his sidebar
+    // here hears of it through its feed.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let unread =
+        "return document.querySelector(\"#room-list a[href='/rooms/general']\").dataset.unread";
+    while bob.execute(unread, vec![]).await.ok() != Some(json!("0")) {
+        assert!(Instant::now() < deadline, "general still counts as unread");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     tokio::time::sleep(Duration::from_millis(300)).await;
     fill(&alice, "#composer-body", "@bob have a look").await;
     click(&alice, "#composer button[type=submit]").await;
@@ -585,7 +596,9 @@ async fn edits_deletions_reactions_and_mentions_reach_the_other_person_live() {
         .unwrap();
     wait_for_text(&bob, "#m-1 .body", "hello, edited").await;
     click(&alice, "#m-1 .more").await;
+    wait_for_text(&alice, "#m-1 .message-menu", "Delete").await;
     click(&alice, "#m-1 .message-menu a[href$='/delete']").await;
+    wait_for_text(&alice, "form.confirm", "Delete this message?").await;
     click(&alice, "form.confirm button[type=submit]").await;
     wait_gone(&alice, "#m-1").await;
     wait_gone(&bob, "#m-1").await;

@@ -171,11 +171,9 @@ pub async fn page_response(
         Some(b) => messages::before(pool, room.id, b, PAGE).await?,
         None => messages::latest(pool, room.id, PAGE).await?,
     };
-    if before.is_none() {
-        if rooms::mark_read(pool, room.id, ctx.user.id, room.last_seq).await? {
-            // The person's other pages show this conversation as read.
-            app.hub.changed_for(ctx.user.id);
-        }
+    // The person's other pages show this conversation as read.
+    if before.is_none() && rooms::mark_read(pool, room.id, ctx.user.id, room.last_seq).await? {
+        app.hub.changed_for(ctx.user.id);
     }
     let members = rooms::members(pool, room.id).await?;
     let (room_list, people) = sidebar_data(app, ctx.user.id, "").await?;

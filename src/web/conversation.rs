@@ -9,7 +9,7 @@ use rand::RngCore;
 use serde::Deserialize;
 
 use super::error::AppError;
-use super::home::sidebar_data;
+use super::sidebar::sidebar_data;
 use super::{AppState, Ctx, with_status};
 use crate::cache::Cache;
 use crate::store::{messages, rooms, users};

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use super::conversation::{Conv, PAGE, message_id, page_response};
 use super::error::AppError;
 use super::held::held;
-use super::home::sidebar_oob;
+use super::sidebar::sidebar_oob;
 use super::{AppState, Ctx, see_other, with_status};
 use crate::domain::{ClientKey, Emoji, MessageBody, mentioned_names};
 use crate::realtime::{Listener, Rendered};

@@ -12,6 +12,7 @@ pub mod messages;
 pub mod rooms;
 pub mod server;
 pub mod session;
+pub mod sidebar;
 pub mod telemetry;
 
 use std::net::IpAddr;

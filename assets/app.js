@@ -105,11 +105,21 @@
   function showUnseen() {
     document.title = unseen ? "(" + unseen + ") " + plainTitle : plainTitle;
   }
+  // The open conversation's own messages: the sidebar does not count them (they are on this
+  // page), so a private message or a mention here raises its notification from the message.
   function countUnseen(fragment) {
     var me = document.querySelector(".topbar .me");
+    var myName = me ? me.textContent : "";
     var doc = new DOMParser().parseFromString(fragment, "text/html");
-    doc.querySelectorAll("[data-message-id]:not([hx-swap-oob]) .author").forEach(function (a) {
-      if (!me || a.textContent !== me.textContent) unseen++;
+    var here = location.pathname;
+    doc.querySelectorAll("[data-message-id]:not([hx-swap-oob])").forEach(function (m) {
+      var author = m.querySelector(".author");
+      var who = author ? author.textContent : "";
+      if (who === myName) return;
+      unseen++;
+      var mentions = (m.dataset.mentions || "").split(" ");
+      if (here.indexOf("/dm/") === 0) notify(here, "New message from " + who);
+      else if (mentions.indexOf(myName.toLowerCase()) >= 0) notify(here, who + " mentioned you");
     });
     showUnseen();
   }

@@ -28,7 +28,7 @@ use parley_admin::{
 };
 
 use crate::domain::{MessageBody, RoomName, Topic, Username};
-use crate::store::messages::Change;
+use crate::store::messages;
 use crate::web::AppState;
 
 /// Parley's models, with hooks that keep the app's caches true to what the admin wrote.
@@ -54,36 +54,43 @@ async fn rooms_written(app: AppState) {
 }
 
 /// Messages written by staff. An edit is a change of the conversation like the author's own:
-/// marked "edited" and delivered live to every open page, on every process. (A message added
-/// here has no place in the live sequence; the windows are dropped instead.)
+/// marked "edited", whom it names worked out again, delivered live to every open page on every
+/// process. (A message added here has no place in the live sequence; the windows are dropped.)
 async fn messages_written(app: AppState, ids: Vec<i64>, action: WriteAction) {
     if action != WriteAction::Changed {
         app.hub.invalidate_everywhere(app.db.pg.as_ref()).await;
         return;
     }
     for id in ids {
-        let turn = app.db.write_turn().await;
-        let edited = crate::store::messages::touch_edited(&app.db.pool, id).await;
-        drop(turn);
-        match edited {
-            Ok(Some(message)) => app.hub.published(&Change::Updated(message)),
-            Ok(None) => {}
-            Err(err) => {
-                tracing::warn!(%err, id, "could not announce a staff edit; dropping the windows");
-                app.hub.invalidate_everywhere(app.db.pg.as_ref()).await;
-            }
+        if let Err(err) = announce_staff_edit(&app, id).await {
+            tracing::warn!(%err, id, "could not announce a staff edit; dropping the windows");
+            app.hub.invalidate_everywhere(app.db.pg.as_ref()).await;
         }
     }
+}
+
+async fn announce_staff_edit(app: &AppState, id: i64) -> Result<(), crate::web::AppError> {
+    let Some((room, seq)) = messages::locate(&app.db.pool, id).await? else {
+        return Ok(());
+    };
+    let Some(message) = messages::find(&app.db.pool, room, seq).await? else {
+        return Ok(());
+    };
+    // The admin validated the text as a message body when it saved it.
+    let body = MessageBody::parse(&message.body)
+        .map_err(|e| crate::web::AppError::Internal(Box::new(e)))?;
+    crate::web::messages::edit_message(app, room, &message, body).await?;
+    Ok(())
 }
 
 /// Deletes one message for the admin (its `delete_model`) as its author would: gone from the
 /// database, and from every open page at once.
 async fn delete_message(app: AppState, id: i64) -> sqlx::Result<bool> {
-    let Some((room, seq)) = crate::store::messages::locate(&app.db.pool, id).await? else {
+    let Some((room, seq)) = messages::locate(&app.db.pool, id).await? else {
         return Ok(false);
     };
     let turn = app.db.write_turn().await;
-    let change = crate::store::messages::delete(&app.db.pool, room, seq).await?;
+    let change = messages::delete(&app.db.pool, room, seq).await?;
     drop(turn);
     match change {
         Some(change) => {

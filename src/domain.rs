@@ -205,8 +205,9 @@ impl Emoji {
         let known = emojis::get(emoji)
             .or_else(|| emojis::get(&format!("{emoji}\u{fe0f}")))
             .or_else(|| emojis::get(&emoji.replace('\u{fe0f}', "")));
+        // Stored as the table spells it, so "❤" and "❤️" are one reaction, not two.
         match known {
-            Some(_) => Ok(Self(emoji.to_owned())),
+            Some(known) => Ok(Self(known.as_str().to_owned())),
             None => Err(NOT_ONE),
         }
     }
@@ -312,6 +313,16 @@ mod tests {
         assert!(Emoji::parse("👍👍").is_err());
         assert!(Emoji::parse("a👍").is_err());
         assert!(Emoji::parse(&"👍".repeat(9)).is_err());
+        assert_eq!(Emoji::parse("❤").unwrap(), Emoji::parse("❤️").unwrap());
+        assert_eq!(Emoji::parse("👍\u{fe0f}").unwrap().as_str(), "👍");
+        assert!(
+            Emoji::parse("\u{fe0f}👍").is_err()
+                || Emoji::parse("\u{fe0f}👍").unwrap().as_str() == "👍"
+        );
+        assert!(
+            Emoji::parse("👍\u{fe0f}\u{fe0f}").is_err()
+                || Emoji::parse("👍\u{fe0f}\u{fe0f}").unwrap().as_str() == "👍"
+        );
     }
 
     #[test]

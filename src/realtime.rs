@@ -37,8 +37,10 @@ use crate::store::rooms;
 pub struct Rendered {
     pub first: i64,
     pub seq: i64,
-    /// The message it shows (0 for none), so that a deletion can blank it.
+    /// The message it shows (0 for none), so that a later edit or deletion can rewrite it.
     message: i64,
+    /// Whether it is that message's creation (rather than an edit of it).
+    created: bool,
     pub html: Arc<str>,
 }
 
@@ -51,11 +53,15 @@ const CHANNEL: &str = "parley_messages";
 const FORGET: &str = "forget";
 /// "Someone came or went": sidebars show who is online.
 const PRESENCE: &str = "presence";
+/// "`join:room:user`": a person now belongs to a room (their feed may be on this process).
+const JOIN: &str = "join:";
 
 /// How many rendered changes a room keeps for woken polls; a poll further behind reads the database.
 const WINDOW: usize = 256;
 /// The most changes one poll answer carries; the client re-polls for the rest.
 pub const BATCH: i64 = 200;
+/// How long a person's feed is kept after their last poll.
+const PERSON_KEPT: Duration = Duration::from_secs(120);
 /// A person's sidebar is sent again at most this often, however busy their rooms are.
 pub const FEED_PACE_MS: i64 = 1000;
 
@@ -68,6 +74,10 @@ pub struct Hub {
     shutdown: watch::Sender<bool>,
     /// Database reads made by polls the window could not answer (see `poll_reads`).
     reads: AtomicU64,
+    /// On PostgreSQL, for telling the other processes who joined what.
+    pg: std::sync::OnceLock<sqlx::PgPool>,
+    /// Joins told to the other processes lately (a send joins its room every time).
+    announced: crate::cache::Cache<(i64, i64), ()>,
 }
 
 struct RoomFeed {
@@ -93,6 +103,9 @@ struct PersonFeed {
     init: OnceCell<()>,
     /// Held polls by the conversation they show (0: none).
     polls: Mutex<HashMap<i64, usize>>,
+    /// When a poll last began or ended: a feed is kept a while after its last poll, since the
+    /// next one follows at once (a new feed would send its sidebar once more).
+    last_used: Mutex<std::time::Instant>,
 }
 
 impl PersonFeed {
@@ -126,6 +139,7 @@ impl<'a> Holding<'a> {
 
 impl Drop for Holding<'_> {
     fn drop(&mut self) {
+        *self.0.last_used.lock().expect("last used lock") = std::time::Instant::now();
         let mut polls = self.0.polls.lock().expect("polls lock");
         if let Some(n) = polls.get_mut(&self.1) {
             *n -= 1;
@@ -158,6 +172,9 @@ pub struct Answer {
 struct Window {
     items: VecDeque<Arc<Rendered>>,
     early: BTreeMap<i64, Arc<Rendered>>,
+    /// Messages deleted lately: a change showing one that arrives after its deletion (published
+    /// out of order) is blanked as it comes in.
+    deleted: VecDeque<i64>,
 }
 
 impl Window {
@@ -165,7 +182,16 @@ impl Window {
         self.items.back().map(|m| m.seq)
     }
 
-    fn add(&mut self, item: Arc<Rendered>) {
+    fn add(&mut self, mut item: Arc<Rendered>) {
+        if item.message != 0 && self.deleted.contains(&item.message) {
+            item = Arc::new(Rendered {
+                first: item.first,
+                seq: item.seq,
+                message: item.message,
+                created: item.created,
+                html: Arc::from(""),
+            });
+        }
         match self.end() {
             None => self.items.push_back(item),
             Some(end) if item.first == end + 1 => self.items.push_back(item),
@@ -215,18 +241,34 @@ impl Window {
         )
     }
 
-    /// A deleted message's text leaves the window too: a poll from before it was sent gets
-    /// nothing of it, only its deletion.
-    fn blank(&mut self, message: i64, deletion: i64) {
+    /// What the window holds of `message` from before change `before` is rewritten: its creation
+    /// shows `now` (the message as it is, or nothing once deleted), and earlier edits nothing. A
+    /// poll from before them gets the message as it is, never a text since replaced or deleted.
+    fn rewrite(&mut self, message: i64, before: i64, now: Option<&Arc<str>>) {
+        let empty: Arc<str> = Arc::from("");
         for item in self.items.iter_mut().chain(self.early.values_mut()) {
-            if item.message == message && item.seq != deletion {
-                *item = Arc::new(Rendered {
-                    first: item.first,
-                    seq: item.seq,
-                    message: 0,
-                    html: Arc::from(""),
-                });
+            if item.message != message || item.seq >= before {
+                continue;
             }
+            let html = match (item.created, now) {
+                (true, Some(now)) => now.clone(),
+                _ => empty.clone(),
+            };
+            *item = Arc::new(Rendered {
+                first: item.first,
+                seq: item.seq,
+                message: item.message,
+                created: item.created,
+                html,
+            });
+        }
+    }
+
+    fn deleted(&mut self, message: i64, at: i64) {
+        self.rewrite(message, at, None);
+        self.deleted.push_back(message);
+        if self.deleted.len() > WINDOW {
+            self.deleted.pop_front();
         }
     }
 }
@@ -242,6 +284,8 @@ impl Hub {
             presence_dirty: AtomicBool::new(false),
             shutdown,
             reads: AtomicU64::new(0),
+            pg: std::sync::OnceLock::new(),
+            announced: crate::cache::Cache::new(Duration::from_secs(600), 100_000),
         })
     }
 
@@ -279,16 +323,45 @@ impl Hub {
     }
 
     fn render(&self, change: &Change, first: i64) -> Arc<Rendered> {
-        let message = match change {
-            Change::New(m) | Change::Updated(m) => m.seq,
-            Change::Deleted { .. } | Change::Reacted { .. } => 0,
+        let (message, created) = match change {
+            Change::New(m) => (m.seq, true),
+            Change::Updated(m) => (m.seq, false),
+            Change::Deleted { .. } | Change::Reacted { .. } => (0, false),
         };
         Arc::new(Rendered {
             first,
             seq: change.at(),
             message,
+            created,
             html: (self.render)(change).into(),
         })
+    }
+
+    /// Puts a change in a room's window (standing for the changes `first..=upto`, when a catch-up
+    /// read folded several into it), rewriting what it supersedes there; the last change number
+    /// it stands for.
+    fn keep(&self, window: &mut Window, change: &Change, first: i64, upto: Option<i64>) -> i64 {
+        let mut item = self.render(change, first);
+        if let Some(upto) = upto.filter(|u| *u > item.seq) {
+            item = Arc::new(Rendered {
+                first: item.first,
+                seq: upto,
+                message: item.message,
+                created: item.created,
+                html: item.html.clone(),
+            });
+        }
+        let seq = item.seq;
+        window.add(item);
+        match change {
+            Change::Updated(m) => {
+                let now: Arc<str> = (self.render)(&Change::New(m.clone())).into();
+                window.rewrite(m.seq, change.at(), Some(&now));
+            }
+            Change::Deleted { seq, at, .. } => window.deleted(*seq, *at),
+            _ => {}
+        }
+        seq
     }
 
     /// Makes a change made through this process visible to every held poll of its room, and to
@@ -297,10 +370,7 @@ impl Hub {
         let feed = self.feed(change.room_id());
         {
             let mut window = feed.window.lock().expect("window lock");
-            window.add(self.render(change, change.at()));
-            if let Change::Deleted { seq, at, .. } = change {
-                window.blank(*seq, *at);
-            }
+            self.keep(&mut window, change, change.at(), None);
         }
         feed.latest.send_if_modified(|v| bump(v, change.at()));
         self.tell_people(std::slice::from_ref(change));
@@ -347,22 +417,20 @@ impl Hub {
                 let mut first = from + 1;
                 let last = changes.len().saturating_sub(1);
                 for (i, change) in changes.iter().enumerate() {
-                    let mut item = self.render(change, first);
-                    if i == last && cursor > item.seq {
-                        // What came after it folded into it (or into nothing, as when a message
-                        // was sent and deleted): it stands for the run up to the cursor.
-                        item = Arc::new(Rendered {
-                            first: item.first,
-                            seq: cursor,
-                            message: item.message,
-                            html: item.html.clone(),
-                        });
-                    }
-                    first = item.seq + 1;
-                    window.add(item);
-                    if let Change::Deleted { seq, at, .. } = change {
-                        window.blank(*seq, *at);
-                    }
+                    // What came after the last change folded into it (or into nothing, as when
+                    // a message was sent and deleted): it stands for the run up to the cursor.
+                    let upto = (i == last).then_some(cursor);
+                    first = self.keep(&mut window, change, first, upto) + 1;
+                }
+                if changes.is_empty() && cursor >= first {
+                    // Nothing left to show of (from, cursor]: an empty item keeps the run whole.
+                    window.add(Arc::new(Rendered {
+                        first,
+                        seq: cursor,
+                        message: 0,
+                        created: false,
+                        html: Arc::from(""),
+                    }));
                 }
                 drop(window);
                 self.tell_people(&changes);
@@ -388,18 +456,16 @@ impl Hub {
     }
 
     /// New messages change the unread counts of their room's members, and the mention counts of
-    /// whom they name; edits may name someone new. Each is told, unless every poll they hold shows
-    /// that room already.
+    /// whom they name. Each is told, unless every poll they hold shows that room already. (Who
+    /// an edit names anew is told by the process that made the edit.)
     fn tell_people(&self, changes: &[Change]) {
         let people = self.people.lock().expect("people lock");
         if people.feeds.is_empty() {
             return;
         }
         for change in changes {
-            let (message, new) = match change {
-                Change::New(m) => (m, true),
-                Change::Updated(m) => (m, false),
-                _ => continue,
+            let Change::New(message) = change else {
+                continue;
             };
             let room = message.room_id;
             let told = |user: i64| {
@@ -410,10 +476,8 @@ impl Hub {
                     feed.bump();
                 }
             };
-            if new {
-                for user in people.by_room.get(&room).into_iter().flatten() {
-                    told(*user);
-                }
+            for user in people.by_room.get(&room).into_iter().flatten() {
+                told(*user);
             }
             for name in message.mentions.split_whitespace() {
                 if let Some(user) = people.by_name.get(name) {
@@ -435,6 +499,7 @@ impl Hub {
                     changed: watch::channel(crate::now_ms()).0,
                     init: OnceCell::new(),
                     polls: Mutex::new(HashMap::new()),
+                    last_used: Mutex::new(std::time::Instant::now()),
                 })
             })
             .clone()
@@ -459,6 +524,17 @@ impl Hub {
         Ok(feed)
     }
 
+    /// Reads whom `user` is and which rooms they belong to, for their feed.
+    async fn load_person(&self, user: i64) -> sqlx::Result<()> {
+        let (name, rooms) = rooms::name_and_rooms(&self.pool, user).await?;
+        let mut people = self.people.lock().expect("people lock");
+        people.by_name.insert(name.to_ascii_lowercase(), user);
+        for room in rooms {
+            people.by_room.entry(room).or_default().insert(user);
+        }
+        Ok(())
+    }
+
     /// Something only `user`'s own sidebar shows changed (they read a conversation): their
     /// other pages are told.
     pub fn changed_for(&self, user: i64) {
@@ -468,7 +544,29 @@ impl Hub {
     }
 
     /// `user` now belongs to `room` (joined it, or a private conversation was opened with them).
+    /// On PostgreSQL the other processes are told too (`join:room:user`), since the person's
+    /// feed may live on any of them.
     pub fn joined(&self, room: i64, user: i64) {
+        self.joined_here(room, user);
+        let Some(pg) = self.pg.get() else { return };
+        if self.announced.get(&(room, user)).is_some() {
+            return;
+        }
+        self.announced.put((room, user), ());
+        let (pg, note) = (pg.clone(), format!("{JOIN}{room}:{user}"));
+        tokio::spawn(async move {
+            let sent = sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANNEL)
+                .bind(note)
+                .execute(&pg)
+                .await;
+            if let Err(err) = sent {
+                tracing::debug!(%err, "could not tell the other servers about a join");
+            }
+        });
+    }
+
+    fn joined_here(&self, room: i64, user: i64) {
         let mut people = self.people.lock().expect("people lock");
         if people.feeds.contains_key(&user) {
             people.by_room.entry(room).or_default().insert(user);
@@ -548,23 +646,32 @@ impl Hub {
         }
     }
 
-    /// Forgets every room's recent changes.
-    pub fn invalidate_all(&self) {
+    /// Forgets every room's recent changes, and reads again whom the people here belong to
+    /// (memberships may have gone with a user or a room). Their feeds stay — held polls wait on
+    /// them — and are told, since what their sidebars show may have changed too.
+    pub async fn invalidate_all(&self) {
         let rooms = self.listened_rooms();
         for room in rooms {
             self.invalidate(room);
         }
-        // Memberships may have gone with a user or a room: read them again on next use.
-        let mut people = self.people.lock().expect("people lock");
-        people.by_room.clear();
-        people.by_name.clear();
-        people.feeds.clear();
+        let users: Vec<i64> = {
+            let mut people = self.people.lock().expect("people lock");
+            people.by_room.clear();
+            people.by_name.clear();
+            people.feeds.keys().copied().collect()
+        };
+        for user in users {
+            if let Err(err) = self.load_person(user).await {
+                tracing::warn!(%err, user, "could not read a person's rooms again");
+            }
+        }
+        self.tell_everyone();
     }
 
     /// Forgets every room's recent changes here and, on PostgreSQL, in every other process too
     /// (staff deleted or renamed users or rooms, which rendered changes show).
     pub async fn invalidate_everywhere(&self, pg: Option<&sqlx::PgPool>) {
-        self.invalidate_all();
+        self.invalidate_all().await;
         let Some(pg) = pg else { return };
         let note = sqlx::query("SELECT pg_notify($1, $2)")
             .bind(CHANNEL)
@@ -590,7 +697,10 @@ impl Hub {
         let gone: HashSet<i64> = people
             .feeds
             .iter()
-            .filter(|(_, f)| Arc::strong_count(f) == 1 && f.changed.receiver_count() == 0)
+            .filter(|(_, f)| {
+                let idle = f.last_used.lock().expect("last used lock").elapsed();
+                Arc::strong_count(f) == 1 && f.changed.receiver_count() == 0 && idle > PERSON_KEPT
+            })
             .map(|(id, _)| *id)
             .collect();
         if !gone.is_empty() {
@@ -767,6 +877,7 @@ impl Hub {
 
     /// On PostgreSQL: LISTEN for changes made through every process, for as long as the server runs.
     pub fn spawn_listener(self: &Arc<Self>, pg: sqlx::PgPool) {
+        let _ = self.pg.set(pg.clone());
         let hub = Arc::clone(self);
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(100);
@@ -793,14 +904,24 @@ impl Hub {
             let note = listener.recv().await?;
             match note.payload() {
                 FORGET => {
-                    self.invalidate_all();
+                    let hub = Arc::clone(self);
+                    tokio::spawn(async move { hub.invalidate_all().await });
                     continue;
                 }
                 PRESENCE => {
                     self.tell_everyone();
                     continue;
                 }
-                _ => {}
+                other => {
+                    if let Some((room, user)) =
+                        other.strip_prefix(JOIN).and_then(|j| j.split_once(':'))
+                    {
+                        if let (Ok(room), Ok(user)) = (room.parse(), user.parse()) {
+                            self.joined_here(room, user);
+                        }
+                        continue;
+                    }
+                }
             }
             let Some((room, seq)) = note.payload().split_once(':') else {
                 continue;
@@ -833,6 +954,7 @@ mod tests {
             first: seq,
             seq,
             message: seq,
+            created: true,
             html: Arc::from(seq.to_string()),
         })
     }
@@ -1012,6 +1134,7 @@ mod tests {
             first: 2,
             seq: 4,
             message: 1,
+            created: false,
             html: Arc::from("edited 1"),
         }));
         w.add(m(5));
@@ -1029,13 +1152,63 @@ mod tests {
             first: 3,
             seq: 3,
             message: 0,
+            created: false,
             html: Arc::from("delete 1"),
         }));
-        w.blank(1, 3);
+        w.deleted(1, 3);
         let all = w.after(0, 3).unwrap();
         assert_eq!(seqs(&all), vec![1, 2, 3], "the run stays whole");
         assert_eq!(&*all[0].html, "", "message 1's text is gone");
         assert_eq!(&*all[1].html, "2");
+    }
+
+    #[test]
+    fn a_message_published_after_its_deletion_arrives_blank() {
+        let mut w = Window::default();
+        w.add(m(1));
+        // Deletion (3) of message 2 published before message 2 itself.
+        w.add(Arc::new(Rendered {
+            first: 3,
+            seq: 3,
+            message: 0,
+            created: false,
+            html: Arc::from("delete 2"),
+        }));
+        w.deleted(2, 3);
+        w.add(m(2));
+        let all = w.after(0, 3).unwrap();
+        assert_eq!(seqs(&all), vec![1, 2, 3]);
+        assert_eq!(&*all[1].html, "", "message 2's text never enters");
+    }
+
+    #[tokio::test]
+    async fn an_edit_rewrites_what_the_window_holds_of_the_message() {
+        fn bodies(c: &Change) -> String {
+            match c {
+                Change::New(m) | Change::Updated(m) => m.body.clone(),
+                _ => String::new(),
+            }
+        }
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .connect_lazy("sqlite::memory:")
+            .unwrap();
+        let hub = Hub::new(pool, bodies);
+        hub.published(&message(1, 1));
+        let Change::New(mut edited) = message(1, 1) else {
+            unreachable!()
+        };
+        edited.body = "the new text".into();
+        edited.changed_seq = 2;
+        hub.published(&Change::Updated(edited));
+        let feed = hub.feed(1);
+        let window = feed.window.lock().unwrap();
+        let all = window.after(0, 2).unwrap();
+        assert_eq!(seqs(&all), vec![1, 2]);
+        // The creation now shows the message as it is, so a poll from before it never sees the
+        // old text.
+        assert_eq!(&*all[0].html, "the new text");
+        assert_eq!(&*all[1].html, "the new text");
     }
 
     #[tokio::test]

@@ -226,18 +226,31 @@ async fn insert_locked(
     Ok((id, seq))
 }
 
+/// Sets whom message `message` mentions. Those it named already keep their row (and their read
+/// state); those it names anew count as of change `seq`. The users named anew.
 async fn store_mentions(
     tx: &mut Transaction<'static, Any>,
     message: i64,
     room: i64,
     seq: i64,
     mentions: &[Mention],
-) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM mentions WHERE message_id = $1")
+) -> sqlx::Result<Vec<i64>> {
+    let before: Vec<i64> = sqlx::query_scalar("SELECT user_id FROM mentions WHERE message_id = $1")
         .bind(message)
-        .execute(&mut **tx)
+        .fetch_all(&mut **tx)
         .await?;
-    for m in mentions {
+    for gone in before
+        .iter()
+        .filter(|u| !mentions.iter().any(|m| m.id == **u))
+    {
+        sqlx::query("DELETE FROM mentions WHERE message_id = $1 AND user_id = $2")
+            .bind(message)
+            .bind(gone)
+            .execute(&mut **tx)
+            .await?;
+    }
+    let mut named = Vec::new();
+    for m in mentions.iter().filter(|m| !before.contains(&m.id)) {
         sqlx::query(
             "INSERT INTO mentions (message_id, user_id, room_id, seq) VALUES ($1, $2, $3, $4)",
         )
@@ -247,8 +260,9 @@ async fn store_mentions(
         .bind(seq)
         .execute(&mut **tx)
         .await?;
+        named.push(m.id);
     }
-    Ok(())
+    Ok(named)
 }
 
 async fn by_client_key(
@@ -267,28 +281,46 @@ async fn by_client_key(
 
 /// Message `seq` of `room`, with its reactions.
 pub async fn find(pool: &AnyPool, room: i64, seq: i64) -> sqlx::Result<Option<Message>> {
+    let mut conn = pool.acquire().await?;
+    find_on(&mut conn, room, seq).await
+}
+
+/// [`find`] on one connection (inside a transaction: what it committed, as it committed it).
+async fn find_on(
+    conn: &mut sqlx::AnyConnection,
+    room: i64,
+    seq: i64,
+) -> sqlx::Result<Option<Message>> {
     let found: Option<Message> =
         sqlx::query_as(&format!("{SELECT} WHERE m.room_id = $1 AND m.seq = $2"))
             .bind(room)
             .bind(seq)
-            .fetch_optional(pool)
+            .fetch_optional(&mut *conn)
             .await?;
     let Some(mut message) = found else {
         return Ok(None);
     };
-    message.reactions = reactions_of(pool, message.id).await?;
+    message.reactions = reactions_on(conn, message.id).await?;
     Ok(Some(message))
 }
 
-/// Replaces the text of message `seq` (and whom it mentions) as change number N; the message as
-/// it now is, or None when there is no such message.
+/// An edit made: the message as it now is, and who it names anew.
+#[derive(Debug)]
+pub struct Edited {
+    pub message: Message,
+    pub named: Vec<i64>,
+}
+
+/// Replaces the text of message `seq` (and whom it mentions) as the room's next change; None
+/// when there is no such message (and then no change number is spent). Staff edits in the admin
+/// come here too, with the text the admin stored.
 pub async fn edit(
     pool: &AnyPool,
     room: i64,
     seq: i64,
     body: &MessageBody,
     mentions: &[Mention],
-) -> sqlx::Result<Option<Message>> {
+) -> sqlx::Result<Option<Edited>> {
     let mut tx = pool.begin().await?;
     let at = next_seq(&mut tx, room).await?;
     let id: Option<i64> = sqlx::query_scalar(
@@ -306,33 +338,13 @@ pub async fn edit(
     let Some(id) = id else {
         return Ok(None); // rolled back: the sequence number is not spent
     };
-    // An edit that names someone new counts for them as of the edit, not as of the old message.
-    store_mentions(&mut tx, id, room, at, mentions).await?;
+    // Someone named anew counts the mention as of the edit, not as of the old message.
+    let named = store_mentions(&mut tx, id, room, at, mentions).await?;
+    let message = find_on(&mut tx, room, seq)
+        .await?
+        .ok_or(sqlx::Error::RowNotFound)?;
     tx.commit().await?;
-    find(pool, room, seq).await
-}
-
-/// Marks message `seq` as changed by staff (the admin wrote its new text itself): a change of
-/// its own in the sequence, with the "edited" mark, so open pages show it live.
-pub async fn touch_edited(pool: &AnyPool, id: i64) -> sqlx::Result<Option<Message>> {
-    let room: Option<(i64, i64)> =
-        sqlx::query_as("SELECT room_id, seq FROM messages WHERE id = $1")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
-    let Some((room, seq)) = room else {
-        return Ok(None);
-    };
-    let mut tx = pool.begin().await?;
-    let at = next_seq(&mut tx, room).await?;
-    sqlx::query("UPDATE messages SET edited_ms = $2, changed_seq = $3 WHERE id = $1")
-        .bind(id)
-        .bind(crate::now_ms())
-        .bind(at)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    find(pool, room, seq).await
+    Ok(Some(Edited { message, named }))
 }
 
 /// Deletes message `seq` for good (its text, reactions and mentions go with the row), leaving a
@@ -412,12 +424,13 @@ pub async fn toggle_reaction(
         .execute(&mut *tx)
         .await?;
     }
+    let reactions = reactions_on(&mut tx, id).await?;
     tx.commit().await?;
     Ok(Some(Change::Reacted {
         room_id: room,
         seq,
         at,
-        reactions: reactions_of(pool, id).await?,
+        reactions,
     }))
 }
 
@@ -442,13 +455,13 @@ fn group(rows: impl IntoIterator<Item = (String, String)>) -> Vec<Reaction> {
     out
 }
 
-async fn reactions_of(pool: &AnyPool, message: i64) -> sqlx::Result<Vec<Reaction>> {
+async fn reactions_on(conn: &mut sqlx::AnyConnection, message: i64) -> sqlx::Result<Vec<Reaction>> {
     let rows: Vec<(String, String)> = sqlx::query_as(
         "SELECT r.emoji, u.username FROM reactions r JOIN users u ON u.id = r.user_id
          WHERE r.message_id = $1 ORDER BY r.created_ms, u.username_key",
     )
     .bind(message)
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await?;
     Ok(group(rows))
 }
@@ -558,6 +571,20 @@ pub async fn changes_after(
     .bind(limit)
     .fetch_all(pool)
     .await?;
+    // Each list is complete up to its last row only when it is full: the answer stops at the
+    // lowest such row, and the poll asks again from there.
+    if changed.len() as i64 == limit {
+        cursor = cursor.min(changed.last().map_or(cursor, |m| m.changed_seq));
+    }
+    if deleted.len() as i64 == limit {
+        cursor = cursor.min(deleted.last().map_or(cursor, |d| d.1));
+    }
+    let created: Vec<Message> = created.into_iter().filter(|m| m.seq <= cursor).collect();
+    let changed: Vec<Message> = changed
+        .into_iter()
+        .filter(|m| m.changed_seq <= cursor)
+        .collect();
+    let deleted = deleted.into_iter().filter(|d| d.1 <= cursor);
     let mut changes: Vec<Change> = with_reactions(pool, created)
         .await?
         .into_iter()
@@ -567,7 +594,7 @@ pub async fn changes_after(
         let mut m = with_reactions(pool, vec![m]).await?;
         changes.extend(m.pop().map(Change::Updated));
     }
-    changes.extend(deleted.into_iter().map(|(seq, at)| Change::Deleted {
+    changes.extend(deleted.map(|(seq, at)| Change::Deleted {
         room_id: room,
         seq,
         at,

@@ -106,6 +106,16 @@ pub async fn create_or_get_direct(pool: &AnyPool, a: i64, b: i64) -> sqlx::Resul
     Ok(room)
 }
 
+/// The direct conversation of two users, if either has opened it.
+pub async fn find_direct(pool: &AnyPool, a: i64, b: i64) -> sqlx::Result<Option<Room>> {
+    sqlx::query_as(&format!(
+        "SELECT {ROOM_COLUMNS} FROM rooms WHERE direct_key = $1"
+    ))
+    .bind(direct_key(a, b))
+    .fetch_optional(pool)
+    .await
+}
+
 fn direct_key(a: i64, b: i64) -> String {
     format!("{}:{}", a.min(b), a.max(b))
 }

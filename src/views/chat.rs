@@ -140,7 +140,13 @@ fn with_mentions(text: &str, mentions: &str) -> Markup {
             .unwrap_or(after.len());
         let name = after[..len].trim_end_matches(['.', '-']);
         let key = name.to_ascii_lowercase();
-        if !name.is_empty() && mentions.split(' ').any(|m| m == key) {
+        // As the parser reads them: an @ inside a word (an address) names nobody.
+        let consumed = text.len() - rest.len() + at;
+        let in_word = text[..consumed]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_');
+        if !in_word && !name.is_empty() && mentions.split(' ').any(|m| m == key) {
             parts.push((&rest[..at], None));
             parts.push((&rest[at..at + 1 + name.len()], Some(name)));
             rest = &rest[at + 1 + name.len()..];
@@ -198,7 +204,7 @@ pub fn sidebar(s: &Sidebar<'_>, csrf: &str, room_error: Option<(&str, &str)>) ->
 /// counts, who is online), out of band; the refresh every 15 s also brings the open
 /// conversation's header (topic, members), which no feed event announces.
 pub fn sidebar_lists(s: &Sidebar<'_>, oob: bool) -> Markup {
-    let refresh = format!("/sidebar?current={}", s.current);
+    let refresh = format!("/sidebar?current={}", super::encode_query(s.current));
     html! {
         div #sidebar-lists hx-get=(refresh) hx-trigger="every 15s" hx-include="#search-q" hx-swap="outerHTML"
             hx-swap-oob=[oob.then_some("true")] {

@@ -105,3 +105,16 @@ pub fn notice_page(title: &str, viewer: &Viewer<'_>, text: &str) -> Markup {
         },
     )
 }
+
+/// What a path keeps as it is inside a query value: unreserved characters and `/`.
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
+
+/// Percent-encodes a path for use as a query value (`/login?next=/rooms/general`).
+pub fn encode_query(raw: &str) -> String {
+    percent_encoding::utf8_percent_encode(raw, QUERY_VALUE).to_string()
+}

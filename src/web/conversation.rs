@@ -86,21 +86,40 @@ async fn open_direct(app: &AppState, ctx: &Ctx, username: &str) -> Result<Target
 }
 
 /// The conversation at a URL (`/rooms/{name}`, `/dm/{username}`, or the path of either with
-/// more after it), if the viewer may see it.
-pub async fn open(app: &AppState, ctx: &Ctx, url: &str) -> Result<Target, AppError> {
+/// more after it), if the viewer may see it and it exists: a look-up that creates nothing, for
+/// requests that only read (the sidebar's refresh names the page it is on).
+pub async fn existing(app: &AppState, ctx: &Ctx, url: &str) -> Result<Option<Target>, AppError> {
     let rest = |prefix: &str| {
         url.strip_prefix(prefix)
             .map(|r| r.split('/').next().unwrap_or(""))
     };
     if let Some(name) = rest("/rooms/") {
-        open_room(app, name).await
-    } else if let Some(username) = rest("/dm/") {
-        open_direct(app, ctx, username).await
-    } else {
-        Err(AppError::NotFound(
-            "There is no conversation at that address.",
-        ))
+        return Ok(open_room(app, name).await.ok());
     }
+    let Some(username) = rest("/dm/") else {
+        return Ok(None);
+    };
+    let key = (
+        ctx.user.id,
+        format!("/dm/{}", username.to_ascii_lowercase()),
+    );
+    if let Some(target) = app.directory.get(&key) {
+        return Ok(Some(target));
+    }
+    let pool = &app.db.pool;
+    let Some(other) = users::find_by_name(pool, username)
+        .await?
+        .filter(|u| u.is_active)
+    else {
+        return Ok(None);
+    };
+    let room = rooms::find_direct(pool, ctx.user.id, other.id).await?;
+    Ok(room.map(|room| Target {
+        room: room.id,
+        title: other.username.clone(),
+        base: format!("/dm/{}", other.username),
+        public: false,
+    }))
 }
 
 /// A request inside a conversation the viewer may see: who asks, and which conversation.

@@ -7,7 +7,7 @@ use poem::web::Query;
 use poem::{IntoResponse, Response, handler};
 use serde::Deserialize;
 
-use super::conversation::open;
+use super::conversation::existing;
 use super::error::AppError;
 use super::sidebar::sidebar_data;
 use super::{Ctx, with_status};
@@ -112,7 +112,7 @@ async fn open_header(ctx: &Ctx, url: &str) -> Option<(Option<String>, Vec<rooms:
     if !url.starts_with("/rooms/") && !url.starts_with("/dm/") {
         return None;
     }
-    let target = open(&ctx.app, ctx, url).await.ok()?;
+    let target = existing(&ctx.app, ctx, url).await.ok().flatten()?;
     let pool = &ctx.app.db.pool;
     let read = async {
         let room = rooms::find_by_id(pool, target.room).await?;

@@ -33,16 +33,20 @@ pub struct SendForm {
 }
 
 /// The users a message names who may read its conversation.
+/// The people a message by `author` names (not the author) who may read its conversation.
 async fn mentions_in(
     app: &AppState,
     room: i64,
+    author: i64,
     body: &MessageBody,
 ) -> Result<Vec<messages::Mention>, AppError> {
     let names = mentioned_names(body.as_str());
     if names.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(rooms::readers_named(&app.db.pool, room, &names).await?)
+    let mut named = rooms::readers_named(&app.db.pool, room, &names).await?;
+    named.retain(|m| m.id != author);
+    Ok(named)
 }
 
 /// `POST {conv}/messages`. The store and the wake-up run in their own task: once the insert has
@@ -65,7 +69,7 @@ pub async fn send(
             return page_response(app, &ctx, &target, None, Some((&form.body, invalid.0))).await;
         }
     };
-    let mentions = mentions_in(app, target.room, &body).await?;
+    let mentions = mentions_in(app, target.room, ctx.user.id, &body).await?;
     let (db, hub, room) = (app.db.clone(), app.hub.clone(), target.room);
     let (author, name) = (ctx.user.id, ctx.user.username.clone());
     let stored = tokio::spawn(async move {
@@ -367,32 +371,42 @@ pub async fn edit(
             ));
         }
     };
-    let app = &conv.ctx.app;
-    let mentions = mentions_in(app, conv.target.room, &body).await?;
-    let (db, hub, room, seq) = (
-        app.db.clone(),
-        app.hub.clone(),
-        conv.target.room,
-        message.seq,
-    );
+    let edited = edit_message(&conv.ctx.app, conv.target.room, &message, body)
+        .await?
+        .ok_or(AppError::NotFound(
+            "There is no such message in this conversation.",
+        ))?;
+    if conv.ctx.htmx {
+        return Ok(chat::message(&edited).into_response());
+    }
+    Ok(back_to(&conv, edited.seq))
+}
+
+/// Gives `message` the text `body` and tells every open page (also what staff edits do): the
+/// message as it now is, or None when it is gone.
+pub async fn edit_message(
+    app: &AppState,
+    room: i64,
+    message: &Message,
+    body: MessageBody,
+) -> Result<Option<Message>, AppError> {
+    let mentions = mentions_in(app, room, message.author_id, &body).await?;
+    let (db, hub, seq) = (app.db.clone(), app.hub.clone(), message.seq);
     let edited = tokio::spawn(async move {
         let turn = db.write_turn().await;
         let edited = messages::edit(&db.pool, room, seq, &body, &mentions).await?;
         drop(turn);
         if let Some(edited) = &edited {
-            hub.published(&Change::Updated(edited.clone()));
+            hub.published(&Change::Updated(edited.message.clone()));
+            for user in &edited.named {
+                hub.changed_for(*user);
+            }
         }
-        Ok::<_, sqlx::Error>(edited)
+        Ok::<_, sqlx::Error>(edited.map(|e| e.message))
     })
     .await
-    .map_err(|e| AppError::Internal(Box::new(e)))??
-    .ok_or(AppError::NotFound(
-        "There is no such message in this conversation.",
-    ))?;
-    if conv.ctx.htmx {
-        return Ok(chat::message(&edited).into_response());
-    }
-    Ok(back_to(&conv, edited.seq))
+    .map_err(|e| AppError::Internal(Box::new(e)))??;
+    Ok(edited)
 }
 
 /// `GET {conv}/messages/{id}/delete`: "Delete this message?", inline (htmx) or as a page.

@@ -18,7 +18,23 @@ on_both_engines!(
     without_javascript_edit_and_delete_are_pages_and_forms,
     a_staff_edit_in_the_admin_reaches_a_held_poll_marked_edited,
     someone_coming_online_reaches_the_sidebars_of_the_others_within_a_second_or_two,
+    a_poll_far_behind_gets_every_deletion_however_many,
+    a_staff_write_does_not_silence_the_feeds_being_held,
+    an_edit_counts_only_whom_it_names_anew_and_nobody_mentions_themselves,
+    one_emoji_typed_two_ways_is_one_reaction,
+    a_staff_edit_works_out_whom_the_message_names_again,
+    a_poll_from_before_an_edit_never_receives_the_old_text,
 );
+
+/// A superuser's client.
+async fn boss(app: &TestApp) -> Client {
+    let boss = app.member("boss").await;
+    sqlx::query("UPDATE users SET is_staff = 1, is_superuser = 1 WHERE username = 'boss'")
+        .execute(&app.pool().await)
+        .await
+        .unwrap();
+    boss
+}
 
 /// alice and bob in #general; alice has said "hello" (message 1).
 async fn general_with_hello(app: &TestApp) -> (Client, Client) {
@@ -475,4 +491,182 @@ async fn someone_coming_online_reaches_the_sidebars_of_the_others_within_a_secon
         started.elapsed()
     );
     assert_eq!(Page::of_html(body).online("carol"), Some(true));
+}
+
+async fn a_poll_far_behind_gets_every_deletion_however_many(app: &TestApp) {
+    let mut app = TestApp::start_on(app.database_url.clone()).await;
+    let (alice, _bob) = general_with_hello(&app).await;
+    const MANY: i64 = 210; // more than one answer's worth
+    for i in 0..MANY {
+        alice.say("/rooms/general", &format!("spam {i}")).await;
+    }
+    for id in 2..=MANY + 1 {
+        let gone = alice
+            .post_htmx(&format!("/rooms/general/messages/{id}/delete"), &[])
+            .await;
+        assert_eq!(gone.status, 200);
+    }
+    // A new process has no window: the poll reads the database, an answer at a time.
+    app.restart().await;
+    let bob = crate::support::log_in(&app.base, "bob").await;
+    let mut cursor = MANY + 1;
+    let mut deleted = std::collections::BTreeSet::new();
+    loop {
+        let page = bob
+            .get_htmx(&format!("/rooms/general/messages?after={cursor}"))
+            .await;
+        if page.status == 204 {
+            break;
+        }
+        assert_eq!(page.status, 200);
+        for id in page.attrs("article[hx-swap-oob='delete']", "id") {
+            deleted.insert(id);
+        }
+        let next: i64 = page.attr("#poller", "data-after").unwrap().parse().unwrap();
+        assert!(next > cursor, "the cursor moves on");
+        cursor = next;
+    }
+    assert_eq!(deleted.len() as i64, MANY, "every deletion arrived");
+}
+
+async fn a_staff_write_does_not_silence_the_feeds_being_held(app: &TestApp) {
+    let (alice, bob) = general_with_hello(app).await;
+    let boss = boss(app).await;
+    alice.say("/dm/bob", "first").await;
+    bob.get("/dm/alice").await;
+    // Bob's feed is there, answering as it should...
+    let feed = feed_held(&bob);
+    settle().await;
+    alice.say("/dm/bob", "one").await;
+    assert_eq!(feed.await.unwrap().0, 200);
+    // ...and a poll held on it when staff change something still hears of the next message.
+    let started = Instant::now();
+    let feed = feed_held(&bob);
+    settle().await;
+    let room: i64 = sqlx::query_scalar("SELECT id FROM rooms WHERE name = 'general'")
+        .fetch_one(&app.pool().await)
+        .await
+        .unwrap();
+    let saved = boss
+        .post(
+            &format!("/admin/rooms/{room}/change/"),
+            &[
+                ("name", "general"),
+                ("topic", "staff were here"),
+                ("_save", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    alice.say("/dm/bob", "are you there?").await;
+    let (status, _) = feed.await.unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        started.elapsed() < Duration::from_millis(1900),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// The mention count beside #general in `who`'s sidebar.
+async fn general_mentions(who: &Client) -> Option<String> {
+    who.get("/")
+        .await
+        .attr("#room-list a[href='/rooms/general']", "data-mentions")
+}
+
+async fn an_edit_counts_only_whom_it_names_anew_and_nobody_mentions_themselves(app: &TestApp) {
+    let (alice, bob) = general_with_hello(app).await;
+    let id = alice.say("/rooms/general", "hi @bob").await;
+    assert_eq!(general_mentions(&bob).await.as_deref(), Some("1"));
+    bob.get("/rooms/general").await;
+    assert_eq!(general_mentions(&bob).await.as_deref(), Some("0"));
+    let url = format!("/rooms/general/messages/{id}/edit");
+    alice
+        .post_htmx(&url, &[("body", "hi @bob, see the docs @alice")])
+        .await;
+    assert_eq!(
+        general_mentions(&bob).await.as_deref(),
+        Some("0"),
+        "bob had read it"
+    );
+    assert_eq!(
+        general_mentions(&alice).await.as_deref(),
+        Some("0"),
+        "alice named herself"
+    );
+    let carol = app.member("carol").await;
+    carol.post("/rooms", &[("name", "general")]).await;
+    alice
+        .post_htmx(&url, &[("body", "hi @bob and @carol")])
+        .await;
+    assert_eq!(
+        general_mentions(&carol).await.as_deref(),
+        Some("1"),
+        "carol is named anew"
+    );
+    alice.post_htmx(&url, &[("body", "hi everyone")]).await;
+    assert_eq!(
+        general_mentions(&carol).await.as_deref(),
+        Some("0"),
+        "named no more"
+    );
+    assert_eq!(carol.get("/mentions").await.count(".mention-list li"), 0);
+}
+
+async fn one_emoji_typed_two_ways_is_one_reaction(app: &TestApp) {
+    let (alice, bob) = general_with_hello(app).await;
+    let url = "/rooms/general/messages/1/reactions";
+    assert_eq!(alice.post_htmx(url, &[("emoji", "❤")]).await.status, 200);
+    assert_eq!(bob.post_htmx(url, &[("emoji", "❤️")]).await.status, 200);
+    let page = bob.post_htmx(url, &[("emoji", "👍\u{fe0f}")]).await;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.select("#r-1 .chip .count"), vec!["2", "1"]);
+    assert_eq!(
+        app.count("SELECT COUNT(DISTINCT emoji) FROM reactions")
+            .await,
+        2
+    );
+}
+
+async fn a_staff_edit_works_out_whom_the_message_names_again(app: &TestApp) {
+    let (alice, bob) = general_with_hello(app).await;
+    let boss = boss(app).await;
+    alice.say("/rooms/general", "@bob look at this").await;
+    assert_eq!(bob.get("/mentions").await.count(".mention-list li"), 1);
+    let id: i64 = sqlx::query_scalar("SELECT id FROM messages WHERE body = '@bob look at this'")
+        .fetch_one(&app.pool().await)
+        .await
+        .unwrap();
+    let saved = boss
+        .post(
+            &format!("/admin/messages/{id}/change/"),
+            &[("body", "(removed by staff)"), ("_save", "1")],
+        )
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    assert_eq!(bob.get("/mentions").await.count(".mention-list li"), 0);
+    let page = bob.get("/rooms/general").await;
+    assert_eq!(page.attr("#m-2", "data-mentions"), None);
+    assert!(page.has("#m-2 .edited"));
+}
+
+async fn a_poll_from_before_an_edit_never_receives_the_old_text(app: &TestApp) {
+    let (alice, bob) = general_with_hello(app).await;
+    let id = alice.say("/rooms/general", "the password is hunter2").await;
+    // Bob's server has the room's window, holding the message as it was sent.
+    assert_eq!(bob.poll("/rooms/general", 1).await.message_ids(), vec![id]);
+    alice
+        .post_htmx(
+            &format!("/rooms/general/messages/{id}/edit"),
+            &[("body", "(password removed)")],
+        )
+        .await;
+    let from_before = bob.get_htmx("/rooms/general/messages?after=1").await;
+    assert!(
+        !from_before.body.contains("hunter2"),
+        "{}",
+        from_before.body
+    );
+    assert!(from_before.body.contains("(password removed)"));
 }

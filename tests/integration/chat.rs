@@ -310,6 +310,17 @@ async fn the_sidebar_refresh_brings_the_conversation_header_up_to_date(app: &Tes
     assert_eq!(refresh.select("#conversation-topic"), ["Plans for Friday"]);
     // A private conversation's members are checked as opening it is: Carol's /dm/bob is hers.
     alice.say("/dm/bob", "just us").await;
+    // Naming a private conversation nobody opened creates nothing.
+    let directs = "SELECT COUNT(*) FROM rooms WHERE kind = 'direct'";
+    let before = app.count(directs).await;
+    let refresh = carol.get_htmx("/sidebar?current=/dm/bob").await;
+    assert!(!refresh.body.contains("member-list"));
+    assert_eq!(
+        app.count(directs).await,
+        before,
+        "a refresh opened a conversation"
+    );
+    carol.get("/dm/bob").await;
     let refresh = carol.get_htmx("/sidebar?current=/dm/bob").await;
     assert_eq!(members(&refresh), ["bob", "carol"]);
     assert!(

@@ -425,3 +425,50 @@ async fn an_edit_and_a_reaction_made_through_one_server_reach_a_poll_held_on_ano
     );
     assert_eq!(poll.select("#m-1 #r-1 .chip .count"), ["1"]);
 }
+
+/// Bob's feed, on his server, as of now: (status, body) once it answers.
+async fn feed(bob: &Client) -> (u16, String) {
+    let url = format!("{}/feed?t={}", bob.base, parley::now_ms());
+    let resp = bob
+        .http
+        .get(url)
+        .header("HX-Request", "true")
+        .send()
+        .await
+        .expect("feed");
+    (
+        resp.status().as_u16(),
+        resp.text().await.unwrap_or_default(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_conversation_opened_through_one_server_reaches_a_feed_held_on_another() {
+    let Some(url) = database().await else { return };
+    let (_a, _b, alice, bob) = alice_on_a_and_bob_on_b_in_general(&url).await;
+    // Bob's feed on B knows his rooms: a message in #general reaches it.
+    let (answer, _) = tokio::join!(feed(&bob), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        alice.say("/rooms/general", "hello").await
+    });
+    assert_eq!(answer.0, 200);
+    // Alice opens their private conversation for the first time, on A, and writes.
+    let started = Instant::now();
+    let (answer, _) = tokio::join!(feed(&bob), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        alice.get("/dm/bob").await;
+        alice.say("/dm/bob", "a word in private").await
+    });
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+    let page = crate::support::Page::of_html(answer.1);
+    assert_eq!(
+        page.attr("#people-list a[href='/dm/alice']", "data-unread")
+            .as_deref(),
+        Some("1")
+    );
+}

@@ -121,6 +121,8 @@ pub struct ListenerOutcome {
     pub foreign: u64,
     pub bytes: u64,
     pub no_content: u64,
+    /// Answers that brought the person's sidebar (the feed).
+    pub sidebars: u64,
     pub error: Option<String>,
 }
 
@@ -200,6 +202,9 @@ async fn listen(
         if let (Some(t), Some(new)) = (sidebar_at.as_mut(), messages::sidebar_time(&resp.body)) {
             *t = new;
         }
+        if messages::has_sidebar(&resp.body) {
+            out.sidebars += 1;
+        }
         match resp.status {
             200 if spec.plan.is_mixed() => {
                 let seen_before = out.deliveries.len() + out.duplicates as usize;
@@ -207,7 +212,7 @@ async fn listen(
                     &spec.plan, &resp.body, &mut ids, &mut seen, &mut out, &shared, now,
                 );
                 let counted = out.deliveries.len() + out.duplicates as usize;
-                if counted == seen_before {
+                if counted == seen_before && !messages::has_sidebar(&resp.body) {
                     empty_in_a_row += 1;
                     if empty_in_a_row >= MAX_EMPTY_ANSWERS {
                         out.error = Some(format!(
@@ -219,14 +224,20 @@ async fn listen(
                 } else {
                     empty_in_a_row = 0;
                 }
+                // A cursor never goes back; an answer with only the person's sidebar in it
+                // (the feed) keeps it where it was.
+                let changed = counted > seen_before;
                 match messages::cursor(&resp.body) {
                     Some(cursor) if cursor > last_id => last_id = cursor,
-                    Some(_) => out.out_of_order += 1,
-                    None => {}
+                    Some(cursor) if cursor < last_id || changed => out.out_of_order += 1,
+                    _ => {}
                 }
             }
             200 => {
                 let found = messages::parse(&resp.body);
+                if found.is_empty() && messages::has_sidebar(&resp.body) {
+                    continue; // the person's sidebar (the feed), nothing of the room
+                }
                 if found.is_empty() {
                     empty_in_a_row += 1;
                     if empty_in_a_row >= MAX_EMPTY_ANSWERS {
@@ -661,6 +672,8 @@ pub struct LoadResult {
     pub foreign: u64,
     /// Polls that ended empty with 204 after the server's hold time.
     pub no_content: u64,
+    /// Answers that brought the person's sidebar.
+    pub sidebars: u64,
     /// Delivery latencies in µs, sorted.
     pub latencies: Vec<u64>,
     pub bytes: u64,
@@ -699,6 +712,7 @@ fn tally(outcomes: &[ListenerOutcome], log: &SendLog, expected: u64, rooms: usiz
         out_of_order: 0,
         foreign: 0,
         no_content: 0,
+        sidebars: 0,
         latencies: Vec::new(),
         bytes: 0,
         errors: Vec::new(),
@@ -721,6 +735,7 @@ fn tally(outcomes: &[ListenerOutcome], log: &SendLog, expected: u64, rooms: usiz
         r.out_of_order += o.out_of_order;
         r.foreign += o.foreign;
         r.no_content += o.no_content;
+        r.sidebars += o.sidebars;
         r.bytes += o.bytes;
         if let Some(e) = &o.error {
             r.errors.push(e.clone());

@@ -79,6 +79,11 @@ pub fn sidebar_time(html: &[u8]) -> Option<i64> {
     number_after(html, b"data-t=\"")
 }
 
+/// Whether the answer brings the person's sidebar (out of band): a feed answer, not a change.
+pub fn has_sidebar(html: &[u8]) -> bool {
+    find(html, b"id=\"sidebar-lists\"").is_some()
+}
+
 /// The number right after the first `prefix` in `html`.
 fn number_after(html: &[u8], prefix: &[u8]) -> Option<i64> {
     let at = find(html, prefix)? + prefix.len();

@@ -213,6 +213,11 @@ fn delivery_rows(
         "polls ended by 204 (idle hold)",
         r.no_content.to_string(),
     );
+    report.info(
+        sc,
+        "answers bringing the listener's sidebar (feed)",
+        r.sidebars.to_string(),
+    );
     if r.foreign > 0 {
         report.info(sc, "other message elements seen", r.foreign.to_string());
     }

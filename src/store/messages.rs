@@ -551,7 +551,8 @@ pub async fn changes_after(
         cursor = created.last().map_or(cursor, |m| m.seq);
     }
     let changed: Vec<Message> = sqlx::query_as(&format!(
-        "{SELECT} WHERE m.room_id = $1 AND m.seq <= $2 AND m.changed_seq > $2 AND m.changed_seq <= $3
+        "{SELECT} WHERE m.room_id = $1 AND m.changed_seq > m.seq
+           AND m.seq <= $2 AND m.changed_seq > $2 AND m.changed_seq <= $3
          ORDER BY m.changed_seq LIMIT $4"
     ))
     .bind(room)

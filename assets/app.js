@@ -226,6 +226,20 @@
     });
   }
 
+  // --- A refused edit or reaction comes back as its form with the error (422), shown where
+  // the form was; htmx swaps no 4xx answer by itself.
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    var elt = e.detail.elt;
+    if (e.detail.xhr.status !== 422 || !elt.matches) return;
+    if (elt.matches("form.editing")) {
+      e.detail.shouldSwap = true;
+    } else if (elt.matches("form.picker")) {
+      e.detail.shouldSwap = true;
+      e.detail.target = elt;
+      e.detail.swapOverride = "outerHTML";
+    }
+  });
+
   // --- The sidebar brought by the feed does not replace search results someone is reading.
   document.addEventListener("htmx:oobBeforeSwap", function (e) {
     var q = document.getElementById("search-q");

@@ -359,7 +359,7 @@ pub async fn edit(
     let message = own(req, &conv).await?;
     let body = match MessageBody::parse(&form.body) {
         Ok(body) => body,
-        Err(invalid) if conv.ctx.htmx => return Ok(unprocessable(views::field_error(invalid.0))),
+        // The form again with its error: in place of the message (htmx) or as a page.
         Err(invalid) => {
             let status = StatusCode::UNPROCESSABLE_ENTITY;
             return Ok(edit_response(
@@ -504,10 +504,13 @@ pub async fn react(
     let message = load(req, &conv).await?;
     let emoji = match Emoji::parse(form.chosen()) {
         Ok(emoji) => emoji,
-        Err(invalid) if conv.ctx.htmx => return Ok(unprocessable(views::field_error(invalid.0))),
         Err(invalid) => {
             let picker =
                 views::picker(&conv.target.base, &message, Some(invalid.0), &conv.ctx.csrf);
+            if conv.ctx.htmx {
+                // The picker again, with its error, where it was (app.js swaps it in).
+                return Ok(unprocessable(picker));
+            }
             let page = views::page_of(
                 &conv.ctx.viewer(),
                 &conv.target.title,

@@ -155,6 +155,9 @@ async fn only_the_author_edits_or_deletes_and_bad_edits_change_nothing(app: &Tes
             .post_htmx(&format!("{url}/edit"), &[("body", bad)])
             .await;
         assert_eq!(page.status, 422, "{bad:?}");
+        // The form again, in place, saying why.
+        assert!(page.has("form.editing#m-1 textarea"), "{bad:?}");
+        assert!(page.has("form.editing .field-error"), "{bad:?}");
     }
     let page = alice.post(&format!("{url}/edit"), &[("body", "")]).await;
     assert_eq!(page.status, 422);
@@ -241,6 +244,11 @@ async fn reactions_toggle_and_reach_a_held_poll_and_only_emoji_are_accepted(app:
     // Clicking your own reaction takes it away.
     let page = bob.post_htmx(url, &[("emoji", "👍")]).await;
     assert_eq!(page.select("#r-1 .chip .count"), vec!["1"]);
+    let refused = bob.post_htmx(url, &[("emoji", "ok")]).await;
+    assert!(
+        refused.has("form.picker .field-error"),
+        "the picker again, saying why"
+    );
     for bad in ["", "ok", "👍👍", "a👍", &"👍".repeat(9), "<b>"] {
         assert_eq!(
             bob.post_htmx(url, &[("emoji", bad)]).await.status,

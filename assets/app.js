@@ -245,6 +245,9 @@
     var q = document.getElementById("search-q");
     var target = e.detail.target;
     if (target && target.id === "sidebar-lists" && q && q.value.trim() !== "") e.preventDefault();
+    // Nor does a live change to a message someone is editing take their text away: their save
+    // brings the message as it then is.
+    if (target && target.matches && target.matches("form.editing")) e.preventDefault();
   });
 
   // --- A message's first reaction: its reactions element is not on the page yet (messages
@@ -253,7 +256,7 @@
     var el = e.detail.content;
     if (!el || !el.id || el.id.indexOf("r-") !== 0) return;
     var message = document.getElementById("m-" + el.id.slice(2));
-    if (!message) return;
+    if (!message || message.matches("form.editing")) return;
     el.removeAttribute("hx-swap-oob");
     var menu = message.querySelector(".message-menu");
     message.insertBefore(el, menu);

@@ -535,6 +535,7 @@ async fn edits_deletions_reactions_and_mentions_reach_the_other_person_live() {
     // Bob may react to Alice's message, but neither edit nor delete it.
     click(&bob, "#m-1 .more").await;
     wait_for_text(&bob, "#m-1 .message-menu", "React").await;
+    screenshot(&bob, "message-menu").await;
     assert!(
         bob.find(Locator::Css("#m-1 .message-menu a[href$='/edit']"))
             .await
@@ -555,6 +556,23 @@ async fn edits_deletions_reactions_and_mentions_reach_the_other_person_live() {
     wait_for_text(&alice, "#m-1 .message-menu", "Edit").await;
     click(&alice, "#m-1 .message-menu a[href$='/edit']").await;
     wait_for_text(&alice, "form.editing", "Edit your message").await;
+    screenshot(&alice, "message-edit").await;
+    // Bob takes his reaction back meanwhile: Alice's form stays as it is.
+    click(&bob, "#r-1 .chip").await;
+    wait_gone(&bob, "#r-1 .chip").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        alice
+            .find(Locator::Css("form.editing textarea"))
+            .await
+            .is_ok()
+    );
+    assert!(
+        alice
+            .find(Locator::Css("form.editing .reactions"))
+            .await
+            .is_err()
+    );
     fill(&alice, "form.editing textarea", "hello, edited").await;
     click(&alice, "form.editing button[type=submit]").await;
     wait_for_text(&alice, "#m-1 .body", "hello, edited").await;

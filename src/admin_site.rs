@@ -117,7 +117,7 @@ const ROOM_DISPLAY: &str = "COALESCE(name, 'direct #' || id)";
 const MESSAGE_DISPLAY: &str = "'#' || id || ': ' || substr(body, 1, 40)";
 
 fn users(app: &AppState) -> ModelAdmin {
-    let (saved, deleted) = (app.clone(), app.clone());
+    let (saved, deleted, removing) = (app.clone(), app.clone(), app.clone());
     ModelAdmin::new("users", "users", "user", "users")
         .field(Field::int("id", "ID").readonly())
         .field(
@@ -161,7 +161,41 @@ fn users(app: &AppState) -> ModelAdmin {
         .related(Related::set_null("admin_log", "user_id"))
         .before_save(user_before_save)
         .after_save(move |ids, _| users_written(saved.clone(), ids))
+        .delete_model(move |id| delete_user(removing.clone(), id))
         .after_delete(move |ids| users_written(deleted.clone(), ids))
+}
+
+/// Deletes a user for the admin. Their messages go first, each as its author's own deletion
+/// would, so that open pages drop them at once instead of showing them until a reload; then the
+/// user, whose other rows the database's own rules remove or unlink (the admin's log is unlinked
+/// here: the admin crate's table has no foreign key).
+async fn delete_user(app: AppState, id: i64) -> sqlx::Result<bool> {
+    let pool = &app.db.pool;
+    let theirs: Vec<(i64, i64)> =
+        sqlx::query_as("SELECT room_id, seq FROM messages WHERE author_id = $1 ORDER BY id")
+            .bind(id)
+            .fetch_all(pool)
+            .await?;
+    for (room, seq) in theirs {
+        let turn = app.db.write_turn().await;
+        let change = messages::delete(pool, room, seq).await?;
+        drop(turn);
+        if let Some(change) = change {
+            app.hub.published(&change);
+        }
+    }
+    let turn = app.db.write_turn().await;
+    sqlx::query("UPDATE admin_log SET user_id = NULL WHERE user_id = $1")
+        .bind(id)
+        .execute(pool)
+        .await?;
+    let gone = sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await?
+        .rows_affected();
+    drop(turn);
+    Ok(gone > 0)
 }
 
 /// Superusers may do everything. Plain staff manage ordinary accounts: they may add and change

@@ -306,8 +306,16 @@ async fn what_staff_change_in_the_admin_is_what_users_see(app: &TestApp) {
         .post(&format!("/admin/users/{id}/delete/"), &[("post", "yes")])
         .await;
     assert_eq!(page.status, 303, "{}", page.body);
+    // A page that had the spam is told to remove it, and never gets its text again.
+    let poll = alice.poll("/rooms/general", 5).await;
+    assert_eq!(poll.attr("#m-5", "hx-swap-oob").as_deref(), Some("delete"));
     let poll = alice.poll("/rooms/general", 4).await;
-    assert_eq!(poll.status, 204, "nothing after 4 is left: {}", poll.body);
+    assert!(!poll.body.contains("spam from mallory"), "{}", poll.body);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM users WHERE username = 'mallory'")
+            .await,
+        0
+    );
     // A room's topic edited in the admin shows in the room.
     let room: i64 = sqlx::query_scalar("SELECT id FROM rooms WHERE name = 'general'")
         .fetch_one(&app.pool().await)

@@ -14,6 +14,10 @@
     if (e.detail.elt.id === "poller" && e.detail.elt.dataset.t) {
       e.detail.parameters.t = e.detail.elt.dataset.t;
     }
+    // And, on a browser that can take calls, which call signals it has seen (calls.js).
+    if (e.detail.elt.id === "poller" && e.detail.elt.dataset.s !== undefined && window.parleyCalls && parleyCalls.supported) {
+      e.detail.parameters.s = e.detail.elt.dataset.s;
+    }
   });
 
   // Show times in the reader's own time zone.
@@ -295,6 +299,13 @@
   document.addEventListener("htmx:load", function (e) {
     var elt = e.detail.elt;
     if (!elt || elt.id !== "poller") return;
+    if (elt.dataset.signals && window.parleyCalls) {
+      try {
+        parleyCalls.receive(JSON.parse(elt.dataset.signals));
+      } catch (err) {
+        console.error(err);
+      }
+    }
     localTimes(document);
     if (stick) toBottom();
     if (document.getElementById("composer")) reportRead();

@@ -26,6 +26,11 @@ static ASSETS: &[Asset] = &[
         body: include_bytes!("../assets/app.js"),
     },
     Asset {
+        name: "calls.js",
+        mime: "text/javascript; charset=utf-8",
+        body: include_bytes!("../assets/calls.js"),
+    },
+    Asset {
         name: "favicon.svg",
         mime: "image/svg+xml",
         body: include_bytes!("../assets/favicon.svg"),

@@ -84,11 +84,45 @@ pub struct Settings {
         default_value_t = 16
     )]
     pub db_max_connections: u32,
+
+    /// STUN/TURN servers for calls (comma-separated, e.g. `stun:stun.example.org:3478,
+    /// turn:turn.example.org:3478`). None by default: browsers that can reach each other
+    /// directly (one network) need none; across NATs a TURN server is needed (see the README).
+    #[arg(long, global = true, env = "PARLEY_ICE_SERVERS", value_delimiter = ',')]
+    pub ice_servers: Vec<String>,
+
+    /// How long a call rings before it counts as missed (seconds).
+    #[arg(long, global = true, env = "PARLEY_CALL_RING_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=120))]
+    pub call_ring_secs: u64,
+
+    /// The TURN servers' user name (given to logged-in people's browsers with the list).
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_TURN_USERNAME",
+        hide_env_values = true
+    )]
+    pub turn_username: Option<String>,
+
+    /// The TURN servers' password (given to logged-in people's browsers with the list).
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_TURN_CREDENTIAL",
+        hide_env_values = true
+    )]
+    pub turn_credential: Option<String>,
 }
 
 impl Settings {
     pub fn poll_timeout(&self) -> Duration {
         Duration::from_secs(self.poll_timeout_secs)
+    }
+
+    /// How long a call rings (ms).
+    pub fn ring_ms(&self) -> i64 {
+        self.call_ring_secs as i64 * 1000
     }
 
     /// Settings for tests and tools: a given database, any free port.
@@ -100,6 +134,10 @@ impl Settings {
             poll_timeout_secs: 25,
             trusted_proxies: Vec::new(),
             db_max_connections: 16,
+            ice_servers: Vec::new(),
+            call_ring_secs: 30,
+            turn_username: None,
+            turn_credential: None,
         }
     }
 }

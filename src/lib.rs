@@ -13,6 +13,7 @@ pub mod domain;
 pub mod password;
 pub mod presence;
 pub mod realtime;
+pub mod signals;
 pub mod store;
 pub mod throttle;
 pub mod views;

@@ -16,7 +16,8 @@
 //! Each person with a held poll also has a `PersonFeed`: the time their sidebar (unread and
 //! mention counts, who is online) last changed. The same held poll answers for it, so a tab holds
 //! one connection whatever it shows; a person who is only reading the conversation that changed
-//! is not woken for it.
+//! is not woken for it. The same poll carries call signalling addressed to the person (see
+//! `signals`).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,6 +28,7 @@ use sqlx::AnyPool;
 use tokio::sync::{OnceCell, watch};
 use tokio::time::Instant;
 
+use crate::signals::{self, Cursor, Signal, Switchboard};
 use crate::store::messages::{self, Change};
 use crate::store::rooms;
 
@@ -78,6 +80,8 @@ pub struct Hub {
     pg: std::sync::OnceLock<sqlx::PgPool>,
     /// Joins told to the other processes lately (a send joins its room every time).
     announced: crate::cache::Cache<(i64, i64), ()>,
+    /// Call signalling on its way to people's pages.
+    pub switchboard: Switchboard,
 }
 
 struct RoomFeed {
@@ -100,6 +104,8 @@ struct People {
 struct PersonFeed {
     /// Unix ms of the last change to what their sidebar shows.
     changed: watch::Sender<i64>,
+    /// Bumped when a call signal for them arrives.
+    signalled: watch::Sender<u64>,
     init: OnceCell<()>,
     /// Held polls by the conversation they show (0: none).
     polls: Mutex<HashMap<i64, usize>>,
@@ -150,20 +156,25 @@ impl Drop for Holding<'_> {
     }
 }
 
-/// Who holds a poll, and the sidebar state their page has (unix ms; see [`PersonFeed`]).
-#[derive(Debug, Clone, Copy)]
+/// Who holds a poll, the sidebar state their page has (unix ms; see [`PersonFeed`]), and, for a
+/// page that takes calls, the call signals it has seen.
+#[derive(Debug, Clone)]
 pub struct Listener {
     pub user: i64,
     pub feed_since: i64,
+    pub signals: Option<Cursor>,
 }
 
-/// What a poll answers with: the changes after its cursor, the cursor to poll with next, and
-/// whether the person's sidebar changed since the page had it.
+/// What a poll answers with: the changes after its cursor, the cursor to poll with next,
+/// whether the person's sidebar changed since the page had it, and call signals for them with
+/// the signal cursor to poll with next.
 #[derive(Debug, Default)]
 pub struct Answer {
     pub changes: Vec<Arc<Rendered>>,
     pub cursor: i64,
     pub feed: bool,
+    pub signals: Vec<Arc<Signal>>,
+    pub signal_cursor: Option<Cursor>,
 }
 
 /// A contiguous run of a room's changes, plus those that arrived ahead of a gap (two changes
@@ -286,6 +297,7 @@ impl Hub {
             reads: AtomicU64::new(0),
             pg: std::sync::OnceLock::new(),
             announced: crate::cache::Cache::new(Duration::from_secs(600), 100_000),
+            switchboard: Switchboard::new(),
         })
     }
 
@@ -497,6 +509,7 @@ impl Hub {
                     // A feed made now knows nothing of what happened before it: a page older
                     // than it gets its sidebar once.
                     changed: watch::channel(crate::now_ms()).0,
+                    signalled: watch::channel(0).0,
                     init: OnceCell::new(),
                     polls: Mutex::new(HashMap::new()),
                     last_used: Mutex::new(std::time::Instant::now()),
@@ -540,6 +553,18 @@ impl Hub {
     pub fn changed_for(&self, user: i64) {
         if let Some(feed) = self.people.lock().expect("people lock").feeds.get(&user) {
             feed.bump();
+        }
+    }
+
+    /// A call signal for `user`, to every page they have open on any process.
+    pub fn signal(&self, user: i64, json: String) {
+        self.switchboard.send(user, json);
+        self.signalled(user);
+    }
+
+    fn signalled(&self, user: i64) {
+        if let Some(feed) = self.people.lock().expect("people lock").feeds.get(&user) {
+            feed.signalled.send_modify(|n| *n += 1);
         }
     }
 
@@ -783,8 +808,22 @@ impl Hub {
             .map(|p| Holding::new(p, room.unwrap_or(0)));
         let mut latest = feed.as_ref().map(|f| f.latest.subscribe());
         let mut mine = person.as_ref().map(|p| p.changed.subscribe());
+        // Subscribed before the first look, so a signal kept after the look wakes the wait.
+        let mut calls = match (&person, &who.signals) {
+            (Some(p), Some(_)) => Some(p.signalled.subscribe()),
+            _ => None,
+        };
         let mut shutdown = self.shutdown.subscribe();
         let since = who.feed_since;
+        // Whatever the answer, it brings the person's call signals with it.
+        let with_signals = |mut answer: Answer| {
+            if let Some(cursor) = &who.signals {
+                let (found, next) = self.switchboard.after(who.user, cursor);
+                answer.signals = found;
+                answer.signal_cursor = Some(next);
+            }
+            answer
+        };
         let paced = || crate::now_ms() >= since.saturating_add(FEED_PACE_MS);
         // Change numbers up to `checked` have been looked for. Normally that is `after`; when
         // the changes above it were deleted messages, what is left to wait for is a newer one.
@@ -803,11 +842,12 @@ impl Hub {
                     };
                     if !changes.is_empty() {
                         let feed = mine.as_ref().is_some_and(|m| *m.borrow() >= since) && paced();
-                        return Ok(Answer {
+                        return Ok(with_signals(Answer {
                             changes,
                             cursor,
                             feed,
-                        });
+                            ..Answer::default()
+                        }));
                     }
                     checked = upto.max(cursor);
                 }
@@ -815,12 +855,22 @@ impl Hub {
             let feed_due = mine
                 .as_mut()
                 .is_some_and(|m| *m.borrow_and_update() >= since);
+            if let (Some(calls), Some(cursor)) = (&mut calls, &who.signals) {
+                calls.borrow_and_update();
+                if self.switchboard.any_after(who.user, cursor) {
+                    return Ok(with_signals(Answer {
+                        cursor: after,
+                        feed: feed_due && paced(),
+                        ..Answer::default()
+                    }));
+                }
+            }
             if feed_due && paced() {
-                return Ok(Answer {
-                    changes: Vec::new(),
+                return Ok(with_signals(Answer {
                     cursor: after,
                     feed: true,
-                });
+                    ..Answer::default()
+                }));
             }
             if *shutdown.borrow() {
                 return Ok(Answer::default());
@@ -851,6 +901,12 @@ impl Hub {
                         None => std::future::pending().await,
                     }
                 }, if !feed_due => changed.is_ok(),
+                changed = async {
+                    match &mut calls {
+                        Some(calls) => calls.changed().await,
+                        None => std::future::pending().await,
+                    }
+                } => changed.is_ok(),
                 _ = shutdown.wait_for(|stop| *stop) => false,
                 _ = tokio::time::sleep_until(wake_at) => wake_at < deadline,
             };
@@ -878,6 +934,7 @@ impl Hub {
     /// On PostgreSQL: LISTEN for changes made through every process, for as long as the server runs.
     pub fn spawn_listener(self: &Arc<Self>, pg: sqlx::PgPool) {
         let _ = self.pg.set(pg.clone());
+        self.switchboard.spawn_sender(pg.clone(), CHANNEL);
         let hub = Arc::clone(self);
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(100);
@@ -913,6 +970,12 @@ impl Hub {
                     continue;
                 }
                 other => {
+                    if let Some(signal) = other.strip_prefix(signals::NOTE) {
+                        if let Some(user) = self.switchboard.received(signal) {
+                            self.signalled(user);
+                        }
+                        continue;
+                    }
                     if let Some((room, user)) =
                         other.strip_prefix(JOIN).and_then(|j| j.split_once(':'))
                     {
@@ -962,6 +1025,7 @@ mod tests {
     const NOBODY: Listener = Listener {
         user: 1,
         feed_since: i64::MAX,
+        signals: None,
     };
 
     fn seqs(v: &[Arc<Rendered>]) -> Vec<i64> {
@@ -1023,6 +1087,7 @@ mod tests {
             created_ms: 0,
             edited_ms: None,
             mentions: String::new(),
+            kind: String::new(),
             reactions: Vec::new(),
         })
     }
@@ -1222,10 +1287,11 @@ mod tests {
         let bob = Listener {
             user: 2,
             feed_since: since,
+            signals: None,
         };
         hub.joined(1, 2);
         let reading = tokio::spawn({
-            let hub = hub.clone();
+            let (hub, bob) = (hub.clone(), bob.clone());
             async move { hub.poll(Some(1), 0, bob, Duration::from_millis(600)).await }
         });
         tokio::time::sleep(Duration::from_millis(100)).await;

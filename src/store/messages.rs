@@ -24,6 +24,9 @@ pub struct Message {
     pub edited_ms: Option<i64>,
     /// Lowercase usernames it mentions, space-separated.
     pub mentions: String,
+    /// What it is: `""` for what someone wrote, [`CALL_RECORD`] for a call's record.
+    #[sqlx(default)]
+    pub kind: String,
     #[sqlx(skip)]
     pub reactions: Vec<Reaction>,
 }
@@ -84,8 +87,11 @@ impl Change {
 const SELECT: &str = "SELECT m.id AS id, m.room_id AS room_id, m.seq AS seq,
                              m.changed_seq AS changed_seq, m.author_id AS author_id,
                              u.username AS author, m.body AS body, m.created_ms AS created_ms,
-                             m.edited_ms AS edited_ms, m.mentions AS mentions
+                             m.edited_ms AS edited_ms, m.mentions AS mentions, m.kind AS kind
                       FROM messages m JOIN users u ON u.id = m.author_id";
+
+/// The kind of message that records a call: written by Parley, not editable.
+pub const CALL_RECORD: &str = "call";
 
 fn mention_keys(mentions: &[Mention]) -> String {
     let keys: Vec<&str> = mentions.iter().map(|m| m.key.as_str()).collect();
@@ -115,6 +121,7 @@ pub async fn insert(
         created_ms,
         client_key,
         mentions: &mention_keys(mentions),
+        kind: "",
     };
     let stored = match engine {
         Engine::Sqlite if mentions.is_empty() => insert_sqlite(pool, &new).await,
@@ -141,9 +148,45 @@ pub async fn insert(
         created_ms,
         edited_ms: None,
         mentions: new.mentions.to_owned(),
+        kind: String::new(),
         reactions: Vec::new(),
     };
     Ok((message, true))
+}
+
+/// Stores the record of a call (see `store::calls`), written in `author`'s name, in the
+/// transaction `tx` that ends the call: a call ends with exactly one record.
+pub async fn insert_call_record(
+    tx: &mut Transaction<'static, Any>,
+    room: i64,
+    author: (i64, &str),
+    body: &MessageBody,
+) -> sqlx::Result<Message> {
+    let (author_id, author_name) = author;
+    let new = NewMessage {
+        room,
+        author_id,
+        body,
+        created_ms: crate::now_ms(),
+        client_key: None,
+        mentions: "",
+        kind: CALL_RECORD,
+    };
+    let (id, seq) = insert_in(tx, &new, &[]).await?;
+    Ok(Message {
+        id,
+        room_id: room,
+        seq,
+        changed_seq: seq,
+        author_id,
+        author: author_name.to_owned(),
+        body: body.as_str().to_owned(),
+        created_ms: new.created_ms,
+        edited_ms: None,
+        mentions: String::new(),
+        kind: CALL_RECORD.to_owned(),
+        reactions: Vec::new(),
+    })
 }
 
 struct NewMessage<'a> {
@@ -153,6 +196,7 @@ struct NewMessage<'a> {
     created_ms: i64,
     client_key: Option<&'a ClientKey>,
     mentions: &'a str,
+    kind: &'a str,
 }
 
 /// SQLite, the common case of a message that names nobody: one statement. SQLite serialises
@@ -160,8 +204,8 @@ struct NewMessage<'a> {
 /// room's `last_seq` and the sender's membership.
 async fn insert_sqlite(pool: &AnyPool, m: &NewMessage<'_>) -> sqlx::Result<(i64, i64)> {
     sqlx::query_as(
-        "INSERT INTO messages (room_id, seq, changed_seq, author_id, body, created_ms, client_key, mentions)
-         SELECT id, last_seq + 1, last_seq + 1, $2, $3, $4, $5, $6 FROM rooms WHERE id = $1
+        "INSERT INTO messages (room_id, seq, changed_seq, author_id, body, created_ms, client_key, mentions, kind)
+         SELECT id, last_seq + 1, last_seq + 1, $2, $3, $4, $5, $6, $7 FROM rooms WHERE id = $1
          RETURNING id, seq",
     )
     .bind(m.room)
@@ -170,6 +214,7 @@ async fn insert_sqlite(pool: &AnyPool, m: &NewMessage<'_>) -> sqlx::Result<(i64,
     .bind(m.created_ms)
     .bind(m.client_key.map(ClientKey::as_str))
     .bind(m.mentions)
+    .bind(m.kind)
     .fetch_optional(pool)
     .await?
     .ok_or(sqlx::Error::RowNotFound)
@@ -194,11 +239,22 @@ async fn insert_locked(
     mentions: &[Mention],
 ) -> sqlx::Result<(i64, i64)> {
     let mut tx = pool.begin().await?;
-    let seq = next_seq(&mut tx, m.room).await?;
     // On a unique violation the transaction is dropped, which rolls it back.
+    let stored = insert_in(&mut tx, m, mentions).await?;
+    tx.commit().await?;
+    Ok(stored)
+}
+
+/// A message stored inside `tx`, with the room's next change number: its id and number.
+async fn insert_in(
+    tx: &mut Transaction<'static, Any>,
+    m: &NewMessage<'_>,
+    mentions: &[Mention],
+) -> sqlx::Result<(i64, i64)> {
+    let seq = next_seq(tx, m.room).await?;
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO messages (room_id, seq, changed_seq, author_id, body, created_ms, client_key, mentions)
-         VALUES ($1, $2, $2, $3, $4, $5, $6, $7) RETURNING id",
+        "INSERT INTO messages (room_id, seq, changed_seq, author_id, body, created_ms, client_key, mentions, kind)
+         VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
     )
     .bind(m.room)
     .bind(seq)
@@ -207,7 +263,8 @@ async fn insert_locked(
     .bind(m.created_ms)
     .bind(m.client_key.map(ClientKey::as_str))
     .bind(m.mentions)
-    .fetch_one(&mut *tx)
+    .bind(m.kind)
+    .fetch_one(&mut **tx)
     .await?;
     // Sending joins the room, and what you wrote yourself is not unread to you. (On SQLite the
     // insert trigger does this too; the upsert makes the second time a no-op.)
@@ -219,10 +276,9 @@ async fn insert_locked(
     .bind(m.author_id)
     .bind(seq)
     .bind(m.created_ms)
-    .execute(&mut *tx)
+    .execute(&mut **tx)
     .await?;
-    store_mentions(&mut tx, id, m.room, seq, mentions).await?;
-    tx.commit().await?;
+    store_mentions(tx, id, m.room, seq, mentions).await?;
     Ok((id, seq))
 }
 
@@ -325,7 +381,7 @@ pub async fn edit(
     let at = next_seq(&mut tx, room).await?;
     let id: Option<i64> = sqlx::query_scalar(
         "UPDATE messages SET body = $3, mentions = $4, edited_ms = $5, changed_seq = $6
-         WHERE room_id = $1 AND seq = $2 RETURNING id",
+         WHERE room_id = $1 AND seq = $2 AND kind = '' RETURNING id",
     )
     .bind(room)
     .bind(seq)

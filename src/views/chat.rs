@@ -4,7 +4,7 @@ use maud::{Markup, html};
 use time::OffsetDateTime;
 
 use super::forms::{csrf_field, field_error};
-use crate::store::messages::{Change, Message, Reaction};
+use crate::store::messages::{CALL_RECORD, Change, Message, Reaction};
 use crate::store::rooms::{DirectUnread, Member, RoomListing};
 use crate::store::users::Person;
 
@@ -21,7 +21,7 @@ pub fn message(m: &Message) -> Markup {
 fn message_as(m: &Message, oob: bool) -> Markup {
     let actions = format!("messages/{}/actions", m.seq);
     html! {
-        article.message id=(format!("m-{}", m.seq)) data-message-id=(m.seq)
+        article.message.call-record[m.kind == CALL_RECORD] id=(format!("m-{}", m.seq)) data-message-id=(m.seq)
             data-mentions=[(!m.mentions.is_empty()).then_some(&m.mentions)]
             hx-swap-oob=[oob.then_some("outerHTML")] {
             header {
@@ -352,6 +352,7 @@ pub fn conversation(
                     h1 #conversation-title { (c.title) }
                     @if let Some(topic) = c.topic { (topic_line(topic, false)) }
                 }
+                @if c.base.starts_with("/dm/") { (super::calls::call_button(&c.base, &c.title)) }
                 details.members {
                     summary { (member_count(c.members, false)) }
                     (member_list(c.members, c.now_ms, false))
@@ -365,7 +366,7 @@ pub fn conversation(
                         p.empty #no-messages { "No messages yet. Say hello!" }
                     }
                     @for m in c.messages { (message(m)) }
-                    (poller(&c.base, c.last_seq, crate::now_ms()))
+                    (poller(&c.base, c.last_seq, crate::now_ms(), &Calls::page()))
                 }
             }
             (composer(&c.base, composer_state, csrf))
@@ -424,17 +425,38 @@ fn topic_form(base: &str, topic: &str, csrf: &str) -> Markup {
 /// The element that holds the next long-poll. It replaces itself with the new changes followed
 /// by a fresh poller carrying the new cursor, and `data-t`, when the page's sidebar was last
 /// brought up to date (app.js sends it as `t`); app.js re-fires it after a 204 or an error.
-pub fn poller(base: &str, after: i64, t: i64) -> Markup {
+/// `calls`: for a page that takes calls, the call signals it has seen (`data-s`, sent as `s`)
+/// and those this answer brings (`data-signals`, a JSON array app.js hands to calls.js).
+pub fn poller(base: &str, after: i64, t: i64, calls: &Calls) -> Markup {
     html! {
         div #poller hx-get=(format!("{base}/messages?after={after}")) hx-trigger="load, poll"
-            hx-swap="outerHTML" data-after=(after) data-t=(t) {}
+            hx-swap="outerHTML" data-after=(after) data-t=(t) data-s=[calls.cursor.as_deref()]
+            data-signals=[calls.signals.as_deref()] {}
     }
 }
 
 /// The poller of a page with no conversation open: it waits for the person's sidebar to change.
-pub fn feed_poller(t: i64) -> Markup {
+pub fn feed_poller(t: i64, calls: &Calls) -> Markup {
     html! {
-        div #poller hx-get="/feed" hx-trigger="load, poll" hx-swap="outerHTML" data-t=(t) {}
+        div #poller hx-get="/feed" hx-trigger="load, poll" hx-swap="outerHTML" data-t=(t)
+            data-s=[calls.cursor.as_deref()] data-signals=[calls.signals.as_deref()] {}
+    }
+}
+
+/// What a poller carries of call signalling (see [`poller`]).
+#[derive(Debug, Default)]
+pub struct Calls {
+    pub cursor: Option<String>,
+    pub signals: Option<String>,
+}
+
+impl Calls {
+    /// A page's first poller: it has seen no signal yet.
+    pub fn page() -> Self {
+        Calls {
+            cursor: Some(String::new()),
+            signals: None,
+        }
     }
 }
 

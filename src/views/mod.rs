@@ -1,6 +1,7 @@
 //! HTML components. One function per thing, each with a stable DOM id, used alike by the full
 //! page, by the fragments htmx swaps in, and by live delivery.
 
+pub mod calls;
 pub mod chat;
 pub mod forms;
 pub mod home;
@@ -63,6 +64,7 @@ pub(crate) fn document(
                 link rel="icon" href=(assets::url("favicon.svg")) type="image/svg+xml";
                 script src=(assets::url("htmx.min.js")) defer {}
                 script src=(assets::url("app.js")) defer {}
+                @if viewer.username.is_some() { script src=(assets::url("calls.js")) defer {} }
             }
             body class=(body_class) {
                 // With a <base>, "#main" alone would lead to another address.
@@ -85,6 +87,7 @@ pub(crate) fn document(
                     }
                 }
                 (main)
+                @if viewer.username.is_some() { (calls::call_panel()) }
             }
         }
     }

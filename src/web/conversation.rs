@@ -26,6 +26,8 @@ pub struct Target {
     /// `/rooms/{name}` or `/dm/{username}`, canonically spelt.
     pub base: String,
     pub public: bool,
+    /// The other person of a private conversation.
+    pub peer: Option<i64>,
 }
 
 /// Which room a conversation URL means for a viewer, remembered briefly so that long-polls and
@@ -49,6 +51,7 @@ async fn open_room(app: &AppState, name: &str) -> Result<Target, AppError> {
         title: format!("#{name}"),
         base: format!("/rooms/{name}"),
         public: true,
+        peer: None,
     };
     app.directory.put(key, target.clone());
     Ok(target)
@@ -80,6 +83,7 @@ async fn open_direct(app: &AppState, ctx: &Ctx, username: &str) -> Result<Target
         title: other.username.clone(),
         base: format!("/dm/{}", other.username),
         public: false,
+        peer: Some(other.id),
     };
     app.directory.put(key, target.clone());
     Ok(target)
@@ -119,6 +123,7 @@ pub async fn existing(app: &AppState, ctx: &Ctx, url: &str) -> Result<Option<Tar
         title: other.username.clone(),
         base: format!("/dm/{}", other.username),
         public: false,
+        peer: Some(other.id),
     }))
 }
 

@@ -55,7 +55,7 @@ pub async fn home_response(
         "page-home",
         chat::shell(
             chat::sidebar(&side, &ctx.csrf, room_error),
-            html! { (chat::welcome(&ctx.user.username)) (chat::feed_poller(crate::now_ms())) },
+            html! { (chat::welcome(&ctx.user.username)) (chat::feed_poller(crate::now_ms(), &chat::Calls::page())) },
         ),
     );
     let status = match room_error {
@@ -168,7 +168,7 @@ pub async fn mentions(ctx: Ctx) -> Result<Response, AppError> {
         "page-mentions",
         chat::shell(
             chat::sidebar(&side, &ctx.csrf, None),
-            html! { (list) (chat::feed_poller(crate::now_ms())) },
+            html! { (list) (chat::feed_poller(crate::now_ms(), &chat::Calls::page())) },
         ),
     );
     Ok(markup.into_response())

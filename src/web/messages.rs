@@ -19,6 +19,7 @@ use super::sidebar::sidebar_oob;
 use super::{AppState, Ctx, see_other, with_status};
 use crate::domain::{ClientKey, Emoji, MessageBody, mentioned_names};
 use crate::realtime::{Listener, Rendered};
+use crate::signals::{Cursor, Signal};
 use crate::store::messages::{self, Change, Message};
 use crate::store::rooms;
 use crate::views::chat;
@@ -106,6 +107,8 @@ pub struct CursorQuery {
     pub before: Option<i64>,
     /// The page's sidebar is as of this time (unix ms): the feed answers what changed since.
     pub t: Option<i64>,
+    /// The call signals the page has seen (see `signals::Cursor`); absent: it takes no calls.
+    pub s: Option<String>,
 }
 
 /// `GET {conv}/messages`: `?after=` long-polls; `?before=` pages back; neither gives the
@@ -123,7 +126,7 @@ pub async fn list(
                 "Give either after or before, not both.",
             ));
         }
-        (Some(after), None) => return Ok(hold(&ctx, Some((room, base)), after, q.t)),
+        (Some(after), None) => return Ok(hold(&ctx, Some((room, base)), after, q.t, q.s)),
         (None, Some(before)) => {
             let mut rows = messages::before(&app.db.pool, room, before, PAGE + 1).await?;
             if rows.is_empty() {
@@ -146,18 +149,25 @@ pub async fn list(
 #[derive(Deserialize)]
 pub struct FeedQuery {
     pub t: Option<i64>,
+    pub s: Option<String>,
 }
 
 /// `GET /feed?t=`: the long-poll of a page with no conversation open; it answers when the
 /// person's sidebar changes.
 #[handler]
 pub async fn feed(ctx: Ctx, Query(q): Query<FeedQuery>) -> Response {
-    hold(&ctx, None, 0, q.t)
+    hold(&ctx, None, 0, q.t, q.s)
 }
 
 /// A held long-poll for a conversation's changes (`conv`: its room and URL) and the person's own
 /// feed. Everything about the request has been checked: it waits outside the endpoint chain.
-fn hold(ctx: &Ctx, conv: Option<(i64, &str)>, after: i64, t: Option<i64>) -> Response {
+fn hold(
+    ctx: &Ctx,
+    conv: Option<(i64, &str)>,
+    after: i64,
+    t: Option<i64>,
+    s: Option<String>,
+) -> Response {
     let (app, hold) = (ctx.app.clone(), ctx.app.settings.poll_timeout());
     let (htmx, user) = (ctx.htmx, ctx.user.id);
     let room = conv.map(|(room, _)| room);
@@ -167,6 +177,10 @@ fn hold(ctx: &Ctx, conv: Option<(i64, &str)>, after: i64, t: Option<i64>) -> Res
         (true, Some(t)) => t,
         _ => i64::MAX,
     };
+    // Call signals ride on a page's feed.
+    let signals = s
+        .filter(|_| feed_since != i64::MAX)
+        .map(|s| Cursor::parse(&s));
     held(async move {
         let hub = &app.hub;
         // A page whose cursor the room has never reached reloads (htmx does that for
@@ -179,12 +193,16 @@ fn hold(ctx: &Ctx, conv: Option<(i64, &str)>, after: i64, t: Option<i64>) -> Res
                     .finish();
             }
         }
-        let who = Listener { user, feed_since };
+        let who = Listener {
+            user,
+            feed_since,
+            signals,
+        };
         let answer = match hub.poll(room, after.max(0), who, hold).await {
             Ok(answer) => answer,
             Err(err) => return AppError::from(err).as_response(),
         };
-        if answer.changes.is_empty() && !answer.feed {
+        if answer.changes.is_empty() && !answer.feed && answer.signals.is_empty() {
             return no_content();
         }
         let mut out =
@@ -200,14 +218,31 @@ fn hold(ctx: &Ctx, conv: Option<(i64, &str)>, after: i64, t: Option<i64>) -> Res
             }
         }
         if htmx {
+            let calls = chat::Calls {
+                cursor: answer.signal_cursor.as_ref().map(ToString::to_string),
+                signals: (!answer.signals.is_empty()).then(|| signal_list(&answer.signals)),
+            };
             let poller = match &base {
-                Some(base) => chat::poller(base, answer.cursor, t),
-                None => chat::feed_poller(t),
+                Some(base) => chat::poller(base, answer.cursor, t, &calls),
+                None => chat::feed_poller(t, &calls),
             };
             out.push_str(&poller.into_string());
         }
         fragment(out)
     })
+}
+
+/// Signals as one JSON array (each is a JSON object already).
+fn signal_list(signals: &[Arc<Signal>]) -> String {
+    let mut json = String::from("[");
+    for (i, signal) in signals.iter().enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        json.push_str(&signal.json);
+    }
+    json.push(']');
+    json
 }
 
 fn push_changes(out: &mut String, changes: &[Arc<Rendered>]) {
@@ -268,6 +303,9 @@ async fn own(req: &Request, conv: &Conv) -> Result<Message, AppError> {
     if message.author_id != conv.ctx.user.id {
         return Err(AppError::Forbidden("Only its author can change a message."));
     }
+    if message.kind == messages::CALL_RECORD {
+        return Err(AppError::Forbidden("A call's record cannot be changed."));
+    }
     Ok(message)
 }
 
@@ -291,7 +329,7 @@ pub async fn show(req: &Request, conv: Conv) -> Result<Response, AppError> {
 #[handler]
 pub async fn actions(req: &Request, conv: Conv) -> Result<Response, AppError> {
     let message = load(req, &conv).await?;
-    let mine = message.author_id == conv.ctx.user.id;
+    let mine = message.author_id == conv.ctx.user.id && message.kind != messages::CALL_RECORD;
     let menu = views::actions(&conv.target.base, &message, mine, &conv.ctx.csrf);
     if conv.ctx.htmx {
         return Ok(menu.into_response());

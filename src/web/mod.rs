@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod calls;
 pub mod conversation;
 pub mod csrf;
 pub mod error;
@@ -90,6 +91,7 @@ fn endpoint(app: AppState) -> impl Endpoint<Output = Response> {
         .at("/people", get(home::people_list))
         .at("/feed", get(messages::feed))
         .at("/mentions", get(home::mentions))
+        .at("/calls/ice", get(calls::ice_servers))
         .at("/me.css", get(home::my_style))
         .at("/register", get(auth::register_form).post(auth::register))
         .at("/login", get(auth::login_form).post(auth::login))
@@ -141,7 +143,13 @@ fn endpoint(app: AppState) -> impl Endpoint<Output = Response> {
         .at(
             "/dm/:username/messages/:id/reactions",
             post(messages::react),
-        );
+        )
+        .at("/dm/:username/calls", post(calls::start))
+        .at("/dm/:username/calls/:id/accept", post(calls::accept))
+        .at("/dm/:username/calls/:id/decline", post(calls::decline))
+        .at("/dm/:username/calls/:id/hangup", post(calls::hang_up))
+        .at("/dm/:username/calls/:id/alive", post(calls::alive))
+        .at("/dm/:username/calls/:id/signal", post(calls::signal));
     let route = admin::routes(route, &app);
     route
         .catch_error(not_found)
@@ -153,6 +161,8 @@ fn endpoint(app: AppState) -> impl Endpoint<Output = Response> {
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; object-src 'none'";
+
+const PERMISSIONS: &str = "microphone=(self), camera=(self), geolocation=(), payment=(), usb=()";
 
 /// The outermost middleware: the request's span (see `telemetry`), and security headers on every
 /// response. A fragment fetched by htmx is never a document, so it skips the document-only
@@ -183,6 +193,8 @@ async fn frame<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
         headers.insert("content-security-policy", HeaderValue::from_static(CSP));
         headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
         headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
+        // Calls use the microphone and camera, asked for by Parley's own pages only.
+        headers.insert("permissions-policy", HeaderValue::from_static(PERMISSIONS));
         headers.insert(
             "cross-origin-opener-policy",
             HeaderValue::from_static("same-origin"),
@@ -318,6 +330,7 @@ pub async fn run(
     app.hub.spawn_sweeper();
     app.hub.spawn_presence_ticker(app.db.pg.clone());
     spawn_presence_sweeper(&app);
+    calls::spawn_call_sweeper(&app);
     let hub = app.hub.clone();
     let on_shutdown = move || {
         tracing::info!("shutting down: answering held polls, finishing requests");

@@ -8,7 +8,7 @@
   var RING_MS = 30000;
   var ALIVE_MS = 5000;
   // WebRTC says "disconnected" on a short glitch too; this long without recovering ends the call.
-  var LOST_MS = 5000;
+  var LOST_MS = 3000;
 
   function $(id) {
     return document.getElementById(id);

@@ -13,9 +13,9 @@ use serde_json::json;
 use crate::support::{PASSWORD, Page, TestApp};
 
 /// One browser test at a time: each starts Chromium processes, and the machine has two cores.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-struct Driver {
+pub struct Driver {
     process: Child,
     url: String,
 }
@@ -39,7 +39,7 @@ fn find_chromedriver() -> Option<String> {
         .then_some(path)
 }
 
-async fn driver() -> Option<Driver> {
+pub async fn driver() -> Option<Driver> {
     let Some(path) = find_chromedriver() else {
         if std::env::var("PARLEY_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
             panic!(
@@ -77,6 +77,11 @@ async fn driver() -> Option<Driver> {
 }
 
 async fn browser(driver: &Driver, javascript: bool, width: u32) -> Client {
+    browser_with(driver, javascript, width, &[]).await
+}
+
+/// A browser started with extra command-line switches (e.g. fake media devices for calls).
+pub async fn browser_with(driver: &Driver, javascript: bool, width: u32, extra: &[&str]) -> Client {
     let profile = tempfile::tempdir().unwrap().keep();
     let binary = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
     let mut options = json!({
@@ -87,6 +92,9 @@ async fn browser(driver: &Driver, javascript: bool, width: u32) -> Client {
             format!("--window-size={width},900"), format!("--user-data-dir={}", profile.display()),
         ],
     });
+    if let Some(args) = options["args"].as_array_mut() {
+        args.extend(extra.iter().map(|a| json!(a)));
+    }
     if !javascript {
         options["prefs"] = json!({ "profile.managed_default_content_settings.javascript": 2 });
     }
@@ -100,7 +108,7 @@ async fn browser(driver: &Driver, javascript: bool, width: u32) -> Client {
         .expect("a Chromium session")
 }
 
-async fn screenshot(c: &Client, name: &str) {
+pub async fn screenshot(c: &Client, name: &str) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("screenshots");
     let _ = std::fs::create_dir_all(&dir);
     if let Ok(png) = c.screenshot().await {
@@ -120,7 +128,7 @@ async fn set_visibility(c: &Client, state: &str) {
     .unwrap();
 }
 
-async fn wait_for_text(c: &Client, css: &str, text: &str) {
+pub async fn wait_for_text(c: &Client, css: &str, text: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Ok(el) = c.find(Locator::Css(css)).await {
@@ -136,7 +144,7 @@ async fn wait_for_text(c: &Client, css: &str, text: &str) {
     }
 }
 
-async fn click(c: &Client, css: &str) {
+pub async fn click(c: &Client, css: &str) {
     let el = c
         .find(Locator::Css(css))
         .await
@@ -144,7 +152,7 @@ async fn click(c: &Client, css: &str) {
     el.click().await.unwrap();
 }
 
-async fn fill(c: &Client, css: &str, text: &str) {
+pub async fn fill(c: &Client, css: &str, text: &str) {
     let el = c
         .find(Locator::Css(css))
         .await
@@ -153,7 +161,7 @@ async fn fill(c: &Client, css: &str, text: &str) {
     el.send_keys(text).await.unwrap();
 }
 
-async fn register(c: &Client, base: &str, name: &str) {
+pub async fn register(c: &Client, base: &str, name: &str) {
     c.goto(&format!("{base}/register")).await.unwrap();
     fill(c, "#username", name).await;
     fill(c, "#password", PASSWORD).await;
@@ -161,7 +169,7 @@ async fn register(c: &Client, base: &str, name: &str) {
     wait_for_text(c, ".me", name).await;
 }
 
-async fn path(c: &Client) -> String {
+pub async fn path(c: &Client) -> String {
     c.current_url().await.unwrap().path().to_owned()
 }
 
@@ -342,6 +350,12 @@ async fn everything_works_with_javascript_disabled() {
     // An empty message comes back with an error, nothing stored.
     click(&c, "#composer button[type=submit]").await;
     screenshot(&c, "nojs-room").await;
+    // No dead Call button in a private conversation: the page says calls need JavaScript.
+    app.member("someone").await;
+    c.goto(&format!("{}/dm/someone", app.base)).await.unwrap();
+    wait_for_text(&c, ".call-start", "Calls need JavaScript.").await;
+    let button = c.find(Locator::Css("#call-button")).await.unwrap();
+    assert!(!button.is_displayed().await.unwrap());
     c.close().await.ok();
     assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 1);
 }
@@ -503,7 +517,7 @@ async fn a_failed_send_is_shown_and_the_text_is_kept() {
 }
 
 /// Waits until nothing on the page matches `css`.
-async fn wait_gone(c: &Client, css: &str) {
+pub async fn wait_gone(c: &Client, css: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while c.find(Locator::Css(css)).await.is_ok() {
         assert!(

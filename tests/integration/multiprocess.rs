@@ -472,3 +472,46 @@ async fn a_private_conversation_opened_through_one_server_reaches_a_feed_held_on
         Some("1")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_signalling_sent_through_one_server_reaches_a_page_polling_another() {
+    use crate::calls::{post_json, signals};
+    use serde_json::json;
+    let Some(url) = database().await else { return };
+    let (_a, _b, alice, bob) = alice_on_a_and_bob_on_b_in_general(&url).await;
+    // Bob's page polls B, holding; Alice calls through A.
+    let started = Instant::now();
+    let (ring, id) = tokio::join!(signals(&bob, ""), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (status, body) = post_json(&alice, "/dm/bob/calls", json!({})).await;
+        assert_eq!(status, 201, "{body}");
+        body["call"].as_i64().unwrap()
+    });
+    let (list, mut cursor) = ring.expect("the ring reaches B");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(list[0]["type"], "ring");
+    assert_eq!(list[0]["call"], id);
+    // Bob answers through B; Alice's offer, bigger than one NOTIFY, crosses whole.
+    let (status, _) = post_json(&bob, &format!("/dm/alice/calls/{id}/accept"), json!({})).await;
+    assert_eq!(status, 204);
+    let sdp = format!("v=0\r\n{}", "a=candidate:ünïcode\r\n".repeat(700));
+    assert!(sdp.len() > 8000 && sdp.len() < 16 * 1024);
+    let offer = json!({ "type": "offer", "sdp": sdp });
+    let (status, _) = post_json(&alice, &format!("/dm/bob/calls/{id}/signal"), offer).await;
+    assert_eq!(status, 204);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let got = loop {
+        assert!(Instant::now() < deadline, "the offer did not reach B");
+        if let Some((list, next)) = signals(&bob, &cursor).await {
+            cursor = next;
+            if let Some(offer) = list.into_iter().find(|s| s["type"] == "offer") {
+                break offer;
+            }
+        }
+    };
+    assert_eq!(got["sdp"], sdp);
+}

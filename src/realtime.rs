@@ -102,10 +102,9 @@ struct People {
 }
 
 struct PersonFeed {
-    /// Unix ms of the last change to what their sidebar shows.
+    /// Unix ms of the last change to what their sidebar shows. A call signal for them wakes
+    /// its receivers without changing it (a poll then looks for signals).
     changed: watch::Sender<i64>,
-    /// Bumped when a call signal for them arrives.
-    signalled: watch::Sender<u64>,
     init: OnceCell<()>,
     /// Held polls by the conversation they show (0: none).
     polls: Mutex<HashMap<i64, usize>>,
@@ -162,7 +161,8 @@ impl Drop for Holding<'_> {
 pub struct Listener {
     pub user: i64,
     pub feed_since: i64,
-    pub signals: Option<Cursor>,
+    /// Boxed: it is part of every held poll's state, and mostly absent.
+    pub signals: Option<Box<Cursor>>,
 }
 
 /// What a poll answers with: the changes after its cursor, the cursor to poll with next,
@@ -509,7 +509,6 @@ impl Hub {
                     // A feed made now knows nothing of what happened before it: a page older
                     // than it gets its sidebar once.
                     changed: watch::channel(crate::now_ms()).0,
-                    signalled: watch::channel(0).0,
                     init: OnceCell::new(),
                     polls: Mutex::new(HashMap::new()),
                     last_used: Mutex::new(std::time::Instant::now()),
@@ -564,7 +563,7 @@ impl Hub {
 
     fn signalled(&self, user: i64) {
         if let Some(feed) = self.people.lock().expect("people lock").feeds.get(&user) {
-            feed.signalled.send_modify(|n| *n += 1);
+            feed.changed.send_modify(|_| {});
         }
     }
 
@@ -807,23 +806,11 @@ impl Hub {
             .as_deref()
             .map(|p| Holding::new(p, room.unwrap_or(0)));
         let mut latest = feed.as_ref().map(|f| f.latest.subscribe());
+        // Subscribed before the first look, so a change or a call signal after the look wakes
+        // the wait.
         let mut mine = person.as_ref().map(|p| p.changed.subscribe());
-        // Subscribed before the first look, so a signal kept after the look wakes the wait.
-        let mut calls = match (&person, &who.signals) {
-            (Some(p), Some(_)) => Some(p.signalled.subscribe()),
-            _ => None,
-        };
         let mut shutdown = self.shutdown.subscribe();
         let since = who.feed_since;
-        // Whatever the answer, it brings the person's call signals with it.
-        let with_signals = |mut answer: Answer| {
-            if let Some(cursor) = &who.signals {
-                let (found, next) = self.switchboard.after(who.user, cursor);
-                answer.signals = found;
-                answer.signal_cursor = Some(next);
-            }
-            answer
-        };
         let paced = || crate::now_ms() >= since.saturating_add(FEED_PACE_MS);
         // Change numbers up to `checked` have been looked for. Normally that is `after`; when
         // the changes above it were deleted messages, what is left to wait for is a newer one.
@@ -842,12 +829,15 @@ impl Hub {
                     };
                     if !changes.is_empty() {
                         let feed = mine.as_ref().is_some_and(|m| *m.borrow() >= since) && paced();
-                        return Ok(with_signals(Answer {
-                            changes,
-                            cursor,
-                            feed,
-                            ..Answer::default()
-                        }));
+                        return Ok(self.with_signals(
+                            Answer {
+                                changes,
+                                cursor,
+                                feed,
+                                ..Answer::default()
+                            },
+                            &who,
+                        ));
                     }
                     checked = upto.max(cursor);
                 }
@@ -855,22 +845,27 @@ impl Hub {
             let feed_due = mine
                 .as_mut()
                 .is_some_and(|m| *m.borrow_and_update() >= since);
-            if let (Some(calls), Some(cursor)) = (&mut calls, &who.signals) {
-                calls.borrow_and_update();
+            if let Some(cursor) = &who.signals {
                 if self.switchboard.any_after(who.user, cursor) {
-                    return Ok(with_signals(Answer {
-                        cursor: after,
-                        feed: feed_due && paced(),
-                        ..Answer::default()
-                    }));
+                    return Ok(self.with_signals(
+                        Answer {
+                            cursor: after,
+                            feed: feed_due && paced(),
+                            ..Answer::default()
+                        },
+                        &who,
+                    ));
                 }
             }
             if feed_due && paced() {
-                return Ok(with_signals(Answer {
-                    cursor: after,
-                    feed: true,
-                    ..Answer::default()
-                }));
+                return Ok(self.with_signals(
+                    Answer {
+                        cursor: after,
+                        feed: true,
+                        ..Answer::default()
+                    },
+                    &who,
+                ));
             }
             if *shutdown.borrow() {
                 return Ok(Answer::default());
@@ -900,13 +895,9 @@ impl Hub {
                         Some(mine) => mine.changed().await,
                         None => std::future::pending().await,
                     }
-                }, if !feed_due => changed.is_ok(),
-                changed = async {
-                    match &mut calls {
-                        Some(calls) => calls.changed().await,
-                        None => std::future::pending().await,
-                    }
-                } => changed.is_ok(),
+                // While a sidebar waits for its pace, only a page that takes calls still listens
+                // (a call signal must not wait); a sidebar change then just waits again.
+                }, if !feed_due || who.signals.is_some() => changed.is_ok(),
                 _ = shutdown.wait_for(|stop| *stop) => false,
                 _ = tokio::time::sleep_until(wake_at) => wake_at < deadline,
             };
@@ -914,6 +905,16 @@ impl Hub {
                 return Ok(Answer::default());
             }
         }
+    }
+
+    /// Whatever a poll answers, it brings the person's call signals with it.
+    fn with_signals(&self, mut answer: Answer, who: &Listener) -> Answer {
+        if let Some(cursor) = &who.signals {
+            let (found, next) = self.switchboard.after(who.user, cursor);
+            answer.signals = found;
+            answer.signal_cursor = Some(next);
+        }
+        answer
     }
 
     async fn read_after(&self, room: i64, after: i64) -> sqlx::Result<(Vec<Arc<Rendered>>, i64)> {

@@ -180,7 +180,7 @@ fn hold(
     // Call signals ride on a page's feed.
     let signals = s
         .filter(|_| feed_since != i64::MAX)
-        .map(|s| Cursor::parse(&s));
+        .map(|s| Box::new(Cursor::parse(&s)));
     held(async move {
         let hub = &app.hub;
         // A page whose cursor the room has never reached reloads (htmx does that for

@@ -9,6 +9,8 @@
   var ALIVE_MS = 5000;
   // WebRTC says "disconnected" on a short glitch too; this long without recovering ends the call.
   var LOST_MS = 3000;
+  // An answered call that has not connected by then will not (a signal lost on the way).
+  var CONNECT_MS = 20000;
 
   function $(id) {
     return document.getElementById(id);
@@ -28,6 +30,8 @@
     return fetch(url, {
       method: "POST",
       credentials: "same-origin",
+      // A hang-up sent as the page goes still arrives.
+      keepalive: true,
       headers: { "X-CSRF-Token": csrfToken(), "Content-Type": "application/json" },
       body: JSON.stringify(body || {}),
     });
@@ -126,7 +130,9 @@
       });
   }
 
-  // --- Starting a call (the caller).
+  // --- Starting a call (the caller). Each step checks the call is still the one it began with:
+  // the person may hang up (or the call end) while the browser asks for the microphone or the
+  // server answers.
   function start(button) {
     if (call) return;
     if (!supported) {
@@ -135,10 +141,14 @@
     }
     var peer = button.dataset.peer;
     var conv = button.dataset.calls.replace(/\/calls$/, "");
-    show("Asking for the microphone…", []);
+    var mine = { conv: conv, peer: peer, role: "caller", ice: [], state: "asking" };
+    call = mine;
+    show("Asking for the microphone…", ["hangup"]);
     getMicrophone().then(
       function (stream) {
-        call = { conv: conv, peer: peer, role: "caller", stream: stream, ice: [], state: "calling" };
+        mine.stream = stream;
+        if (call !== mine) return stop(mine);
+        mine.state = "calling";
         show("Calling " + peer + "…", ["hangup"]);
         post(conv + "/calls", { video: false })
           .then(function (resp) {
@@ -148,23 +158,29 @@
             });
           })
           .then(function (j) {
-            if (!call) {
+            mine.id = j.call;
+            if (call !== mine) {
               // Hung up before the server answered: end it there too.
               post(conv + "/calls/" + j.call + "/hangup");
               return;
             }
-            call.id = j.call;
-            // The server ends an unanswered call after 30 s; this is in case its word is lost.
-            call.ringTimer = setTimeout(function () {
-              if (call && call.id === j.call && call.state === "calling") finish("No answer from " + peer + ".");
+            // The server ends an unanswered call; this is in case its word is lost.
+            mine.ringTimer = setTimeout(function () {
+              if (call === mine && mine.state === "calling") {
+                post(url("hangup"));
+                finish("No answer from " + peer + ".");
+              }
             }, (j.ring_ms || RING_MS) + 5000);
           })
           .catch(function (err) {
-            finish(err.message || "The call could not be started.");
+            if (call === mine) finish(err.message || "The call could not be started.");
           });
       },
       function (err) {
-        conclude(microphoneError(err));
+        if (call === mine) {
+          call = null;
+          conclude(microphoneError(err));
+        }
       }
     );
   }
@@ -189,22 +205,19 @@
     getMicrophone().then(
       function (stream) {
         mine.stream = stream;
-        if (call !== mine) {
-          stop(mine);
-          return;
-        }
+        if (call !== mine) return stop(mine);
         post(url("accept")).then(function (resp) {
           if (call !== mine) return;
-          if (resp.status === 204) {
-            mine.state = "connecting";
-            keepAlive();
-            return;
-          }
-          errorOf(resp, "The call could not be answered.").then(finish);
+          if (resp.status !== 204) return errorOf(resp, "The call could not be answered.").then(finish);
+          mine.state = "connecting";
+          keepAlive(mine);
+          // The caller's offer may have come before our own answer did.
+          if (mine.offer) answerOffer(mine, mine.offer);
         });
       },
       function (err) {
         // Without a microphone the call cannot go on: say why here, and decline it there.
+        if (call !== mine) return;
         post(url("decline"));
         finish(microphoneError(err));
       }
@@ -224,10 +237,10 @@
   }
 
   // --- The connection.
-  function connect() {
+  function connect(mine) {
     return loadIceServers().then(function (servers) {
+      if (call !== mine) throw new Error("the call is over");
       var pc = new RTCPeerConnection({ iceServers: servers });
-      var mine = call;
       mine.pc = pc;
       mine.stream.getTracks().forEach(function (t) {
         pc.addTrack(t, mine.stream);
@@ -261,6 +274,29 @@
     });
   }
 
+  function answerOffer(mine, offer) {
+    if (mine.answering) return;
+    mine.answering = true;
+    connect(mine)
+      .then(function (pc) {
+        return pc
+          .setRemoteDescription({ type: "offer", sdp: offer.sdp })
+          .then(function () {
+            addCandidates();
+            return pc.createAnswer();
+          })
+          .then(function (answer) {
+            return pc.setLocalDescription(answer);
+          });
+      })
+      .then(function () {
+        if (call === mine) post(url("signal"), { type: "answer", sdp: mine.pc.localDescription.sdp });
+      })
+      .catch(function () {
+        if (call === mine) hangUp();
+      });
+  }
+
   // Candidates that arrive before the other side's description wait for it.
   function addCandidates() {
     if (!call || !call.pc || !call.pc.remoteDescription) return;
@@ -287,21 +323,28 @@
     call.clock = setInterval(tick, 1000);
   }
 
-  // The server ends a call whose page stops saying it is there (a closed laptop).
-  function keepAlive() {
-    var mine = call;
+  // The server ends a call whose page stops saying it is there (a closed laptop); a call that
+  // has not connected in time hangs up.
+  function keepAlive(mine) {
     mine.alive = setInterval(function () {
       if (call !== mine) return;
       post(url("alive")).then(function (resp) {
         if (resp.status === 409 && call === mine) finish("Call ended.");
       });
     }, ALIVE_MS);
+    mine.connectTimer = setTimeout(function () {
+      if (call === mine && !mine.since) {
+        post(url("hangup"));
+        finish("The call could not connect to " + mine.peer + ".");
+      }
+    }, CONNECT_MS);
   }
 
   function stop(c) {
     if (!c) return;
     clearTimeout(c.ringTimer);
     clearTimeout(c.lostTimer);
+    clearTimeout(c.connectTimer);
     clearInterval(c.clock);
     clearInterval(c.alive);
     if (c.pc) c.pc.close();
@@ -363,7 +406,11 @@
         return;
       }
       if (s.type === "ended") over[s.call] = true;
-      if (!call || call.id !== s.call) return;
+      if (!call || call.id !== s.call) {
+        // Answered on another page: a ring of it that comes again is not for this one.
+        if (s.type === "accepted") over[s.call] = true;
+        return;
+      }
       handle(s);
     });
   }
@@ -383,11 +430,13 @@
           }
           return;
         }
+        // Once: a signal can come twice (through two servers).
+        if (mine.state !== "calling") return;
         clearTimeout(mine.ringTimer);
         mine.state = "connecting";
         show("Connecting to " + mine.peer + "…", ["hangup"]);
-        keepAlive();
-        connect()
+        keepAlive(mine);
+        connect(mine)
           .then(function (pc) {
             return pc.createOffer().then(function (offer) {
               return pc.setLocalDescription(offer);
@@ -401,28 +450,14 @@
           });
         return;
       case "offer":
-        if (mine.role !== "callee" || mine.pc) return;
-        connect()
-          .then(function (pc) {
-            return pc
-              .setRemoteDescription({ type: "offer", sdp: s.sdp })
-              .then(function () {
-                addCandidates();
-                return pc.createAnswer();
-              })
-              .then(function (answer) {
-                return pc.setLocalDescription(answer);
-              });
-          })
-          .then(function () {
-            if (call === mine) post(url("signal"), { type: "answer", sdp: mine.pc.localDescription.sdp });
-          })
-          .catch(function () {
-            if (call === mine) hangUp();
-          });
+        // For the page that answered: before its answer is through, the offer waits for it.
+        if (mine.role !== "callee") return;
+        if (mine.state === "accepting") mine.offer = s;
+        else if (mine.state === "connecting") answerOffer(mine, s);
         return;
       case "answer":
-        if (mine.role !== "caller" || !mine.pc) return;
+        if (mine.role !== "caller" || !mine.pc || mine.answered) return;
+        mine.answered = true;
         mine.pc
           .setRemoteDescription({ type: "answer", sdp: s.sdp })
           .then(addCandidates)

@@ -3,8 +3,9 @@
 //! server or tab acts first wins and the others find the call already moved on; the step that
 //! ends a call writes its record message in the same transaction, so a call has exactly one.
 
-use sqlx::AnyPool;
+use sqlx::{Any, AnyPool, Transaction};
 
+use crate::db::Engine;
 use crate::domain::MessageBody;
 use crate::store::messages::{self, Message};
 
@@ -97,45 +98,79 @@ pub async fn find(pool: &AnyPool, id: i64) -> sqlx::Result<Option<Call>> {
 
 /// A call `user` is in now (ringing for less than `ring_ms`, or talking), if any: someone in
 /// one is busy.
-pub async fn live_for(
-    pool: &AnyPool,
-    user: i64,
-    now_ms: i64,
-    ring_ms: i64,
-) -> sqlx::Result<Option<Call>> {
-    sqlx::query_as(&format!(
-        "{SELECT} WHERE state <> 'ended' AND (caller_id = $1 OR callee_id = $1)
+const LIVE: &str = "state <> 'ended' AND (caller_id = $1 OR callee_id = $1)
            AND ((state = 'ringing' AND created_ms > $2)
-             OR (state = 'active' AND caller_seen_ms > $3 AND callee_seen_ms > $3))
-         ORDER BY id DESC LIMIT 1"
-    ))
-    .bind(user)
-    .bind(now_ms - ring_ms)
-    .bind(now_ms - GONE_MS)
-    .fetch_optional(pool)
-    .await
+             OR (state = 'active' AND caller_seen_ms > $3 AND callee_seen_ms > $3))";
+
+/// How starting a call went.
+#[derive(Debug)]
+pub enum Started {
+    Ringing(Call),
+    /// The caller is in a call already.
+    CallerBusy,
+    /// The person called is.
+    CalleeBusy,
 }
 
-/// Starts ringing `callee` from `caller` in their conversation `room`.
+/// Starts ringing `callee` from `caller` in their conversation `room`, unless either of them is
+/// in a call. The look and the ring are one step: on PostgreSQL under a lock on each of the two
+/// people (taken in id order), on SQLite under its single writer (the caller holds the process's
+/// write turn), so two people calling each other, or two calling one, cannot both ring.
 pub async fn start(
     pool: &AnyPool,
+    engine: Engine,
     room: i64,
-    caller: i64,
-    callee: i64,
+    (caller, callee): (i64, i64),
     video: bool,
-) -> sqlx::Result<Call> {
+    ring_ms: i64,
+) -> sqlx::Result<Started> {
     let now = crate::now_ms();
+    let mut tx = pool.begin().await?;
+    if engine == Engine::Postgres {
+        for user in [caller.min(callee), caller.max(callee)] {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(user)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    for (user, busy) in [(caller, Started::CallerBusy), (callee, Started::CalleeBusy)] {
+        let live: Option<i64> =
+            sqlx::query_scalar(&format!("SELECT id FROM calls WHERE {LIVE} LIMIT 1"))
+                .bind(user)
+                .bind(now - ring_ms)
+                .bind(now - GONE_MS)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if live.is_some() {
+            return Ok(busy);
+        }
+    }
+    let call = insert(&mut tx, room, (caller, callee), video, "ringing", now).await?;
+    tx.commit().await?;
+    Ok(Started::Ringing(call))
+}
+
+async fn insert(
+    tx: &mut Transaction<'static, Any>,
+    room: i64,
+    (caller, callee): (i64, i64),
+    video: bool,
+    state: &str,
+    now: i64,
+) -> sqlx::Result<Call> {
     sqlx::query_as(
         "INSERT INTO calls (room_id, caller_id, callee_id, video, state, created_ms, caller_seen_ms, callee_seen_ms)
-         VALUES ($1, $2, $3, $4, 'ringing', $5, $5, $5)
+         VALUES ($1, $2, $3, $4, $5, $6, $6, $6)
          RETURNING id, room_id, caller_id, callee_id, video, state, created_ms, answered_ms",
     )
     .bind(room)
     .bind(caller)
     .bind(callee)
     .bind(i64::from(video))
+    .bind(state)
     .bind(now)
-    .fetch_one(pool)
+    .fetch_one(&mut **tx)
     .await
 }
 
@@ -220,6 +255,19 @@ pub async fn end(
     let record =
         messages::insert_call_record(&mut tx, call.room_id, (call.caller_id, &caller), &body)
             .await?;
+    // A call the person called took part in (answered, or declined) is no news to them; a
+    // missed one is.
+    if matches!(outcome, Outcome::Completed | Outcome::Declined) {
+        sqlx::query(
+            "UPDATE memberships SET last_read_seq = $3
+             WHERE room_id = $1 AND user_id = $2 AND last_read_seq >= $3 - 1",
+        )
+        .bind(call.room_id)
+        .bind(call.callee_id)
+        .bind(record.seq)
+        .execute(&mut *tx)
+        .await?;
+    }
     sqlx::query("UPDATE calls SET message_id = $2 WHERE id = $1")
         .bind(id)
         .bind(record.id)
@@ -235,7 +283,17 @@ pub async fn end(
 
 /// Records a call that could not ring because the person called was busy.
 pub async fn busy(pool: &AnyPool, room: i64, caller: i64, callee: i64) -> sqlx::Result<Ended> {
-    let call = start(pool, room, caller, callee, false).await?;
+    let mut tx = pool.begin().await?;
+    let call = insert(
+        &mut tx,
+        room,
+        (caller, callee),
+        false,
+        "ringing",
+        crate::now_ms(),
+    )
+    .await?;
+    tx.commit().await?;
     end(pool, call.id, RINGING, Outcome::Busy)
         .await?
         .ok_or(sqlx::Error::RowNotFound)
@@ -250,8 +308,9 @@ pub async fn overdue(
 ) -> sqlx::Result<Vec<(i64, &'static str, Outcome)>> {
     let rows: Vec<(i64, String)> = sqlx::query_as(
         "SELECT id, state FROM calls
-         WHERE (state = 'ringing' AND created_ms <= $1)
-            OR (state = 'active' AND (caller_seen_ms <= $2 OR callee_seen_ms <= $2))",
+         WHERE state <> 'ended'
+           AND ((state = 'ringing' AND created_ms <= $1)
+             OR (state = 'active' AND (caller_seen_ms <= $2 OR callee_seen_ms <= $2)))",
     )
     .bind(now_ms - ring_ms)
     .bind(now_ms - GONE_MS)

@@ -19,7 +19,7 @@ use serde_json::json;
 use super::conversation::{Conv, Target};
 use super::error::AppError;
 use super::{AppState, Ctx};
-use crate::store::calls::{self, ACTIVE, Call, Ended, Outcome, RINGING};
+use crate::store::calls::{self, ACTIVE, Call, Ended, Outcome, RINGING, Started};
 use crate::store::messages::Change;
 
 /// The largest session description accepted (a browser's offer with audio and video is 3–8 KB).
@@ -95,41 +95,51 @@ impl StartForm {
 #[handler]
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn start(Party(Conv { ctx, target }): Party, body: Body) -> Result<Response, AppError> {
-    let app = &ctx.app;
     let Some(peer) = target.peer else {
         return Err(AppError::NotFound(
             "Calls are between the two people of a private conversation.",
         ));
     };
-    let (me, now, ring_ms) = (ctx.user.id, crate::now_ms(), app.settings.ring_ms());
-    if calls::live_for(&app.db.pool, me, now, ring_ms)
-        .await?
-        .is_some()
-    {
-        return Ok(refuse(StatusCode::CONFLICT, "You are in a call already."));
-    }
     let body = body
         .into_bytes()
         .await
         .map_err(|e| AppError::Internal(Box::new(e)))?;
     let video = StartForm::parse(&body).video == serde_json::Value::Bool(true);
-    if calls::live_for(&app.db.pool, peer, now, ring_ms)
-        .await?
-        .is_some()
-    {
+    let (app, room, me) = (ctx.app.clone(), target.room, ctx.user.id);
+    let ring_ms = app.settings.ring_ms();
+    let started = detached(async move {
         let turn = app.db.write_turn().await;
-        let ended = calls::busy(&app.db.pool, target.room, me, peer).await?;
-        drop(turn);
-        finished(app, &ended);
-        let why = format!("{} is in another call.", target.title);
-        return Ok(reply(
-            StatusCode::CONFLICT,
-            json!({ "error": why, "busy": true }),
-        ));
-    }
-    let turn = app.db.write_turn().await;
-    let call = calls::start(&app.db.pool, target.room, me, peer, video).await?;
-    drop(turn);
+        let started = calls::start(
+            &app.db.pool,
+            app.db.engine,
+            room,
+            (me, peer),
+            video,
+            ring_ms,
+        )
+        .await?;
+        if let Started::CalleeBusy = started {
+            let ended = calls::busy(&app.db.pool, room, me, peer).await?;
+            drop(turn);
+            finished(&app, &ended);
+        }
+        Ok(started)
+    })
+    .await?;
+    let call = match started {
+        Started::Ringing(call) => call,
+        Started::CallerBusy => {
+            return Ok(refuse(StatusCode::CONFLICT, "You are in a call already."));
+        }
+        Started::CalleeBusy => {
+            let why = format!("{} is in another call.", target.title);
+            return Ok(reply(
+                StatusCode::CONFLICT,
+                json!({ "error": why, "busy": true }),
+            ));
+        }
+    };
+    let app = &ctx.app;
     app.hub.signal(
         peer,
         json!({
@@ -147,6 +157,17 @@ pub async fn start(Party(Conv { ctx, target }): Party, body: Body) -> Result<Res
         StatusCode::CREATED,
         json!({ "call": call.id, "video": video, "ring_ms": ring_ms }),
     ))
+}
+
+/// Runs a step that writes in a task of its own: once it has begun, a client that hangs up
+/// cannot leave a change committed and its news (signals, the record) untold.
+async fn detached<T: Send + 'static>(
+    step: impl std::future::Future<Output = Result<T, sqlx::Error>> + Send + 'static,
+) -> Result<T, AppError> {
+    tokio::spawn(step)
+        .await
+        .map_err(|e| AppError::Internal(Box::new(e)))?
+        .map_err(AppError::from)
 }
 
 /// A call nobody answers ends as missed when its ring runs out (the sweeper does the same for
@@ -185,16 +206,20 @@ async fn this_call(req: &Request, ctx: &Ctx, target: &Target) -> Result<Call, Ap
 async fn end(
     app: &AppState,
     call: i64,
-    from: &str,
+    from: &'static str,
     outcome: Outcome,
 ) -> Result<Option<Ended>, AppError> {
-    let turn = app.db.write_turn().await;
-    let ended = calls::end(&app.db.pool, call, from, outcome).await?;
-    drop(turn);
-    if let Some(ended) = &ended {
-        finished(app, ended);
-    }
-    Ok(ended)
+    let app = app.clone();
+    detached(async move {
+        let turn = app.db.write_turn().await;
+        let ended = calls::end(&app.db.pool, call, from, outcome).await?;
+        drop(turn);
+        if let Some(ended) = &ended {
+            finished(&app, ended);
+        }
+        Ok(ended)
+    })
+    .await
 }
 
 /// A call's record goes to the conversation like any message, and both people's pages hear
@@ -232,20 +257,25 @@ pub async fn accept(
             "Only the person called can answer.",
         ));
     }
-    let app = &ctx.app;
-    let turn = app.db.write_turn().await;
-    let accepted =
-        calls::accept(&app.db.pool, call.id, ctx.user.id, app.settings.ring_ms()).await?;
-    drop(turn);
-    if accepted.is_none() {
+    let (app, me) = (ctx.app.clone(), ctx.user.id);
+    let accepted = detached(async move {
+        let turn = app.db.write_turn().await;
+        let accepted = calls::accept(&app.db.pool, call.id, me, app.settings.ring_ms()).await?;
+        drop(turn);
+        if accepted.is_some() {
+            let note = json!({ "type": "accepted", "call": call.id }).to_string();
+            app.hub.signal(call.caller_id, note.clone());
+            app.hub.signal(call.callee_id, note);
+        }
+        Ok(accepted.is_some())
+    })
+    .await?;
+    if !accepted {
         return Ok(refuse(
             StatusCode::CONFLICT,
             "This call is no longer ringing.",
         ));
     }
-    let note = json!({ "type": "accepted", "call": call.id }).to_string();
-    app.hub.signal(call.caller_id, note.clone());
-    app.hub.signal(call.callee_id, note);
     Ok(done())
 }
 

@@ -14,6 +14,8 @@ on_both_engines!(
     only_the_two_people_of_the_call_can_signal,
     bad_signals_are_refused_and_change_nothing,
     a_page_opened_while_it_rings_rings_and_one_opened_after_does_not,
+    two_people_calling_each_other_at_once_get_one_call,
+    a_call_you_took_part_in_is_not_unread_but_a_missed_one_is,
 );
 
 /// A POST as calls.js makes it: JSON, CSRF token in the header.
@@ -365,4 +367,60 @@ async fn a_page_opened_while_it_rings_rings_and_one_opened_after_does_not(app: &
         again.is_err() || again.unwrap().is_none(),
         "nothing new after the cursor"
     );
+}
+
+async fn two_people_calling_each_other_at_once_get_one_call(app: &TestApp) {
+    let alice = app.member("alice").await;
+    let bob = app.member("bob").await;
+    alice.get("/dm/bob").await;
+    for _ in 0..5 {
+        let (a, b) = tokio::join!(
+            post_json(&alice, "/dm/bob/calls", json!({})),
+            post_json(&bob, "/dm/alice/calls", json!({}))
+        );
+        let mut statuses = [a.0, b.0];
+        statuses.sort();
+        assert_eq!(statuses, [201, 409], "{a:?} {b:?}");
+        let (caller, callee, id) = match a.0 {
+            201 => (&alice, "bob", a.1["call"].as_i64().unwrap()),
+            _ => (&bob, "alice", b.1["call"].as_i64().unwrap()),
+        };
+        let (status, _) = post_json(
+            caller,
+            &format!("/dm/{callee}/calls/{id}/hangup"),
+            json!({}),
+        )
+        .await;
+        assert_eq!(status, 204);
+    }
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM calls WHERE state <> 'ended'")
+            .await,
+        0
+    );
+}
+
+async fn a_call_you_took_part_in_is_not_unread_but_a_missed_one_is(app: &TestApp) {
+    let alice = app.member("alice").await;
+    let bob = app.member("bob").await;
+    let id = call(&alice, "bob").await;
+    post_json(&bob, &format!("/dm/alice/calls/{id}/decline"), json!({})).await;
+    assert_eq!(unread_from_alice(&bob).await.as_deref(), Some("0"));
+    let id = call(&alice, "bob").await;
+    post_json(&bob, &format!("/dm/alice/calls/{id}/accept"), json!({})).await;
+    post_json(&alice, &format!("/dm/bob/calls/{id}/hangup"), json!({})).await;
+    assert_eq!(unread_from_alice(&bob).await.as_deref(), Some("0"));
+    let id = call(&alice, "bob").await;
+    post_json(&alice, &format!("/dm/bob/calls/{id}/hangup"), json!({})).await;
+    assert_eq!(
+        unread_from_alice(&bob).await.as_deref(),
+        Some("1"),
+        "a missed call is news"
+    );
+}
+
+async fn unread_from_alice(c: &Client) -> Option<String> {
+    c.get("/")
+        .await
+        .attr("#people-list a[href='/dm/alice']", "data-unread")
 }

@@ -96,6 +96,17 @@ pub struct Settings {
           value_parser = clap::value_parser!(u64).range(1..=120))]
     pub call_ring_secs: u64,
 
+    /// The secret shared with coturn (`use-auth-secret`, `static-auth-secret`): each person's
+    /// browser gets its own TURN credentials, valid for a day. Preferred over a fixed
+    /// user name and password.
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_TURN_SECRET",
+        hide_env_values = true
+    )]
+    pub turn_secret: Option<String>,
+
     /// The TURN servers' user name (given to logged-in people's browsers with the list).
     #[arg(
         long,
@@ -136,6 +147,7 @@ impl Settings {
             db_max_connections: 16,
             ice_servers: Vec::new(),
             call_ring_secs: 30,
+            turn_secret: None,
             turn_username: None,
             turn_credential: None,
         }

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use poem::http::StatusCode;
-use poem::web::Data;
 use poem::{Body, Request, Response, handler};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -425,27 +424,58 @@ pub async fn signal(
 }
 
 /// `GET /calls/ice`: the ICE servers browsers use to reach each other (`--ice-servers`), in
-/// `RTCPeerConnection`'s own form. Logged-in people only: it may carry TURN credentials.
+/// `RTCPeerConnection`'s own form, with TURN credentials: the viewer's own, valid for a day, when
+/// Parley shares a secret with coturn; else the fixed ones configured. Logged-in people only.
 #[handler]
-pub async fn ice_servers(ctx: Ctx, Data(_): Data<&AppState>) -> Response {
+pub async fn ice_servers(ctx: Ctx) -> Response {
     let settings = &ctx.app.settings;
+    let credentials = match (
+        &settings.turn_secret,
+        &settings.turn_username,
+        &settings.turn_credential,
+    ) {
+        (Some(secret), _, _) => {
+            let expires = crate::now_ms() / 1000 + 24 * 3600;
+            let user = format!("{expires}:{}", ctx.user.id);
+            Some((turn_password(secret, &user), user))
+        }
+        (None, Some(user), Some(password)) => Some((password.clone(), user.clone())),
+        _ => None,
+    };
     let servers: Vec<serde_json::Value> = settings
         .ice_servers
         .iter()
-        .map(|url| {
-            let mut server = json!({ "urls": url });
-            if url.starts_with("turn") {
-                if let (Some(user), Some(credential)) =
-                    (&settings.turn_username, &settings.turn_credential)
-                {
-                    server["username"] = json!(user);
-                    server["credential"] = json!(credential);
-                }
+        .map(|url| match (&credentials, url.starts_with("turn")) {
+            (Some((password, user)), true) => {
+                json!({ "urls": url, "username": user, "credential": password })
             }
-            server
+            _ => json!({ "urls": url }),
         })
         .collect();
     reply(StatusCode::OK, json!({ "iceServers": servers }))
+}
+
+/// coturn's REST API password for `user`: base64 of HMAC-SHA1 keyed with the shared secret.
+fn turn_password(secret: &str, user: &str) -> String {
+    use base64::Engine;
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes())
+        .expect("HMAC takes a key of any length");
+    mac.update(user.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    /// As coturn computes it
+    /// (`echo -n "$user" | openssl dgst -binary -sha1 -hmac "$secret" | base64`).
+    #[test]
+    fn turn_passwords_are_coturns() {
+        assert_eq!(
+            super::turn_password("north", "1433895918506:alice"),
+            "GPCalOXHCHJRqBRVGXzX5o/tUXE="
+        );
+    }
 }
 
 /// Ends, every few seconds, the calls that rang out or whose pages went away without hanging up

@@ -424,3 +424,29 @@ async fn unread_from_alice(c: &Client) -> Option<String> {
         .await
         .attr("#people-list a[href='/dm/alice']", "data-unread")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browsers_get_the_ice_servers_with_their_own_turn_credentials() {
+    let app = TestApp::sqlite_with(|s| {
+        s.ice_servers = vec![
+            "stun:turn.example.org:3478".into(),
+            "turn:turn.example.org:3478".into(),
+        ];
+        s.turn_secret = Some("shared-with-coturn".into());
+    })
+    .await;
+    let alice = app.member("alice").await;
+    let resp = alice.get("/calls/ice").await;
+    assert_eq!(resp.status, 200);
+    let got: Value = serde_json::from_str(&resp.body).unwrap();
+    let servers = got["iceServers"].as_array().unwrap();
+    assert_eq!(servers[0], json!({ "urls": "stun:turn.example.org:3478" }));
+    let user = servers[1]["username"].as_str().unwrap();
+    let (expires, id) = user.split_once(':').unwrap();
+    assert!(expires.parse::<i64>().unwrap() > parley::now_ms() / 1000 + 3600);
+    assert!(id.parse::<i64>().is_ok());
+    assert_eq!(servers[1]["credential"].as_str().unwrap().len(), 28);
+    // Not for anyone logged out.
+    let stranger = Client::new(&app.base).await;
+    assert_ne!(stranger.get("/calls/ice").await.status, 200);
+}

@@ -465,19 +465,6 @@ fn turn_password(secret: &str, user: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
-#[cfg(test)]
-mod tests {
-    /// As coturn computes it
-    /// (`echo -n "$user" | openssl dgst -binary -sha1 -hmac "$secret" | base64`).
-    #[test]
-    fn turn_passwords_are_coturns() {
-        assert_eq!(
-            super::turn_password("north", "1433895918506:alice"),
-            "GPCalOXHCHJRqBRVGXzX5o/tUXE="
-        );
-    }
-}
-
 /// Ends, every few seconds, the calls that rang out or whose pages went away without hanging up
 /// (a closed laptop, a lost connection), on whichever server notices first.
 pub fn spawn_call_sweeper(app: &AppState) {
@@ -502,4 +489,17 @@ pub fn spawn_call_sweeper(app: &AppState) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    /// As coturn computes it
+    /// (`echo -n "$user" | openssl dgst -binary -sha1 -hmac "$secret" | base64`).
+    #[test]
+    fn turn_passwords_are_coturns() {
+        assert_eq!(
+            super::turn_password("north", "1433895918506:alice"),
+            "GPCalOXHCHJRqBRVGXzX5o/tUXE="
+        );
+    }
 }

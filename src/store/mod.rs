@@ -1,8 +1,10 @@
 //! SQL per entity. Plain queries with bound parameters; the same text runs on SQLite and
 //! PostgreSQL through sqlx's Any driver, and the integration tests run it on both.
 
+pub mod favourites;
 pub mod messages;
 pub mod rooms;
+pub mod search;
 pub mod users;
 
 /// Someone counts as online when they were seen in the last minute (a held long-poll refreshes

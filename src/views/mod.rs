@@ -5,6 +5,7 @@ pub mod chat;
 pub mod forms;
 pub mod home;
 pub mod messages;
+pub mod search;
 
 use maud::{DOCTYPE, Markup, html};
 

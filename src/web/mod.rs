@@ -6,10 +6,12 @@ pub mod auth;
 pub mod conversation;
 pub mod csrf;
 pub mod error;
+pub mod favourites;
 pub mod held;
 pub mod home;
 pub mod messages;
 pub mod rooms;
+pub mod search;
 pub mod server;
 pub mod session;
 pub mod sidebar;
@@ -90,6 +92,9 @@ fn endpoint(app: AppState) -> impl Endpoint<Output = Response> {
         .at("/people", get(home::people_list))
         .at("/feed", get(messages::feed))
         .at("/mentions", get(home::mentions))
+        .at("/search", get(search::search))
+        .at("/favourites", post(favourites::add))
+        .at("/favourites/remove", post(favourites::remove))
         .at("/me.css", get(home::my_style))
         .at("/register", get(auth::register_form).post(auth::register))
         .at("/login", get(auth::login_form).post(auth::login))

@@ -11,3 +11,4 @@ mod changes;
 mod chat;
 mod delivery;
 mod multiprocess;
+mod search;

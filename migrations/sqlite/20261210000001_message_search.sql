@@ -2,12 +2,15 @@
 -- messages; the index holds only tokens), kept in step by the triggers below in the statement that
 -- changes the message, so an edit or a deletion is reflected in search at once. A deletion
 -- removes the row (a tombstone keeps no text), so nothing deleted can ever match.
--- unicode61 with remove_diacritics 2: "cafe" finds "café", case never matters.
+-- unicode61 with remove_diacritics 2: "cafe" finds "café", case never matters. Prefix indexes
+-- for 2 and 3 characters: the word being typed is matched as a prefix, and a short one would
+-- otherwise merge the lists of hundreds of words (300 ms instead of a few over 200,000 messages).
 CREATE VIRTUAL TABLE messages_fts USING fts5(
     body,
     content = 'messages',
     content_rowid = 'id',
-    tokenize = 'unicode61 remove_diacritics 2'
+    tokenize = 'unicode61 remove_diacritics 2',
+    prefix = '2 3'
 );
 
 CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages

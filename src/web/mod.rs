@@ -53,6 +53,8 @@ pub struct App {
     pub signups: Throttle,
     pub auth: AuthCache,
     pub directory: conversation::Directory,
+    /// Searches running at once (see `search::SEARCHES_AT_ONCE`).
+    pub searches: tokio::sync::Semaphore,
 }
 
 pub type AppState = Arc<App>;
@@ -68,6 +70,7 @@ impl App {
             signups: Throttle::new(Duration::from_secs(3600), u32::MAX, SIGNUPS_PER_HOUR),
             auth: AuthCache::new(session::AUTH_CACHE_TTL, 50_000),
             directory: conversation::Directory::new(Duration::from_secs(30), 100_000),
+            searches: tokio::sync::Semaphore::new(search::SEARCHES_AT_ONCE),
             hub,
             db,
             settings,

@@ -12,6 +12,11 @@ use crate::domain::SearchQuery;
 use crate::store::search as store;
 use crate::views::search as views;
 
+/// Searches a process runs at once; the others wait their turn. A search is milliseconds of CPU
+/// and holds a database connection meanwhile: more at once than there are cores makes none
+/// faster, and under load would take the connections that sends need.
+pub const SEARCHES_AT_ONCE: usize = 2;
+
 #[derive(Deserialize, Default)]
 pub struct SearchParams {
     #[serde(default)]
@@ -31,7 +36,14 @@ pub async fn search(ctx: Ctx, Query(params): Query<SearchParams>) -> Result<Resp
         .unwrap_or(1)
         .clamp(1, store::MAX_PAGE + 1);
     let app = &ctx.app;
-    let found = store::messages(&app.db.pool, app.db.engine, ctx.user.id, &query, page).await?;
+    let found = {
+        let _turn = app
+            .searches
+            .acquire()
+            .await
+            .map_err(|e| AppError::Internal(Box::new(e)))?;
+        store::messages(&app.db.pool, app.db.engine, ctx.user.id, &query, page).await?
+    };
     let results = views::results(&query.text, &found, page);
     if ctx.htmx {
         return Ok(results.into_response());

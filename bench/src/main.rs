@@ -14,6 +14,7 @@ mod messages;
 mod pg;
 mod report;
 mod scenarios;
+mod search;
 mod server;
 
 use std::net::SocketAddr;
@@ -32,6 +33,7 @@ enum Scenario {
     Throughput,
     Crossproc,
     Changes,
+    Search,
     All,
 }
 
@@ -219,6 +221,24 @@ async fn run(cli: Cli) -> http::Result<bool> {
     if all || cli.scenario == Scenario::Changes {
         let r = scenarios::changes(&mut ctx, &mut report, fanout_sizes(1000, 5)).await;
         note(&mut report, "6 changes", r);
+    }
+
+    if all || cli.scenario == Scenario::Search {
+        let sizes = search::SearchSizes {
+            messages: pick(cli.messages, 200_000, 2_000),
+            rooms: pick(cli.rooms, 50, 5),
+            people: 500.min(if smoke { 20 } else { 500 }),
+            searchers: 20.min(if smoke { 3 } else { 20 }),
+            senders: pick(cli.senders, 32, 2),
+            send_rate: cli.rate.unwrap_or(if smoke { 100.0 } else { 2000.0 }),
+            duration: std::time::Duration::from_secs(cli.duration_secs.unwrap_or(if smoke {
+                1
+            } else {
+                20
+            })),
+        };
+        let r = search::search(&mut ctx, &mut report, sizes, cli.postgres_url.as_deref()).await;
+        note(&mut report, "7 search", r);
     }
 
     println!();

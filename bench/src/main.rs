@@ -79,6 +79,10 @@ struct Cli {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     messages: Option<u64>,
 
+    /// Search: concurrent searchers [20] (0 measures the sends alone, on the same history).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=200))]
+    searchers: Option<u64>,
+
     /// Cross-process: a PostgreSQL server to create a fresh database on, e.g.
     /// postgres://127.0.0.1:5432/postgres. Without it the scenario is skipped.
     #[arg(long, env = "PARLEY_BENCH_POSTGRES_URL")]
@@ -228,7 +232,7 @@ async fn run(cli: Cli) -> http::Result<bool> {
             messages: pick(cli.messages, 200_000, 2_000),
             rooms: pick(cli.rooms, 50, 5),
             people: 500.min(if smoke { 20 } else { 500 }),
-            searchers: 20.min(if smoke { 3 } else { 20 }),
+            searchers: pick(cli.searchers, 20, 3),
             senders: pick(cli.senders, 32, 2),
             send_rate: cli.rate.unwrap_or(if smoke { 100.0 } else { 2000.0 }),
             duration: std::time::Duration::from_secs(cli.duration_secs.unwrap_or(if smoke {

@@ -277,14 +277,14 @@ mod tests {
 
     #[test]
     fn typed_text_never_becomes_query_syntax() {
-        let q = SearchQuery::parse(r#"a OR b NOT "c* d" NEAR(x y) ma"#);
+        let q = SearchQuery::parse(r#"a OR b NOT "c* d" NEAR(x y) mat"#);
         assert_eq!(
             fts5_query(&q.terms),
-            r#""a" "OR" "b" "NOT" "c* d" "NEAR(x" "y)" "ma"*"#
+            r#""a" "OR" "b" "NOT" "c* d" "NEAR(x" "y)" "mat"*"#
         );
         let (words, prefix) = websearch_query(&q.terms);
         assert_eq!(words, r#""a" "OR" "b" "NOT" "c* d" "NEAR(x" "y)""#);
-        assert_eq!(prefix.as_deref(), Some("ma"));
+        assert_eq!(prefix.as_deref(), Some("mat"));
     }
 
     #[test]

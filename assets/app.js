@@ -90,7 +90,16 @@
   // --- Live delivery. The poller replaces itself with new messages and a fresh poller (htmx
   // does that). After a 204 (nothing within the hold) or an error, fire it again, backing off on errors.
   var failures = 0;
-  var stick = true;
+  // A page opened at a message (`?around=`: a search result, a permalink) shows that message
+  // where it is, marked, rather than the newest at the bottom; live messages still arrive below.
+  var stick = !document.querySelector("#messages[data-focus]");
+  function showFocused() {
+    var messages = document.getElementById("messages");
+    var el = messages && messages.dataset.focus && document.getElementById("m-" + messages.dataset.focus);
+    if (!el) return false;
+    el.scrollIntoView({ block: "center" });
+    return true;
+  }
   document.addEventListener("htmx:beforeSwap", function (e) {
     if (e.detail.elt.id === "poller") {
       stick = nearBottom();
@@ -335,7 +344,7 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     localTimes(document);
-    toBottom();
+    if (!showFocused()) toBottom();
     counts = snapshot();
     offerNotifications();
     var body = document.getElementById("composer-body");

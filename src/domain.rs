@@ -3,6 +3,9 @@
 
 use std::fmt;
 
+mod search;
+pub use search::{MAX_QUERY_CHARS, Place, SearchQuery, Term};
+
 /// Why a value was refused, worded for the person who typed it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]

@@ -14,6 +14,7 @@ mod messages;
 mod pg;
 mod report;
 mod scenarios;
+mod search;
 mod server;
 
 use std::net::SocketAddr;
@@ -32,6 +33,7 @@ enum Scenario {
     Throughput,
     Crossproc,
     Changes,
+    Search,
     All,
 }
 
@@ -76,6 +78,10 @@ struct Cli {
     /// Throughput: messages to send [20,000]; fan-out and cross-process: overrides rate × duration.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     messages: Option<u64>,
+
+    /// Search: concurrent searchers [20] (0 measures the sends alone, on the same history).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=200))]
+    searchers: Option<u64>,
 
     /// Cross-process: a PostgreSQL server to create a fresh database on, e.g.
     /// postgres://127.0.0.1:5432/postgres. Without it the scenario is skipped.
@@ -219,6 +225,24 @@ async fn run(cli: Cli) -> http::Result<bool> {
     if all || cli.scenario == Scenario::Changes {
         let r = scenarios::changes(&mut ctx, &mut report, fanout_sizes(1000, 5)).await;
         note(&mut report, "6 changes", r);
+    }
+
+    if all || cli.scenario == Scenario::Search {
+        let sizes = search::SearchSizes {
+            messages: pick(cli.messages, 200_000, 2_000),
+            rooms: pick(cli.rooms, 50, 5),
+            people: 500.min(if smoke { 20 } else { 500 }),
+            searchers: pick(cli.searchers, 20, 3),
+            senders: pick(cli.senders, 32, 2),
+            send_rate: cli.rate.unwrap_or(if smoke { 100.0 } else { 2000.0 }),
+            duration: std::time::Duration::from_secs(cli.duration_secs.unwrap_or(if smoke {
+                1
+            } else {
+                20
+            })),
+        };
+        let r = search::search(&mut ctx, &mut report, sizes, cli.postgres_url.as_deref()).await;
+        note(&mut report, "7 search", r);
     }
 
     println!();

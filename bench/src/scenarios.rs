@@ -54,7 +54,7 @@ impl Ctx {
         self.start(name, &url, report).await
     }
 
-    async fn start(&mut self, name: &str, url: &str, report: &mut Report) -> Result<Server> {
+    pub async fn start(&mut self, name: &str, url: &str, report: &mut Report) -> Result<Server> {
         progress(
             name,
             &format!("starting {} on {}", self.server_bin.display(), redact(url)),
@@ -80,14 +80,14 @@ impl Ctx {
 }
 
 /// Progress on stderr, stamped with seconds since the run began, so a slow phase shows.
-fn progress(scenario: &str, what: &str) {
+pub fn progress(scenario: &str, what: &str) {
     static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
     let t = START.get_or_init(Instant::now).elapsed().as_secs_f64();
     eprintln!("{t:7.2}s [{scenario}] {what}");
 }
 
 /// Hides a password in a database URL before printing it.
-fn redact(url: &str) -> String {
+pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let userinfo = &url[s + 3..at];
@@ -142,7 +142,7 @@ async fn cursors(target: &Target, session: &Session, rooms: &[String]) -> Result
     Ok(out)
 }
 
-fn ms(v: f64) -> String {
+pub fn ms(v: f64) -> String {
     format!("{v:.2} ms")
 }
 
@@ -909,16 +909,34 @@ pub async fn crossproc(
     postgres_url: Option<&str>,
 ) -> Result<()> {
     let sc = "5 cross-process";
-    let Some(url) = postgres_url else {
+    let Some(db) = fresh_postgres(sc, postgres_url, &ctx.run, report).await else {
+        return Ok(());
+    };
+    let outcome = crossproc_load(ctx, sc, report, &db.url, &sizes).await;
+    drop_postgres(sc, db, outcome).await
+}
+
+/// A fresh PostgreSQL database named after `run` on the server at `admin_url` for scenario `sc`;
+/// None, with a row in the table saying why, when there is no PostgreSQL to use.
+pub async fn fresh_postgres(
+    sc: &str,
+    admin_url: Option<&str>,
+    run: &str,
+    report: &mut Report,
+) -> Option<FreshDatabase> {
+    let Some(url) = admin_url else {
         report.info(
             sc,
             "skipped",
             "no PostgreSQL URL (--postgres-url or PARLEY_BENCH_POSTGRES_URL)".into(),
         );
-        return Ok(());
+        return None;
     };
-    let db = match FreshDatabase::create(url, &ctx.run).await {
-        Ok(db) => db,
+    match FreshDatabase::create(url, run).await {
+        Ok(db) => {
+            progress(sc, &format!("fresh database {}", db.name));
+            Some(db)
+        }
         Err(e) => {
             progress(sc, &format!("skipped: {e}"));
             report.info(
@@ -926,11 +944,13 @@ pub async fn crossproc(
                 "skipped",
                 format!("PostgreSQL not usable at {}", redact(url)),
             );
-            return Ok(());
+            None
         }
-    };
-    progress(sc, &format!("fresh database {}", db.name));
-    let outcome = crossproc_load(ctx, sc, report, &db.url, &sizes).await;
+    }
+}
+
+/// Drops the scenario's database whatever its outcome, which it then returns.
+pub async fn drop_postgres(sc: &str, db: FreshDatabase, outcome: Result<()>) -> Result<()> {
     let dropped = db.drop_database().await;
     outcome?;
     if let Err(e) = dropped {

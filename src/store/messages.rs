@@ -5,6 +5,7 @@
 
 use sqlx::{Any, AnyPool, Transaction};
 
+use super::rooms::OTHER_PERSON;
 use crate::db::{Engine, Unique};
 use crate::domain::{ClientKey, Emoji, MessageBody};
 
@@ -573,6 +574,27 @@ pub async fn before(
     with_reactions(pool, rows).await
 }
 
+/// Up to `limit` messages with `after` < seq <= `until`, oldest first: a page forward from an
+/// older window (the newer ones the page's poll brings).
+pub async fn after(
+    pool: &AnyPool,
+    room: i64,
+    after: i64,
+    until: i64,
+    limit: i64,
+) -> sqlx::Result<Vec<Message>> {
+    let rows: Vec<Message> = sqlx::query_as(&format!(
+        "{SELECT} WHERE m.room_id = $1 AND m.seq > $2 AND m.seq <= $3 ORDER BY m.seq LIMIT $4"
+    ))
+    .bind(room)
+    .bind(after)
+    .bind(until)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    with_reactions(pool, rows).await
+}
+
 /// What a poll at `after` has not seen, rebuilt from the database: the messages created since
 /// (as they are now), the older ones changed since (as they are now), and the deletions since,
 /// in change order, with the cursor they bring the poll to. At most `limit` of each kind; a poll
@@ -677,18 +699,16 @@ pub struct Mentioned {
 /// The newest messages that mention `user`, newest first, in conversations they can read (every
 /// public room, their own direct ones: a mention is only stored for someone who can read it).
 pub async fn mentioning(pool: &AnyPool, user: i64, limit: i64) -> sqlx::Result<Vec<Mentioned>> {
-    sqlx::query_as(
+    sqlx::query_as(&format!(
         "SELECT m.seq AS seq, a.username AS author, m.body AS body, m.created_ms AS created_ms,
-                r.kind AS room_kind, r.name AS room_name,
-                (SELECT u.username FROM memberships o JOIN users u ON u.id = o.user_id
-                 WHERE r.kind = 'direct' AND o.room_id = r.id AND o.user_id <> $1 LIMIT 1) AS other
+                r.kind AS room_kind, r.name AS room_name, {OTHER_PERSON} AS other
          FROM mentions x
          JOIN messages m ON m.id = x.message_id
          JOIN users a ON a.id = m.author_id
          JOIN rooms r ON r.id = x.room_id
          WHERE x.user_id = $1
-         ORDER BY m.created_ms DESC, m.id DESC LIMIT $2",
-    )
+         ORDER BY m.created_ms DESC, m.id DESC LIMIT $2"
+    ))
     .bind(user)
     .bind(limit)
     .fetch_all(pool)

@@ -2,8 +2,10 @@
 //! PostgreSQL through sqlx's Any driver, and the integration tests run it on both.
 
 pub mod calls;
+pub mod favourites;
 pub mod messages;
 pub mod rooms;
+pub mod search;
 pub mod users;
 
 /// Someone counts as online when they were seen in the last minute (a held long-poll refreshes

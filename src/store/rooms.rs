@@ -33,6 +33,12 @@ pub struct Room {
     pub last_seq: i64,
 }
 
+/// For a SELECT list over rooms `r`, with `$1` the viewer: in a direct conversation, the other
+/// person's name (the conversation's URL for the viewer is `/dm/{it}`); NULL in a public room.
+pub const OTHER_PERSON: &str =
+    "(SELECT u.username FROM memberships o JOIN users u ON u.id = o.user_id
+     WHERE r.kind = 'direct' AND o.room_id = r.id AND o.user_id <> $1 LIMIT 1)";
+
 const ROOM_COLUMNS: &str = "id, kind, name, topic, last_seq";
 
 pub async fn find_public(pool: &AnyPool, name: &str) -> sqlx::Result<Option<Room>> {

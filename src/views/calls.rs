@@ -9,8 +9,8 @@ pub fn call_button(base: &str, name: &str) -> Markup {
         div.call-start {
             button.call #call-button type="button" hidden data-calls=(format!("{base}/calls"))
                 data-peer=(name) aria-label=(format!("Call {name}")) { "📞 Call" }
-            span.note #call-unavailable hidden { "This browser cannot make calls." }
-            noscript { span.note { "Calls need JavaScript." } }
+            span.call-note #call-unavailable hidden { "This browser cannot make calls." }
+            noscript { span.call-note { "Calls need JavaScript." } }
         }
     }
 }

@@ -13,16 +13,17 @@ use crate::store::users::Person;
 /// is styled by their `/me.css`, and what they may do with it is asked for (`messages/{id}/actions`,
 /// relative to the conversation's `<base>`).
 pub fn message(m: &Message) -> Markup {
-    message_as(m, false)
+    message_as(m, false, false)
 }
 
 /// A message as it replaces its older self on a page (an edit, or its state rebuilt after a
-/// reaction), swapped in out of band.
-fn message_as(m: &Message, oob: bool) -> Markup {
+/// reaction), swapped in out of band; or (`focus`) the one a page was opened at, marked.
+fn message_as(m: &Message, oob: bool, focus: bool) -> Markup {
     let actions = format!("messages/{}/actions", m.seq);
     html! {
-        article.message.call-record[m.kind == CALL_RECORD] id=(format!("m-{}", m.seq)) data-message-id=(m.seq)
+        article.message.call-record[m.kind == CALL_RECORD].focused[focus] id=(format!("m-{}", m.seq)) data-message-id=(m.seq)
             data-mentions=[(!m.mentions.is_empty()).then_some(&m.mentions)]
+            aria-current=[focus.then_some("true")]
             hx-swap-oob=[oob.then_some("outerHTML")] {
             header {
                 span.author { (m.author) }
@@ -69,7 +70,7 @@ pub fn reactions(seq: i64, reactions: &[Reaction], oob: bool) -> Markup {
 pub fn render_change(change: &Change) -> String {
     match change {
         Change::New(m) => message(m),
-        Change::Updated(m) => message_as(m, true),
+        Change::Updated(m) => message_as(m, true, false),
         Change::Deleted { seq, .. } => html! {
             article id=(format!("m-{seq}")) hx-swap-oob="delete" {}
         },
@@ -167,24 +168,35 @@ fn with_mentions(text: &str, mentions: &str) -> Markup {
     }
 }
 
-/// The search box in the header: a plain GET form to the home page, filtering the sidebar as
-/// you type when htmx is there.
+/// The search box in the header: a plain GET form to the message search (whose page also
+/// filters the sidebar by it), filtering the sidebar's people and rooms as you type when htmx is
+/// there.
 pub fn search_box(q: &str) -> Markup {
     html! {
-        form.search method="get" action="/" role="search" {
-            label.sr-only for="search-q" { "Search people and rooms" }
-            input #search-q type="search" name="q" value=(q) placeholder="Search people and rooms"
-                autocomplete="off" maxlength="64"
+        form.search method="get" action="/search" role="search" {
+            label.sr-only for="search-q" { "Search messages, people and rooms" }
+            input #search-q type="search" name="q" value=(q) placeholder="Search messages, people and rooms"
+                autocomplete="off" maxlength=(crate::domain::MAX_QUERY_CHARS)
+                title="Enter searches messages: words, \"a phrase\", from:name, in:room, in:@name, before:2026-12-01, after:2026-11-01"
                 hx-get="/sidebar" hx-trigger="input changed delay:250ms, search"
                 hx-include="#sidebar-current" hx-target="#sidebar-lists" hx-swap="outerHTML";
         }
     }
 }
 
+/// A starred conversation in the sidebar's Favourites.
+#[derive(Debug, Clone)]
+pub enum Favourite {
+    Room(RoomListing),
+    Person(Person, DirectUnread),
+}
+
 pub struct Sidebar<'a> {
     pub me: &'a str,
     pub rooms: &'a [RoomListing],
     pub people: &'a [(Person, DirectUnread)],
+    /// Starred conversations in the order starred; they are not in `rooms` and `people` too.
+    pub favourites: &'a [Favourite],
     pub now_ms: i64,
     pub query: &'a str,
     /// The open conversation's URL, to mark it in the lists.
@@ -213,8 +225,25 @@ pub fn sidebar_lists(s: &Sidebar<'_>, oob: bool) -> Markup {
             @if !s.query.is_empty() {
                 p.search-note { "Results for “" (s.query) "” · " a href="/" { "clear" } }
             }
+            @if !s.favourites.is_empty() { (favourite_list(s)) }
             (room_list(s))
             (people_list(s))
+        }
+    }
+}
+
+pub fn favourite_list(s: &Sidebar<'_>) -> Markup {
+    html! {
+        section #favourites aria-labelledby="favourites-heading" {
+            h2 #favourites-heading { "Favourites" }
+            ul.list #favourite-list {
+                @for favourite in s.favourites {
+                    @match favourite {
+                        Favourite::Room(room) => (room_item(s, room)),
+                        Favourite::Person(person, counts) => (person_item(s, person, counts)),
+                    }
+                }
+            }
         }
     }
 }
@@ -223,23 +252,27 @@ pub fn room_list(s: &Sidebar<'_>) -> Markup {
     html! {
         section #rooms aria-labelledby="rooms-heading" {
             h2 #rooms-heading { "Rooms" }
-            @if s.rooms.is_empty() {
+            @if s.rooms.is_empty() && s.favourites.is_empty() {
                 p.empty { @if s.query.is_empty() { "No rooms yet. Create one above." } @else { "No rooms match." } }
             }
             ul.list #room-list {
-                @for room in s.rooms {
-                    @let href = format!("/rooms/{}", room.name);
-                    @let open = href == s.current;
-                    li {
-                        a href=(href) aria-current=[open.then_some("page")] title=(room.topic)
-                            data-unread=(room.unread().unwrap_or(0)) data-mentions=(room.mentions) {
-                            span.hash aria-hidden="true" { "#" }
-                            span.name { (room.name) }
-                            // The conversation being read is never unread.
-                            @if !open { (badges(room.unread().unwrap_or(0), room.mentions)) }
-                        }
-                    }
-                }
+                @for room in s.rooms { (room_item(s, room)) }
+            }
+        }
+    }
+}
+
+fn room_item(s: &Sidebar<'_>, room: &RoomListing) -> Markup {
+    let href = format!("/rooms/{}", room.name);
+    let open = href == s.current;
+    html! {
+        li {
+            a href=(href) aria-current=[open.then_some("page")] title=(room.topic)
+                data-unread=(room.unread().unwrap_or(0)) data-mentions=(room.mentions) {
+                span.hash aria-hidden="true" { "#" }
+                span.name { (room.name) }
+                // The conversation being read is never unread.
+                @if !open { (badges(room.unread().unwrap_or(0), room.mentions)) }
             }
         }
     }
@@ -249,29 +282,33 @@ pub fn people_list(s: &Sidebar<'_>) -> Markup {
     html! {
         section #people aria-labelledby="people-heading" {
             h2 #people-heading { "People" }
-            @if s.people.is_empty() { p.empty { "Nobody matches." } }
+            @if s.people.is_empty() && s.favourites.is_empty() { p.empty { "Nobody matches." } }
             ul.list #people-list {
-                @for (person, counts) in s.people {
-                    // The viewer is here, whatever the last presence write says.
-                    @let online = person.username == s.me || person.is_online(s.now_ms);
-                    @let href = format!("/dm/{}", person.username);
-                    @let open = href == s.current;
-                    li.person data-online=(online) {
-                        @if person.username == s.me {
-                            span.row {
-                                (presence_dot(online))
-                                span.name { (person.username) }
-                                span.muted { "(you)" }
-                            }
-                        } @else {
-                            a href=(href) aria-current=[open.then_some("page")]
-                                data-unread=(counts.unread) data-mentions=(counts.mentions) {
-                                (presence_dot(online))
-                                span.name { (person.username) }
-                                @if !open { (badges(counts.unread, 0)) }
-                            }
-                        }
-                    }
+                @for (person, counts) in s.people { (person_item(s, person, counts)) }
+            }
+        }
+    }
+}
+
+fn person_item(s: &Sidebar<'_>, person: &Person, counts: &DirectUnread) -> Markup {
+    // The viewer is here, whatever the last presence write says.
+    let online = person.username == s.me || person.is_online(s.now_ms);
+    let href = format!("/dm/{}", person.username);
+    let open = href == s.current;
+    html! {
+        li.person data-online=(online) {
+            @if person.username == s.me {
+                span.row {
+                    (presence_dot(online))
+                    span.name { (person.username) }
+                    span.muted { "(you)" }
+                }
+            } @else {
+                a href=(href) aria-current=[open.then_some("page")]
+                    data-unread=(counts.unread) data-mentions=(counts.mentions) {
+                    (presence_dot(online))
+                    span.name { (person.username) }
+                    @if !open { (badges(counts.unread, 0)) }
                 }
             }
         }
@@ -326,8 +363,17 @@ pub struct Conversation<'a> {
     pub topic: Option<&'a str>,
     pub members: &'a [Member],
     pub messages: &'a [Message],
-    /// The sequence number to poll after (the newest message the page shows).
+    /// The sequence number to poll after.
     pub last_seq: i64,
+    /// Newer messages than the page shows exist, after the first number up to the second (those
+    /// after it the poll brings): a "newer" page is offered.
+    pub newer: Option<(i64, i64)>,
+    /// The message the page was opened at (`?around=`), marked.
+    pub focus: Option<i64>,
+    /// Said above the messages (why they are not the ones asked for).
+    pub note: Option<&'a str>,
+    /// Whether the viewer has starred this conversation.
+    pub starred: bool,
     pub now_ms: i64,
 }
 
@@ -353,6 +399,7 @@ pub fn conversation(
                     @if let Some(topic) = c.topic { (topic_line(topic, false)) }
                 }
                 @if c.base.starts_with("/dm/") { (super::calls::call_button(&c.base, &c.title)) }
+                (star_form(&c.base, c.starred, csrf))
                 details.members {
                     summary { (member_count(c.members, false)) }
                     (member_list(c.members, c.now_ms, false))
@@ -360,12 +407,15 @@ pub fn conversation(
                 }
             }
             div.scroller #scroller {
-                div #messages role="log" aria-live="polite" aria-relevant="additions" aria-label="Messages" {
+                div #messages role="log" aria-live="polite" aria-relevant="additions" aria-label="Messages"
+                    data-focus=[c.focus] {
+                    @if let Some(note) = c.note { p.note #jump-note role="status" { (note) } }
                     @if let (true, Some(first)) = (older, first) { (history_loader(&c.base, first)) }
                     @if c.messages.is_empty() {
                         p.empty #no-messages { "No messages yet. Say hello!" }
                     }
-                    @for m in c.messages { (message(m)) }
+                    @for m in c.messages { (message_as(m, false, c.focus == Some(m.seq))) }
+                    @if let Some((after, until)) = c.newer { (newer_loader(&c.base, after, until)) }
                     (poller(&c.base, c.last_seq, crate::now_ms(), &Calls::page()))
                 }
             }
@@ -477,6 +527,51 @@ pub fn older_messages(base: &str, messages: &[Message], more: bool) -> Markup {
     html! {
         @if let (true, Some(first)) = (more, messages.first()) { (history_loader(base, first.seq)) }
         @for m in messages { (message(m)) }
+    }
+}
+
+/// "Load newer messages", below a window of older ones: a link to the next page without
+/// JavaScript; with htmx, the messages after `after` up to `until` (the page's poll brings those
+/// after that), in its place. Loaded on click only: content added below what the reader is
+/// looking at would move it.
+pub fn newer_loader(base: &str, after: i64, until: i64) -> Markup {
+    html! {
+        div #newer .history {
+            a href=(format!("{base}?since={after}"))
+                hx-get=(format!("{base}/messages?since={after}&until={until}"))
+                hx-target="#newer" hx-swap="outerHTML" {
+                "Load newer messages"
+            }
+        }
+    }
+}
+
+/// A page of newer messages for htmx: the messages, then a loader for the page after (if any).
+pub fn newer_messages(base: &str, messages: &[Message], until: Option<i64>) -> Markup {
+    html! {
+        @for m in messages { (message(m)) }
+        @if let (Some(until), Some(last)) = (until, messages.last()) { (newer_loader(base, last.seq, until)) }
+    }
+}
+
+/// Star or unstar a conversation: a form that works without JavaScript (303 back); with htmx it
+/// answers with itself in its new state.
+pub fn star_form(base: &str, starred: bool, csrf: &str) -> Markup {
+    let action = if starred {
+        "/favourites/remove"
+    } else {
+        "/favourites"
+    };
+    html! {
+        form #star-form .star method="post" action=(action) hx-post=(action) hx-swap="outerHTML" {
+            (csrf_field(csrf))
+            input type="hidden" name="conversation" value=(base);
+            @if starred {
+                button.link type="submit" aria-pressed="true" title="Remove from Favourites" { "★ Starred" }
+            } @else {
+                button.link type="submit" aria-pressed="false" title="Add to Favourites" { "☆ Star" }
+            }
+        }
     }
 }
 

@@ -6,11 +6,12 @@ use super::chat::timestamp;
 use crate::store::messages::Mentioned;
 use crate::store::rooms::RoomKind;
 
-/// Where a mention is: its conversation's URL and name as the viewer knows them.
-fn place(m: &Mentioned) -> (String, String) {
-    match (m.room_kind, &m.room_name, &m.other) {
+/// Where a message is: its conversation's URL and name as the viewer knows them, from the room's
+/// kind, its name (a public room) and the other person (a private conversation).
+pub fn place(kind: RoomKind, room: Option<&str>, other: Option<&str>) -> (String, String) {
+    match (kind, room, other) {
         (RoomKind::Public, Some(room), _) => (format!("/rooms/{room}"), format!("#{room}")),
-        (RoomKind::Direct, _, Some(other)) => (format!("/dm/{other}"), other.clone()),
+        (RoomKind::Direct, _, Some(other)) => (format!("/dm/{other}"), other.to_owned()),
         _ => ("/".to_owned(), "a conversation".to_owned()),
     }
 }
@@ -24,7 +25,7 @@ pub fn mentions(found: &[Mentioned]) -> Markup {
             }
             ol.mention-list {
                 @for m in found {
-                    @let (url, name) = place(m);
+                    @let (url, name) = place(m.room_kind, m.room_name.as_deref(), m.other.as_deref());
                     li.mentioned {
                         a href=(format!("{url}#m-{}", m.seq)) {
                             span.author { (m.author) } " in " span.where { (name) } " " (timestamp(m.created_ms))

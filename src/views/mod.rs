@@ -6,6 +6,7 @@ pub mod chat;
 pub mod forms;
 pub mod home;
 pub mod messages;
+pub mod search;
 
 use maud::{DOCTYPE, Markup, html};
 

@@ -12,8 +12,8 @@ use super::error::AppError;
 use super::sidebar::sidebar_data;
 use super::{AppState, Ctx, with_status};
 use crate::cache::Cache;
-use crate::store::{messages, rooms, users};
-use crate::views::chat::{self, Composer, Conversation, Sidebar};
+use crate::store::{favourites, messages, rooms, users};
+use crate::views::chat::{self, Composer, Conversation};
 
 /// Messages on a page and per "older" page.
 pub const PAGE: i64 = 50;
@@ -127,6 +127,28 @@ pub async fn existing(app: &AppState, ctx: &Ctx, url: &str) -> Result<Option<Tar
     }))
 }
 
+/// The conversation at `path` (`/rooms/{name}` or `/dm/{username}`, nothing more), resolved and
+/// checked as its page would be (a private conversation is created on first use); 404 for
+/// anything else.
+pub async fn open(app: &AppState, ctx: &Ctx, path: &str) -> Result<Target, AppError> {
+    const NOWHERE: AppError = AppError::NotFound("There is no conversation at that address.");
+    let named = |prefix: &str| {
+        path.strip_prefix(prefix).filter(|name| {
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        })
+    };
+    if let Some(name) = named("/rooms/") {
+        open_room(app, name).await
+    } else if let Some(username) = named("/dm/") {
+        open_direct(app, ctx, username).await
+    } else {
+        Err(NOWHERE)
+    }
+}
+
 /// A request inside a conversation the viewer may see: who asks, and which conversation.
 pub struct Conv {
     pub ctx: Ctx,
@@ -166,17 +188,103 @@ pub fn new_client_key() -> String {
 #[derive(Deserialize, Default)]
 pub struct PageQuery {
     pub before: Option<i64>,
+    pub since: Option<i64>,
+    pub around: Option<i64>,
 }
+
+/// Which messages of a conversation a page shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    /// The newest (the conversation as it is opened; reading it marks it read).
+    Latest,
+    /// Those before message N (`?before=N`, scrolling back).
+    Before(i64),
+    /// Those after message N (`?since=N`, paging forward from an older window).
+    Since(i64),
+    /// Those around message N, which is marked (`?around=N`, a search result or a permalink).
+    Around(i64),
+}
+
+impl PageQuery {
+    fn window(&self) -> Result<Window, AppError> {
+        match (self.before, self.since, self.around) {
+            (None, None, None) => Ok(Window::Latest),
+            (Some(n), None, None) => Ok(Window::Before(n)),
+            (None, Some(n), None) => Ok(Window::Since(n)),
+            (None, None, Some(n)) => Ok(Window::Around(n)),
+            _ => Err(AppError::BadRequest(
+                "Give one of before, since and around, not several.",
+            )),
+        }
+    }
+}
+
+/// Messages before and after the one a page is centred on.
+const HALF: i64 = PAGE / 2;
 
 /// `GET /rooms/{name}` (which joins the room) and `GET /dm/{username}`.
 #[handler]
 pub async fn page(conv: Conv, Query(q): Query<PageQuery>) -> Result<Response, AppError> {
+    let window = q.window()?;
     let app = conv.ctx.app.clone();
     if conv.target.public {
         rooms::join(&app.db.pool, conv.target.room, conv.ctx.user.id).await?;
         app.hub.joined(conv.target.room, conv.ctx.user.id);
     }
-    page_response(&app, &conv.ctx, &conv.target, q.before, None).await
+    page_response(&app, &conv.ctx, &conv.target, window, None).await
+}
+
+/// What a page shows of a conversation: its messages, oldest first, and where it stands.
+struct Shown {
+    messages: Vec<messages::Message>,
+    window: Window,
+    /// Whether there are newer messages (up to the room's last change) than the page shows.
+    newer: bool,
+    note: Option<&'static str>,
+}
+
+async fn shown(pool: &sqlx::AnyPool, room: &rooms::Room, window: Window) -> sqlx::Result<Shown> {
+    let (id, until) = (room.id, room.last_seq);
+    let shown = |messages, newer| Shown {
+        messages,
+        window,
+        newer,
+        note: None,
+    };
+    let latest = |messages| Shown {
+        messages,
+        window: Window::Latest,
+        newer: false,
+        note: None,
+    };
+    Ok(match window {
+        Window::Latest => latest(messages::latest(pool, id, PAGE).await?),
+        Window::Before(b) => shown(messages::before(pool, id, b, PAGE).await?, false),
+        Window::Since(s) => {
+            let mut rows = messages::after(pool, id, s, until, PAGE + 1).await?;
+            let newer = rows.len() as i64 > PAGE;
+            rows.truncate(PAGE as usize);
+            shown(rows, newer)
+        }
+        Window::Around(seq) => {
+            let Some(centre) = messages::find(pool, id, seq).await? else {
+                return Ok(Shown {
+                    note: Some(
+                        "That message is not in this conversation (it may have been deleted): \
+                         here are the newest messages.",
+                    ),
+                    ..latest(messages::latest(pool, id, PAGE).await?)
+                });
+            };
+            let mut rows = messages::before(pool, id, seq, HALF).await?;
+            let mut after = messages::after(pool, id, seq, until, HALF + 1).await?;
+            let newer = after.len() as i64 > HALF;
+            after.truncate(HALF as usize);
+            rows.push(centre);
+            rows.append(&mut after);
+            shown(rows, newer)
+        }
+    })
 }
 
 /// The whole page of a conversation (also what a failed no-JS send re-renders, with its error).
@@ -184,41 +292,53 @@ pub async fn page_response(
     app: &AppState,
     ctx: &Ctx,
     target: &Target,
-    before: Option<i64>,
+    window: Window,
     composer: Option<(&str, &str)>,
 ) -> Result<Response, AppError> {
     let pool = &app.db.pool;
     let room = rooms::find_by_id(pool, target.room)
         .await?
         .ok_or(AppError::NotFound("This conversation no longer exists."))?;
-    let msgs = match before {
-        Some(b) => messages::before(pool, room.id, b, PAGE).await?,
-        None => messages::latest(pool, room.id, PAGE).await?,
-    };
+    let shown = shown(pool, &room, window).await?;
+    let msgs = &shown.messages;
     // The person's other pages show this conversation as read.
-    if before.is_none() && rooms::mark_read(pool, room.id, ctx.user.id, room.last_seq).await? {
+    if shown.window == Window::Latest
+        && rooms::mark_read(pool, room.id, ctx.user.id, room.last_seq).await?
+    {
         app.hub.changed_for(ctx.user.id);
     }
     let members = rooms::members(pool, room.id).await?;
-    let (room_list, people) = sidebar_data(app, ctx.user.id, "").await?;
+    let data = sidebar_data(app, ctx.user.id, "").await?;
+    let starred = favourites::is_starred(pool, ctx.user.id, room.id).await?;
     let now = crate::now_ms();
-    let older = msgs.first().is_some_and(|m| {
+    let older = msgs.first().is_some_and(|m| match shown.window {
         // Sequence numbers count every change, so "is there anything older" is a question for
         // the database only when the page is full.
-        msgs.len() as i64 == PAGE && m.seq > 1
+        Window::Latest | Window::Before(_) => msgs.len() as i64 == PAGE && m.seq > 1,
+        Window::Since(_) | Window::Around(_) => m.seq > 1,
     });
+    let newest = msgs.last().map_or(0, |m| m.seq);
     let conv = Conversation {
         title: target.title.clone(),
         base: target.base.clone(),
         topic: target.public.then_some(room.topic.as_str()),
         members: &members,
-        messages: &msgs,
-        // The room was read before its messages, so its last_seq never runs ahead of them; a page
-        // of history polls from its own end, so the newer messages follow it.
-        last_seq: match before {
-            Some(_) => msgs.last().map_or(0, |m| m.seq),
-            None => msgs.last().map_or(0, |m| m.seq).max(room.last_seq),
+        messages: msgs,
+        // The room was read before its messages, so its last_seq never runs ahead of them. A page
+        // of history polls from its own end, so the newer messages follow it; a page centred on
+        // a message, or paged forward to, polls from the room's last change (live delivery goes
+        // on from the newest) and offers the messages between as a "newer" page.
+        last_seq: match shown.window {
+            Window::Before(_) => newest,
+            _ => newest.max(room.last_seq),
         },
+        newer: shown.newer.then_some((newest, room.last_seq)),
+        focus: match shown.window {
+            Window::Around(seq) => Some(seq),
+            _ => None,
+        },
+        note: shown.note,
+        starred,
         now_ms: now,
     };
     let key = new_client_key();
@@ -228,14 +348,7 @@ pub async fn page_response(
         error: (!error.is_empty()).then_some(error),
         client_key: &key,
     };
-    let side = Sidebar {
-        me: &ctx.user.username,
-        rooms: &room_list,
-        people: &people,
-        now_ms: now,
-        query: "",
-        current: &target.base,
-    };
+    let side = data.sidebar(&ctx.user.username, "", &target.base);
     let markup = crate::views::conversation_page(
         &target.title,
         &ctx.viewer(),

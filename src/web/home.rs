@@ -12,7 +12,7 @@ use super::error::AppError;
 use super::sidebar::sidebar_data;
 use super::{Ctx, with_status};
 use crate::store::{messages, rooms};
-use crate::views::chat::{self, Sidebar};
+use crate::views::chat;
 use crate::views::{home as views, page};
 
 #[derive(Deserialize, Default)]
@@ -40,15 +40,8 @@ pub async fn home_response(
     query: &str,
     room_error: Option<(&str, &str)>,
 ) -> Result<Response, AppError> {
-    let (rooms, people) = sidebar_data(&ctx.app, ctx.user.id, query).await?;
-    let side = Sidebar {
-        me: &ctx.user.username,
-        rooms: &rooms,
-        people: &people,
-        now_ms: crate::now_ms(),
-        query,
-        current: "/",
-    };
+    let data = sidebar_data(&ctx.app, ctx.user.id, query).await?;
+    let side = data.sidebar(&ctx.user.username, query, "/");
     let markup = page(
         "Home",
         &ctx.viewer(),
@@ -78,20 +71,13 @@ pub async fn list_response(ctx: &Ctx, search: &Search, which: List) -> Result<Re
         return home_response(ctx, search.query(), None).await;
     }
     let app = &ctx.app;
-    let (rooms, people) = sidebar_data(app, ctx.user.id, search.query()).await?;
+    let data = sidebar_data(app, ctx.user.id, search.query()).await?;
     let current = if search.current.starts_with('/') {
         search.current.as_str()
     } else {
         "/"
     };
-    let side = Sidebar {
-        me: &ctx.user.username,
-        rooms: &rooms,
-        people: &people,
-        now_ms: crate::now_ms(),
-        query: search.query(),
-        current,
-    };
+    let side = data.sidebar(&ctx.user.username, search.query(), current);
     let markup = match which {
         List::Both => html! {
             (chat::sidebar_lists(&side, false))
@@ -153,22 +139,28 @@ pub async fn mentions(ctx: Ctx) -> Result<Response, AppError> {
     if ctx.htmx {
         return Ok(list.into_response());
     }
-    let (rooms, people) = sidebar_data(&ctx.app, ctx.user.id, "").await?;
-    let side = Sidebar {
-        me: &ctx.user.username,
-        rooms: &rooms,
-        people: &people,
-        now_ms: crate::now_ms(),
-        query: "",
-        current: "/mentions",
-    };
+    own_page(&ctx, "Mentions", "/mentions", "", list).await
+}
+
+/// A page of the person's own (no conversation open): the sidebar, filtered by `query`, and
+/// `pane`, with the feed's poller.
+pub async fn own_page(
+    ctx: &Ctx,
+    title: &str,
+    current: &str,
+    query: &str,
+    pane: maud::Markup,
+) -> Result<Response, AppError> {
+    let data = sidebar_data(&ctx.app, ctx.user.id, query).await?;
+    let side = data.sidebar(&ctx.user.username, query, current);
+    let class = format!("page-{}", current.trim_start_matches('/'));
     let markup = page(
-        "Mentions",
+        title,
         &ctx.viewer(),
-        "page-mentions",
+        &class,
         chat::shell(
             chat::sidebar(&side, &ctx.csrf, None),
-            html! { (list) (chat::feed_poller(crate::now_ms(), &chat::Calls::page())) },
+            html! { (pane) (chat::feed_poller(crate::now_ms(), &chat::Calls::page())) },
         ),
     );
     Ok(markup.into_response())

@@ -12,7 +12,7 @@ use poem::web::{Form, Query};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
-use super::conversation::{Conv, PAGE, message_id, page_response};
+use super::conversation::{Conv, PAGE, Window, message_id, page_response};
 use super::error::AppError;
 use super::held::held;
 use super::sidebar::sidebar_oob;
@@ -67,7 +67,14 @@ pub async fn send(
             return Ok(unprocessable(views::field_error(invalid.0)));
         }
         Err(invalid) => {
-            return page_response(app, &ctx, &target, None, Some((&form.body, invalid.0))).await;
+            return page_response(
+                app,
+                &ctx,
+                &target,
+                Window::Latest,
+                Some((&form.body, invalid.0)),
+            )
+            .await;
         }
     };
     let mentions = mentions_in(app, target.room, ctx.user.id, &body).await?;
@@ -105,14 +112,17 @@ pub async fn send(
 pub struct CursorQuery {
     pub after: Option<i64>,
     pub before: Option<i64>,
+    /// Pages forward (no hold) from an older window, up to `until` when given.
+    pub since: Option<i64>,
+    pub until: Option<i64>,
     /// The page's sidebar is as of this time (unix ms): the feed answers what changed since.
     pub t: Option<i64>,
     /// The call signals the page has seen (see `signals::Cursor`); absent: it takes no calls.
     pub s: Option<String>,
 }
 
-/// `GET {conv}/messages`: `?after=` long-polls; `?before=` pages back; neither gives the
-/// latest page.
+/// `GET {conv}/messages`: `?after=` long-polls; `?before=` pages back; `?since=` (with
+/// `&until=`) pages forward without holding; none of them gives the latest page.
 #[handler]
 pub async fn list(
     Conv { ctx, target }: Conv,
@@ -120,14 +130,19 @@ pub async fn list(
 ) -> Result<Response, AppError> {
     let app = &ctx.app;
     let (room, base) = (target.room, target.base.as_str());
-    let html = match (q.after, q.before) {
-        (Some(_), Some(_)) => {
-            return Err(AppError::BadRequest(
-                "Give either after or before, not both.",
-            ));
+    let html = match (q.after, q.before, q.since) {
+        (Some(after), None, None) => return Ok(hold(&ctx, Some((room, base)), after, q.t, q.s)),
+        (None, None, Some(since)) => {
+            let until = q.until.unwrap_or(i64::MAX);
+            let mut rows = messages::after(&app.db.pool, room, since, until, PAGE + 1).await?;
+            if rows.is_empty() {
+                return Ok(no_content());
+            }
+            let more = rows.len() as i64 > PAGE;
+            rows.truncate(PAGE as usize);
+            chat::newer_messages(base, &rows, more.then_some(until)).into_string()
         }
-        (Some(after), None) => return Ok(hold(&ctx, Some((room, base)), after, q.t, q.s)),
-        (None, Some(before)) => {
+        (None, Some(before), None) => {
             let mut rows = messages::before(&app.db.pool, room, before, PAGE + 1).await?;
             if rows.is_empty() {
                 return Ok(no_content());
@@ -138,9 +153,14 @@ pub async fn list(
             }
             chat::older_messages(base, &rows, more).into_string()
         }
-        (None, None) => {
+        (None, None, None) => {
             let rows = messages::latest(&app.db.pool, room, PAGE).await?;
             chat::older_messages(base, &rows, false).into_string()
+        }
+        _ => {
+            return Err(AppError::BadRequest(
+                "Give one of after, before and since, not several.",
+            ));
         }
     };
     Ok(fragment(html))

@@ -7,10 +7,12 @@ pub mod calls;
 pub mod conversation;
 pub mod csrf;
 pub mod error;
+pub mod favourites;
 pub mod held;
 pub mod home;
 pub mod messages;
 pub mod rooms;
+pub mod search;
 pub mod server;
 pub mod session;
 pub mod sidebar;
@@ -52,6 +54,8 @@ pub struct App {
     pub signups: Throttle,
     pub auth: AuthCache,
     pub directory: conversation::Directory,
+    /// Searches running at once (see `search::SEARCHES_AT_ONCE`).
+    pub searches: tokio::sync::Semaphore,
 }
 
 pub type AppState = Arc<App>;
@@ -67,6 +71,7 @@ impl App {
             signups: Throttle::new(Duration::from_secs(3600), u32::MAX, SIGNUPS_PER_HOUR),
             auth: AuthCache::new(session::AUTH_CACHE_TTL, 50_000),
             directory: conversation::Directory::new(Duration::from_secs(30), 100_000),
+            searches: tokio::sync::Semaphore::new(search::SEARCHES_AT_ONCE),
             hub,
             db,
             settings,
@@ -92,6 +97,9 @@ fn endpoint(app: AppState) -> impl Endpoint<Output = Response> {
         .at("/feed", get(messages::feed))
         .at("/mentions", get(home::mentions))
         .at("/calls/ice", get(calls::ice_servers))
+        .at("/search", get(search::search))
+        .at("/favourites", post(favourites::add))
+        .at("/favourites/remove", post(favourites::remove))
         .at("/me.css", get(home::my_style))
         .at("/register", get(auth::register_form).post(auth::register))
         .at("/login", get(auth::login_form).post(auth::login))

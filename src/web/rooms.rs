@@ -6,7 +6,7 @@ use poem::web::{Form, Query};
 use poem::{Response, handler};
 use serde::Deserialize;
 
-use super::conversation::{Conv, page_response};
+use super::conversation::{Conv, Window, page_response};
 use super::error::AppError;
 use super::home::{List, Search, home_response, list_response};
 use super::{Ctx, see_other};
@@ -60,6 +60,15 @@ pub async fn set_topic(
             rooms::set_topic(&ctx.app.db.pool, target.room, topic.as_str()).await?;
             Ok(see_other(&target.base))
         }
-        Err(invalid) => page_response(&ctx.app, &ctx, &target, None, Some(("", invalid.0))).await,
+        Err(invalid) => {
+            page_response(
+                &ctx.app,
+                &ctx,
+                &target,
+                Window::Latest,
+                Some(("", invalid.0)),
+            )
+            .await
+        }
     }
 }

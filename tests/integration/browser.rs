@@ -360,18 +360,22 @@ async fn everything_works_with_javascript_disabled() {
     assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 1);
 }
 
+/// #history with 120 messages by `writer` (whose client this is), message i saying `text(i)`.
+async fn history(app: &TestApp, text: impl Fn(i64) -> String) -> crate::support::Client {
+    let writer = app.member("writer").await;
+    writer.post("/rooms", &[("name", "history")]).await;
+    for i in 1..=120 {
+        writer.say("/rooms/history", &text(i)).await;
+    }
+    writer
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scrolling_up_loads_older_messages() {
     let _one = ONE_AT_A_TIME.lock().await;
     let Some(driver) = driver().await else { return };
     let app = TestApp::sqlite().await;
-    let writer = app.member("writer").await;
-    writer.post("/rooms", &[("name", "history")]).await;
-    for i in 1..=120 {
-        writer
-            .say("/rooms/history", &format!("message number {i}"))
-            .await;
-    }
+    let writer = history(&app, |i| format!("message number {i}")).await;
     let c = browser(&driver, true, 1280).await;
     register(&c, &app.base, "reader").await;
     c.goto(&format!("{}/rooms/history", app.base))
@@ -401,24 +405,7 @@ async fn scrolling_up_loads_older_messages() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let ids: Vec<i64> = {
-        let mut ids = Vec::new();
-        for el in c
-            .find_all(Locator::Css("#messages [data-message-id]"))
-            .await
-            .unwrap()
-        {
-            ids.push(
-                el.attr("data-message-id")
-                    .await
-                    .unwrap()
-                    .unwrap()
-                    .parse()
-                    .unwrap(),
-            );
-        }
-        ids
-    };
+    let ids = message_ids_shown(&c).await;
     assert_eq!(ids, (1..=120).collect::<Vec<_>>(), "in order, none twice");
     // Still live after paging back.
     writer.say("/rooms/history", "and a new one").await;
@@ -634,4 +621,133 @@ async fn edits_deletions_reactions_and_mentions_reach_the_other_person_live() {
     click(&alice, "form.confirm button[type=submit]").await;
     wait_gone(&alice, "#m-1").await;
     wait_gone(&bob, "#m-1").await;
+}
+
+/// The ids of the messages on the page, in order.
+async fn message_ids_shown(c: &Client) -> Vec<i64> {
+    let mut ids = Vec::new();
+    for el in c
+        .find_all(Locator::Css("#messages [data-message-id]"))
+        .await
+        .unwrap()
+    {
+        let id = el.attr("data-message-id").await.unwrap().unwrap();
+        ids.push(id.parse().unwrap());
+    }
+    ids
+}
+
+/// Whether the element is inside the visible part of the message scroller.
+async fn in_view(c: &Client, css: &str) -> bool {
+    c.execute(
+        "var el = document.querySelector(arguments[0]);
+         var box = document.getElementById('scroller').getBoundingClientRect();
+         if (!el) return false;
+         var r = el.getBoundingClientRect();
+         return r.bottom > box.top && r.top < box.bottom;",
+        vec![json!(css)],
+    )
+    .await
+    .unwrap()
+    .as_bool()
+    .unwrap_or(false)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_result_opens_its_message_in_place_and_the_conversation_stays_live() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(driver) = driver().await else { return };
+    let app = TestApp::sqlite().await;
+    let writer = history(&app, |i| match i {
+        30 => "the quarterly numbers are in".to_owned(),
+        _ => format!("message number {i}"),
+    })
+    .await;
+    let c = browser(&driver, true, 1280).await;
+    register(&c, &app.base, "reader").await;
+    // The header's box: Enter searches messages.
+    fill(&c, "#search-q", "quarterly\u{E007}").await;
+    wait_for_text(&c, "#search-results", "quarterly numbers").await;
+    assert_eq!(path(&c).await, "/search");
+    let marked = c.find(Locator::Css("#search-results mark")).await.unwrap();
+    assert_eq!(marked.text().await.unwrap(), "quarterly");
+    // As you type in the search page's own box, the results follow.
+    fill(&c, "#message-q", "numb").await;
+    wait_for_text(&c, "#search-results", "message number 120").await;
+    fill(&c, "#message-q", "quarterly numbers").await;
+    wait_for_text(&c, "#search-results", "quarterly").await;
+    screenshot(&c, "search").await;
+    click(&c, "#search-results li.hit a").await;
+    wait_for_text(&c, "#m-30.focused", "quarterly numbers").await;
+    assert_eq!(path(&c).await, "/rooms/history");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(in_view(&c, "#m-30").await, "the message is scrolled to");
+    assert!(!in_view(&c, "#m-5").await, "not the top of the window");
+    screenshot(&c, "search-result-opened").await;
+    // Live messages arrive while the reader is back in history; newer pages fill the gap.
+    writer.say("/rooms/history", "fresh after the jump").await;
+    wait_for_text(&c, "#messages", "fresh after the jump").await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while let Ok(more) = c.find(Locator::Css("#newer a")).await {
+        more.click().await.ok();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(Instant::now() < deadline, "the newer pages did not end");
+    }
+    wait_for_text(&c, "#messages", "message number 120").await;
+    let ids = message_ids_shown(&c).await;
+    let first = ids[0];
+    assert!(first <= 30, "{ids:?}");
+    assert_eq!(
+        ids,
+        (first..=121).collect::<Vec<_>>(),
+        "in order, none twice"
+    );
+    c.close().await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starring_a_room_and_a_person_lists_them_first_and_unstarring_takes_them_away() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(driver) = driver().await else { return };
+    let app = TestApp::sqlite().await;
+    app.member("bob").await;
+    for javascript in [true, false] {
+        let c = browser(&driver, javascript, 1280).await;
+        let me = if javascript { "alice" } else { "carol" };
+        register(&c, &app.base, me).await;
+        fill(&c, "#new-room-name", "general").await;
+        click(&c, ".new-room button").await;
+        wait_for_text(&c, "#conversation-title", "#general").await;
+        wait_for_text(&c, "#star-form", "Star").await;
+        click(&c, "#star-form button").await;
+        wait_for_text(&c, "#favourite-list", "general").await;
+        wait_for_text(&c, "#star-form", "Starred").await;
+        c.goto(&format!("{}/dm/bob", app.base)).await.unwrap();
+        wait_for_text(&c, "#star-form", "Star").await;
+        click(&c, "#star-form button").await;
+        wait_for_text(&c, "#favourite-list", "bob").await;
+        let names = c
+            .find_all(Locator::Css("#favourite-list .name"))
+            .await
+            .unwrap();
+        let mut shown = Vec::new();
+        for n in names {
+            shown.push(n.text().await.unwrap());
+        }
+        assert_eq!(shown, ["general", "bob"], "in the order starred");
+        screenshot(&c, "favourites").await;
+        click(&c, "#star-form button").await;
+        wait_for_text(&c, "#star-form", "Star").await;
+        wait_for_text(&c, "#favourite-list", "general").await;
+        assert!(
+            !c.find(Locator::Css("#favourite-list"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+                .contains("bob")
+        );
+        c.close().await.ok();
+    }
 }

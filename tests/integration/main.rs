@@ -13,3 +13,4 @@ mod changes;
 mod chat;
 mod delivery;
 mod multiprocess;
+mod search;

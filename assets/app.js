@@ -55,6 +55,18 @@
   function lastSeen() {
     var poller = document.querySelector("#messages #poller[data-after]");
     var all = document.querySelectorAll("#messages [data-message-id]");
+    // Opened at an older message (a search result, a permalink): what has been seen ends where
+    // the gap to the newest begins, until "Load newer messages" has filled it.
+    var newer = document.getElementById("newer");
+    if (newer) {
+      var upto = 0;
+      all.forEach(function (m) {
+        if (m.compareDocumentPosition(newer) & Node.DOCUMENT_POSITION_FOLLOWING) {
+          upto = Math.max(upto, Number(m.dataset.messageId));
+        }
+      });
+      return upto;
+    }
     var newest = all.length ? Number(all[all.length - 1].dataset.messageId) : 0;
     return Math.max(newest, poller ? Number(poller.dataset.after) : 0);
   }

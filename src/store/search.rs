@@ -23,10 +23,11 @@ pub const CANDIDATES: i64 = PER_PAGE * MAX_PAGE;
 /// Pages beyond this are not served: nobody reads the thousandth result, and a deep OFFSET costs.
 pub const MAX_PAGE: i64 = 50;
 
-/// Around each matched word in a [`Hit::snippet`]. Private-use characters, so the snippet stays
+/// Around each matched word in a [`Hit::snippet`]: control characters, which no message can
+/// hold (`MessageBody` refuses them), so no text can open or close a mark; the snippet stays
 /// plain text until the view escapes it and only then turns these into `<mark>`.
-pub const MARK_START: char = '\u{E000}';
-pub const MARK_END: char = '\u{E001}';
+pub const MARK_START: char = '\u{1}';
+pub const MARK_END: char = '\u{2}';
 
 /// The text as PostgreSQL indexes it (see the migration): HTML-escaped, so that its parser
 /// takes nothing typed for a tag. [`unescape`] turns a snippet of it back into the text.
@@ -93,6 +94,47 @@ impl Sql {
     }
 }
 
+/// SQLite: indexes the messages sent since the last call, in one transaction (see the search
+/// migration: a segment per batch, not per send). The number indexed; 0, cheaply, when there are
+/// none (a read, without waiting for the write turn). PostgreSQL keeps its index in the row
+/// itself and has nothing to do.
+pub async fn index_new(db: &crate::db::Db) -> sqlx::Result<i64> {
+    if db.engine != Engine::Sqlite {
+        return Ok(0);
+    }
+    let pool = &db.pool;
+    let newest = || {
+        sqlx::query_as::<_, (i64, i64)>(
+            "SELECT indexed_upto, (SELECT COALESCE(MAX(id), 0) FROM messages) FROM search_state",
+        )
+    };
+    let (upto, latest) = newest().fetch_one(pool).await?;
+    if latest <= upto {
+        return Ok(0);
+    }
+    let _turn = db.write_turn().await;
+    // Read again in the turn: another indexing may have run meanwhile.
+    let (upto, newest) = newest().fetch_one(pool).await?;
+    if newest <= upto {
+        return Ok(0);
+    }
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO messages_fts (rowid, body)
+         SELECT id, body FROM messages WHERE id > $1 AND id <= $2 ORDER BY id",
+    )
+    .bind(upto)
+    .bind(newest)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE search_state SET indexed_upto = $1")
+        .bind(newest)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(newest - upto)
+}
+
 /// Page `page` (from 1) of the messages matching `query` that `viewer` may read: by relevance
 /// (among the newest [`CANDIDATES`]), then newest first; newest first alone when only operators
 /// were given.
@@ -108,7 +150,8 @@ pub async fn messages(
     }
     let mut sql = Sql {
         values: vec![Value::Int(viewer)],
-        filters: String::new(),
+        // A call's record is not something anyone wrote.
+        filters: String::from(" AND m.kind = ''"),
     };
     // Names become ids first; a name that leads nowhere finds nothing.
     if let Some(from) = &query.from {
@@ -162,7 +205,7 @@ pub async fn messages(
                 SELECT id, score, created_ms FROM candidates
                 ORDER BY score, created_ms DESC, id DESC LIMIT {limit} OFFSET {offset}
              )
-             SELECT {columns}, snippet(messages_fts, 0, char(57344), char(57345), '…', 24) AS snippet
+             SELECT {columns}, snippet(messages_fts, 0, char(1), char(2), '…', 24) AS snippet
              FROM hits JOIN messages_fts ON messages_fts.rowid = hits.id
              JOIN messages m ON m.id = hits.id
              JOIN rooms r ON r.id = m.room_id JOIN users a ON a.id = m.author_id
@@ -213,7 +256,8 @@ pub async fn messages(
         };
     }
     let mut hits = select.fetch_all(pool).await?;
-    let more = hits.len() as i64 > PER_PAGE;
+    // No page past the last that may be asked for.
+    let more = hits.len() as i64 > PER_PAGE && page < MAX_PAGE;
     hits.truncate(PER_PAGE as usize);
     for hit in &mut hits {
         if query.terms.is_empty() {
@@ -247,13 +291,19 @@ fn websearch_query(terms: &[Term]) -> (String, Option<String>) {
     let mut prefix = None;
     for term in terms {
         match term {
-            Term::Word(w) => parts.push(format!("\"{w}\"")),
-            Term::Phrase(words) => parts.push(format!("\"{}\"", words.join(" "))),
+            // Escaped as the indexed text is (see `PG_ESCAPED_BODY`), so `<script>` finds itself.
+            Term::Word(w) => parts.push(format!("\"{}\"", html_escaped(w))),
+            Term::Phrase(words) => parts.push(format!("\"{}\"", html_escaped(&words.join(" ")))),
             // Letters and digits only (the parser's rule for a prefix): valid `to_tsquery` text.
             Term::Prefix(w) => prefix = Some(w.clone()),
         }
     }
     (parts.join(" "), prefix)
+}
+
+/// `&`, `<` and `>` as [`PG_ESCAPED_BODY`] escapes them.
+fn html_escaped(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 /// The text [`PG_ESCAPED_BODY`] escaped, as it was typed (the view escapes it again, for HTML).

@@ -134,10 +134,9 @@ pub async fn list(
         (Some(after), None, None) => return Ok(hold(&ctx, Some((room, base)), after, q.t, q.s)),
         (None, None, Some(since)) => {
             let until = q.until.unwrap_or(i64::MAX);
+            // Nothing newer (all of it deleted meanwhile): an empty page, which takes the
+            // loader away (htmx would leave it for a 204, a link that does nothing).
             let mut rows = messages::after(&app.db.pool, room, since, until, PAGE + 1).await?;
-            if rows.is_empty() {
-                return Ok(no_content());
-            }
             let more = rows.len() as i64 > PAGE;
             rows.truncate(PAGE as usize);
             chat::newer_messages(base, &rows, more.then_some(until)).into_string()

@@ -339,6 +339,7 @@ pub async fn run(
     app.hub.spawn_presence_ticker(app.db.pg.clone());
     spawn_presence_sweeper(&app);
     calls::spawn_call_sweeper(&app);
+    search::spawn_indexer(&app);
     let hub = app.hub.clone();
     let on_shutdown = move || {
         tracing::info!("shutting down: answering held polls, finishing requests");

@@ -42,19 +42,41 @@ pub async fn search(ctx: Ctx, Query(params): Query<SearchParams>) -> Result<Resp
             .acquire()
             .await
             .map_err(|e| AppError::Internal(Box::new(e)))?;
+        // What was sent a moment ago is in the index before it is searched.
+        store::index_new(&app.db).await?;
         store::messages(&app.db.pool, app.db.engine, ctx.user.id, &query, page).await?
     };
     let results = views::results(&query.text, &found, page);
     if ctx.htmx {
         return Ok(results.into_response());
     }
-    // The sidebar is filtered by the same text, as the header's box does as you type.
+    // The sidebar lists everything: a message search (`from:alice lunch`) is no name to filter by.
     own_page(
         &ctx,
         "Search",
         "/search",
-        &query.text,
+        "",
         views::pane(&query.text, results),
     )
     .await
+}
+
+/// SQLite: indexes new messages for search a few times a second, off the send path (see
+/// `store::search::index_new`), for as long as the server runs.
+pub fn spawn_indexer(app: &super::AppState) {
+    if app.db.engine != crate::db::Engine::Sqlite {
+        return;
+    }
+    let app = std::sync::Arc::downgrade(app);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_millis(250));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let Some(app) = app.upgrade() else { return };
+            if let Err(err) = store::index_new(&app.db).await {
+                tracing::warn!(%err, "could not index new messages for search");
+            }
+        }
+    });
 }

@@ -665,6 +665,14 @@ async fn a_search_result_opens_its_message_in_place_and_the_conversation_stays_l
     .await;
     let c = browser(&driver, true, 1280).await;
     register(&c, &app.base, "reader").await;
+    // The reader belongs to the room and has read none of it.
+    sqlx::query(
+        "INSERT INTO memberships (room_id, user_id, last_read_seq, joined_ms)
+         SELECT r.id, u.id, 0, 0 FROM rooms r, users u WHERE r.name = 'history' AND u.username = 'reader'",
+    )
+    .execute(&app.pool().await)
+    .await
+    .unwrap();
     // The header's box: Enter searches messages.
     fill(&c, "#search-q", "quarterly\u{E007}").await;
     wait_for_text(&c, "#search-results", "quarterly numbers").await;
@@ -684,6 +692,16 @@ async fn a_search_result_opens_its_message_in_place_and_the_conversation_stays_l
     assert!(in_view(&c, "#m-30").await, "the message is scrolled to");
     assert!(!in_view(&c, "#m-5").await, "not the top of the window");
     screenshot(&c, "search-result-opened").await;
+    // What the reader has seen ends where the gap to the newest begins: the messages behind
+    // "Load newer messages" stay unread.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let read = app
+        .count(
+            "SELECT m.last_read_seq FROM memberships m JOIN users u ON u.id = m.user_id
+             JOIN rooms r ON r.id = m.room_id WHERE u.username = 'reader' AND r.name = 'history'",
+        )
+        .await;
+    assert!((30..100).contains(&read), "read up to {read}");
     // Live messages arrive while the reader is back in history; newer pages fill the gap.
     writer.say("/rooms/history", "fresh after the jump").await;
     wait_for_text(&c, "#messages", "fresh after the jump").await;

@@ -174,6 +174,10 @@
       var error = document.getElementById("composer-error");
       if (e.detail.successful) {
         elt.reset();
+        // Back to one line: the height it grew to was for the text just sent.
+        var body = elt.querySelector("textarea");
+        body.style.height = "";
+        body.style.overflowY = "";
         elt.querySelector('[name="client_key"]').value = newKey();
         error.textContent = "";
         elt.querySelector("textarea").focus();

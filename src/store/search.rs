@@ -303,7 +303,9 @@ fn websearch_query(terms: &[Term]) -> (String, Option<String>) {
 
 /// `&`, `<` and `>` as [`PG_ESCAPED_BODY`] escapes them.
 fn html_escaped(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// The text [`PG_ESCAPED_BODY`] escaped, as it was typed (the view escapes it again, for HTML).

@@ -161,6 +161,8 @@ fn endpoint(app: AppState) -> impl Endpoint<Output = Response> {
     let route = admin::routes(route, &app);
     route
         .catch_error(not_found)
+        .catch_error(bad_query)
+        .catch_error(bad_form)
         .with(session::SessionLayer { store, secure })
         .with(csrf::CsrfLayer { secure })
         .around(frame)
@@ -216,6 +218,26 @@ async fn not_found(_: poem::error::NotFoundError) -> Response {
     with_status(
         notice_page("Not found", &Viewer::anonymous(""), text),
         StatusCode::NOT_FOUND,
+    )
+}
+
+/// An address whose query does not say what its page expects (`?before=abc`): the app's page,
+/// not the parser's words.
+async fn bad_query(_: poem::error::ParseQueryError) -> Response {
+    let text = "Parley could not read this address: a number or a name in it is not what the page expects.";
+    with_status(
+        notice_page("Bad request", &Viewer::anonymous(""), text),
+        StatusCode::BAD_REQUEST,
+    )
+}
+
+/// A form that cannot be read at all (not a form, or not encoded as one).
+async fn bad_form(err: poem::error::ParseFormError) -> Response {
+    use poem::error::ResponseError;
+    let text = "Parley could not read what was sent: it is not a form this page takes.";
+    with_status(
+        notice_page("Bad request", &Viewer::anonymous(""), text),
+        err.status(),
     )
 }
 

@@ -262,6 +262,44 @@ async fn two_people_see_each_others_messages_live() {
         Some("composer-body"),
         "focus stays in the composer"
     );
+    // A message of six lines grows the composer; once sent, it is one line tall again.
+    let height = || async {
+        alice
+            .execute(
+                "return document.getElementById('composer-body').getBoundingClientRect().height;",
+                vec![],
+            )
+            .await
+            .unwrap()
+            .as_f64()
+            .unwrap()
+    };
+    let one_line = height().await;
+    alice
+        .execute(
+            "var t = document.getElementById('composer-body');
+             t.value = 'one\\ntwo\\nthree\\nfour\\nfive\\nsix';
+             t.dispatchEvent(new Event('input', { bubbles: true }));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        height().await > one_line * 2.0,
+        "the composer grows with its text"
+    );
+    let composer = alice.find(Locator::Css("#composer-body")).await.unwrap();
+    composer.send_keys("\u{E007}").await.unwrap();
+    wait_for_text(&bob, "#messages", "six").await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while height().await > one_line + 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the composer stays {} px tall",
+            height().await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(path(&bob).await, "/rooms/general", "no navigation happened");
 
     // Shift+Enter makes a new line rather than sending (in WebDriver, Shift stays down until NULL).

@@ -19,6 +19,7 @@ on_both_engines!(
     everything_works_without_javascript,
     a_retried_send_with_the_same_client_key_stores_one_message,
     setting_a_topic_shows_it_in_the_room,
+    an_address_with_an_unreadable_query_is_the_apps_error_page,
 );
 
 async fn two_people_chat_in_a_room(app: &TestApp) {
@@ -501,4 +502,36 @@ async fn setting_a_topic_shows_it_in_the_room(app: &TestApp) {
         .post("/rooms/general/topic", &[("topic", &"t".repeat(201))])
         .await;
     assert_eq!(page.status, 422);
+}
+
+async fn an_address_with_an_unreadable_query_is_the_apps_error_page(app: &TestApp) {
+    let alice = app.member("alice").await;
+    alice.post("/rooms", &[("name", "general")]).await;
+    for path in [
+        "/rooms/general?before=abc",
+        "/rooms/general/messages?after=x",
+        "/rooms/general?around=%FF",
+    ] {
+        let page = alice.get(path).await;
+        assert_eq!(page.status, 400, "{path}");
+        assert!(page.has("main h1"), "{path}: the app's page: {}", page.body);
+        assert!(
+            !page.body.contains("invalid digit"),
+            "{path}: {}",
+            page.body
+        );
+    }
+    // A post that is not a form.
+    let resp = alice
+        .http
+        .post(format!("{}/rooms/general/messages", alice.base))
+        .header("X-CSRF-Token", &alice.csrf)
+        .header("Content-Type", "text/plain")
+        .body("body=hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 415);
+    assert!(resp.text().await.unwrap().contains("<h1>"));
+    assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 0);
 }

@@ -82,18 +82,22 @@
     if (beacon && navigator.sendBeacon && navigator.sendBeacon(url, body)) return;
     fetch(url, { method: "POST", body: body, credentials: "same-origin" }).catch(function () {});
   }
+  // At most one report in flight a second or so, however fast messages come: a timer that was
+  // put off by every new message never fired while someone kept writing.
   function reportRead() {
     var composer = document.getElementById("composer");
     if (!composer || document.visibilityState !== "visible") return;
-    clearTimeout(readTimer);
     readPending = true;
+    if (readTimer) return;
     readTimer = setTimeout(function () {
+      readTimer = null;
       sendRead(false);
     }, 800);
   }
   window.addEventListener("pagehide", function () {
     if (readPending) {
       clearTimeout(readTimer);
+      readTimer = null;
       sendRead(true);
     }
   });

@@ -807,3 +807,36 @@ async fn starring_a_room_and_a_person_lists_them_first_and_unstarring_takes_them
         c.close().await.ok();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_reader_sees_counts_as_read_while_someone_keeps_writing() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(driver) = driver().await else { return };
+    let app = TestApp::sqlite().await;
+    let writer = app.member("writer").await;
+    writer.post("/rooms", &[("name", "busy")]).await;
+    let c = browser(&driver, true, 1280).await;
+    register(&c, &app.base, "reader").await;
+    c.goto(&format!("{}/rooms/busy", app.base)).await.unwrap();
+    wait_for_text(&c, "#conversation-title", "#busy").await;
+    let read = || {
+        app.count(
+            "SELECT m.last_read_seq FROM memberships m JOIN users u ON u.id = m.user_id
+             WHERE u.username = 'reader'",
+        )
+    };
+    // A message every 300 ms for 4 s: the read position follows within a second or two, not
+    // only once the writing stops.
+    let mut last = 0;
+    for i in 1..=14 {
+        last = writer.say("/rooms/busy", &format!("line {i}")).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    wait_for_text(&c, "#messages", "line 14").await;
+    let seen = read().await;
+    assert!(
+        seen >= last - 7,
+        "read up to {seen} of {last} while the writing went on"
+    );
+    c.close().await.ok();
+}

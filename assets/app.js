@@ -296,6 +296,16 @@
     htmx.process(el);
   });
 
+  // --- Escape closes an open popover (the conversation's members and topic), back on its
+  // summary.
+  document.addEventListener("keydown", function (e) {
+    if (e.key !== "Escape") return;
+    var open = document.querySelector("details.members[open]");
+    if (!open) return;
+    open.open = false;
+    open.querySelector("summary").focus();
+  });
+
   // --- A message's actions menu: one at a time; Close (or opening it again) closes it.
   document.addEventListener("click", function (e) {
     var close = e.target.closest(".message-menu .close");

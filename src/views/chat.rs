@@ -402,8 +402,11 @@ pub fn conversation(
                 (star_form(&c.base, c.starred, csrf))
                 details.members {
                     summary { (member_count(c.members, false)) }
-                    (member_list(c.members, c.now_ms, false))
-                    @if c.topic.is_some() { (topic_form(&c.base, c.topic.unwrap_or(""), csrf)) }
+                    // One panel, the list above the topic's form (Escape closes it: app.js).
+                    div.members-panel {
+                        (member_list(c.members, c.now_ms, false))
+                        @if c.topic.is_some() { (topic_form(&c.base, c.topic.unwrap_or(""), csrf)) }
+                    }
                 }
             }
             div.scroller #scroller {

@@ -227,7 +227,33 @@ async fn two_people_see_each_others_messages_live() {
         open.attr("open").await.unwrap().is_some(),
         "the list stays open"
     );
-    click(&alice, ".members summary").await;
+    // The list and the topic's form are one panel, one above the other.
+    let rect = |css: &'static str| {
+        let alice = alice.clone();
+        async move {
+            let el = alice.find(Locator::Css(css)).await.unwrap();
+            el.rectangle().await.unwrap()
+        }
+    };
+    let (list, form) = (rect("#member-list").await, rect(".topic-form").await);
+    assert!(
+        list.1 + list.3 <= form.1,
+        "the topic form covers the list: {list:?} {form:?}"
+    );
+    screenshot(&alice, "members").await;
+    // Escape closes it.
+    alice
+        .find(Locator::Css("#topic"))
+        .await
+        .unwrap()
+        .send_keys("\u{E00C}")
+        .await
+        .unwrap();
+    let open = alice.find(Locator::Css(".members")).await.unwrap();
+    assert!(
+        open.attr("open").await.unwrap().is_none(),
+        "Escape closes the members"
+    );
 
     // A search from the room keeps the room as the sidebar's current page, so the refresh that
     // follows still updates its header.

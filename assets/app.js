@@ -355,10 +355,12 @@
     return String(Date.now()) + Math.random().toString(16).slice(2);
   }
 
-  // --- Composer: Enter sends, Shift+Enter is a new line; it grows with its text.
+  // --- Composer: Enter sends, Shift+Enter is a new line; it grows with its text. On a touch
+  // screen (no Shift on its keyboard) Return is a new line and the Send button sends.
+  var touch = window.matchMedia && window.matchMedia("(pointer: coarse)").matches;
   document.addEventListener("keydown", function (e) {
     var t = e.target;
-    if (t.id !== "composer-body") return;
+    if (t.id !== "composer-body" || touch) return;
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
       e.preventDefault();
       if (t.value.trim() !== "") t.form.requestSubmit();

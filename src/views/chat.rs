@@ -590,6 +590,8 @@ pub fn composer(base: &str, state: &Composer<'_>, csrf: &str) -> Markup {
                 aria-describedby="composer-error" aria-invalid=[state.error.map(|_| "true")] { (state.body) }
             button.primary type="submit" { "Send" }
             p #composer-error .field-error role="alert" { @if let Some(e) = state.error { (e) } }
+            // Shown where there is a keyboard (app.css); on a touch screen Return is a new line.
+            p.composer-hint aria-hidden="true" { "Enter sends · Shift+Enter for a new line" }
         }
     }
 }

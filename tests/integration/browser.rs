@@ -866,3 +866,36 @@ async fn what_the_reader_sees_counts_as_read_while_someone_keeps_writing() {
     );
     c.close().await.ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_touch_screen_return_is_a_new_line_and_send_sends() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(driver) = driver().await else { return };
+    let app = TestApp::sqlite().await;
+    // A phone: a coarse pointer and no hover, at phone width.
+    let touch = "--blink-settings=primaryPointerType=2,availablePointerTypes=2,primaryHoverType=1,availableHoverTypes=1";
+    let c = browser_with(&driver, true, 390, &[touch]).await;
+    register(&c, &app.base, "thumbs").await;
+    fill(&c, "#new-room-name", "phone").await;
+    click(&c, ".new-room button").await;
+    wait_for_text(&c, "#conversation-title", "#phone").await;
+    let coarse = c
+        .execute("return matchMedia('(pointer: coarse)').matches;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(coarse, json!(true), "the browser is a touch screen");
+    let body = c.find(Locator::Css("#composer-body")).await.unwrap();
+    body.send_keys("first line\u{E007}second line")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        body.prop("value").await.unwrap().as_deref(),
+        Some("first line\nsecond line"),
+        "Return made a new line, and sent nothing"
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 0);
+    click(&c, "#composer button[type=submit]").await;
+    wait_for_text(&c, "#messages", "second line").await;
+    c.close().await.ok();
+}

@@ -54,7 +54,7 @@
   // the fallback before the first answer.
   function lastSeen() {
     var poller = document.querySelector("#messages #poller[data-after]");
-    var all = document.querySelectorAll("#messages [data-message-id]");
+    var all = document.querySelectorAll("#scroller [data-message-id]");
     // Opened at an older message (a search result, a permalink): what has been seen ends where
     // the gap to the newest begins, until "Load newer messages" has filled it.
     var newer = document.getElementById("newer");

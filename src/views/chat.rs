@@ -410,16 +410,19 @@ pub fn conversation(
                 }
             }
             div.scroller #scroller {
-                div #messages role="log" aria-live="polite" aria-relevant="additions" aria-label="Messages"
-                    data-focus=[c.focus] {
-                    @if let Some(note) = c.note { p.note #jump-note role="status" { (note) } }
+                // Older pages come in above the live region, not inside it: they are not news.
+                div.timeline {
                     @if let (true, Some(first)) = (older, first) { (history_loader(&c.base, first)) }
-                    @if c.messages.is_empty() {
-                        p.empty #no-messages { "No messages yet. Say hello!" }
+                    div #messages role="log" aria-live="polite" aria-relevant="additions" aria-label="Messages"
+                        data-focus=[c.focus] {
+                        @if let Some(note) = c.note { p.note #jump-note role="status" { (note) } }
+                        @if c.messages.is_empty() {
+                            p.empty #no-messages { "No messages yet. Say hello!" }
+                        }
+                        @for m in c.messages { (message_as(m, false, c.focus == Some(m.seq))) }
+                        @if let Some((after, until)) = c.newer { (newer_loader(&c.base, after, until)) }
+                        (poller(&c.base, c.last_seq, crate::now_ms(), &Calls::page()))
                     }
-                    @for m in c.messages { (message_as(m, false, c.focus == Some(m.seq))) }
-                    @if let Some((after, until)) = c.newer { (newer_loader(&c.base, after, until)) }
-                    (poller(&c.base, c.last_seq, crate::now_ms(), &Calls::page()))
                 }
             }
             (composer(&c.base, composer_state, csrf))

@@ -456,7 +456,7 @@ async fn scrolling_up_loads_older_messages() {
         .await
         .unwrap();
         let count = c
-            .find_all(Locator::Css("#messages [data-message-id]"))
+            .find_all(Locator::Css("#scroller [data-message-id]"))
             .await
             .unwrap()
             .len();
@@ -691,7 +691,7 @@ async fn edits_deletions_reactions_and_mentions_reach_the_other_person_live() {
 async fn message_ids_shown(c: &Client) -> Vec<i64> {
     let mut ids = Vec::new();
     for el in c
-        .find_all(Locator::Css("#messages [data-message-id]"))
+        .find_all(Locator::Css("#scroller [data-message-id]"))
         .await
         .unwrap()
     {

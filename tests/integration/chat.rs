@@ -20,6 +20,7 @@ on_both_engines!(
     a_retried_send_with_the_same_client_key_stores_one_message,
     setting_a_topic_shows_it_in_the_room,
     an_address_with_an_unreadable_query_is_the_apps_error_page,
+    older_messages_are_loaded_outside_the_live_region,
 );
 
 async fn two_people_chat_in_a_room(app: &TestApp) {
@@ -534,4 +535,18 @@ async fn an_address_with_an_unreadable_query_is_the_apps_error_page(app: &TestAp
     assert_eq!(resp.status(), 415);
     assert!(resp.text().await.unwrap().contains("<h1>"));
     assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 0);
+}
+
+async fn older_messages_are_loaded_outside_the_live_region(app: &TestApp) {
+    let alice = app.member("alice").await;
+    alice.post("/rooms", &[("name", "long")]).await;
+    for i in 1..=60 {
+        alice.say("/rooms/long", &format!("message {i}")).await;
+    }
+    let page = alice.get("/rooms/long").await;
+    assert!(page.has("#history"), "a room of 60 has older messages");
+    // A screen reader announces what is added to the live region: older pages are not news.
+    assert!(!page.has("[aria-live] #history"), "{}", page.body);
+    assert!(!page.has("[aria-live] .history"));
+    assert!(page.has("#scroller #history + #messages[aria-live]"));
 }

@@ -94,6 +94,28 @@ pub(crate) fn document(
     }
 }
 
+/// "No room #genral": for someone logged in, with their own header, and a way to create it
+/// (a form, so that a typo in an address never creates a room by itself).
+pub fn no_such_room(viewer: &Viewer<'_>, name: &str) -> Markup {
+    page(
+        "No such room",
+        viewer,
+        "page-notice",
+        html! {
+            main #main .notice {
+                h1 { "There is no room #" (name) }
+                p { "Nobody has opened a room of that name yet." }
+                form method="post" action="/rooms" {
+                    (forms::csrf_field(viewer.csrf))
+                    input type="hidden" name="name" value=(name);
+                    button.primary type="submit" { "Create #" (name) }
+                }
+                p { a href="/" { "Back to Parley" } }
+            }
+        },
+    )
+}
+
 /// A plain page with one message: errors, 404s.
 pub fn notice_page(title: &str, viewer: &Viewer<'_>, text: &str) -> Markup {
     page(

@@ -162,7 +162,22 @@ impl<'a> FromRequest<'a> for Conv {
         // Raw (not percent-decoded) parameters: a name with anything but letters, digits and
         // `_ . -` in it names nothing, and reaches no query as such.
         let target = if let Some(name) = req.raw_path_param("name") {
-            open_room(app, name).await?
+            match open_room(app, name).await {
+                Ok(target) => target,
+                // Opening a room by its address offers to create it, on the person's own page.
+                Err(AppError::NotFound(_))
+                    if req.method() == poem::http::Method::GET
+                        && !ctx.htmx
+                        && crate::domain::RoomName::parse(name).is_ok() =>
+                {
+                    let offer = crate::views::no_such_room(&ctx.viewer(), name);
+                    return Err(poem::Error::from_response(with_status(
+                        offer,
+                        StatusCode::NOT_FOUND,
+                    )));
+                }
+                Err(err) => return Err(err.into()),
+            }
         } else if let Some(username) = req.raw_path_param("username") {
             open_direct(app, &ctx, username).await?
         } else {

@@ -21,6 +21,7 @@ on_both_engines!(
     setting_a_topic_shows_it_in_the_room,
     an_address_with_an_unreadable_query_is_the_apps_error_page,
     older_messages_are_loaded_outside_the_live_region,
+    a_room_that_does_not_exist_is_offered_not_created,
 );
 
 async fn two_people_chat_in_a_room(app: &TestApp) {
@@ -549,4 +550,34 @@ async fn older_messages_are_loaded_outside_the_live_region(app: &TestApp) {
     assert!(!page.has("[aria-live] #history"), "{}", page.body);
     assert!(!page.has("[aria-live] .history"));
     assert!(page.has("#scroller #history + #messages[aria-live]"));
+}
+
+async fn a_room_that_does_not_exist_is_offered_not_created(app: &TestApp) {
+    let alice = app.member("alice").await;
+    let page = alice.get("/rooms/genral").await;
+    assert_eq!(page.status, 404);
+    // The person's own page (their header), and a way to create it; nothing created yet.
+    assert_eq!(page.select(".topbar .me"), ["alice"]);
+    assert_eq!(
+        page.attr("main form[action='/rooms'] input[name=name]", "value")
+            .as_deref(),
+        Some("genral")
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM rooms WHERE name = 'genral'")
+            .await,
+        0
+    );
+    let csrf = page
+        .attr("main form input[name=csrf_token]", "value")
+        .unwrap();
+    let created = alice
+        .post_raw(
+            "/rooms",
+            &[("name", "genral"), ("csrf_token", &csrf)],
+            false,
+        )
+        .await;
+    assert_eq!(created.location(), Some("/rooms/genral"));
+    assert_eq!(alice.get("/rooms/genral").await.status, 200);
 }

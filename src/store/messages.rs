@@ -138,21 +138,7 @@ pub async fn insert(
         }
         (Err(err), _) => return Err(err),
     };
-    let message = Message {
-        id,
-        room_id: room,
-        seq,
-        changed_seq: seq,
-        author_id,
-        author: author_name.to_owned(),
-        body: body.as_str().to_owned(),
-        created_ms,
-        edited_ms: None,
-        mentions: new.mentions.to_owned(),
-        kind: String::new(),
-        reactions: Vec::new(),
-    };
-    Ok((message, true))
+    Ok((new.stored(id, seq, author_name), true))
 }
 
 /// Stores the record of a call (see `store::calls`), written in `author`'s name, in the
@@ -174,20 +160,7 @@ pub async fn insert_call_record(
         kind: CALL_RECORD,
     };
     let (id, seq) = insert_in(tx, &new, &[]).await?;
-    Ok(Message {
-        id,
-        room_id: room,
-        seq,
-        changed_seq: seq,
-        author_id,
-        author: author_name.to_owned(),
-        body: body.as_str().to_owned(),
-        created_ms: new.created_ms,
-        edited_ms: None,
-        mentions: String::new(),
-        kind: CALL_RECORD.to_owned(),
-        reactions: Vec::new(),
-    })
+    Ok(new.stored(id, seq, author_name))
 }
 
 struct NewMessage<'a> {
@@ -198,6 +171,26 @@ struct NewMessage<'a> {
     client_key: Option<&'a ClientKey>,
     mentions: &'a str,
     kind: &'a str,
+}
+
+impl NewMessage<'_> {
+    /// The message as stored under `id`, change number `seq`.
+    fn stored(&self, id: i64, seq: i64, author: &str) -> Message {
+        Message {
+            id,
+            room_id: self.room,
+            seq,
+            changed_seq: seq,
+            author_id: self.author_id,
+            author: author.to_owned(),
+            body: self.body.as_str().to_owned(),
+            created_ms: self.created_ms,
+            edited_ms: None,
+            mentions: self.mentions.to_owned(),
+            kind: self.kind.to_owned(),
+            reactions: Vec::new(),
+        }
+    }
 }
 
 /// SQLite, the common case of a message that names nobody: one statement. SQLite serialises

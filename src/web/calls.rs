@@ -242,6 +242,20 @@ fn finished(app: &AppState, ended: &Ended) {
     app.hub.signal(ended.call.callee_id, note);
 }
 
+/// The call a URL names, when the viewer is the person it calls; else the 409 saying `why`.
+async fn called(
+    req: &Request,
+    ctx: &Ctx,
+    target: &Target,
+    why: &str,
+) -> Result<Result<Call, Response>, AppError> {
+    let call = this_call(req, ctx, target).await?;
+    Ok(match call.callee_id == ctx.user.id {
+        true => Ok(call),
+        false => Err(refuse(StatusCode::CONFLICT, why)),
+    })
+}
+
 /// `POST {conv}/calls/{id}/accept`: the person called answers (on this page; their other pages
 /// stop ringing).
 #[handler]
@@ -249,13 +263,10 @@ pub async fn accept(
     req: &Request,
     Party(Conv { ctx, target }): Party,
 ) -> Result<Response, AppError> {
-    let call = this_call(req, &ctx, &target).await?;
-    if call.callee_id != ctx.user.id {
-        return Ok(refuse(
-            StatusCode::CONFLICT,
-            "Only the person called can answer.",
-        ));
-    }
+    let call = match called(req, &ctx, &target, "Only the person called can answer.").await? {
+        Ok(call) => call,
+        Err(refused) => return Ok(refused),
+    };
     let (app, me) = (ctx.app.clone(), ctx.user.id);
     let accepted = detached(async move {
         let turn = app.db.write_turn().await;
@@ -284,13 +295,10 @@ pub async fn decline(
     req: &Request,
     Party(Conv { ctx, target }): Party,
 ) -> Result<Response, AppError> {
-    let call = this_call(req, &ctx, &target).await?;
-    if call.callee_id != ctx.user.id {
-        return Ok(refuse(
-            StatusCode::CONFLICT,
-            "Only the person called can decline.",
-        ));
-    }
+    let call = match called(req, &ctx, &target, "Only the person called can decline.").await? {
+        Ok(call) => call,
+        Err(refused) => return Ok(refused),
+    };
     match end(&ctx.app, call.id, RINGING, Outcome::Declined).await? {
         Some(_) => Ok(done()),
         None => Ok(refuse(

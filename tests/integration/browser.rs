@@ -899,3 +899,71 @@ async fn on_a_touch_screen_return_is_a_new_line_and_send_sends() {
     wait_for_text(&c, "#messages", "second line").await;
     c.close().await.ok();
 }
+
+/// The first message whose bottom is below the top of the scrolling pane: where the reader is.
+async fn first_visible(c: &Client) -> i64 {
+    c.execute(
+        "var top = document.getElementById('scroller').getBoundingClientRect().top;
+         var all = document.querySelectorAll('#scroller [data-message-id]');
+         for (var i = 0; i < all.length; i++) {
+           if (all[i].getBoundingClientRect().bottom > top + 4) return Number(all[i].dataset.messageId);
+         }
+         return 0;",
+        vec![],
+    )
+    .await
+    .unwrap()
+    .as_i64()
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrolling_back_with_the_wheel_keeps_the_readers_place_when_older_messages_load() {
+    use fantoccini::actions::{WheelAction, WheelActions};
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(driver) = driver().await else { return };
+    let app = TestApp::sqlite().await;
+    history(&app, |i| format!("message number {i}")).await;
+    for width in [1280, 390] {
+        let c = browser(&driver, true, width).await;
+        register(&c, &app.base, &format!("reader{width}")).await;
+        c.goto(&format!("{}/rooms/history", app.base))
+            .await
+            .unwrap();
+        wait_for_text(&c, "#messages", "message number 120").await;
+        let count = || async {
+            c.find_all(Locator::Css("#scroller [data-message-id]"))
+                .await
+                .unwrap()
+                .len()
+        };
+        let shown = count().await;
+        // The mouse wheel, a notch at a time, over the messages, until the older page comes.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut before;
+        loop {
+            before = first_visible(&c).await;
+            let mut wheel = WheelActions::new("wheel".into());
+            wheel.push(WheelAction::Scroll {
+                duration: None,
+                x: (width / 2) as i64,
+                y: 300,
+                delta_x: 0,
+                delta_y: -240,
+            });
+            c.perform_actions(wheel).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            if count().await > shown {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the older page never loaded");
+        }
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let after = first_visible(&c).await;
+        assert!(
+            after <= before + 2 && after > 0,
+            "at {width} px the reader was at message {before} and is shown {after} after the load"
+        );
+        c.close().await.ok();
+    }
+}

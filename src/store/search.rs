@@ -233,8 +233,8 @@ pub async fn messages(
             "WITH q AS (SELECT {tsquery} AS q),
              candidates AS (
                 SELECT m.id AS id, m.search AS search, m.created_ms AS created_ms
-                FROM q, messages m JOIN rooms r ON r.id = m.room_id
-                WHERE m.search @@ q.q AND {READABLE}{filters}
+                FROM messages m JOIN rooms r ON r.id = m.room_id
+                WHERE m.search @@ ({tsquery}) AND {READABLE}{filters}
                 ORDER BY m.id DESC LIMIT {CANDIDATES}
              ),
              hits AS (

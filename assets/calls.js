@@ -59,8 +59,12 @@
     ["accept", "decline", "mute", "hangup", "close"].forEach(function (b) {
       $("call-" + b).hidden = buttons.indexOf(b) < 0;
     });
+    // Focus follows the person's own steps (from Call, or within the panel, whose buttons
+    // change); a ring never takes it from what they are typing (the status is announced).
     var first = buttons.length && $("call-" + buttons[0]);
-    if (first && !panel.contains(document.activeElement)) first.focus();
+    var active = document.activeElement;
+    var ours = active && (active.id === "call-button" || panel.contains(active));
+    if (first && ours && (!panel.contains(active) || active.hidden)) first.focus();
   }
   function hide() {
     var panel = $("call");

@@ -125,9 +125,17 @@ async fn alice_calls_bob_who_answers_on_another_page_and_they_hear_each_other() 
     bob.goto(&format!("{}/dm/alice", app.base)).await.unwrap();
     wait_for_text(&bob, "#messages", "Call with bob").await;
 
-    // Bob calls back from the conversation; Alice declines.
+    // Bob calls back from the conversation while Alice is typing: the ring does not take her
+    // keyboard (a Return meant for her message must not answer it). She declines.
+    click(&alice, "#composer-body").await;
     click(&bob, "#call-button").await;
     wait_for_text(&alice, "#call-status", "bob is calling").await;
+    let focused = alice.active_element().await.unwrap();
+    assert_eq!(
+        focused.attr("id").await.unwrap().as_deref(),
+        Some("composer-body"),
+        "the ring left the focus where it was"
+    );
     click(&alice, "#call-decline").await;
     wait_for_text(&bob, "#call-status", "alice declined the call.").await;
     wait_for_text(&bob, "#messages", "Call declined by alice").await;

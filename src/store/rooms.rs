@@ -194,12 +194,18 @@ pub async fn public_rooms(
     user: i64,
     search: &str,
 ) -> sqlx::Result<Vec<RoomListing>> {
+    // At most 500, by name; the ones the person starred or belongs to are always among them,
+    // however many rooms others open.
     sqlx::query_as(&format!(
-        "SELECT r.name AS name, r.topic AS topic, r.last_seq AS last_seq,
-                m.last_read_seq AS last_read_seq, {COUNTS}
-         FROM rooms r LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = $1
-         WHERE r.kind = 'public' AND ($2 = '' OR r.name_key LIKE $3 ESCAPE '\\')
-         ORDER BY r.name_key LIMIT 500"
+        "SELECT * FROM (
+             SELECT r.name AS name, r.topic AS topic, r.last_seq AS last_seq,
+                    m.last_read_seq AS last_read_seq, {COUNTS}, r.name_key AS name_key
+             FROM rooms r LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = $1
+             WHERE r.kind = 'public' AND ($2 = '' OR r.name_key LIKE $3 ESCAPE '\\')
+             ORDER BY EXISTS (SELECT 1 FROM favourites f WHERE f.user_id = $1 AND f.room_id = r.id) DESC,
+                      m.user_id IS NULL, r.name_key
+             LIMIT 500
+         ) listed ORDER BY name_key"
     ))
     .bind(user)
     .bind(search)

@@ -123,12 +123,25 @@ impl Person {
 }
 
 /// Every active user, or those whose name contains `search`, by name.
-pub async fn people(pool: &AnyPool, search: &str) -> sqlx::Result<Vec<Person>> {
+/// At most 500 people, by name, as `viewer` sees them: the ones they starred a conversation
+/// with are always among them.
+pub async fn people(pool: &AnyPool, viewer: i64, search: &str) -> sqlx::Result<Vec<Person>> {
     sqlx::query_as(
-        "SELECT id, username, last_seen_ms FROM users
-         WHERE is_active = 1 AND ($1 = '' OR username_key LIKE $2 ESCAPE '\\')
-         ORDER BY username_key LIMIT 500",
+        "SELECT id, username, last_seen_ms FROM (
+             SELECT u.id AS id, u.username AS username, u.last_seen_ms AS last_seen_ms,
+                    u.username_key AS username_key
+             FROM users u
+             WHERE u.is_active = 1 AND ($2 = '' OR u.username_key LIKE $3 ESCAPE '\\')
+             ORDER BY EXISTS (
+                     SELECT 1 FROM favourites f
+                     JOIN memberships o ON o.room_id = f.room_id AND o.user_id = u.id
+                     JOIN rooms r ON r.id = f.room_id AND r.kind = 'direct'
+                     WHERE f.user_id = $1) DESC,
+                 u.username_key
+             LIMIT 500
+         ) listed ORDER BY username_key",
     )
+    .bind(viewer)
     .bind(search)
     .bind(contains_pattern(search))
     .fetch_all(pool)

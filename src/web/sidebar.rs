@@ -47,7 +47,7 @@ pub async fn sidebar_data(app: &AppState, user: i64, query: &str) -> Result<Side
     }
     let pool = &app.db.pool;
     let room_list = rooms::public_rooms(pool, user, query).await?;
-    let people = users::people(pool, query).await?;
+    let people = users::people(pool, user, query).await?;
     let starred = favourites::urls(pool, user).await?;
     let mut unread: HashMap<i64, rooms::DirectUnread> = rooms::direct_unreads(pool, user)
         .await?

@@ -20,6 +20,7 @@ on_both_engines!(
     favourites_come_first_in_the_order_starred_and_unstar_the_same_way,
     only_a_conversation_the_viewer_can_open_can_be_starred,
     messages_changed_before_they_are_indexed_are_found_as_they_are,
+    favourites_and_your_own_rooms_are_never_crowded_out_of_the_sidebar,
 );
 
 async fn search(who: &Client, q: &str) -> Page {
@@ -604,4 +605,48 @@ async fn messages_changed_before_they_are_indexed_are_found_as_they_are(app: &Te
             .await
             .expect("the search index matches the messages");
     }
+}
+
+/// The sidebar lists at most 500 rooms and 500 people: those you starred or belong to are
+/// always among them, however many others open before them in the alphabet.
+async fn favourites_and_your_own_rooms_are_never_crowded_out_of_the_sidebar(app: &TestApp) {
+    let alice = app.member("alice").await;
+    app.member("zed").await;
+    for name in ["zeta", "zoo"] {
+        alice.post("/rooms", &[("name", name)]).await;
+    }
+    alice
+        .post("/favourites", &[("conversation", "/rooms/zeta")])
+        .await;
+    alice.get("/dm/zed").await;
+    alice
+        .post("/favourites", &[("conversation", "/dm/zed")])
+        .await;
+    let pool = app.pool().await;
+    for i in 0..510 {
+        let name = format!("aaa{i:03}");
+        sqlx::query(
+            "INSERT INTO rooms (kind, name, name_key, created_ms) VALUES ('public', $1, $1, 0)",
+        )
+        .bind(&name)
+        .execute(&pool)
+        .await
+        .unwrap();
+        sqlx::query(
+            "INSERT INTO users (username, username_key, password_hash, created_ms)
+             VALUES ($1, $1, 'x', 0)",
+        )
+        .bind(format!("bbb{i:03}"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let page = alice.get("/").await;
+    assert_eq!(page.select("#favourite-list .name"), ["zeta", "zed"]);
+    let rooms = page.select("#room-list .name");
+    assert_eq!(rooms.len(), 499);
+    assert!(
+        rooms.contains(&"zoo".to_owned()),
+        "a room alice belongs to is listed"
+    );
 }

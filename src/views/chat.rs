@@ -342,6 +342,8 @@ fn new_room_form(csrf: &str, error: Option<(&str, &str)>) -> Markup {
     html! {
         form.new-room method="post" action="/rooms" {
             (csrf_field(csrf))
+            // Ask before creating: a typo opens nothing new (see `web::rooms::create`).
+            input type="hidden" name="open" value="1";
             label for="new-room-name" { "Open or create a room" }
             div.inline {
                 input #new-room-name type="text" name="name" value=(value) placeholder="room-name"

@@ -3,7 +3,7 @@
 //! `messages`.)
 
 use poem::web::{Form, Query};
-use poem::{Response, handler};
+use poem::{IntoResponse, Response, handler};
 use serde::Deserialize;
 
 use super::conversation::{Conv, Window, page_response};
@@ -23,10 +23,15 @@ pub async fn list(ctx: Ctx, Query(search): Query<Search>) -> Result<Response, Ap
 pub struct CreateForm {
     #[serde(default)]
     name: String,
+    /// Set by the sidebar's form: open the room if it exists, and ask before creating one (a
+    /// typo must not put a room in everyone's sidebar).
+    #[serde(default)]
+    open: String,
 }
 
 /// `POST /rooms {name}`, the student app's "room name" form: open the room, creating it if
-/// nobody has.
+/// nobody has. With `open` (the sidebar's form), a room nobody has opened is offered first:
+/// "There is no room #genral", with a Create button that posts the name alone.
 #[handler]
 pub async fn create(ctx: Ctx, Form(form): Form<CreateForm>) -> Result<Response, AppError> {
     let name = match RoomName::parse(&form.name) {
@@ -34,6 +39,9 @@ pub async fn create(ctx: Ctx, Form(form): Form<CreateForm>) -> Result<Response, 
         Err(invalid) => return home_response(&ctx, "", Some((&form.name, invalid.0))).await,
     };
     let pool = &ctx.app.db.pool;
+    if !form.open.is_empty() && rooms::find_public(pool, name.as_str()).await?.is_none() {
+        return Ok(crate::views::no_such_room(&ctx.viewer(), name.as_str()).into_response());
+    }
     let room = rooms::create_or_get_public(pool, &name, ctx.user.id).await?;
     rooms::join(pool, room.id, ctx.user.id).await?;
     ctx.app.hub.joined(room.id, ctx.user.id);

@@ -22,6 +22,7 @@ on_both_engines!(
     an_address_with_an_unreadable_query_is_the_apps_error_page,
     older_messages_are_loaded_outside_the_live_region,
     a_room_that_does_not_exist_is_offered_not_created,
+    the_sidebar_form_asks_before_creating_a_room,
 );
 
 async fn two_people_chat_in_a_room(app: &TestApp) {
@@ -580,4 +581,38 @@ async fn a_room_that_does_not_exist_is_offered_not_created(app: &TestApp) {
         .await;
     assert_eq!(created.location(), Some("/rooms/genral"));
     assert_eq!(alice.get("/rooms/genral").await.status, 200);
+}
+
+async fn the_sidebar_form_asks_before_creating_a_room(app: &TestApp) {
+    let alice = app.member("alice").await;
+    // A typo in the sidebar's form creates nothing; it asks.
+    let asked = alice
+        .post("/rooms", &[("name", "genral"), ("open", "1")])
+        .await;
+    assert_eq!(asked.status, 200);
+    assert_eq!(
+        asked
+            .attr("main form[action='/rooms'] input[name=name]", "value")
+            .as_deref(),
+        Some("genral")
+    );
+    assert!(!asked.has("main form[action='/rooms'] input[name=open]"));
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM rooms WHERE kind = 'public'")
+            .await,
+        0
+    );
+    // The deliberate second click (the name alone, as the contract's plain POST) creates it.
+    let created = alice.post("/rooms", &[("name", "genral")]).await;
+    assert_eq!(created.location(), Some("/rooms/genral"));
+    // A room that exists opens straight away, whatever the case typed.
+    let opened = alice
+        .post("/rooms", &[("name", "GENRAL"), ("open", "1")])
+        .await;
+    assert_eq!(opened.location(), Some("/rooms/genral"));
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM rooms WHERE kind = 'public'")
+            .await,
+        1
+    );
 }

@@ -176,8 +176,10 @@
       }, delay);
     } else if (elt.id === "composer") {
       var error = document.getElementById("composer-error");
+      document.getElementById("composer-progress").hidden = true;
       if (e.detail.successful) {
         elt.reset();
+        showFiles();
         // Back to one line: the height it grew to was for the text just sent.
         var body = elt.querySelector("textarea");
         body.style.height = "";
@@ -363,7 +365,7 @@
     if (t.id !== "composer-body" || touch) return;
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
       e.preventDefault();
-      if (t.value.trim() !== "") t.form.requestSubmit();
+      if (t.value.trim() !== "" || chosenFiles()) t.form.requestSubmit();
     }
   });
   document.addEventListener("input", function (e) {
@@ -372,6 +374,98 @@
     t.style.height = "auto";
     t.style.height = Math.min(t.scrollHeight, 200) + "px";
     t.style.overflowY = t.scrollHeight > 200 ? "auto" : "hidden";
+  });
+
+  // --- Files: chosen with the paperclip, dropped anywhere on the page of a conversation, or
+  // pasted (a picture from the clipboard). They wait in the composer's file input, listed under
+  // it, and go with the next send to `attachments` as a multipart form, with a progress bar; a
+  // refused upload keeps them and the text, and says why.
+  function fileInput() {
+    return document.getElementById("composer-file");
+  }
+  function chosenFiles() {
+    var input = fileInput();
+    return input && input.files ? input.files.length : 0;
+  }
+  function readableSize(n) {
+    if (n < 1024) return n + " bytes";
+    if (n < 1048576) return Math.round(n / 1024) + " KB";
+    return (n / 1048576).toFixed(1) + " MB";
+  }
+  function showFiles() {
+    var out = document.getElementById("composer-files");
+    var input = fileInput();
+    if (!out || !input) return;
+    out.textContent = "";
+    if (!input.files.length) return;
+    var names = Array.prototype.map.call(input.files, function (f) {
+      return f.name + " (" + readableSize(f.size) + ")";
+    });
+    out.appendChild(document.createTextNode("To send: " + names.join(", ") + " "));
+    var clear = document.createElement("button");
+    clear.type = "button";
+    clear.className = "link";
+    clear.textContent = "Remove";
+    clear.addEventListener("click", function () {
+      input.value = "";
+      showFiles();
+      document.getElementById("composer-body").focus();
+    });
+    out.appendChild(clear);
+  }
+  function addFiles(list) {
+    var input = fileInput();
+    if (!input || !list || !list.length) return false;
+    var all = new DataTransfer();
+    Array.prototype.forEach.call(input.files, function (f) { all.items.add(f); });
+    Array.prototype.forEach.call(list, function (f) { all.items.add(f); });
+    input.files = all.files;
+    showFiles();
+    return true;
+  }
+  document.addEventListener("change", function (e) {
+    if (e.target.id === "composer-file") showFiles();
+  });
+  function carriesFiles(e) {
+    return e.dataTransfer && Array.prototype.indexOf.call(e.dataTransfer.types, "Files") >= 0;
+  }
+  document.addEventListener("dragover", function (e) {
+    if (!fileInput() || !carriesFiles(e)) return;
+    e.preventDefault();
+    document.body.classList.add("dropping");
+  });
+  document.addEventListener("dragleave", function (e) {
+    if (!e.relatedTarget) document.body.classList.remove("dropping");
+  });
+  document.addEventListener("drop", function (e) {
+    document.body.classList.remove("dropping");
+    if (!fileInput() || !carriesFiles(e)) return;
+    e.preventDefault();
+    addFiles(e.dataTransfer.files);
+    document.getElementById("composer-body").focus();
+  });
+  document.addEventListener("paste", function (e) {
+    if (!fileInput() || !e.clipboardData || !e.clipboardData.files.length) return;
+    if (addFiles(e.clipboardData.files)) e.preventDefault();
+  });
+  document.addEventListener("htmx:configRequest", function (e) {
+    var form = e.detail.elt;
+    if (form.id !== "composer") return;
+    // The form's own encoding is for browsers without JavaScript.
+    form.removeAttribute("enctype");
+    if (chosenFiles()) {
+      form.setAttribute("hx-encoding", "multipart/form-data");
+      e.detail.path = form.getAttribute("action");
+      var bar = document.getElementById("composer-progress");
+      bar.value = 0;
+      bar.hidden = false;
+    } else {
+      form.removeAttribute("hx-encoding");
+    }
+  });
+  document.addEventListener("htmx:xhr:progress", function (e) {
+    if (e.detail.elt.id !== "composer" || !e.detail.lengthComputable || !chosenFiles()) return;
+    document.getElementById("composer-progress").value = (100 * e.detail.loaded) / e.detail.total;
   });
 
   document.addEventListener("DOMContentLoaded", function () {

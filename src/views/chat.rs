@@ -4,6 +4,9 @@ use maud::{Markup, html};
 use time::OffsetDateTime;
 
 use super::forms::{csrf_field, field_error};
+use super::{file_url, human_size};
+use crate::media::Inline;
+use crate::store::attachments::Attachment;
 use crate::store::messages::{CALL_RECORD, Change, Message, Reaction};
 use crate::store::rooms::{DirectUnread, Member, RoomListing};
 use crate::store::users::Person;
@@ -36,10 +39,41 @@ fn message_as(m: &Message, oob: bool, focus: bool) -> Markup {
                 // would travel with every message to every listener.
                 a.more href=(actions) aria-label="Message actions" { "⋯" }
             }
-            p.body { (linkified(&m.body, &m.mentions)) }
+            @if !m.body.is_empty() { p.body { (linkified(&m.body, &m.mentions)) } }
+            @if !m.attachments.is_empty() { (attachments(&m.attachments)) }
             // No empty element per message on the wire: the first reaction's out-of-band swap
             // finds no target, and app.js puts it in the message.
             @if !m.reactions.is_empty() { (reactions(m.seq, &m.reactions, false)) }
+        }
+    }
+}
+
+/// A message's files: a picture as its thumbnail (opening the full picture), audio and video as
+/// players, and each with a link to download it, its name, size and type.
+fn attachments(files: &[Attachment]) -> Markup {
+    html! {
+        ul.attachments {
+            @for file in files {
+                @let url = file_url(file.id, &file.name);
+                li.attachment {
+                    @match (Inline::of(&file.content_type), file.width, file.height) {
+                        (Inline::Picture, Some(w), Some(h)) => {
+                            a.picture href=(url) target="_blank" rel="noopener" {
+                                img src=(format!("/files/{}/preview", file.id)) width=(w) height=(h)
+                                    alt=(file.name) loading="lazy";
+                            }
+                        }
+                        (Inline::Audio, ..) => { audio controls preload="metadata" src=(url) {} }
+                        (Inline::Video, ..) => { video controls preload="metadata" src=(url) {} }
+                        _ => {}
+                    }
+                    a.file href=(url) download=(file.name) {
+                        span.file-name { (file.name) }
+                        " "
+                        span.file-meta { (human_size(file.size)) " · " (file.content_type) }
+                    }
+                }
+            }
         }
     }
 }
@@ -585,15 +619,25 @@ pub fn star_form(base: &str, starred: bool, csrf: &str) -> Markup {
 
 pub fn composer(base: &str, state: &Composer<'_>, csrf: &str) -> Markup {
     html! {
-        form #composer .composer method="post" action=(format!("{base}/messages"))
+        // Without JavaScript the form goes to `attachments` as a multipart form, which takes text
+        // alone as well as files; app.js sends text alone to `messages` and files to
+        // `attachments` (with a progress bar), and takes files dropped on the page or pasted.
+        form #composer .composer method="post" action=(format!("{base}/attachments"))
+            enctype="multipart/form-data"
             hx-post=(format!("{base}/messages")) hx-swap="none" {
             (csrf_field(csrf))
             input type="hidden" name="client_key" value=(state.client_key);
             label.sr-only for="composer-body" { "Message" }
-            textarea #composer-body name="body" rows="1" required maxlength="4000"
+            textarea #composer-body name="body" rows="1" maxlength="4000"
                 placeholder="Write a message…" title="Enter sends, Shift+Enter starts a new line"
                 aria-describedby="composer-error" aria-invalid=[state.error.map(|_| "true")] { (state.body) }
+            input #composer-file .sr-only type="file" name="file" multiple;
+            label.attach for="composer-file" title="Attach files" {
+                span aria-hidden="true" { "📎" } span.sr-only { "Attach files" }
+            }
             button.primary type="submit" { "Send" }
+            p #composer-files .composer-files aria-live="polite" {}
+            progress #composer-progress max="100" value="0" hidden aria-label="Upload progress" {}
             p #composer-error .field-error role="alert" { @if let Some(e) = state.error { (e) } }
             // Shown where there is a keyboard (app.css); on a touch screen Return is a new line.
             p.composer-hint aria-hidden="true" { "Enter sends · Shift+Enter for a new line" }

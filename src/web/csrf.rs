@@ -29,6 +29,22 @@ pub const MAX_BODY: usize = 64 * 1024;
 #[derive(Clone, Debug)]
 pub struct CsrfToken(pub String);
 
+/// Marks an upload sent without the header: its body is a stream the handler reads, so the
+/// handler checks the form's `csrf_token` field, which must come before the first file.
+#[derive(Clone, Copy, Debug)]
+pub struct CsrfToFollow;
+
+/// A file upload: a multipart POST to a conversation's `attachments`, whose body (up to ten
+/// files) is streamed by its handler within its own limits, never read here.
+fn is_upload(req: &Request) -> bool {
+    req.uri().path().ends_with("/attachments")
+        && req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().starts_with("multipart/form-data"))
+}
+
 pub struct CsrfLayer {
     pub secure: bool,
 }
@@ -109,6 +125,20 @@ impl<E: Endpoint> Endpoint for CsrfEndpoint<E> {
                     "CSRF cookie not set. Reload the page and try again.",
                 ));
             }
+            if is_upload(&req) {
+                match req.headers().get(CSRF_HEADER).map(|v| v.as_bytes()) {
+                    Some(sent) if bool::from(sent.ct_eq(token.as_bytes())) => {}
+                    Some(_) => {
+                        return Ok(refuse(
+                            "CSRF token missing or incorrect. Reload the page and try again.",
+                        ));
+                    }
+                    None => {
+                        req.extensions_mut().insert(CsrfToFollow);
+                    }
+                }
+                return self.pass(req, token, fresh).await;
+            }
             // Every body is read here, within the cap, so that no handler can be made to buffer
             // an unbounded one (a Content-Length check alone would miss chunked bodies).
             // Boxed: only POSTs take this path, and inline it would enlarge every GET's future.
@@ -135,6 +165,14 @@ impl<E: Endpoint> Endpoint for CsrfEndpoint<E> {
                 ));
             }
         }
+        self.pass(req, token, fresh).await
+    }
+}
+
+impl<E: Endpoint> CsrfEndpoint<E> {
+    /// Hands a request that passed to the handler, with its token (and a new cookie when the
+    /// client had none).
+    async fn pass(&self, mut req: Request, token: String, fresh: bool) -> poem::Result<Response> {
         let secure = self.secure || is_https(&req);
         req.extensions_mut().insert(CsrfToken(token.clone()));
         let mut resp = match self.inner.call(req).await {

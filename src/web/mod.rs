@@ -8,6 +8,7 @@ pub mod conversation;
 pub mod csrf;
 pub mod error;
 pub mod favourites;
+pub mod files;
 pub mod held;
 pub mod home;
 pub mod messages;
@@ -56,12 +57,16 @@ pub struct App {
     pub directory: conversation::Directory,
     /// Searches running at once (see `search::SEARCHES_AT_ONCE`).
     pub searches: tokio::sync::Semaphore,
+    /// Where attachments' bytes live.
+    pub files: crate::files::Files,
+    /// Thumbnails made at once (each decodes a whole picture: bounded memory and cores).
+    pub thumbnails: tokio::sync::Semaphore,
 }
 
 pub type AppState = Arc<App>;
 
 impl App {
-    pub fn new(settings: Settings, db: Db) -> AppState {
+    pub fn new(settings: Settings, db: Db, files: crate::files::Files) -> AppState {
         let hub = Hub::new(db.pool.clone(), crate::views::chat::render_change);
         Arc::new(App {
             presence: Presence::new(db.pool.clone()),
@@ -72,6 +77,8 @@ impl App {
             auth: AuthCache::new(session::AUTH_CACHE_TTL, 50_000),
             directory: conversation::Directory::new(Duration::from_secs(30), 100_000),
             searches: tokio::sync::Semaphore::new(search::SEARCHES_AT_ONCE),
+            files,
+            thumbnails: tokio::sync::Semaphore::new(1),
             hub,
             db,
             settings,
@@ -101,6 +108,7 @@ fn endpoint(app: AppState) -> impl Endpoint<Output = Response> {
         .at("/favourites", post(favourites::add))
         .at("/favourites/remove", post(favourites::remove))
         .at("/me.css", get(home::my_style))
+        .at("/files/:id/:name", get(files::download))
         .at("/register", get(auth::register_form).post(auth::register))
         .at("/login", get(auth::login_form).post(auth::login))
         .at("/logout", post(auth::logout))
@@ -116,6 +124,7 @@ fn endpoint(app: AppState) -> impl Endpoint<Output = Response> {
             "/rooms/:name/messages",
             get(messages::list).post(messages::send),
         )
+        .at("/rooms/:name/attachments", post(files::upload))
         .at("/rooms/:name/messages/:id", get(messages::show))
         .at("/rooms/:name/messages/:id/actions", get(messages::actions))
         .at(
@@ -134,6 +143,7 @@ fn endpoint(app: AppState) -> impl Endpoint<Output = Response> {
             "/dm/:username/messages",
             get(messages::list).post(messages::send),
         )
+        .at("/dm/:username/attachments", post(files::upload))
         .at("/dm/:username/messages/:id", get(messages::show))
         .at("/dm/:username/messages/:id/actions", get(messages::actions))
         .at(
@@ -200,7 +210,10 @@ async fn frame<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
         HeaderValue::from_static("nosniff"),
     );
     if !htmx {
-        headers.insert("content-security-policy", HeaderValue::from_static(CSP));
+        // A file's own policy (`sandbox`: an uploaded page never runs as one of ours) stays.
+        if !headers.contains_key("content-security-policy") {
+            headers.insert("content-security-policy", HeaderValue::from_static(CSP));
+        }
         headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
         headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
         // Calls use the microphone and camera, asked for by Parley's own pages only.
@@ -352,8 +365,12 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = App::new(settings, db);
+    let files = crate::files::Files::open(&settings).map_err(std::io::Error::other)?;
+    tracing::info!(?files, "attachments");
+    let app = App::new(settings, db, files);
     app.db.spawn_session_cleanup();
+    let every = Duration::from_secs(app.settings.files_sweep_secs);
+    crate::files::spawn_sweeper(app.files.clone(), app.db.pool.clone(), every);
     if let Some(pg) = app.db.pg.clone() {
         app.hub.spawn_listener(pg);
     }

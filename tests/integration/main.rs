@@ -5,12 +5,13 @@
 mod support;
 
 mod accounts;
-mod admin;
+pub mod admin;
 mod browser;
 mod browser_calls;
 pub mod calls;
 mod changes;
 mod chat;
 mod delivery;
+mod files;
 mod multiprocess;
 mod search;

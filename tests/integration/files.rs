@@ -1,0 +1,750 @@
+//! Sending files: uploads streamed to the file store, downloads only for those who may read the
+//! conversation, pictures' thumbnails, the limits, and nothing left behind when a file goes.
+
+use std::io::Cursor;
+use std::path::Path;
+use std::time::Duration;
+
+use reqwest::multipart::{Form, Part};
+
+use crate::on_both_engines;
+use crate::support::{Client, Page, TestApp};
+
+on_both_engines!(
+    files_sent_with_a_message_come_back_byte_for_byte,
+    a_file_is_delivered_live_as_part_of_its_message,
+    only_people_who_may_read_the_conversation_get_a_file,
+    a_file_over_the_limit_is_refused_and_leaves_nothing_behind,
+    empty_files_and_too_many_files_are_refused,
+    pages_and_drawings_are_served_as_downloads_that_cannot_run,
+    any_file_name_is_kept_and_none_reaches_the_file_system,
+    a_picture_gets_a_thumbnail_turned_upright_without_its_metadata,
+    something_that_only_claims_to_be_a_picture_is_a_plain_file,
+    parts_of_a_file_are_served_for_seeking,
+    deleting_a_message_or_a_room_deletes_the_bytes_of_its_files,
+    a_retried_upload_is_stored_once,
+    the_plain_form_works_without_javascript,
+);
+
+/// A multipart upload of `files` (name, bytes) with `body`, as htmx sends it (CSRF header,
+/// fragment wanted) or, with `htmx` false, as the plain form does (CSRF field first).
+async fn upload(who: &Client, conv: &str, files: &[(&str, &[u8])], body: &str, htmx: bool) -> Page {
+    let mut form = Form::new();
+    if !htmx {
+        form = form.text("csrf_token", who.csrf.clone());
+    }
+    form = form.text("body", body.to_owned());
+    for (name, bytes) in files {
+        form = form.part(
+            "file",
+            Part::bytes(bytes.to_vec()).file_name(name.to_string()),
+        );
+    }
+    let mut req = who
+        .http
+        .post(format!("{}{conv}/attachments", who.base))
+        .multipart(form);
+    if htmx {
+        req = req
+            .header("HX-Request", "true")
+            .header("X-CSRF-Token", &who.csrf);
+    }
+    Client::page(req.send().await.expect("upload")).await
+}
+
+/// The download links of the files in a message fragment, in order.
+fn links(page: &Page) -> Vec<String> {
+    page.attrs(".attachments a.file", "href")
+}
+
+/// GET `path` as raw bytes, with optional extra headers.
+async fn fetch(who: &Client, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut req = who.http.get(format!("{}{path}", who.base));
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.send().await.expect("GET")
+}
+
+async fn bytes_of(who: &Client, path: &str) -> (u16, Vec<u8>) {
+    let resp = fetch(who, path, &[]).await;
+    let status = resp.status().as_u16();
+    (status, resp.bytes().await.unwrap().to_vec())
+}
+
+/// Every file under `dir`, as paths relative to it.
+fn stored_files(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                out.push(path.strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// Bytes that look like nothing in particular, `n` of them.
+fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn png(width: u32, height: u32) -> Vec<u8> {
+    let picture =
+        image::RgbImage::from_fn(width, height, |x, y| image::Rgb([x as u8, y as u8, 120]));
+    let mut out = Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(picture)
+        .write_to(&mut out, image::ImageFormat::Png)
+        .unwrap();
+    out.into_inner()
+}
+
+/// A JPEG of `width`×`height` whose EXIF says "turn me 90° clockwise to show me" (orientation
+/// 6, as phones write) and carries a GPS position.
+fn sideways_jpeg_with_gps(width: u32, height: u32) -> Vec<u8> {
+    let picture =
+        image::RgbImage::from_fn(width, height, |x, _| image::Rgb([(x % 256) as u8, 40, 200]));
+    let mut out = Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(picture)
+        .write_to(&mut out, image::ImageFormat::Jpeg)
+        .unwrap();
+    let jpeg = out.into_inner();
+    // TIFF, little-endian: IFD0 with Orientation = 6 and a GPS IFD pointer; the GPS IFD with
+    // GPSLatitudeRef = "N".
+    let mut tiff: Vec<u8> = b"II*\0".to_vec();
+    tiff.extend_from_slice(&8u32.to_le_bytes());
+    tiff.extend_from_slice(&2u16.to_le_bytes());
+    tiff.extend_from_slice(&[0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0]);
+    let gps_at: u32 = 8 + 2 + 2 * 12 + 4;
+    tiff.extend_from_slice(&[0x25, 0x88, 4, 0, 1, 0, 0, 0]);
+    tiff.extend_from_slice(&gps_at.to_le_bytes());
+    tiff.extend_from_slice(&0u32.to_le_bytes());
+    tiff.extend_from_slice(&1u16.to_le_bytes());
+    tiff.extend_from_slice(&[0x01, 0x00, 2, 0, 2, 0, 0, 0, b'N', 0, 0, 0]);
+    tiff.extend_from_slice(&0u32.to_le_bytes());
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend_from_slice(&tiff);
+    let mut with_exif = jpeg[..2].to_vec();
+    with_exif.extend_from_slice(&[0xFF, 0xE1]);
+    with_exif.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+    with_exif.extend_from_slice(&app1);
+    with_exif.extend_from_slice(&jpeg[2..]);
+    with_exif
+}
+
+/// alice and bob in #general.
+async fn alice_and_bob(app: &TestApp) -> (Client, Client) {
+    let alice = app.member("alice").await;
+    let bob = app.member("bob").await;
+    for c in [&alice, &bob] {
+        assert_eq!(c.post("/rooms", &[("name", "general")]).await.status, 303);
+    }
+    (alice, bob)
+}
+
+async fn files_sent_with_a_message_come_back_byte_for_byte(app: &TestApp) {
+    let (alice, bob) = alice_and_bob(app).await;
+    let big = noise(3 * 1024 * 1024 + 17, 1);
+    let text = b"plain notes\n".to_vec();
+    let page = upload(
+        &alice,
+        "/rooms/general",
+        &[("notes.txt", &text), ("data.bin", &big)],
+        "two files",
+        true,
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.select(".body"), ["two files"]);
+    let hrefs = links(&page);
+    assert_eq!(hrefs.len(), 2, "{}", page.body);
+    assert!(
+        hrefs[0].starts_with("/files/") && hrefs[0].ends_with("/notes.txt"),
+        "{hrefs:?}"
+    );
+    assert_eq!(bytes_of(&bob, &hrefs[0]).await, (200, text));
+    let (status, got) = bytes_of(&bob, &hrefs[1]).await;
+    assert_eq!(status, 200);
+    assert!(
+        got == big,
+        "the 3 MB file came back changed ({} bytes)",
+        got.len()
+    );
+    let meta = page.select(".attachments .file-meta");
+    assert_eq!(meta[0], "12 bytes · text/plain");
+    assert_eq!(meta[1], "3.0 MB · application/octet-stream");
+
+    let resp = fetch(&bob, &hrefs[1], &[]).await;
+    let h = resp.headers();
+    assert_eq!(h["content-type"], "application/octet-stream");
+    assert_eq!(
+        h["content-disposition"],
+        "attachment; filename=\"data.bin\"; filename*=UTF-8''data.bin"
+    );
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["content-security-policy"], "sandbox");
+    assert_eq!(h["cache-control"], "private, max-age=31536000, immutable");
+    assert_eq!(h["content-length"], big.len().to_string());
+    assert_eq!(h["accept-ranges"], "bytes");
+    let etag = h["etag"].to_str().unwrap().to_owned();
+    let again = fetch(&bob, &hrefs[1], &[("if-none-match", &etag)]).await;
+    assert_eq!(again.status(), 304);
+    // The bytes are stored under keys of their own: nothing is named after the upload.
+    let stored = stored_files(&app.files_dir);
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert!(
+        stored
+            .iter()
+            .all(|f| f.starts_with("f/") && !f.contains("notes") && !f.contains("data"))
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM attachments").await, 2);
+}
+
+async fn a_file_is_delivered_live_as_part_of_its_message(app: &TestApp) {
+    let (alice, bob) = alice_and_bob(app).await;
+    let last = alice.say("/rooms/general", "before").await;
+    let poll = {
+        let bob_poll = bob.poll("/rooms/general", last);
+        let send = async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            upload(&alice, "/rooms/general", &[("a.txt", b"live")], "", true).await
+        };
+        let (poll, sent) = tokio::join!(bob_poll, send);
+        assert_eq!(sent.status, 200, "{}", sent.body);
+        poll
+    };
+    assert_eq!(poll.status, 200);
+    let hrefs = links(&poll);
+    assert_eq!(hrefs.len(), 1, "{}", poll.body);
+    assert!(!poll.has(".body"), "a message of a file alone has no text");
+    assert_eq!(bytes_of(&bob, &hrefs[0]).await, (200, b"live".to_vec()));
+    // And on the page as loaded.
+    let page = bob.get("/rooms/general").await;
+    assert_eq!(links(&page), hrefs);
+}
+
+async fn only_people_who_may_read_the_conversation_get_a_file(app: &TestApp) {
+    let alice = app.member("alice").await;
+    let bob = app.member("bob").await;
+    let carol = app.member("carol").await;
+    let page = upload(
+        &alice,
+        "/dm/bob",
+        &[("secret.png", &png(500, 300))],
+        "for bob",
+        true,
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let file = links(&page).remove(0);
+    let id = file.split('/').nth(2).unwrap().to_owned();
+    let preview = format!("/files/{id}/preview");
+    assert_eq!(bytes_of(&bob, &file).await.0, 200);
+    assert_eq!(bytes_of(&bob, &preview).await.0, 200);
+    let stranger = app.client().await;
+    for (who, name) in [(&carol, "carol"), (&stranger, "logged out")] {
+        for path in [&file, &preview, &format!("/files/{id}/other-name.png")] {
+            let (status, bytes) = bytes_of(who, path).await;
+            assert_eq!(status, 404, "{name} on {path}");
+            assert!(!bytes.starts_with(b"\x89PNG"), "{name} got the bytes");
+        }
+    }
+    for path in ["/files/999999/x", "/files/abc/x", "/files/-1/preview"] {
+        assert_eq!(bytes_of(&bob, path).await.0, 404, "{path}");
+    }
+    // Carol cannot send into their conversation either: /dm/bob is her own with bob.
+    let hers = upload(&carol, "/dm/bob", &[("hi.txt", b"hi")], "", true).await;
+    assert_eq!(hers.status, 200);
+    assert_ne!(links(&hers)[0], file);
+    assert_eq!(
+        bytes_of(&alice, &links(&hers)[0]).await.0,
+        404,
+        "alice cannot read carol's and bob's"
+    );
+    // A public room's files are for everyone logged in.
+    alice.post("/rooms", &[("name", "open")]).await;
+    let public = upload(&alice, "/rooms/open", &[("p.txt", b"public")], "", true).await;
+    assert_eq!(
+        bytes_of(&carol, &links(&public)[0]).await,
+        (200, b"public".to_vec())
+    );
+}
+
+async fn a_file_over_the_limit_is_refused_and_leaves_nothing_behind(app: &TestApp) {
+    let (alice, _) = alice_and_bob(app).await;
+    let too_big = noise(25 * 1024 * 1024 + 1, 2);
+    let page = upload(
+        &alice,
+        "/rooms/general",
+        &[("small.txt", b"fine"), ("huge.bin", &too_big)],
+        "keep me",
+        true,
+    )
+    .await;
+    assert_eq!(page.status, 413, "{}", page.body);
+    assert!(page.body.contains("larger than 25 MB"), "{}", page.body);
+    assert_eq!(app.count("SELECT COUNT(*) FROM attachments").await, 0);
+    assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 0);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        stored_files(&app.files_dir),
+        Vec::<String>::new(),
+        "nothing half-stored"
+    );
+    // Without JavaScript: the conversation's page again, the text kept, the reason given.
+    let page = upload(
+        &alice,
+        "/rooms/general",
+        &[("huge.bin", &too_big)],
+        "keep me",
+        false,
+    )
+    .await;
+    assert_eq!(page.status, 413);
+    assert_eq!(page.select("#composer-body"), ["keep me"]);
+    assert!(page.select("#composer-error")[0].contains("larger than 25 MB"));
+}
+
+async fn empty_files_and_too_many_files_are_refused(app: &TestApp) {
+    let (alice, _) = alice_and_bob(app).await;
+    let page = upload(&alice, "/rooms/general", &[("empty.txt", b"")], "", true).await;
+    assert_eq!(page.status, 422);
+    assert!(page.body.contains("“empty.txt” is empty"), "{}", page.body);
+    let eleven: Vec<(String, Vec<u8>)> = (0..11)
+        .map(|i| (format!("{i}.txt"), vec![b'x'; 10]))
+        .collect();
+    let files: Vec<(&str, &[u8])> = eleven
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    let page = upload(&alice, "/rooms/general", &files, "", true).await;
+    assert_eq!(page.status, 422);
+    assert!(page.body.contains("At most 10 files"), "{}", page.body);
+    let page = upload(&alice, "/rooms/general", &[], "", true).await;
+    assert_eq!(page.status, 422, "neither text nor a file");
+    let ten = upload(&alice, "/rooms/general", &files[..10], "", true).await;
+    assert_eq!(ten.status, 200);
+    assert_eq!(links(&ten).len(), 10);
+    assert_eq!(app.count("SELECT COUNT(*) FROM attachments").await, 10);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        stored_files(&app.files_dir).len(),
+        10,
+        "the refused files left nothing"
+    );
+}
+
+async fn pages_and_drawings_are_served_as_downloads_that_cannot_run(app: &TestApp) {
+    let (alice, bob) = alice_and_bob(app).await;
+    let html = b"<html><script>alert(document.cookie)</script></html>";
+    let svg = b"<svg xmlns='http://www.w3.org/2000/svg'><script>alert(1)</script></svg>";
+    let page = upload(
+        &alice,
+        "/rooms/general",
+        &[("page.html", html), ("drawing.svg", svg)],
+        "",
+        true,
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        !page.has(".attachments img"),
+        "an SVG is no picture shown inline"
+    );
+    for (link, kind) in links(&page).iter().zip(["text/html", "image/svg+xml"]) {
+        let resp = fetch(&bob, link, &[]).await;
+        let h = resp.headers();
+        assert_eq!(h["content-type"], kind);
+        assert!(
+            h["content-disposition"]
+                .to_str()
+                .unwrap()
+                .starts_with("attachment;")
+        );
+        assert_eq!(h["content-security-policy"], "sandbox");
+        assert_eq!(h["x-content-type-options"], "nosniff");
+    }
+}
+
+async fn any_file_name_is_kept_and_none_reaches_the_file_system(app: &TestApp) {
+    let (alice, bob) = alice_and_bob(app).await;
+    let long = format!("{}.txt", "ü".repeat(300));
+    // A browser sends a quote, a CR and an LF in a file name as %22, %0D and %0A (HTML's
+    // multipart/form-data encoding).
+    let names = [
+        "../../x",
+        "a/b",
+        long.as_str(),
+        "say %22hi%22%0D%0ASet-Cookie: x=1.txt",
+        "..",
+        "preview",
+    ];
+    let files: Vec<(&str, &[u8])> = names.iter().map(|n| (*n, b"x".as_slice())).collect();
+    let page = upload(&alice, "/rooms/general", &files, "", true).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let shown = page.select(".attachments .file-name");
+    assert_eq!(
+        shown,
+        [
+            "../../x",
+            "a/b",
+            long.as_str(),
+            "say \"hi\"Set-Cookie: x=1.txt",
+            "..",
+            "preview"
+        ]
+    );
+    let hrefs = links(&page);
+    for (href, name) in hrefs.iter().zip(&shown) {
+        let resp = fetch(&bob, href, &[]).await;
+        assert_eq!(resp.status(), 200, "{href}");
+        let disposition = resp.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(!resp.headers().contains_key("set-cookie"));
+        let encoded = disposition.split("filename*=UTF-8''").nth(1).unwrap();
+        let decoded = percent_encoding::percent_decode_str(encoded)
+            .decode_utf8()
+            .unwrap();
+        assert_eq!(&decoded, name, "{disposition}");
+        assert_eq!(resp.bytes().await.unwrap().as_ref(), b"x");
+    }
+    assert!(
+        hrefs[5].ends_with("/preview_"),
+        "a file named preview is not its thumbnail: {hrefs:?}"
+    );
+    let stored = stored_files(&app.files_dir);
+    assert_eq!(stored.len(), names.len());
+    assert!(stored.iter().all(|f| f.starts_with("f/")), "{stored:?}");
+    assert!(!app.files_dir.parent().unwrap().join("x").exists());
+}
+
+async fn a_picture_gets_a_thumbnail_turned_upright_without_its_metadata(app: &TestApp) {
+    let (alice, bob) = alice_and_bob(app).await;
+    let photo = sideways_jpeg_with_gps(1200, 600);
+    let page = upload(
+        &alice,
+        "/rooms/general",
+        &[("holiday.jpg", &photo), ("wide.png", &png(1000, 250))],
+        "look",
+        true,
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    // Turned upright, the photo is 600 wide and 1200 tall: its thumbnail fits 400×800.
+    assert_eq!(page.attrs(".attachments img", "width"), ["400", "400"]);
+    assert_eq!(page.attrs(".attachments img", "height"), ["800", "100"]);
+    let previews = page.attrs(".attachments img", "src");
+    let full = page.attrs(".attachments a.picture", "href");
+    assert_eq!(full, links(&page), "the thumbnail opens the full picture");
+    let resp = fetch(&bob, &previews[0], &[]).await;
+    assert_eq!(resp.headers()["content-type"], "image/jpeg");
+    assert_eq!(
+        resp.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next(),
+        Some("inline")
+    );
+    let thumb = resp.bytes().await.unwrap();
+    let decoded = image::load_from_memory(&thumb).unwrap();
+    assert_eq!((decoded.width(), decoded.height()), (400, 800));
+    assert!(
+        !thumb.windows(4).any(|w| w == b"Exif"),
+        "the thumbnail carries no EXIF (nor GPS)"
+    );
+    // The full picture is the original, shown inline.
+    let resp = fetch(&bob, &full[0], &[]).await;
+    assert_eq!(resp.headers()["content-type"], "image/jpeg");
+    assert!(
+        resp.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("inline;")
+    );
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), photo.as_slice());
+    // Made once, at upload: two files and two thumbnails are stored, whoever looks.
+    for _ in 0..3 {
+        assert_eq!(bytes_of(&alice, &previews[1]).await.0, 200);
+    }
+    let stored = stored_files(&app.files_dir);
+    assert_eq!(
+        stored.iter().filter(|f| f.starts_with("p/")).count(),
+        2,
+        "{stored:?}"
+    );
+}
+
+async fn something_that_only_claims_to_be_a_picture_is_a_plain_file(app: &TestApp) {
+    let (alice, bob) = alice_and_bob(app).await;
+    // A "picture bomb": a real PNG header claiming 100,000 × 100,000 pixels.
+    let mut bomb = png(1, 1);
+    bomb[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+    bomb[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+    let page = upload(
+        &alice,
+        "/rooms/general",
+        &[("fake.png", b"this is not a picture"), ("bomb.png", &bomb)],
+        "",
+        true,
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        !page.has(".attachments img"),
+        "no thumbnail for either: {}",
+        page.body
+    );
+    let meta = page.select(".attachments .file-meta");
+    assert!(meta[0].ends_with("application/octet-stream"), "{meta:?}");
+    let resp = fetch(&bob, &links(&page)[0], &[]).await;
+    assert_eq!(resp.headers()["content-type"], "application/octet-stream");
+    assert!(
+        resp.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment;")
+    );
+    assert_eq!(
+        bytes_of(
+            &bob,
+            &format!(
+                "/files/{}/preview",
+                links(&page)[1].split('/').nth(2).unwrap()
+            )
+        )
+        .await
+        .0,
+        404
+    );
+}
+
+async fn parts_of_a_file_are_served_for_seeking(app: &TestApp) {
+    let (alice, bob) = alice_and_bob(app).await;
+    let data = noise(100_000, 3);
+    let page = upload(&alice, "/rooms/general", &[("song.bin", &data)], "", true).await;
+    let link = links(&page).remove(0);
+    let resp = fetch(&bob, &link, &[("range", "bytes=10-19")]).await;
+    assert_eq!(resp.status(), 206);
+    assert_eq!(resp.headers()["content-range"], "bytes 10-19/100000");
+    assert_eq!(resp.headers()["content-length"], "10");
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), &data[10..20]);
+    let resp = fetch(&bob, &link, &[("range", "bytes=-5")]).await;
+    assert_eq!(resp.status(), 206);
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), &data[99_995..]);
+    let resp = fetch(&bob, &link, &[("range", "bytes=99990-")]).await;
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), &data[99_990..]);
+    let resp = fetch(&bob, &link, &[("range", "bytes=100000-")]).await;
+    assert_eq!(resp.status(), 416);
+    assert_eq!(resp.headers()["content-range"], "bytes */100000");
+    let resp = fetch(&bob, &link, &[("range", "bytes=0-1,5-6")]).await;
+    assert_eq!(resp.status(), 200, "several ranges: the whole file");
+    assert_eq!(resp.bytes().await.unwrap().len(), 100_000);
+}
+
+async fn deleting_a_message_or_a_room_deletes_the_bytes_of_its_files(app: &TestApp) {
+    let (alice, bob) = alice_and_bob(app).await;
+    let page = upload(
+        &alice,
+        "/rooms/general",
+        &[("pic.png", &png(600, 400)), ("b.txt", b"b")],
+        "mine",
+        true,
+    )
+    .await;
+    let seq = page.message_ids()[0];
+    let link = links(&page).remove(0);
+    assert_eq!(
+        stored_files(&app.files_dir).len(),
+        3,
+        "two files and a thumbnail"
+    );
+    // Only the author deletes, and the files go with the message.
+    assert_eq!(
+        bob.post(&format!("/rooms/general/messages/{seq}/delete"), &[])
+            .await
+            .status,
+        403
+    );
+    let gone = alice
+        .post(&format!("/rooms/general/messages/{seq}/delete"), &[])
+        .await;
+    assert_eq!(gone.status, 303);
+    assert_eq!(bytes_of(&bob, &link).await.0, 404);
+    assert_eq!(stored_files(&app.files_dir), Vec::<String>::new());
+    assert_eq!(app.count("SELECT COUNT(*) FROM attachments").await, 0);
+
+    // A room deleted by staff takes its files' bytes with it.
+    alice.post("/rooms", &[("name", "doomed")]).await;
+    upload(&alice, "/rooms/doomed", &[("c.txt", b"c")], "", true).await;
+    upload(&alice, "/rooms/general", &[("kept.txt", b"k")], "", true).await;
+    assert_eq!(stored_files(&app.files_dir).len(), 2);
+    let admin = crate::admin::superuser(app).await;
+    let room: i64 = app
+        .count("SELECT id FROM rooms WHERE name = 'doomed'")
+        .await;
+    let deleted = admin
+        .post(&format!("/admin/rooms/{room}/delete/"), &[("post", "yes")])
+        .await;
+    assert_eq!(deleted.status, 303, "{}", deleted.body);
+    assert_eq!(
+        stored_files(&app.files_dir).len(),
+        1,
+        "only #general's file is left"
+    );
+    assert_eq!(app.count("SELECT COUNT(*) FROM attachments").await, 1);
+}
+
+async fn a_retried_upload_is_stored_once(app: &TestApp) {
+    let (alice, _) = alice_and_bob(app).await;
+    let send = || async {
+        let form = Form::new()
+            .text("client_key", "retry-1")
+            .part("file", Part::bytes(b"once".to_vec()).file_name("once.txt"));
+        alice
+            .http
+            .post(format!("{}/rooms/general/attachments", alice.base))
+            .header("HX-Request", "true")
+            .header("X-CSRF-Token", &alice.csrf)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let first = Page::of_html(send().await);
+    let second = Page::of_html(send().await);
+    assert_eq!(first.message_ids(), second.message_ids());
+    assert_eq!(links(&first), links(&second));
+    assert_eq!(app.count("SELECT COUNT(*) FROM attachments").await, 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        stored_files(&app.files_dir).len(),
+        1,
+        "the retry's bytes were dropped"
+    );
+}
+
+async fn the_plain_form_works_without_javascript(app: &TestApp) {
+    let (alice, bob) = alice_and_bob(app).await;
+    let page = upload(
+        &alice,
+        "/rooms/general",
+        &[("plain.txt", b"no js")],
+        "with a file",
+        false,
+    )
+    .await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(page.location(), Some("/rooms/general"));
+    // Text alone through the same form is a message like any other.
+    let page = upload(&alice, "/rooms/general", &[("", b"")], "just text", false).await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let room = bob.get("/rooms/general").await;
+    assert_eq!(room.select(".message .body"), ["with a file", "just text"]);
+    assert_eq!(room.select(".attachments .file-name"), ["plain.txt"]);
+    // The form's token is checked, and must come before the files.
+    let form = Form::new()
+        .part("file", Part::bytes(b"x".to_vec()).file_name("x.txt"))
+        .text("csrf_token", alice.csrf.clone());
+    let resp = alice
+        .http
+        .post(format!("{}/rooms/general/attachments", alice.base))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    let form = Form::new().part("file", Part::bytes(b"x".to_vec()).file_name("x.txt"));
+    let resp = alice
+        .http
+        .post(format!("{}/rooms/general/attachments", alice.base))
+        .header("X-CSRF-Token", "0".repeat(64))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+    assert_eq!(app.count("SELECT COUNT(*) FROM attachments").await, 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(stored_files(&app.files_dir).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_count_against_an_hourly_allowance() {
+    let app = TestApp::sqlite_with(|s| {
+        s.upload_mb_per_hour = 1;
+    })
+    .await;
+    let alice = app.member("alice").await;
+    alice.post("/rooms", &[("name", "general")]).await;
+    let half = noise(600 * 1024, 4);
+    let first = upload(&alice, "/rooms/general", &[("a.bin", &half)], "", true).await;
+    assert_eq!(first.status, 200);
+    let second = upload(&alice, "/rooms/general", &[("b.bin", &half)], "", true).await;
+    assert_eq!(second.status, 429, "{}", second.body);
+    assert!(
+        second.body.contains("1 MB of files in the last hour"),
+        "{}",
+        second.body
+    );
+    assert!(second.headers.contains_key("retry-after"));
+    assert_eq!(app.count("SELECT COUNT(*) FROM attachments").await, 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(stored_files(&app.files_dir).len(), 1);
+    // Someone else has their own.
+    let bob = app.member("bob").await;
+    assert_eq!(
+        upload(&bob, "/rooms/general", &[("c.bin", &half)], "", true)
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_removes_bytes_no_attachment_names() {
+    let app = TestApp::sqlite_with(|s| s.files_sweep_secs = 1).await;
+    let alice = app.member("alice").await;
+    alice.post("/rooms", &[("name", "general")]).await;
+    let kept = upload(&alice, "/rooms/general", &[("kept.txt", b"kept")], "", true).await;
+    // Bytes a crash left between storing a file and its row.
+    let orphan = app.files_dir.join("f/ab/abandoned");
+    std::fs::create_dir_all(orphan.parent().unwrap()).unwrap();
+    std::fs::write(&orphan, b"left behind").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while orphan.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the orphan was never swept"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        bytes_of(&alice, &links(&kept)[0]).await,
+        (200, b"kept".to_vec())
+    );
+}

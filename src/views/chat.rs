@@ -633,7 +633,12 @@ pub fn composer(base: &str, state: &Composer<'_>, csrf: &str) -> Markup {
                 aria-describedby="composer-error" aria-invalid=[state.error.map(|_| "true")] { (state.body) }
             input #composer-file .sr-only type="file" name="file" multiple;
             label.attach for="composer-file" title="Attach files" {
-                span aria-hidden="true" { "📎" } span.sr-only { "Attach files" }
+                // A paperclip, drawn here (an emoji depends on the fonts a machine has).
+                svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true" focusable="false" {
+                    path d="M9 7v9a3 3 0 0 0 6 0V6a5 5 0 0 0-10 0v10a7 7 0 0 0 14 0V8" fill="none"
+                        stroke="currentColor" stroke-width="2" stroke-linecap="round" {}
+                }
+                span.sr-only { "Attach files" }
             }
             button.primary type="submit" { "Send" }
             p #composer-files .composer-files aria-live="polite" {}

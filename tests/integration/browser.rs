@@ -76,7 +76,7 @@ pub async fn driver() -> Option<Driver> {
     })
 }
 
-async fn browser(driver: &Driver, javascript: bool, width: u32) -> Client {
+pub async fn browser(driver: &Driver, javascript: bool, width: u32) -> Client {
     browser_with(driver, javascript, width, &[]).await
 }
 

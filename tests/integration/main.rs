@@ -8,6 +8,7 @@ mod accounts;
 pub mod admin;
 mod browser;
 mod browser_calls;
+mod browser_files;
 pub mod calls;
 mod changes;
 mod chat;

@@ -48,7 +48,9 @@ impl Server {
         ])
         // The same settings by environment too, so an outer DATABASE_URL cannot leak in.
         .env("DATABASE_URL", database_url)
-        .env("PARLEY_ADDR", addr.to_string());
+        .env("PARLEY_ADDR", addr.to_string())
+        // Attachments beside the run's logs, not in the directory the bench was started from.
+        .env("PARLEY_FILES_DIR", dir.join(format!("{name}-files")));
         // Per-request info logs would cost the server CPU that the figures should not include.
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "warn");

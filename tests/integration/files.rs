@@ -748,3 +748,166 @@ async fn the_sweep_removes_bytes_no_attachment_names() {
         (200, b"kept".to_vec())
     );
 }
+
+/// An S3-compatible server (`s3s-fs`, installed with `cargo install s3s-fs --features binary`)
+/// over a temporary directory, on 127.0.0.1, with the bucket `parley`. None, loudly, when it is
+/// not installed, unless PARLEY_TEST_REQUIRE_S3 is set (as in CI), when that fails the test.
+struct S3 {
+    child: std::process::Child,
+    root: tempfile::TempDir,
+    endpoint: String,
+}
+
+impl S3 {
+    async fn start() -> Option<S3> {
+        let bin = std::env::var("S3S_FS").unwrap_or_else(|_| "s3s-fs".to_owned());
+        let installed = std::process::Command::new(&bin)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !installed {
+            if std::env::var_os("PARLEY_TEST_REQUIRE_S3").is_some() {
+                panic!("PARLEY_TEST_REQUIRE_S3 is set but {bin} is not installed");
+            }
+            eprintln!(
+                "\n*** SKIPPED the S3 test: no s3s-fs (cargo install s3s-fs --features binary) ***\n"
+            );
+            return None;
+        }
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("parley")).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(&bin)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args([
+                "--access-key",
+                "parley-test",
+                "--secret-key",
+                "parley-test-secret",
+            ])
+            .arg(root.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start s3s-fs");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            assert!(std::time::Instant::now() < deadline, "s3s-fs did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Some(S3 {
+            child,
+            root,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        })
+    }
+
+    /// What a Parley server needs to use the bucket.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("PARLEY_FILES_URL", "s3://parley/attachments".to_owned()),
+            ("AWS_ACCESS_KEY_ID", "parley-test".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "parley-test-secret".to_owned()),
+            ("AWS_REGION", "us-east-1".to_owned()),
+            ("AWS_ENDPOINT", self.endpoint.clone()),
+            ("AWS_ALLOW_HTTP", "true".to_owned()),
+        ]
+    }
+
+    /// The objects in the bucket, under Parley's prefix.
+    fn objects(&self) -> Vec<String> {
+        stored_files(&self.root.path().join("parley/attachments"))
+    }
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two servers on one PostgreSQL database share one bucket: a file sent through one is served by
+/// the other, and deleting it there deletes its bytes from the bucket. (Without PostgreSQL, one
+/// server on SQLite.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_servers_share_files_through_an_s3_bucket() {
+    use crate::multiprocess::Server;
+    let Some(s3) = S3::start().await else { return };
+    let env = s3.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let sqlite = tempfile::tempdir().unwrap();
+    let url = match crate::support::postgres_url().await {
+        Some(admin) => crate::support::fresh_postgres_database(&admin).await.0,
+        None => format!("sqlite://{}", sqlite.path().join("parley.db").display()),
+    };
+    let a = Server::start_with(&url, &env).await;
+    let b = match url.starts_with("postgres") {
+        true => Some(Server::start_with(&url, &env).await),
+        false => None,
+    };
+    let b_base = b.as_ref().map_or(a.base.clone(), |b| b.base.clone());
+    crate::support::insert_member(&url, "alice").await;
+    crate::support::insert_member(&url, "bob").await;
+    let alice = crate::support::log_in(&a.base, "alice").await;
+    let bob = crate::support::log_in(&b_base, "bob").await;
+    for c in [&alice, &bob] {
+        assert_eq!(c.post("/rooms", &[("name", "general")]).await.status, 303);
+    }
+    let big = noise(12 * 1024 * 1024 + 5, 9);
+    let page = upload(
+        &alice,
+        "/rooms/general",
+        &[("big.bin", &big), ("pic.png", &png(800, 600))],
+        "through the bucket",
+        true,
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let hrefs = links(&page);
+    let (status, got) = bytes_of(&bob, &hrefs[0]).await;
+    assert_eq!(status, 200);
+    assert!(
+        got == big,
+        "the 12 MB file came back changed from the other server"
+    );
+    let part = fetch(&bob, &hrefs[0], &[("range", "bytes=100-199")]).await;
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.bytes().await.unwrap().as_ref(), &big[100..200]);
+    let preview = page.attrs(".attachments img", "src").remove(0);
+    assert_eq!(bytes_of(&bob, &preview).await.0, 200);
+    assert_eq!(
+        s3.objects().len(),
+        3,
+        "two files and a thumbnail: {:?}",
+        s3.objects()
+    );
+    // Over the limit: refused, the multipart upload aborted, nothing left in the bucket.
+    let too_big = noise(25 * 1024 * 1024 + 1, 10);
+    let refused = upload(
+        &alice,
+        "/rooms/general",
+        &[("huge.bin", &too_big)],
+        "",
+        true,
+    )
+    .await;
+    assert_eq!(refused.status, 413);
+    assert_eq!(s3.objects().len(), 3);
+    // Deleted on the other server: the bytes leave the bucket.
+    let seq = page.message_ids()[0];
+    let bob_as_alice = crate::support::log_in(&b_base, "alice").await;
+    let gone = bob_as_alice
+        .post(&format!("/rooms/general/messages/{seq}/delete"), &[])
+        .await;
+    assert_eq!(gone.status, 303);
+    assert_eq!(s3.objects(), Vec::<String>::new());
+    assert_eq!(bytes_of(&bob, &hrefs[0]).await.0, 404);
+}

@@ -14,5 +14,5 @@ mod changes;
 mod chat;
 mod delivery;
 mod files;
-mod multiprocess;
+pub mod multiprocess;
 mod search;

@@ -24,6 +24,8 @@ on_both_engines!(
     deleting_a_message_or_a_room_deletes_the_bytes_of_its_files,
     a_retried_upload_is_stored_once,
     the_plain_form_works_without_javascript,
+    audio_and_video_play_in_place,
+    staff_list_search_and_delete_files_in_the_admin,
 );
 
 /// A multipart upload of `files` (name, bytes) with `body`, as htmx sends it (CSRF header,
@@ -910,4 +912,138 @@ async fn several_servers_share_files_through_an_s3_bucket() {
     assert_eq!(gone.status, 303);
     assert_eq!(s3.objects(), Vec::<String>::new());
     assert_eq!(bytes_of(&bob, &hrefs[0]).await.0, 404);
+}
+
+/// A WAV file of `samples` silent 8-bit samples.
+fn wav(samples: u32) -> Vec<u8> {
+    let mut out = b"RIFF".to_vec();
+    out.extend_from_slice(&(36 + samples).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    out.extend_from_slice(&1u16.to_le_bytes()); // mono
+    out.extend_from_slice(&8000u32.to_le_bytes());
+    out.extend_from_slice(&8000u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&8u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&samples.to_le_bytes());
+    out.extend(std::iter::repeat_n(128u8, samples as usize));
+    out
+}
+
+async fn audio_and_video_play_in_place(app: &TestApp) {
+    let (alice, bob) = alice_and_bob(app).await;
+    // An MP4's first box, as a phone writes it.
+    let mut mp4 = vec![0, 0, 0, 0x18];
+    mp4.extend_from_slice(b"ftypmp42\0\0\0\0mp42isom");
+    mp4.extend_from_slice(&noise(2000, 5));
+    let page = upload(
+        &alice,
+        "/rooms/general",
+        &[("voice.wav", &wav(8000)), ("clip.mp4", &mp4)],
+        "",
+        true,
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let hrefs = links(&page);
+    assert_eq!(page.attrs(".attachments audio", "src"), [hrefs[0].clone()]);
+    assert_eq!(page.attrs(".attachments video", "src"), [hrefs[1].clone()]);
+    for (href, kind) in hrefs.iter().zip(["audio/x-wav", "video/mp4"]) {
+        let resp = fetch(&bob, href, &[("range", "bytes=0-3")]).await;
+        assert_eq!(resp.status(), 206, "players seek by range");
+        assert_eq!(resp.headers()["content-type"], kind);
+        assert!(
+            resp.headers()["content-disposition"]
+                .to_str()
+                .unwrap()
+                .starts_with("inline;")
+        );
+    }
+}
+
+async fn staff_list_search_and_delete_files_in_the_admin(app: &TestApp) {
+    let (alice, bob) = alice_and_bob(app).await;
+    let both = upload(
+        &alice,
+        "/rooms/general",
+        &[("report.pdf", b"%PDF-1.4 x"), ("notes.txt", b"n")],
+        "two",
+        true,
+    )
+    .await;
+    let alone = upload(&alice, "/rooms/general", &[("lonely.txt", b"l")], "", true).await;
+    let private = upload(&alice, "/dm/bob", &[("secret.txt", b"s")], "", true).await;
+    assert_eq!(private.status, 200);
+    let boss = crate::admin::superuser(app).await;
+    let list = boss.get("/admin/attachments/").await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    for name in ["report.pdf", "notes.txt", "lonely.txt", "secret.txt"] {
+        assert!(list.body.contains(name), "{name} listed");
+    }
+    assert!(list.body.contains("application/pdf"));
+    let found = boss.get("/admin/attachments/?q=report").await;
+    assert!(found.body.contains("report.pdf") && !found.body.contains("notes.txt"));
+    // Plain staff see the files of public rooms only.
+    let staff = app.member("staffer").await;
+    sqlx::query("UPDATE users SET is_staff = 1 WHERE username = 'staffer'")
+        .execute(&app.pool().await)
+        .await
+        .unwrap();
+    let theirs = staff.get("/admin/attachments/").await;
+    assert!(theirs.body.contains("report.pdf") && !theirs.body.contains("secret.txt"));
+    // Deleting one of a message's files: the message stays, without it, for everyone.
+    let pdf: i64 = app
+        .count("SELECT id FROM attachments WHERE name = 'report.pdf'")
+        .await;
+    let seq = both.message_ids()[0];
+    let after = bob.get("/rooms/general").await;
+    let cursor = *after.message_ids().last().unwrap();
+    let gone = boss
+        .post(
+            &format!("/admin/attachments/{pdf}/delete/"),
+            &[("post", "yes")],
+        )
+        .await;
+    assert_eq!(gone.status, 303, "{}", gone.body);
+    let live = bob.poll("/rooms/general", cursor).await;
+    assert!(
+        live.body.contains("notes.txt") && !live.body.contains("report.pdf"),
+        "{}",
+        live.body
+    );
+    let page = bob.get("/rooms/general").await;
+    assert_eq!(page.select(&format!("#m-{seq} .file-name")), ["notes.txt"]);
+    assert_eq!(bytes_of(&bob, &links(&both)[0]).await.0, 404);
+    // The last file of a message without text takes the message with it.
+    let lonely: i64 = app
+        .count("SELECT id FROM attachments WHERE name = 'lonely.txt'")
+        .await;
+    boss.post(
+        &format!("/admin/attachments/{lonely}/delete/"),
+        &[("post", "yes")],
+    )
+    .await;
+    let page = bob.get("/rooms/general").await;
+    assert!(!page.has(&format!("#m-{}", alone.message_ids()[0])));
+    // Each deletion is in the admin's log, under the file's name.
+    let logged = app
+        .count("SELECT COUNT(*) FROM admin_log WHERE model = 'attachments' AND action_flag = 3")
+        .await;
+    assert_eq!(logged, 2);
+    let notes: i64 = app
+        .count("SELECT id FROM attachments WHERE name = 'notes.txt'")
+        .await;
+    let history = boss
+        .get(&format!("/admin/attachments/{notes}/history/"))
+        .await;
+    assert_eq!(history.status, 200);
+    assert_eq!(
+        stored_files(&app.files_dir).len(),
+        2,
+        "notes.txt and secret.txt are left"
+    );
+    // Nobody adds or renames files in the admin.
+    assert_ne!(boss.get("/admin/attachments/add/").await.status, 200);
 }

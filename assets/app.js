@@ -76,7 +76,7 @@
     var seq = lastSeen();
     readPending = null;
     if (!composer || !seq) return;
-    var url = composer.getAttribute("action").replace(/\/messages$/, "/read");
+    var url = composer.getAttribute("hx-post").replace(/\/messages$/, "/read");
     var body = new URLSearchParams({ seq: String(seq), csrf_token: csrfToken() });
     // Leaving the page: a beacon still arrives after it has gone.
     if (beacon && navigator.sendBeacon && navigator.sendBeacon(url, body)) return;
@@ -446,21 +446,27 @@
   });
   document.addEventListener("paste", function (e) {
     if (!fileInput() || !e.clipboardData || !e.clipboardData.files.length) return;
+    // Into another field (the search box, an edit), a paste is that field's.
+    var t = e.target;
+    if (t.id !== "composer-body" && t.closest && t.closest("input, textarea, [contenteditable]")) return;
     if (addFiles(e.clipboardData.files)) e.preventDefault();
   });
   document.addEventListener("htmx:configRequest", function (e) {
     var form = e.detail.elt;
     if (form.id !== "composer") return;
-    // The form's own encoding is for browsers without JavaScript.
+    // The form's own encoding is for browsers without JavaScript. htmx chose the request's
+    // Content-Type before this event and encodes the body after it, so both are set here.
     form.removeAttribute("enctype");
     if (chosenFiles()) {
       form.setAttribute("hx-encoding", "multipart/form-data");
+      delete e.detail.headers["Content-Type"]; // the browser writes it, with the boundary
       e.detail.path = form.getAttribute("action");
       var bar = document.getElementById("composer-progress");
       bar.value = 0;
       bar.hidden = false;
     } else {
       form.removeAttribute("hx-encoding");
+      e.detail.headers["Content-Type"] = "application/x-www-form-urlencoded";
     }
   });
   document.addEventListener("htmx:xhr:progress", function (e) {

@@ -292,13 +292,16 @@ fn rooms(app: &AppState) -> ModelAdmin {
 /// Deletes a room for the admin, with its messages, and then the bytes of their files (which the
 /// database cannot delete).
 async fn delete_room(app: AppState, id: i64) -> sqlx::Result<bool> {
-    let files = attachments::keys_in_room(&app.db.pool, id).await?;
     let turn = app.db.write_turn().await;
+    let mut tx = app.db.pool.begin().await?;
+    // In the same transaction, so that a file sent meanwhile is either in the list or refused.
+    let files = attachments::delete_in_room(&mut tx, id).await?;
     let gone = sqlx::query("DELETE FROM rooms WHERE id = $1")
         .bind(id)
-        .execute(&app.db.pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
+    tx.commit().await?;
     drop(turn);
     app.files.delete(&files).await;
     Ok(gone > 0)

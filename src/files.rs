@@ -32,6 +32,8 @@ pub struct Files {
     chunk: usize,
     /// What it is, for the log and `Debug`.
     describe: String,
+    /// The directory, when it is one (for the sweep of staged leftovers).
+    dir: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Files {
@@ -68,6 +70,7 @@ impl Files {
             store: Arc::new(store),
             chunk: 1024 * 1024,
             describe: format!("files in {shown}"),
+            dir: Some(dir.to_owned()),
         })
     }
 
@@ -91,6 +94,7 @@ impl Files {
             store,
             chunk: 5 * 1024 * 1024,
             describe: format!("files in {url}"),
+            dir: None,
         })
     }
 
@@ -147,24 +151,33 @@ impl Files {
         }
     }
 
-    /// Deletes the bytes no attachment names that are older than `grace` (younger ones may belong
-    /// to an upload whose message is not stored yet). The number deleted.
+    /// Deletes the bytes under Parley's own prefixes (`f/`, `p/`: nothing else in a shared
+    /// bucket) that no attachment names and that are older than `grace` (younger ones may belong
+    /// to an upload whose message is not stored yet; on S3 an object's time is when its upload
+    /// began). The number deleted.
     pub async fn sweep(&self, db: &sqlx::AnyPool, grace: Duration) -> Result<usize, SweepError> {
         let cutoff = cutoff_ms(grace);
-        let mut listed = self.store.list(None);
-        let mut batch = Vec::new();
         let mut swept = 0;
-        while let Some(meta) = listed.next().await {
-            let meta = meta?;
-            if meta.last_modified.timestamp_millis() > cutoff {
-                continue;
+        for prefix in ["f", "p"] {
+            let mut listed = self.store.list(Some(&Path::from(prefix)));
+            let mut batch = Vec::new();
+            while let Some(meta) = listed.next().await {
+                let meta = meta?;
+                if meta.last_modified.timestamp_millis() > cutoff {
+                    continue;
+                }
+                batch.push(meta.location.to_string());
+                if batch.len() == 500 {
+                    swept += self.sweep_batch(db, std::mem::take(&mut batch)).await?;
+                }
             }
-            batch.push(meta.location.to_string());
-            if batch.len() == 500 {
-                swept += self.sweep_batch(db, std::mem::take(&mut batch)).await?;
-            }
+            swept += self.sweep_batch(db, batch).await?;
         }
-        swept += self.sweep_batch(db, batch).await?;
+        if let Some(dir) = self.dir.clone() {
+            swept += tokio::task::spawn_blocking(move || sweep_staged(&dir, cutoff))
+                .await
+                .unwrap_or(0);
+        }
         Ok(swept)
     }
 
@@ -179,6 +192,37 @@ impl Files {
     }
 }
 
+/// Deletes the part-files a directory store stages an upload in (`name#N`), which a process
+/// killed mid-upload leaves behind and which the store's own listing does not show.
+fn sweep_staged(dir: &FsPath, cutoff_ms: i64) -> usize {
+    let mut swept = 0;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(meta) = entry.metadata() else { continue };
+        if meta.is_dir() {
+            swept += sweep_staged(&path, cutoff_ms);
+            continue;
+        }
+        let staged = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.rsplit_once('#'))
+            .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        let modified_ms = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(i64::MAX, |d| d.as_millis() as i64);
+        if staged && modified_ms < cutoff_ms && std::fs::remove_file(&path).is_ok() {
+            swept += 1;
+        }
+    }
+    swept
+}
+
 fn cutoff_ms(grace: Duration) -> i64 {
     crate::now_ms() - grace.as_millis() as i64
 }
@@ -191,15 +235,19 @@ pub enum SweepError {
     Db(#[from] sqlx::Error),
 }
 
+/// How old bytes no row names must be before the sweep deletes them: longer than any upload
+/// takes (ten files of the largest size, over a slow line), and than any clock skew.
+pub const SWEEP_GRACE: Duration = Duration::from_secs(24 * 3600);
+
 /// Sweeps the file store every `every`, for as long as the server runs: bytes no row names and
-/// older than one interval go.
+/// older than [`SWEEP_GRACE`] go.
 pub fn spawn_sweeper(files: Files, db: sqlx::AnyPool, every: Duration) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            match files.sweep(&db, every).await {
+            match files.sweep(&db, SWEEP_GRACE).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(n, "swept files no attachment names"),
                 Err(err) => tracing::warn!(%err, "the file sweep failed"),

@@ -159,12 +159,18 @@ pub async fn delete_of_message(
     tx: &mut Transaction<'static, Any>,
     message: i64,
 ) -> sqlx::Result<Vec<String>> {
-    let rows: Vec<(String, Option<String>)> = sqlx::query_as(
-        "DELETE FROM attachments WHERE message_id = $1 RETURNING storage_key, preview_key",
-    )
-    .bind(message)
-    .fetch_all(&mut **tx)
-    .await?;
+    const SQL: &str =
+        "DELETE FROM attachments WHERE message_id = $1 RETURNING storage_key, preview_key";
+    delete_returning_keys(tx, SQL, message).await
+}
+
+async fn delete_returning_keys(
+    tx: &mut Transaction<'static, Any>,
+    sql: &'static str,
+    id: i64,
+) -> sqlx::Result<Vec<String>> {
+    let rows: Vec<(String, Option<String>)> =
+        sqlx::query_as(sql).bind(id).fetch_all(&mut **tx).await?;
     Ok(keys(rows))
 }
 
@@ -202,14 +208,15 @@ pub async fn place(pool: &AnyPool, id: i64) -> sqlx::Result<Option<(i64, i64, bo
     Ok(found.map(|(room, seq, only)| (room, seq, only == 1)))
 }
 
-/// The keys of the bytes of every attachment in room `room` (before the room is deleted).
-pub async fn keys_in_room(pool: &AnyPool, room: i64) -> sqlx::Result<Vec<String>> {
-    let rows: Vec<(String, Option<String>)> =
-        sqlx::query_as("SELECT storage_key, preview_key FROM attachments WHERE room_id = $1")
-            .bind(room)
-            .fetch_all(pool)
-            .await?;
-    Ok(keys(rows))
+/// Takes the rows of every attachment in room `room` away (inside the room's deletion's
+/// transaction): the keys of their bytes, for the caller to delete once it has committed.
+pub async fn delete_in_room(
+    tx: &mut Transaction<'static, Any>,
+    room: i64,
+) -> sqlx::Result<Vec<String>> {
+    const SQL: &str =
+        "DELETE FROM attachments WHERE room_id = $1 RETURNING storage_key, preview_key";
+    delete_returning_keys(tx, SQL, room).await
 }
 
 fn keys(rows: Vec<(String, Option<String>)>) -> Vec<String> {
@@ -221,16 +228,20 @@ fn keys(rows: Vec<(String, Option<String>)>) -> Vec<String> {
 /// Of `candidates`, the keys no attachment row names (bytes left behind, to be swept).
 pub async fn unreferenced(pool: &AnyPool, candidates: &[String]) -> sqlx::Result<Vec<String>> {
     let mut orphans = Vec::new();
-    for key in candidates {
-        let named: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM attachments WHERE storage_key = $1 OR preview_key = $1 LIMIT 1",
-        )
-        .bind(key)
-        .fetch_optional(pool)
-        .await?;
-        if named.is_none() {
-            orphans.push(key.clone());
+    for batch in candidates.chunks(100) {
+        // Placeholders only, one per key: the keys themselves are bound.
+        let list: Vec<String> = (1..=batch.len()).map(|i| format!("${i}")).collect();
+        let list = list.join(", ");
+        let sql = format!(
+            "SELECT storage_key, preview_key FROM attachments
+             WHERE storage_key IN ({list}) OR preview_key IN ({list})"
+        );
+        let mut query = sqlx::query_as::<_, (String, Option<String>)>(&sql);
+        for key in batch {
+            query = query.bind(key);
         }
+        let named = keys(query.fetch_all(pool).await?);
+        orphans.extend(batch.iter().filter(|k| !named.contains(k)).cloned());
     }
     Ok(orphans)
 }

@@ -165,7 +165,9 @@ pub const ATTR_CHAR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHAN
 /// the person saving the file (the id decides which file it is), made safe for a URL, and never
 /// `preview`, which is the thumbnail's URL.
 pub fn file_url(id: i64, name: &str) -> String {
-    let encoded = percent_encoding::utf8_percent_encode(name, ATTR_CHAR).to_string();
+    // `#` would end the path and start a fragment.
+    const SEGMENT: &percent_encoding::AsciiSet = &ATTR_CHAR.add(b'#');
+    let encoded = percent_encoding::utf8_percent_encode(name, SEGMENT).to_string();
     let segment = match encoded.as_str() {
         "" | "." | ".." => "file",
         "preview" => "preview_",

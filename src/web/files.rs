@@ -74,16 +74,31 @@ impl From<multer::Error> for Refusal {
     }
 }
 
-/// What the form brought.
-#[derive(Default)]
+/// What the form brought. The files it stored are deleted when it goes, unless [`keep`] was
+/// called: a refusal, a failure, and a client that hangs up mid-upload (the handler is dropped)
+/// all leave nothing behind.
+///
+/// [`keep`]: Received::keep
 struct Received {
     body: String,
     client_key: String,
     csrf: Option<String>,
     files: Vec<NewAttachment>,
+    /// The store to delete them from; None once they are kept (or deleted).
+    store: Option<Files>,
 }
 
 impl Received {
+    fn new(store: Files) -> Self {
+        Received {
+            body: String::new(),
+            client_key: String::new(),
+            csrf: None,
+            files: Vec::new(),
+            store: Some(store),
+        }
+    }
+
     /// The keys of everything stored so far.
     fn keys(&self) -> Vec<String> {
         self.files
@@ -93,12 +108,93 @@ impl Received {
             })
             .collect()
     }
+
+    /// The files are the message's now (or may be: see `store`): they stay.
+    fn keep(&mut self) {
+        self.store = None;
+    }
+
+    /// Deletes the files stored so far, now.
+    async fn discard(&mut self) {
+        if let Some(store) = self.store.take() {
+            store.delete(&self.keys()).await;
+        }
+    }
+}
+
+impl Drop for Received {
+    fn drop(&mut self) {
+        let (Some(store), keys) = (self.store.take(), self.keys()) else {
+            return;
+        };
+        if !keys.is_empty() {
+            tokio::spawn(async move { store.delete(&keys).await });
+        }
+    }
+}
+
+/// The bytes a person's uploads in progress have brought so far, on this process: counted
+/// against their hourly allowance with what they have stored, so that uploads sent side by side
+/// cannot each use the whole of it. Given back when the upload ends (its files are then rows).
+struct InFlight {
+    app: AppState,
+    user: i64,
+    bytes: u64,
+    /// The whole body's length was counted at the start (it had a `Content-Length`), so its
+    /// chunks are not counted again.
+    prepaid: bool,
+}
+
+impl InFlight {
+    fn new(app: AppState, user: i64) -> Self {
+        InFlight {
+            app,
+            user,
+            bytes: 0,
+            prepaid: false,
+        }
+    }
+
+    /// Counts a body of `length` bytes at once, before reading it: of two uploads sent side by
+    /// side, the first to arrive has its share and the second is refused at once. Whether the
+    /// person is still within `allowance`.
+    fn prepay(&mut self, length: u64, allowance: u64) -> bool {
+        self.prepaid = true;
+        self.add(length) <= allowance
+    }
+
+    /// Counts `n` bytes of a file as they arrive (when the body's length was not known): whether
+    /// the person is still within `allowance`.
+    fn within(&mut self, n: u64, allowance: u64) -> bool {
+        self.prepaid || self.add(n) <= allowance
+    }
+
+    /// Adds `n` bytes; the person's bytes in flight on this process, all uploads together.
+    fn add(&mut self, n: u64) -> u64 {
+        self.bytes += n;
+        let mut all = self.app.uploading.lock().unwrap_or_else(|e| e.into_inner());
+        let theirs = all.entry(self.user).or_default();
+        *theirs += n;
+        *theirs
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut all = self.app.uploading.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(theirs) = all.get_mut(&self.user) {
+            *theirs = theirs.saturating_sub(self.bytes);
+            if *theirs == 0 {
+                all.remove(&self.user);
+            }
+        }
+    }
 }
 
 /// The limits of one upload.
 struct Limits {
     per_file: u64,
-    /// What is left of the uploader's hourly allowance.
+    /// What the uploader may still store this hour, before what is in flight.
     allowance: u64,
     per_hour_mb: u64,
     max_mb: u64,
@@ -137,11 +233,12 @@ pub async fn upload(
         per_hour_mb: settings.upload_mb_per_hour,
         max_mb: settings.max_upload_mb,
     };
+    // Files have no limit of the parser's: `store_file` counts their bytes and refuses one over
+    // the limit with its name and the limit. Everything else is small.
     let constraints = multer::Constraints::new().size_limit(
         multer::SizeLimit::new()
-            // Every file may be whole; the loop below refuses one over the limit by itself.
             .whole_stream((limits.per_file + 64 * 1024) * MAX_FILES as u64 + BODY_LIMIT + 64 * 1024)
-            .for_field("file", limits.per_file + 1)
+            .for_field("file", u64::MAX)
             .for_field("body", BODY_LIMIT)
             .per_field(FIELD_LIMIT),
     );
@@ -149,28 +246,50 @@ pub async fn upload(
         multer::Multipart::with_constraints(body.into_bytes_stream(), boundary, constraints);
     let must_check_csrf = req.extensions().get::<CsrfToFollow>().is_some();
     let token = csrf_token(req);
-    let mut received = Received::default();
+    let mut received = Received::new(app.files.clone());
+    let mut in_flight = InFlight::new(app.clone(), ctx.user.id);
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(length) = declared {
+        if !in_flight.prepay(length, limits.allowance) {
+            drain(form).await;
+            return Ok(refused(&ctx, &target, "", over_allowance(&limits)).await);
+        }
+    }
     let outcome = receive(
         &app,
         &mut form,
         &limits,
         must_check_csrf.then_some(token.as_str()),
         &mut received,
+        &mut in_flight,
     )
     .await;
     if let Err(refusal) = outcome {
-        app.files.delete(&received.keys()).await;
+        received.discard().await;
         drain(form).await;
         return Ok(refused(&ctx, &target, &received.body, refusal).await);
     }
-    match store(&ctx, target.room, &received).await {
+    match store(&ctx, target.room, &mut received).await {
         Ok(message) if ctx.htmx => Ok((StatusCode::OK, chat::message(&message)).into_response()),
         Ok(_) => Ok(see_other(&target.base)),
         Err(refusal) => {
-            app.files.delete(&received.keys()).await;
+            received.discard().await;
             Ok(refused(&ctx, &target, &received.body, refusal).await)
         }
     }
+}
+
+/// Whether the form's `csrf_token` (when the page's token must come in the form) is right.
+fn token_ok(received: &Received, expected: Option<&str>) -> bool {
+    let Some(expected) = expected else {
+        return true; // the header was checked by the middleware
+    };
+    let sent = received.csrf.as_deref().unwrap_or_default();
+    bool::from(sent.as_bytes().ct_eq(expected.as_bytes()))
 }
 
 /// Reads the form, storing each file as it comes. With `csrf` (no header was sent), the form's
@@ -181,19 +300,16 @@ async fn receive(
     limits: &Limits,
     csrf: Option<&str>,
     received: &mut Received,
+    in_flight: &mut InFlight,
 ) -> Result<(), Refusal> {
-    let mut allowance = limits.allowance;
     while let Some(mut field) = form.next_field().await? {
         match field.name() {
             Some("csrf_token") => received.csrf = Some(field.text().await?),
             Some("body") => received.body = field.text().await?,
             Some("client_key") => received.client_key = field.text().await?,
             Some("file") => {
-                if let Some(expected) = csrf {
-                    let sent = received.csrf.as_deref().unwrap_or_default();
-                    if !bool::from(sent.as_bytes().ct_eq(expected.as_bytes())) {
-                        return Err(Refusal::Forbidden);
-                    }
+                if !token_ok(received, csrf) {
+                    return Err(Refusal::Forbidden);
                 }
                 let name = clean_name(field.file_name().unwrap_or_default());
                 // A form's file input with nothing chosen still sends an empty, nameless part.
@@ -215,13 +331,14 @@ async fn receive(
                 } else {
                     name
                 };
-                let file = store_file(app, &mut field, first, name, limits, &mut allowance).await?;
+                let file = store_file(app, &mut field, first, name, limits, in_flight).await?;
                 received.files.push(file);
             }
             _ => while field.chunk().await?.is_some() {},
         }
     }
-    if csrf.is_some() && received.csrf.is_none() {
+    // A form without files is a message too: its token is checked like a file's.
+    if !token_ok(received, csrf) {
         return Err(Refusal::Forbidden);
     }
     Ok(())
@@ -245,7 +362,7 @@ async fn store_file(
     first: Bytes,
     name: String,
     limits: &Limits,
-    allowance: &mut u64,
+    in_flight: &mut InFlight,
 ) -> Result<NewAttachment, Refusal> {
     let key = Files::new_key(false);
     let mut writer = app.files.writer(&key).await?;
@@ -261,12 +378,9 @@ async fn store_file(
                 limits.max_mb
             )));
         }
-        if size > *allowance {
+        if !in_flight.within(bytes.len() as u64, limits.allowance) {
             writer.abort().await;
-            return Err(Refusal::TooMuch(format!(
-                "You have sent {} MB of files in the last hour, the most one person may. Try again later.",
-                limits.per_hour_mb
-            )));
+            return Err(over_allowance(limits));
         }
         if head.len() < media::SNIFF_BYTES {
             let take = (media::SNIFF_BYTES - head.len()).min(bytes.len());
@@ -285,7 +399,6 @@ async fn store_file(
         };
     }
     writer.finish().await?;
-    *allowance -= size;
     let content_type = media::sniff(&head, &name);
     let mut file = NewAttachment {
         name,
@@ -308,6 +421,13 @@ async fn store_file(
     Ok(file)
 }
 
+fn over_allowance(limits: &Limits) -> Refusal {
+    Refusal::TooMuch(format!(
+        "You have sent {} MB of files in the last hour, the most one person may. Try again later.",
+        limits.per_hour_mb
+    ))
+}
+
 /// Makes the thumbnail of the picture stored under `key`, once, now; None when it cannot be
 /// decoded (a picture bomb, a broken file): it is then shown as a plain file.
 async fn preview(app: &AppState, key: &str) -> Result<Option<(String, u32, u32)>, Refusal> {
@@ -317,9 +437,10 @@ async fn preview(app: &AppState, key: &str) -> Result<Option<(String, u32, u32)>
         .await
         .map_err(|e| AppError::Internal(Box::new(e)))?;
     let bytes = app.files.read_all(key).await?;
+    // A decoder that panics on a crafted file is a file without a preview, not a failed upload.
     let thumb = tokio::task::spawn_blocking(move || media::thumbnail(&bytes))
         .await
-        .map_err(|e| AppError::Internal(Box::new(e)))?;
+        .unwrap_or(None);
     let Some(thumb) = thumb else {
         return Ok(None);
     };
@@ -334,7 +455,11 @@ async fn preview(app: &AppState, key: &str) -> Result<Option<(String, u32, u32)>
 }
 
 /// Stores the message with its files, and tells every open page.
-async fn store(ctx: &Ctx, room: i64, received: &Received) -> Result<messages::Message, Refusal> {
+async fn store(
+    ctx: &Ctx,
+    room: i64,
+    received: &mut Received,
+) -> Result<messages::Message, Refusal> {
     let app = &ctx.app;
     // Files may go without text; text alone (the composer's form without JavaScript) is a
     // message like any other, by the same rules.
@@ -373,13 +498,22 @@ async fn store(ctx: &Ctx, room: i64, received: &Received) -> Result<messages::Me
         }
         Ok::<_, sqlx::Error>((message, fresh))
     })
-    .await
-    .map_err(|e| AppError::Internal(Box::new(e)))?
-    .map_err(AppError::from)?;
-    let (message, fresh) = stored;
-    if !fresh {
+    .await;
+    let (message, fresh) = match stored {
+        Ok(Ok(stored)) => stored,
+        Ok(Err(err)) => return Err(AppError::from(err).into()),
+        Err(panicked) => {
+            // Whether the message was stored is unknown: its files stay (the sweep deletes them
+            // if no row names them).
+            received.keep();
+            return Err(AppError::Internal(Box::new(panicked)).into());
+        }
+    };
+    if fresh {
+        received.keep();
+    } else {
         // A retry of an upload that was stored: the first one's files stand, these go.
-        app.files.delete(&received.keys()).await;
+        received.discard().await;
     }
     Ok(message)
 }
@@ -438,6 +572,9 @@ async fn drain(mut form: multer::Multipart<'static>) {
 /// The longest file name kept (in characters); a longer one is cut, keeping its extension.
 const MAX_NAME_CHARS: usize = 1024;
 
+/// The longest file name put in a download's header (in characters).
+const HEADER_NAME_CHARS: usize = 255;
+
 /// The name a file is shown and downloaded under: as sent, without control characters (a CR or
 /// LF could not go in a header), cut at [`MAX_NAME_CHARS`]. The file store never sees it.
 fn clean_name(raw: &str) -> String {
@@ -447,9 +584,17 @@ fn clean_name(raw: &str) -> String {
         .replace("%22", "\"")
         .replace("%0D", "")
         .replace("%0A", "");
-    let name: String = raw.chars().filter(|c| !c.is_control()).collect();
-    let name = name.trim();
-    if name.chars().count() <= MAX_NAME_CHARS {
+    // Bidirectional controls would let `invoice\u{202E}fdp.exe` show as `invoiceexe.pdf`.
+    let name: String = raw
+        .chars()
+        .filter(|c| !c.is_control() && !is_bidi_control(*c))
+        .collect();
+    shorten(name.trim(), MAX_NAME_CHARS)
+}
+
+/// `name` cut to `max` characters, keeping its extension.
+fn shorten(name: &str, max: usize) -> String {
+    if name.chars().count() <= max {
         return name.to_owned();
     }
     let extension = name
@@ -457,7 +602,7 @@ fn clean_name(raw: &str) -> String {
         .map(|(_, ext)| ext)
         .filter(|ext| ext.chars().count() <= 16)
         .unwrap_or("");
-    let keep = MAX_NAME_CHARS - extension.chars().count() - usize::from(!extension.is_empty());
+    let keep = max - extension.chars().count() - usize::from(!extension.is_empty());
     let stem: String = name.chars().take(keep).collect();
     match extension {
         "" => stem,
@@ -590,7 +735,7 @@ fn byte_range(header: &str, size: u64) -> Ranged {
     };
     let (first, last) = (first.trim(), last.trim());
     let range = match (first.parse::<u64>(), last.parse::<u64>()) {
-        (Ok(first), Ok(last)) if first <= last => first..(last + 1).min(size),
+        (Ok(first), Ok(last)) if first <= last => first..last.saturating_add(1).min(size),
         (Ok(first), Err(_)) if last.is_empty() => first..size,
         (Err(_), Ok(suffix)) if first.is_empty() => size.saturating_sub(suffix)..size,
         _ => return Ranged::Whole,
@@ -601,9 +746,17 @@ fn byte_range(header: &str, size: u64) -> Ranged {
     Ranged::Part(range)
 }
 
+/// The characters that change the direction text is shown in.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
 /// `Content-Disposition` (RFC 6266): the UTF-8 name encoded as `filename*`, and a plain ASCII
 /// `filename` for the clients that read only that.
 fn content_disposition(kind: &str, name: &str) -> String {
+    // A file system takes names of up to 255 bytes, and a proxy's header buffer (nginx: 4 or
+    // 8 KB) refuses a longer header: a very long name is cut, keeping its extension.
+    let name = &shorten(name, HEADER_NAME_CHARS);
     let fallback: String = name
         .chars()
         .map(|c| match c {
@@ -629,6 +782,10 @@ mod tests {
         assert_eq!(byte_range("bytes=0-1,5-6", 100), Ranged::Whole);
         assert_eq!(byte_range("items=0-1", 100), Ranged::Whole);
         assert_eq!(byte_range("bytes=9-3", 100), Ranged::Whole);
+        assert_eq!(
+            byte_range("bytes=0-18446744073709551615", 100),
+            Ranged::Part(0..100)
+        );
     }
 
     #[test]
@@ -636,6 +793,7 @@ mod tests {
         assert_eq!(clean_name("a\r\nb\".txt"), "ab\".txt");
         assert_eq!(clean_name("say %22hi%22%0D%0A.txt"), "say \"hi\".txt");
         assert_eq!(clean_name("../../x"), "../../x");
+        assert_eq!(clean_name("invoice\u{202E}fdp.exe"), "invoicefdp.exe");
         let long = format!("{}.pdf", "é".repeat(300));
         assert_eq!(clean_name(&long), long, "a long name is kept whole");
         let too_long = format!("{}.pdf", "é".repeat(2000));
@@ -653,5 +811,9 @@ mod tests {
         assert_eq!(crate::views::file_url(4, "../../x"), "/files/4/..%2F..%2Fx");
         assert_eq!(crate::views::file_url(4, "preview"), "/files/4/preview_");
         assert_eq!(crate::views::file_url(4, ".."), "/files/4/file");
+        assert_eq!(
+            crate::views::file_url(4, "preview#x.png"),
+            "/files/4/preview%23x.png"
+        );
     }
 }

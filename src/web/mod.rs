@@ -61,6 +61,8 @@ pub struct App {
     pub files: crate::files::Files,
     /// Thumbnails made at once (each decodes a whole picture: bounded memory and cores).
     pub thumbnails: tokio::sync::Semaphore,
+    /// Bytes of uploads in progress, by person (see `files::InFlight`).
+    pub uploading: std::sync::Mutex<std::collections::HashMap<i64, u64>>,
 }
 
 pub type AppState = Arc<App>;
@@ -79,6 +81,7 @@ impl App {
             searches: tokio::sync::Semaphore::new(search::SEARCHES_AT_ONCE),
             files,
             thumbnails: tokio::sync::Semaphore::new(1),
+            uploading: std::sync::Mutex::default(),
             hub,
             db,
             settings,

@@ -90,6 +90,10 @@ async fn a_picture_attached_in_the_composer_reaches_the_other_person_live() {
         )
         .await
         .unwrap();
+    // Text alone first: the composer's form is a multipart one without JavaScript, and must
+    // still send text as a plain form with it.
+    fill(&alice, "#composer-body", "words first\u{E007}").await;
+    wait_for_text(&bob, "#messages", "words first").await;
     choose(&alice, &sunset).await;
     wait_for_text(&alice, "#composer-files", "sunset.png").await;
     fill(&alice, "#composer-body", "the view from here\u{E007}").await;
@@ -112,6 +116,19 @@ async fn a_picture_attached_in_the_composer_reaches_the_other_person_live() {
         .await
         .unwrap();
     assert_eq!(state, json!([true, 0, ""]));
+    // And text alone again after the files.
+    fill(&alice, "#composer-body", "words after\u{E007}").await;
+    wait_for_text(&bob, "#messages", "words after").await;
+    assert_eq!(
+        alice
+            .find(Locator::Css("#composer-error"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        ""
+    );
     // The thumbnail opens the full picture.
     let href = bob
         .find(Locator::Css("#messages .attachments a.picture"))

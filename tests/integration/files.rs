@@ -293,7 +293,7 @@ async fn only_people_who_may_read_the_conversation_get_a_file(app: &TestApp) {
 
 async fn a_file_over_the_limit_is_refused_and_leaves_nothing_behind(app: &TestApp) {
     let (alice, _) = alice_and_bob(app).await;
-    let too_big = noise(25 * 1024 * 1024 + 1, 2);
+    let too_big = noise(26 * 1024 * 1024, 2);
     let page = upload(
         &alice,
         "/rooms/general",
@@ -303,7 +303,11 @@ async fn a_file_over_the_limit_is_refused_and_leaves_nothing_behind(app: &TestAp
     )
     .await;
     assert_eq!(page.status, 413, "{}", page.body);
-    assert!(page.body.contains("larger than 25 MB"), "{}", page.body);
+    assert!(
+        page.body.contains("“huge.bin” is larger than 25 MB"),
+        "{}",
+        page.body
+    );
     assert_eq!(app.count("SELECT COUNT(*) FROM attachments").await, 0);
     assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 0);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -399,6 +403,7 @@ async fn any_file_name_is_kept_and_none_reaches_the_file_system(app: &TestApp) {
         "say %22hi%22%0D%0ASet-Cookie: x=1.txt",
         "..",
         "preview",
+        "#1 draft.txt",
     ];
     let files: Vec<(&str, &[u8])> = names.iter().map(|n| (*n, b"x".as_slice())).collect();
     let page = upload(&alice, "/rooms/general", &files, "", true).await;
@@ -412,9 +417,13 @@ async fn any_file_name_is_kept_and_none_reaches_the_file_system(app: &TestApp) {
             long.as_str(),
             "say \"hi\"Set-Cookie: x=1.txt",
             "..",
-            "preview"
+            "preview",
+            "#1 draft.txt"
         ]
     );
+    // The whole name is shown; a download's header carries at most 255 characters of it (what
+    // file systems take), the extension kept.
+    let cut = format!("{}.txt", "ü".repeat(251));
     let hrefs = links(&page);
     for (href, name) in hrefs.iter().zip(&shown) {
         let resp = fetch(&bob, href, &[]).await;
@@ -428,7 +437,12 @@ async fn any_file_name_is_kept_and_none_reaches_the_file_system(app: &TestApp) {
         let decoded = percent_encoding::percent_decode_str(encoded)
             .decode_utf8()
             .unwrap();
-        assert_eq!(&decoded, name, "{disposition}");
+        let expected = if name.chars().count() > 255 {
+            &cut
+        } else {
+            name
+        };
+        assert_eq!(&decoded, expected, "{disposition}");
         assert_eq!(resp.bytes().await.unwrap().as_ref(), b"x");
     }
     assert!(
@@ -668,28 +682,36 @@ async fn the_plain_form_works_without_javascript(app: &TestApp) {
     let room = bob.get("/rooms/general").await;
     assert_eq!(room.select(".message .body"), ["with a file", "just text"]);
     assert_eq!(room.select(".attachments .file-name"), ["plain.txt"]);
-    // The form's token is checked, and must come before the files.
-    let form = Form::new()
-        .part("file", Part::bytes(b"x".to_vec()).file_name("x.txt"))
+    // The form's token is checked, and must come before the files; a wrong header is refused;
+    // text alone through that form has its token checked too.
+    let post = |form: Form, header: Option<String>| {
+        let mut req = alice
+            .http
+            .post(format!("{}/rooms/general/attachments", alice.base))
+            .multipart(form);
+        if let Some(token) = header {
+            req = req.header("X-CSRF-Token", token);
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    let file = || Part::bytes(b"x".to_vec()).file_name("x.txt");
+    let late = Form::new()
+        .part("file", file())
         .text("csrf_token", alice.csrf.clone());
-    let resp = alice
-        .http
-        .post(format!("{}/rooms/general/attachments", alice.base))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 403);
-    let form = Form::new().part("file", Part::bytes(b"x".to_vec()).file_name("x.txt"));
-    let resp = alice
-        .http
-        .post(format!("{}/rooms/general/attachments", alice.base))
-        .header("X-CSRF-Token", "0".repeat(64))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 403);
+    assert_eq!(post(late, None).await, 403);
+    assert_eq!(
+        post(Form::new().part("file", file()), Some("0".repeat(64))).await,
+        403
+    );
+    let forged = Form::new()
+        .text("csrf_token", "0".repeat(64))
+        .text("body", "forged");
+    assert_eq!(post(forged, None).await, 403);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM messages WHERE body = 'forged'")
+            .await,
+        0
+    );
     assert_eq!(app.count("SELECT COUNT(*) FROM attachments").await, 1);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(stored_files(&app.files_dir).len(), 1);
@@ -717,6 +739,17 @@ async fn uploads_count_against_an_hourly_allowance() {
     assert_eq!(app.count("SELECT COUNT(*) FROM attachments").await, 1);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(stored_files(&app.files_dir).len(), 1);
+    // Uploads sent side by side share the allowance too.
+    let carol = app.member("carol").await;
+    let d: [(&str, &[u8]); 1] = [("d.bin", &half)];
+    let e: [(&str, &[u8]); 1] = [("e.bin", &half)];
+    let (one, two) = tokio::join!(
+        upload(&carol, "/rooms/general", &d, "", true),
+        upload(&carol, "/rooms/general", &e, "", true),
+    );
+    let mut statuses = [one.status, two.status];
+    statuses.sort();
+    assert_eq!(statuses, [200, 429]);
     // Someone else has their own.
     let bob = app.member("bob").await;
     assert_eq!(
@@ -733,18 +766,35 @@ async fn the_sweep_removes_bytes_no_attachment_names() {
     let alice = app.member("alice").await;
     alice.post("/rooms", &[("name", "general")]).await;
     let kept = upload(&alice, "/rooms/general", &[("kept.txt", b"kept")], "", true).await;
-    // Bytes a crash left between storing a file and its row.
-    let orphan = app.files_dir.join("f/ab/abandoned");
-    std::fs::create_dir_all(orphan.parent().unwrap()).unwrap();
-    std::fs::write(&orphan, b"left behind").unwrap();
+    let two_days_ago = std::time::SystemTime::now() - Duration::from_secs(2 * 24 * 3600);
+    let put = |path: &str, old: bool| {
+        let path = app.files_dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b"left behind").unwrap();
+        if old {
+            let file = std::fs::File::options().write(true).open(&path).unwrap();
+            file.set_modified(two_days_ago).unwrap();
+        }
+        path
+    };
+    // Bytes a crash left between storing a file and its row, and a part-file of an upload a
+    // killed process was receiving: both old, and named by nothing.
+    let orphan = put("f/ab/abandoned", true);
+    let staged = put("f/cd/interrupted#3", true);
+    // Bytes of an upload that may still be going on, and someone else's file beside ours.
+    let recent = put("f/ef/in-progress", false);
+    let foreign = put("backups/keep-me", true);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while orphan.exists() {
+    while orphan.exists() || staged.exists() {
         assert!(
             std::time::Instant::now() < deadline,
-            "the orphan was never swept"
+            "the orphans were never swept"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(recent.exists(), "bytes younger than a day are not swept");
+    assert!(foreign.exists(), "only Parley's own prefixes are swept");
     assert_eq!(
         bytes_of(&alice, &links(&kept)[0]).await,
         (200, b"kept".to_vec())
@@ -1046,4 +1096,17 @@ async fn staff_list_search_and_delete_files_in_the_admin(app: &TestApp) {
     );
     // Nobody adds or renames files in the admin.
     assert_ne!(boss.get("/admin/attachments/add/").await.status, 200);
+    // A user deleted by staff takes the bytes of every file they sent with them.
+    let alice_id: i64 = app
+        .count("SELECT id FROM users WHERE username = 'alice'")
+        .await;
+    let deleted = boss
+        .post(
+            &format!("/admin/users/{alice_id}/delete/"),
+            &[("post", "yes")],
+        )
+        .await;
+    assert_eq!(deleted.status, 303, "{}", deleted.body);
+    assert_eq!(stored_files(&app.files_dir), Vec::<String>::new());
+    assert_eq!(app.count("SELECT COUNT(*) FROM attachments").await, 0);
 }

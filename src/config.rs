@@ -157,8 +157,8 @@ pub struct Settings {
     )]
     pub upload_mb_per_hour: u64,
 
-    /// How often bytes no attachment names (left by a crash mid-upload) are swept away; only
-    /// bytes older than this go (seconds).
+    /// How often bytes no attachment names (left by a crash mid-upload) are swept away: those
+    /// a day old (seconds).
     #[arg(long, global = true, env = "PARLEY_FILES_SWEEP_SECS", default_value_t = 3600,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub files_sweep_secs: u64,

@@ -111,10 +111,16 @@ pub async fn files(ctx: &mut Ctx, report: &mut Report, sizes: FilesSizes) -> Res
     let sc = "8 files";
     let server = ctx.start_sqlite("files", report).await?;
     let target = server.target.clone();
-    let mut b = Browser::new(target.clone());
-    b.register("uploader", "bench-password-1").await?;
-    b.join("files").await?;
-    let session = b.session();
+    // One person per upload: each person's hourly allowance (200 MB) is theirs.
+    let mut sessions = Vec::new();
+    for i in 0..sizes.uploads.max(1) {
+        let mut b = Browser::new(target.clone());
+        b.register(&format!("uploader{i}"), "bench-password-1")
+            .await?;
+        b.join("files").await?;
+        sessions.push(b.session());
+    }
+    let session = sessions[0].clone();
 
     // --- Concurrent uploads.
     progress(
@@ -136,7 +142,7 @@ pub async fn files(ctx: &mut Ctx, report: &mut Report, sizes: FilesSizes) -> Res
     let started = Instant::now();
     let mut tasks = Vec::new();
     for (i, payload) in payloads.iter().enumerate() {
-        let (target, session, payload) = (target.clone(), session.clone(), payload.clone());
+        let (target, session, payload) = (target.clone(), sessions[i].clone(), payload.clone());
         let source = source_ip(i, ctx.source_ips);
         tasks.push(tokio::spawn(async move {
             let req = upload_request(
@@ -316,19 +322,19 @@ async fn picture_to_listeners(
         with_thumbnail == listeners,
     );
     let pct = |p: f64| crate::load::percentile_ms(&latencies, p);
-    report.perf(
+    // Measured from the upload's answer, which leaves when the message is published: the
+    // upload itself (2 MB and a thumbnail) is not delivery. The fan-out scenario's p99 target.
+    report.info(
         sc,
         "picture delivered, after the upload's answer (0: before it) p50",
         ms(pct(50.0)),
-        "≤ 25 ms",
-        pct(50.0) <= 25.0,
     );
     report.perf(
         sc,
         "picture delivered, after the upload's answer (0: before it) p99",
         ms(pct(99.0)),
-        "≤ 100 ms",
-        pct(99.0) <= 100.0,
+        "≤ 50 ms",
+        pct(99.0) <= 50.0,
     );
     // Every listener fetches the thumbnail; it was made once, at upload.
     let mut fetches = Vec::new();

@@ -125,54 +125,10 @@ impl<E: Endpoint> Endpoint for CsrfEndpoint<E> {
                     "CSRF cookie not set. Reload the page and try again.",
                 ));
             }
-            if is_upload(&req) {
-                match req.headers().get(CSRF_HEADER).map(|v| v.as_bytes()) {
-                    Some(sent) if bool::from(sent.ct_eq(token.as_bytes())) => {}
-                    Some(_) => {
-                        return Ok(refuse(
-                            "CSRF token missing or incorrect. Reload the page and try again.",
-                        ));
-                    }
-                    None => {
-                        req.extensions_mut().insert(CsrfToFollow);
-                    }
-                }
-                return self.pass(req, token, fresh).await;
-            }
-            // Every body is read here, within the cap, so that no handler can be made to buffer
-            // an unbounded one (a Content-Length check alone would miss chunked bodies).
-            // Boxed: only POSTs take this path, and inline it would enlarge every GET's future.
-            let bytes = match Box::pin(read_capped(req.take_body())).await {
-                Ok(bytes) => bytes,
-                Err(status) => {
-                    let text = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                        "Request body too large."
-                    } else {
-                        "The request body could not be read."
-                    };
-                    return Ok(Response::builder().status(status).body(text));
-                }
-            };
-            let sent = match req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()) {
-                Some(header) => Some(header.to_owned()),
-                None => form_field(&bytes, CSRF_FIELD),
-            };
-            req.set_body(Body::from(bytes));
-            let matches = sent.is_some_and(|s| bool::from(s.as_bytes().ct_eq(token.as_bytes())));
-            if !matches {
-                return Ok(refuse(
-                    "CSRF token missing or incorrect. Reload the page and try again.",
-                ));
+            if let Err(refused) = Box::pin(check_post(&mut req, &token)).await {
+                return Ok(refused);
             }
         }
-        self.pass(req, token, fresh).await
-    }
-}
-
-impl<E: Endpoint> CsrfEndpoint<E> {
-    /// Hands a request that passed to the handler, with its token (and a new cookie when the
-    /// client had none).
-    async fn pass(&self, mut req: Request, token: String, fresh: bool) -> poem::Result<Response> {
         let secure = self.secure || is_https(&req);
         req.extensions_mut().insert(CsrfToken(token.clone()));
         let mut resp = match self.inner.call(req).await {
@@ -190,6 +146,49 @@ impl<E: Endpoint> CsrfEndpoint<E> {
         }
         Ok(resp)
     }
+}
+
+/// Checks a POST's token (the header, or the form's field), reading its body within the cap, or
+/// the refusal to answer with. Boxed by its caller: only POSTs take this path, and inline it would
+/// enlarge every GET's future.
+async fn check_post(req: &mut Request, token: &str) -> Result<(), Response> {
+    if is_upload(req) {
+        return match req.headers().get(CSRF_HEADER).map(|v| v.as_bytes()) {
+            Some(sent) if bool::from(sent.ct_eq(token.as_bytes())) => Ok(()),
+            Some(_) => Err(refuse(
+                "CSRF token missing or incorrect. Reload the page and try again.",
+            )),
+            None => {
+                req.extensions_mut().insert(CsrfToFollow);
+                Ok(())
+            }
+        };
+    }
+    // Every body is read here, within the cap, so that no handler can be made to buffer
+    // an unbounded one (a Content-Length check alone would miss chunked bodies).
+    let bytes = match read_capped(req.take_body()).await {
+        Ok(bytes) => bytes,
+        Err(status) => {
+            let text = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "Request body too large."
+            } else {
+                "The request body could not be read."
+            };
+            return Err(Response::builder().status(status).body(text));
+        }
+    };
+    let sent = match req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()) {
+        Some(header) => Some(header.to_owned()),
+        None => form_field(&bytes, CSRF_FIELD),
+    };
+    req.set_body(Body::from(bytes));
+    let matches = sent.is_some_and(|s| bool::from(s.as_bytes().ct_eq(token.as_bytes())));
+    if !matches {
+        return Err(refuse(
+            "CSRF token missing or incorrect. Reload the page and try again.",
+        ));
+    }
+    Ok(())
 }
 
 /// How much of a refused body is still read (and thrown away), and for how long, before the 413.

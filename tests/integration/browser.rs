@@ -4,6 +4,7 @@
 //! Skipped with a loud note when ChromeDriver is missing, unless PARLEY_REQUIRE_BROWSER=1
 //! (as `just test` and CI set it), in which case a missing browser fails the run.
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,9 @@ pub struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // The whole process group: the Chromium processes a session started go with their
+        // driver, also when a test failed before it could close its browser.
+        unsafe { libc::kill(-(self.process.id() as i32), libc::SIGKILL) };
         let _ = self.process.kill();
         let _ = self.process.wait();
     }
@@ -57,6 +61,7 @@ pub async fn driver() -> Option<Driver> {
         .unwrap()
         .port();
     let process = Command::new(path)
+        .process_group(0)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -48,13 +48,27 @@
     if (s) s.scrollTop = 0;
   }
 
-  // --- Read position: tell the server what the reader has seen, while the page is visible.
+  // This browser runs the script: the server then leaves the read position to it (below)
+  // instead of marking a conversation read when its page loads.
+  document.cookie = "parley_js=1; path=/; max-age=31536000; SameSite=Lax";
+
+  // --- Read position: tell the server what the reader has seen, while the page is visible:
+  // the messages that have come into view, not those below it.
   var readTimer = null;
+  function inView(m) {
+    var s = scroller();
+    if (!s) return true;
+    return m.getBoundingClientRect().top < s.getBoundingClientRect().bottom - 8;
+  }
   // The poller's cursor counts every change (edits and reactions too); the newest message is
   // the fallback before the first answer.
   function lastSeen() {
     var poller = document.querySelector("#messages #poller[data-after]");
-    var all = document.querySelectorAll("#scroller [data-message-id]");
+    var all = Array.prototype.filter.call(document.querySelectorAll("#scroller [data-message-id]"), inView);
+    var below = document.querySelectorAll("#scroller [data-message-id]").length > all.length;
+    if (below) {
+      return all.length ? Number(all[all.length - 1].dataset.messageId) : 0;
+    }
     // Opened at an older message (a search result, a permalink): what has been seen ends where
     // the gap to the newest begins, until "Load newer messages" has filled it.
     var newer = document.getElementById("newer");
@@ -107,8 +121,63 @@
   // does that). After a 204 (nothing within the hold) or an error, fire it again, backing off on errors.
   var failures = 0;
   // A page opened at a message (`?around=`: a search result, a permalink) shows that message
-  // where it is, marked, rather than the newest at the bottom; live messages still arrive below.
-  var stick = !document.querySelector("#messages[data-focus]");
+  // where it is, marked, rather than the newest at the bottom; one opened with unread messages
+  // shows the first of them under its "New" divider. Live messages still arrive below.
+  var stick = !document.querySelector("#messages[data-focus]") && !document.getElementById("unread-divider");
+  function showUnread() {
+    var divider = document.getElementById("unread-divider");
+    if (!divider) return false;
+    var s = scroller();
+    var top = divider.getBoundingClientRect().top - (s ? s.getBoundingClientRect().top : 0);
+    // Only when the divider is off screen: a short conversation stays at its end.
+    if (top < 0) divider.scrollIntoView({ block: "start" });
+    stick = nearBottom();
+    return true;
+  }
+
+  // --- New messages while the reader is scrolled up do not move the view: a button counts
+  // them, and takes the reader to the newest (End and Ctrl+End do too).
+  var arrived = 0;
+  function showArrived() {
+    var button = document.getElementById("jump-newest");
+    if (!button) return;
+    document.getElementById("jump-count").textContent = String(arrived);
+    var composer = document.getElementById("composer");
+    if (composer) button.style.bottom = composer.offsetHeight + 16 + "px";
+    button.hidden = arrived === 0;
+  }
+  function jumpToNewest() {
+    toBottom();
+    arrived = 0;
+    showArrived();
+    stick = true;
+    reportRead();
+  }
+  document.addEventListener("click", function (e) {
+    if (!e.target.closest("#jump-newest")) return;
+    jumpToNewest();
+    var body = document.getElementById("composer-body");
+    if (body) body.focus();
+  });
+  document.addEventListener("keydown", function (e) {
+    if (e.key !== "End" || !scroller()) return;
+    var t = e.target;
+    if (t.closest && t.closest("input, textarea, select, [contenteditable]")) return;
+    e.preventDefault();
+    jumpToNewest();
+  });
+  document.addEventListener(
+    "scroll",
+    function (e) {
+      if (e.target.id !== "scroller") return;
+      if (nearBottom() && arrived) {
+        arrived = 0;
+        showArrived();
+      }
+      reportRead();
+    },
+    true
+  );
   function showFocused() {
     var messages = document.getElementById("messages");
     var el = messages && messages.dataset.focus && document.getElementById("m-" + messages.dataset.focus);
@@ -123,6 +192,11 @@
       if (empty && e.detail.xhr.status === 200) empty.remove();
       if (e.detail.xhr.status === 200 && document.visibilityState !== "visible") {
         countUnseen(e.detail.serverResponse);
+      }
+      if (e.detail.xhr.status === 200 && !stick) {
+        var doc = new DOMParser().parseFromString(e.detail.serverResponse, "text/html");
+        arrived += doc.querySelectorAll("[data-message-id]:not([hx-swap-oob])").length;
+        showArrived();
       }
     }
   });
@@ -476,7 +550,7 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     localTimes(document);
-    if (!showFocused()) toBottom();
+    if (!showFocused() && !showUnread()) toBottom();
     counts = snapshot();
     offerNotifications();
     var body = document.getElementById("composer-body");

@@ -408,6 +408,9 @@ pub struct Conversation<'a> {
     pub focus: Option<i64>,
     /// Said above the messages (why they are not the ones asked for).
     pub note: Option<&'a str>,
+    /// The first message the viewer had not read when the page was made: a "New" divider goes
+    /// above it (from the stored read position, so without JavaScript too).
+    pub unread_from: Option<i64>,
     /// Whether the viewer has starred this conversation.
     pub starred: bool,
     pub now_ms: i64,
@@ -455,11 +458,22 @@ pub fn conversation(
                         @if c.messages.is_empty() {
                             p.empty #no-messages { "No messages yet. Say hello!" }
                         }
-                        @for m in c.messages { (message_as(m, false, c.focus == Some(m.seq))) }
+                        @for m in c.messages {
+                            @if c.unread_from == Some(m.seq) {
+                                div #unread-divider .unread-divider role="separator" aria-label="New messages" {
+                                    span { "New" }
+                                }
+                            }
+                            (message_as(m, false, c.focus == Some(m.seq)))
+                        }
                         @if let Some((after, until)) = c.newer { (newer_loader(&c.base, after, until)) }
                         (poller(&c.base, c.last_seq, crate::now_ms(), &Calls::page()))
                     }
                 }
+            }
+            // Shown by app.js while the reader is scrolled up and new messages arrive below.
+            button #jump-newest .jump-newest type="button" hidden {
+                "↓ " span #jump-count { "0" } " new"
             }
             (composer(&c.base, composer_state, csrf))
         }

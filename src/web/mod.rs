@@ -306,6 +306,9 @@ pub struct Ctx {
     pub user: CurrentUser,
     pub csrf: String,
     pub htmx: bool,
+    /// The browser runs Parley's script (app.js sets the `parley_js` cookie): it reports what
+    /// the reader has seen, so opening a page does not mark it read.
+    pub scripted: bool,
 }
 
 impl Ctx {
@@ -326,6 +329,7 @@ impl<'a> FromRequest<'a> for Ctx {
             user,
             csrf: csrf_token(req),
             htmx: is_htmx(req),
+            scripted: parley_admin::cookie(req, "parley_js").is_some(),
         })
     }
 }

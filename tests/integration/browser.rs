@@ -726,7 +726,7 @@ async fn message_ids_shown(c: &Client) -> Vec<i64> {
 }
 
 /// Whether the element is inside the visible part of the message scroller.
-async fn in_view(c: &Client, css: &str) -> bool {
+pub async fn in_view(c: &Client, css: &str) -> bool {
     c.execute(
         "var el = document.querySelector(arguments[0]);
          var box = document.getElementById('scroller').getBoundingClientRect();

@@ -481,6 +481,12 @@ impl Client {
         c
     }
 
+    /// Stores a cookie (`name=value; attributes`) as if the server or the page's script had set it.
+    pub fn add_cookie(&self, cookie: &str) {
+        self.jar
+            .add_cookie_str(cookie, &self.base.parse().expect("the base is a URL"));
+    }
+
     /// A cookie this client would send to the server.
     pub fn cookie(&self, name: &str) -> Option<String> {
         use reqwest::cookie::CookieStore;

@@ -124,6 +124,101 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub turn_credential: Option<String>,
+
+    /// Host names (the `Host` header, without its port) this server answers to, comma-separated;
+    /// a leading dot allows subdomains (`.example.org`). Any other gets 400, so a web page on a
+    /// rebound DNS name cannot reach a local instance. Always allowed: IP addresses and
+    /// `localhost` names (a rebinding attack needs a name of its own).
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
+
+    /// Long-polls one person may hold at once (one per open tab); beyond it a poll answers at
+    /// once (429) instead of waiting. 0: no limit.
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_MAX_POLLS_PER_USER",
+        default_value_t = 16
+    )]
+    pub max_polls_per_user: usize,
+
+    /// Long-polls one client address (an IPv6 /64) may hold at once. 0: no limit.
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_MAX_POLLS_PER_ADDR",
+        default_value_t = 256
+    )]
+    pub max_polls_per_addr: usize,
+
+    /// Messages one person may send in a minute (a burst of that many, then the same pace).
+    /// 0: no limit.
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_MESSAGES_PER_MINUTE",
+        default_value_t = 240
+    )]
+    pub messages_per_minute: u32,
+
+    /// Rooms one person may create in an hour. 0: no limit.
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_ROOMS_PER_HOUR",
+        default_value_t = 20
+    )]
+    pub rooms_per_hour: u32,
+
+    /// Rooms one person may have created in all. 0: no limit.
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_MAX_ROOMS_PER_USER",
+        default_value_t = 100
+    )]
+    pub max_rooms_per_user: u32,
+
+    /// New private conversations one person may start in an hour. 0: no limit.
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_CONVERSATIONS_PER_HOUR",
+        default_value_t = 30
+    )]
+    pub conversations_per_hour: u32,
+
+    /// Topic changes one person may make in an hour. 0: no limit.
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_TOPICS_PER_HOUR",
+        default_value_t = 30
+    )]
+    pub topics_per_hour: u32,
+
+    /// Log-in attempts, successful or not, from one client address in a minute (each costs a
+    /// password hash). 0: no limit.
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_LOGINS_PER_MINUTE",
+        default_value_t = 30
+    )]
+    pub logins_per_minute: u32,
+
+    /// Password hashes (argon2, ~20 ms and 19 MB each) computed at once; 0: one per core.
+    #[arg(long, global = true, env = "PARLEY_HASH_WORKERS", default_value_t = 0)]
+    pub hash_workers: usize,
+
+    /// Password hashes that may wait for a worker; past it, 503 with Retry-After.
+    #[arg(long, global = true, env = "PARLEY_HASH_QUEUE", default_value_t = 8)]
+    pub hash_queue: usize,
 }
 
 impl Settings {
@@ -150,6 +245,17 @@ impl Settings {
             turn_secret: None,
             turn_username: None,
             turn_credential: None,
+            allowed_hosts: Vec::new(),
+            max_polls_per_user: 16,
+            max_polls_per_addr: 256,
+            messages_per_minute: 240,
+            rooms_per_hour: 20,
+            max_rooms_per_user: 100,
+            conversations_per_hour: 30,
+            topics_per_hour: 30,
+            logins_per_minute: 30,
+            hash_workers: 0,
+            hash_queue: 8,
         }
     }
 }

@@ -79,6 +79,14 @@ pub async fn create_or_get_public(
         .ok_or(sqlx::Error::RowNotFound)
 }
 
+/// How many public rooms `user` has created.
+pub async fn created_by(pool: &AnyPool, user: i64) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM rooms WHERE created_by = $1 AND kind = 'public'")
+        .bind(user)
+        .fetch_one(pool)
+        .await
+}
+
 /// The direct conversation of two users: one room per pair, whoever opens it first.
 pub async fn create_or_get_direct(pool: &AnyPool, a: i64, b: i64) -> sqlx::Result<Room> {
     let mut tx = pool.begin().await?;

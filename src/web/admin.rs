@@ -98,7 +98,12 @@ impl AdminHost for Host {
             let password = Password::parse(raw, Some(&user.username)).map_err(|e| e.to_string())?;
             // Asked before the hash changes: afterwards this session's tag no longer matches.
             let acting = current_user(req).await.ok().flatten();
-            let hash = crate::password::hash(&password).await;
+            let hash = self
+                .app
+                .hasher
+                .hash(&password)
+                .await
+                .map_err(|_| "Parley is busy checking passwords. Try again in a moment.")?;
             users::set_password_hash(pool, user_id, &hash)
                 .await
                 .map_err(|e| e.to_string())?;

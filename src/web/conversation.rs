@@ -75,7 +75,18 @@ async fn open_direct(app: &AppState, ctx: &Ctx, username: &str) -> Result<Target
     if other.id == ctx.user.id {
         return Err(NOBODY);
     }
-    let room = rooms::create_or_get_direct(&app.db.pool, ctx.user.id, other.id).await?;
+    let room = match rooms::find_direct(&app.db.pool, ctx.user.id, other.id).await? {
+        Some(room) => room,
+        // A new conversation lands in the other person's sidebar: it has a pace.
+        None => {
+            super::limits::take(
+                &app.limits.conversations,
+                &ctx.user.id,
+                "You are starting private conversations faster than Parley allows.",
+            )?;
+            rooms::create_or_get_direct(&app.db.pool, ctx.user.id, other.id).await?
+        }
+    };
     app.hub.joined(room.id, ctx.user.id);
     app.hub.joined(room.id, other.id);
     let target = Target {

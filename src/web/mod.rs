@@ -6,10 +6,12 @@ pub mod auth;
 pub mod calls;
 pub mod conversation;
 pub mod csrf;
+pub mod device;
 pub mod error;
 pub mod favourites;
 pub mod held;
 pub mod home;
+pub mod limits;
 pub mod messages;
 pub mod rooms;
 pub mod search;
@@ -56,12 +58,20 @@ pub struct App {
     pub directory: conversation::Directory,
     /// Searches running at once (see `search::SEARCHES_AT_ONCE`).
     pub searches: tokio::sync::Semaphore,
+    /// Per-person and per-address rates and caps.
+    pub limits: limits::Limits,
+    /// Password checks by the current password (`/account/password`), per user: its own
+    /// bucket, so that a lockout of the name at login never stops its owner changing it.
+    pub password_checks: Throttle,
+    pub hasher: crate::password::Hasher,
+    /// Signs device cookies (`device`); the same on every process (`server_secrets`).
+    pub device_key: Vec<u8>,
 }
 
 pub type AppState = Arc<App>;
 
 impl App {
-    pub fn new(settings: Settings, db: Db) -> AppState {
+    pub fn new(settings: Settings, db: Db, device_key: Vec<u8>) -> AppState {
         let hub = Hub::new(db.pool.clone(), crate::views::chat::render_change);
         Arc::new(App {
             presence: Presence::new(db.pool.clone()),
@@ -72,6 +82,10 @@ impl App {
             auth: AuthCache::new(session::AUTH_CACHE_TTL, 50_000),
             directory: conversation::Directory::new(Duration::from_secs(30), 100_000),
             searches: tokio::sync::Semaphore::new(search::SEARCHES_AT_ONCE),
+            limits: limits::Limits::new(&settings),
+            password_checks: Throttle::new(Duration::from_secs(15 * 60), 5, u32::MAX),
+            hasher: crate::password::Hasher::new(settings.hash_workers, settings.hash_queue),
+            device_key,
             hub,
             db,
             settings,
@@ -284,6 +298,19 @@ pub fn client_addr(req: &Request, trusted: &[IpAddr]) -> Option<IpAddr> {
     Some(peer)
 }
 
+/// Whom per-address limits count a request against: the client's address, or for IPv6 its /64
+/// (one subscriber's network: whoever has one address there has them all).
+pub fn throttle_addr(req: &Request, app: &App) -> String {
+    match client_addr(req, &app.settings.trusted_proxies).map(|a| a.to_canonical()) {
+        Some(IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Some(v4) => v4.to_string(),
+        None => String::new(),
+    }
+}
+
 /// A logged-in request's context: the app, who, their CSRF token, and whether htmx asked.
 pub struct Ctx {
     pub app: AppState,
@@ -352,7 +379,10 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = App::new(settings, db);
+    let device_key = crate::store::secrets::get_or_make(&db.pool, "device-cookies")
+        .await
+        .map_err(std::io::Error::other)?;
+    let app = App::new(settings, db, device_key);
     app.db.spawn_session_cleanup();
     if let Some(pg) = app.db.pg.clone() {
         app.hub.spawn_listener(pg);

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::conversation::{Conv, Window, page_response};
 use super::error::AppError;
 use super::home::{List, Search, home_response, list_response};
+use super::limits::take;
 use super::{Ctx, see_other};
 use crate::domain::{RoomName, Topic};
 use crate::store::rooms;
@@ -39,8 +40,11 @@ pub async fn create(ctx: Ctx, Form(form): Form<CreateForm>) -> Result<Response, 
         Err(invalid) => return home_response(&ctx, "", Some((&form.name, invalid.0))).await,
     };
     let pool = &ctx.app.db.pool;
-    if !form.open.is_empty() && rooms::find_public(pool, name.as_str()).await?.is_none() {
-        return Ok(crate::views::no_such_room(&ctx.viewer(), name.as_str()).into_response());
+    if rooms::find_public(pool, name.as_str()).await?.is_none() {
+        if !form.open.is_empty() {
+            return Ok(crate::views::no_such_room(&ctx.viewer(), name.as_str()).into_response());
+        }
+        may_create_a_room(&ctx).await?;
     }
     let room = rooms::create_or_get_public(pool, &name, ctx.user.id).await?;
     rooms::join(pool, room.id, ctx.user.id).await?;
@@ -49,6 +53,24 @@ pub async fn create(ctx: Ctx, Form(form): Form<CreateForm>) -> Result<Response, 
         "/rooms/{}",
         room.name.unwrap_or_default()
     )))
+}
+
+/// Every room is in everyone's list of rooms: one person making hundreds would bury the others'.
+/// So creating has a pace (`--rooms-per-hour`) and a total (`--max-rooms-per-user`).
+async fn may_create_a_room(ctx: &Ctx) -> Result<(), AppError> {
+    let limits = &ctx.app.limits;
+    let made = rooms::created_by(&ctx.app.db.pool, ctx.user.id).await?;
+    if limits.rooms_in_all > 0 && made >= i64::from(limits.rooms_in_all) {
+        return Err(AppError::Forbidden(
+            "You have created as many rooms as one person may. Ask someone else to create it, \
+             or use one of the rooms there are.",
+        ));
+    }
+    take(
+        &limits.rooms,
+        &ctx.user.id,
+        "You are creating rooms faster than Parley allows.",
+    )
 }
 
 #[derive(Deserialize)]

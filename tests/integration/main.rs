@@ -12,5 +12,6 @@ pub mod calls;
 mod changes;
 mod chat;
 mod delivery;
+mod limits;
 mod multiprocess;
 mod search;

@@ -208,6 +208,18 @@ impl TestApp {
         self.server = next.server.take();
     }
 
+    /// Restarts the server on the same database with settings changed by `adjust` (the limits
+    /// tests lower a limit to reach it quickly).
+    pub async fn restart_with(&mut self, adjust: impl FnOnce(&mut Settings)) {
+        self.shut_down().await;
+        let mut settings = Self::settings(&self.database_url);
+        adjust(&mut settings);
+        let mut next = Self::start_with(self.database_url.clone(), settings).await;
+        self.base = next.base.clone();
+        self.stop = next.stop.take();
+        self.server = next.server.take();
+    }
+
     pub async fn shut_down(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -243,6 +255,16 @@ impl TestApp {
         assert_eq!(page.status, 303, "registering {name}: {}", page.body);
         c.name = name.to_owned();
         c
+    }
+
+    /// `n` wrong-password log-ins for `name` at once, each from its own client.
+    pub async fn guesses_at_once(&self, name: &str, n: usize) -> Vec<Page> {
+        let mut clients = Vec::new();
+        for _ in 0..n {
+            clients.push(self.client().await);
+        }
+        let form = [("username", name), ("password", "wrong password")];
+        futures_util::future::join_all(clients.iter().map(|c| c.post("/login", &form))).await
     }
 
     /// A logged-in client of `name`, an ordinary user with the password `PASSWORD`, put straight
@@ -532,6 +554,21 @@ impl Client {
     pub async fn login(&mut self, name: &str, password: &str) -> Page {
         self.post("/login", &[("username", name), ("password", password)])
             .await
+    }
+
+    /// A log-in as it arrives through a trusted proxy from the client address `from`.
+    pub async fn login_from(&self, from: &str, name: &str, password: &str) -> Page {
+        let form = [
+            ("username", name),
+            ("password", password),
+            ("csrf_token", &self.csrf),
+        ];
+        let req = self
+            .http
+            .post(format!("{}/login", self.base))
+            .header("X-Forwarded-For", from)
+            .form(&form);
+        Self::page(req.send().await.expect("POST")).await
     }
 
     /// Sends a message as htmx does and returns its id (cursor).

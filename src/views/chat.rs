@@ -4,7 +4,7 @@ use maud::{Markup, html};
 use time::OffsetDateTime;
 
 use super::forms::{csrf_field, field_error};
-use crate::store::messages::{CALL_RECORD, Change, Message, Reaction};
+use crate::store::messages::{CALL_RECORD, Change, Message, Reaction, TOPIC_RECORD};
 use crate::store::rooms::{DirectUnread, Member, RoomListing};
 use crate::store::users::Person;
 
@@ -21,7 +21,7 @@ pub fn message(m: &Message) -> Markup {
 fn message_as(m: &Message, oob: bool, focus: bool) -> Markup {
     let actions = format!("messages/{}/actions", m.seq);
     html! {
-        article.message.call-record[m.kind == CALL_RECORD].focused[focus] id=(format!("m-{}", m.seq)) data-message-id=(m.seq)
+        article.message.call-record[m.kind == CALL_RECORD].topic-record[m.kind == TOPIC_RECORD].focused[focus] id=(format!("m-{}", m.seq)) data-message-id=(m.seq)
             data-mentions=[(!m.mentions.is_empty()).then_some(&m.mentions)]
             aria-current=[focus.then_some("true")]
             hx-swap-oob=[oob.then_some("outerHTML")] {

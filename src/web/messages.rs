@@ -353,6 +353,9 @@ async fn own(req: &Request, conv: &Conv) -> Result<Message, AppError> {
     if message.kind == messages::CALL_RECORD {
         return Err(AppError::Forbidden("A call's record cannot be changed."));
     }
+    if !message.kind.is_empty() {
+        return Err(AppError::Forbidden("Parley's records cannot be changed."));
+    }
     Ok(message)
 }
 

@@ -12,6 +12,7 @@ use super::home::{List, Search, home_response, list_response};
 use super::limits::take;
 use super::{Ctx, see_other};
 use crate::domain::{RoomName, Topic};
+use crate::store::messages::Change;
 use crate::store::rooms;
 
 /// `GET /rooms`: the room list.
@@ -79,26 +80,48 @@ pub struct TopicForm {
     topic: String,
 }
 
-/// `POST /rooms/{name}/topic {topic}`.
+/// `POST /rooms/{name}/topic {topic}`: members only, at a pace, and said in the room ("alice set
+/// the topic to …"), so that nobody changes what a room is about unseen.
 #[handler]
 pub async fn set_topic(
     Conv { ctx, target }: Conv,
     Form(form): Form<TopicForm>,
 ) -> Result<Response, AppError> {
-    match Topic::parse(&form.topic) {
-        Ok(topic) => {
-            rooms::set_topic(&ctx.app.db.pool, target.room, topic.as_str()).await?;
-            Ok(see_other(&target.base))
-        }
+    let topic = match Topic::parse(&form.topic) {
+        Ok(topic) => topic,
         Err(invalid) => {
-            page_response(
+            return page_response(
                 &ctx.app,
                 &ctx,
                 &target,
                 Window::Latest,
                 Some(("", invalid.0)),
             )
-            .await
+            .await;
         }
+    };
+    let app = &ctx.app;
+    if !rooms::is_member(&app.db.pool, target.room, ctx.user.id).await? {
+        return Err(AppError::Forbidden(
+            "Only the room's members may set its topic: open the room to join it first.",
+        ));
     }
+    take(
+        &app.limits.topics,
+        &ctx.user.id,
+        "You are changing topics faster than Parley allows.",
+    )?;
+    let (db, hub, room) = (app.db.clone(), app.hub.clone(), target.room);
+    let (user, name) = (ctx.user.id, ctx.user.username.clone());
+    // In its own task, as a send is: a client that hangs up cannot leave the record untold.
+    tokio::spawn(async move {
+        let turn = db.write_turn().await;
+        let record = rooms::set_topic(&db.pool, room, &topic, (user, &name)).await?;
+        drop(turn);
+        hub.published(&Change::New(record));
+        Ok::<_, sqlx::Error>(())
+    })
+    .await
+    .map_err(|e| AppError::Internal(Box::new(e)))??;
+    Ok(see_other(&target.base))
 }

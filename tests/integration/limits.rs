@@ -16,6 +16,7 @@ on_both_engines!(
     password_checks_beyond_the_workers_and_queue_get_503_and_count_as_no_guess,
     a_locked_out_name_still_lets_its_owner_in,
     a_locked_out_name_does_not_stop_its_owner_changing_the_password,
+    topics_are_set_by_members_at_a_pace_and_said_in_the_room,
 );
 
 fn retry_after(page: &Page) -> u64 {
@@ -326,4 +327,57 @@ async fn a_locked_out_name_does_not_stop_its_owner_changing_the_password(app: &T
         )
         .await;
     assert_eq!(page.status, 303, "{}", page.body);
+}
+
+async fn topics_are_set_by_members_at_a_pace_and_said_in_the_room(app: &mut TestApp) {
+    app.restart_with(|s| s.topics_per_hour = 2).await;
+    let alice = app.member("alice").await;
+    let mallory = app.member("mallory").await;
+    assert_eq!(
+        alice.post("/rooms", &[("name", "general")]).await.status,
+        303
+    );
+    let page = mallory
+        .post("/rooms/general/topic", &[("topic", "buy my stuff")])
+        .await;
+    assert_eq!(page.status, 403, "not a member");
+    assert!(
+        page.body
+            .contains("Only the room's members may set its topic")
+    );
+    let page = alice
+        .post("/rooms/general/topic", &[("topic", "Plans for Friday")])
+        .await;
+    assert_eq!(page.status, 303);
+    let room = alice.get("/rooms/general").await;
+    assert_eq!(room.select("#conversation-topic"), ["Plans for Friday"]);
+    let record = room.select(".message.topic-record .body");
+    assert_eq!(record, ["set the topic to “Plans for Friday”"]);
+    assert_eq!(room.select(".message.topic-record .author"), ["alice"]);
+    // It reaches open pages as any message does, and cannot be edited away.
+    let id = room.message_ids()[0];
+    let edit = alice
+        .post_htmx(
+            &format!("/rooms/general/messages/{id}/edit"),
+            &[("body", "nothing happened")],
+        )
+        .await;
+    assert_eq!(edit.status, 403);
+    assert_eq!(
+        alice
+            .post("/rooms/general/topic", &[("topic", "")])
+            .await
+            .status,
+        303
+    );
+    let page = alice
+        .post("/rooms/general/topic", &[("topic", "third")])
+        .await;
+    assert_eq!(page.status, 429);
+    assert!(retry_after(&page) > 60);
+    let room = alice.get("/rooms/general").await;
+    assert_eq!(
+        room.select(".message.topic-record .body"),
+        ["set the topic to “Plans for Friday”", "cleared the topic"]
+    );
 }

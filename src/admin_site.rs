@@ -41,7 +41,7 @@ pub fn models(app: &AppState) -> Vec<ModelAdmin> {
 /// renamed one's show the new name: no room's recent window may serve the old ones.
 async fn users_written(app: AppState, ids: Vec<i64>) {
     for id in ids {
-        app.auth.forget_user(id);
+        crate::web::session::revoke(&app, id).await;
     }
     app.directory.clear();
     app.hub.invalidate_everywhere(app.db.pg.as_ref()).await;

@@ -108,7 +108,7 @@ impl AdminHost for Host {
                 .await
                 .map_err(|e| e.to_string())?;
             // Their sessions carry the old password's tag and end on their next request...
-            self.app.auth.forget_user(user_id);
+            super::session::revoke(&self.app, user_id).await;
             // ...except this one when they changed their own, as /account/password does: it goes
             // on under a fresh id and the new tag (Django's update_session_auth_hash).
             if acting.is_some_and(|a| a.id == user_id) {

@@ -233,11 +233,13 @@ pub(super) async fn logout(
     req: &Request,
     Data(app): Data<&AppState>,
 ) -> Result<Response, AppError> {
-    if let Some(user) = current_user(req).await? {
+    let user = current_user(req).await?;
+    session::log_out(req).await?;
+    if let Some(user) = user {
+        session::revoke(app, user.id).await;
         app.presence.gone(user.id).await;
         app.hub.presence_changed();
     }
-    session::log_out(req).await?;
     Ok(see_other("/login"))
 }
 
@@ -357,7 +359,7 @@ pub(super) async fn change_password(
     };
     let hash = app.hasher.hash(&new).await?;
     users::set_password_hash(pool, user.id, &hash).await?;
-    app.auth.forget_user(user.id);
+    session::revoke(app, user.id).await;
     let user = users::find_by_id(pool, user.id)
         .await?
         .ok_or(AppError::NotFound("Your account no longer exists."))?;

@@ -205,7 +205,7 @@ fn hold(
         return too_many_polls();
     };
     let (app, hold) = (ctx.app.clone(), ctx.app.settings.poll_timeout());
-    let (htmx, user) = (ctx.htmx, ctx.user.id);
+    let (htmx, user, revision) = (ctx.htmx, ctx.user.id, ctx.user.revision);
     let room = conv.map(|(room, _)| room);
     let base = conv.map(|(_, base)| base.to_owned());
     // Only a page (which says when it got its sidebar) is sent the sidebar.
@@ -239,6 +239,12 @@ fn hold(
             Ok(answer) => answer,
             Err(err) => return AppError::from(err).as_response(),
         };
+        // The session was good when the poll began; if the user's sessions were revoked since
+        // (logged out, deactivated), the poll answers with nothing, and the next one is checked
+        // afresh.
+        if hub.revocation(user) != revision {
+            return no_content();
+        }
         if answer.changes.is_empty() && !answer.feed && answer.signals.is_empty() {
             return no_content();
         }

@@ -15,3 +15,4 @@ mod delivery;
 mod limits;
 mod multiprocess;
 mod search;
+mod sessions;

@@ -5,11 +5,11 @@ use poem::web::{Data, Form, Query};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
-use super::device;
 use super::error::AppError;
 use super::error::{retry_after, try_again};
 use super::session::{self, current_user};
 use super::{AppState, Ctx, csrf_token, see_other, throttle_addr, with_status};
+use super::{csrf, device};
 use crate::domain::{Password, Username};
 use crate::store::users;
 use crate::views::Viewer;
@@ -122,7 +122,9 @@ pub(super) async fn register(
         .ok_or(AppError::Internal("new user vanished".into()))?;
     session::log_in(req, &user).await?;
     tracing::info!(user = %user.username, "registered");
-    Ok(see_other("/"))
+    let mut resp = see_other("/");
+    csrf::rotate(&mut resp);
+    Ok(resp)
 }
 
 #[handler]
@@ -193,6 +195,7 @@ pub(super) async fn login(
         app.hub.presence_changed();
     }
     let mut resp = see_other(safe_next(&form.next));
+    csrf::rotate(&mut resp);
     let secure = app.settings.secure_cookies || session::is_https(req);
     device::remember(&mut resp, &app.device_key, &user.username, secure);
     Ok(resp)
@@ -240,7 +243,9 @@ pub(super) async fn logout(
         app.presence.gone(user.id).await;
         app.hub.presence_changed();
     }
-    Ok(see_other("/login"))
+    let mut resp = see_other("/login");
+    csrf::rotate(&mut resp);
+    Ok(resp)
 }
 
 #[cfg(test)]

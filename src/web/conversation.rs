@@ -77,6 +77,11 @@ async fn open_direct(app: &AppState, ctx: &Ctx, username: &str) -> Result<Target
     }
     let room = match rooms::find_direct(&app.db.pool, ctx.user.id, other.id).await? {
         Some(room) => room,
+        None if ctx.cross_site => {
+            return Err(AppError::NotFound(
+                "You have no conversation with this person yet. Open it from Parley to start one.",
+            ));
+        }
         // A new conversation lands in the other person's sidebar: it has a pace.
         None => {
             super::limits::take(
@@ -248,12 +253,13 @@ impl PageQuery {
 /// Messages before and after the one a page is centred on.
 const HALF: i64 = PAGE / 2;
 
-/// `GET /rooms/{name}` (which joins the room) and `GET /dm/{username}`.
+/// `GET /rooms/{name}` (which joins the room) and `GET /dm/{username}`. Followed from another
+/// site, it only shows: see `Ctx::cross_site`.
 #[handler]
 pub async fn page(conv: Conv, Query(q): Query<PageQuery>) -> Result<Response, AppError> {
     let window = q.window()?;
     let app = conv.ctx.app.clone();
-    if conv.target.public {
+    if conv.target.public && !conv.ctx.cross_site {
         rooms::join(&app.db.pool, conv.target.room, conv.ctx.user.id).await?;
         app.hub.joined(conv.target.room, conv.ctx.user.id);
     }
@@ -327,8 +333,10 @@ pub async fn page_response(
         .ok_or(AppError::NotFound("This conversation no longer exists."))?;
     let shown = shown(pool, &room, window).await?;
     let msgs = &shown.messages;
-    // The person's other pages show this conversation as read.
+    // The person's other pages show this conversation as read (unless another site sent them:
+    // looking is not reading).
     if shown.window == Window::Latest
+        && !ctx.cross_site
         && rooms::mark_read(pool, room.id, ctx.user.id, room.last_seq).await?
     {
         app.hub.changed_for(ctx.user.id);

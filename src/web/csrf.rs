@@ -29,6 +29,16 @@ pub const MAX_BODY: usize = 64 * 1024;
 #[derive(Clone, Debug)]
 pub struct CsrfToken(pub String);
 
+/// Put on a response by a handler that changed who is logged in (log in, log out): the
+/// browser gets a new token with it, so a token seen before (by someone else at this computer,
+/// or in an old page) is no good to the next person.
+#[derive(Clone, Copy, Debug)]
+struct Rotate;
+
+pub fn rotate(resp: &mut Response) {
+    resp.extensions_mut().insert(Rotate);
+}
+
 pub struct CsrfLayer {
     pub secure: bool,
 }
@@ -66,12 +76,18 @@ fn refuse(why: &str) -> Response {
     )
 }
 
-fn cross_site(req: &Request) -> bool {
-    if req
-        .headers()
+/// Whether the browser says another site made this request (a link followed or a form sent
+/// from elsewhere). A GET from another site shows what it asks for but changes nothing (no
+/// joining a room, no marking read, no new conversation): SameSite=Lax sends the cookie with
+/// top-level navigations, so such a GET could otherwise act for the person.
+pub fn from_another_site(req: &Request) -> bool {
+    req.headers()
         .get("sec-fetch-site")
         .is_some_and(|v| v.as_bytes() == b"cross-site")
-    {
+}
+
+fn cross_site(req: &Request) -> bool {
+    if from_another_site(req) {
         return true;
     }
     let Some(origin) = req
@@ -141,7 +157,9 @@ impl<E: Endpoint> Endpoint for CsrfEndpoint<E> {
             Ok(r) => r.into_response(),
             Err(e) => e.into_response(),
         };
-        if fresh {
+        let rotated = resp.extensions_mut().remove::<Rotate>().is_some();
+        if fresh || rotated {
+            let token = if rotated { new_token() } else { token };
             let flags = if secure { "; Secure" } else { "" };
             append_cookie(
                 &mut resp,

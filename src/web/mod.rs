@@ -11,6 +11,7 @@ pub mod error;
 pub mod favourites;
 pub mod held;
 pub mod home;
+pub mod hosts;
 pub mod limits;
 pub mod messages;
 pub mod rooms;
@@ -66,6 +67,7 @@ pub struct App {
     pub hasher: crate::password::Hasher,
     /// Signs device cookies (`device`); the same on every process (`server_secrets`).
     pub device_key: Vec<u8>,
+    pub allowed_hosts: hosts::AllowedHosts,
 }
 
 pub type AppState = Arc<App>;
@@ -86,6 +88,7 @@ impl App {
             password_checks: Throttle::new(Duration::from_secs(15 * 60), 5, u32::MAX),
             hasher: crate::password::Hasher::new(settings.hash_workers, settings.hash_queue),
             device_key,
+            allowed_hosts: hosts::AllowedHosts::new(&settings.allowed_hosts),
             hub,
             db,
             settings,
@@ -192,8 +195,23 @@ const PERMISSIONS: &str = "microphone=(self), camera=(self), geolocation=(), pay
 /// response. A fragment fetched by htmx is never a document, so it skips the document-only
 /// headers: a long-poll answer is sent once per message per listener, and those 300 bytes would
 /// be a third of its size.
+///
+/// It also refuses hosts this server does not answer to (`hosts`), and marks what may not be
+/// cached: every page but the assets is someone's own (`no-store`, unless the handler said
+/// otherwise), and the same URL answers a page or a fragment by `HX-Request` (`Vary`).
 async fn frame<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
     let htmx = is_htmx(&req);
+    let app = req.data::<AppState>().expect("state");
+    if let Some(host) = req.headers().get(poem::http::header::HOST)
+        && !app.allowed_hosts.allows(host.to_str().unwrap_or_default())
+    {
+        let text = "This server does not answer to that host name.";
+        return Ok(with_status(
+            notice_page("Bad request", &Viewer::anonymous(""), text),
+            StatusCode::BAD_REQUEST,
+        ));
+    }
+    let asset = req.uri().path().starts_with("/assets/");
     let span = telemetry::span(&req);
     let started = std::time::Instant::now();
     let resp = match span.is_disabled() {
@@ -213,6 +231,18 @@ async fn frame<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
     );
+    if !asset {
+        if !headers.contains_key(poem::http::header::CACHE_CONTROL) {
+            headers.insert(
+                poem::http::header::CACHE_CONTROL,
+                HeaderValue::from_static("no-store"),
+            );
+        }
+        headers.append(
+            poem::http::header::VARY,
+            HeaderValue::from_static("HX-Request"),
+        );
+    }
     if !htmx {
         headers.insert("content-security-policy", HeaderValue::from_static(CSP));
         headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
@@ -317,6 +347,8 @@ pub struct Ctx {
     pub user: CurrentUser,
     pub csrf: String,
     pub htmx: bool,
+    /// Another site sent the person here (`csrf::from_another_site`): show, change nothing.
+    pub cross_site: bool,
 }
 
 impl Ctx {
@@ -337,6 +369,7 @@ impl<'a> FromRequest<'a> for Ctx {
             user,
             csrf: csrf_token(req),
             htmx: is_htmx(req),
+            cross_site: csrf::from_another_site(req),
         })
     }
 }

@@ -520,10 +520,18 @@ impl Client {
         Self::page(req.send().await.expect("GET")).await
     }
 
+    /// The CSRF token the browser holds now: the page's, or a newer one (logging in and out
+    /// changes it, and the next page would carry it).
+    pub fn token(&self) -> String {
+        self.cookie("parley_csrf")
+            .unwrap_or_else(|| self.csrf.clone())
+    }
+
     /// A form post with the CSRF token, as the page's form would send it.
     pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let token = self.token();
         let mut form: Vec<(&str, &str)> = fields.to_vec();
-        form.push(("csrf_token", &self.csrf));
+        form.push(("csrf_token", &token));
         self.post_raw(path, &form, false).await
     }
 
@@ -533,7 +541,7 @@ impl Client {
             .http
             .post(format!("{}{path}", self.base))
             .header("HX-Request", "true")
-            .header("X-CSRF-Token", &self.csrf)
+            .header("X-CSRF-Token", self.token())
             .form(fields);
         Self::page(req.send().await.expect("POST")).await
     }
@@ -547,21 +555,28 @@ impl Client {
     }
 
     pub async fn register(&mut self, name: &str, password: &str) -> Page {
-        self.post("/register", &[("username", name), ("password", password)])
-            .await
+        let page = self
+            .post("/register", &[("username", name), ("password", password)])
+            .await;
+        self.csrf = self.token();
+        page
     }
 
     pub async fn login(&mut self, name: &str, password: &str) -> Page {
-        self.post("/login", &[("username", name), ("password", password)])
-            .await
+        let page = self
+            .post("/login", &[("username", name), ("password", password)])
+            .await;
+        self.csrf = self.token();
+        page
     }
 
     /// A log-in as it arrives through a trusted proxy from the client address `from`.
     pub async fn login_from(&self, from: &str, name: &str, password: &str) -> Page {
+        let token = self.token();
         let form = [
             ("username", name),
             ("password", password),
-            ("csrf_token", &self.csrf),
+            ("csrf_token", &token),
         ];
         let req = self
             .http

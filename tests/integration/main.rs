@@ -12,6 +12,7 @@ pub mod calls;
 mod changes;
 mod chat;
 mod delivery;
+mod input;
 mod limits;
 mod multiprocess;
 mod search;

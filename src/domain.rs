@@ -42,6 +42,25 @@ impl Username {
     pub fn key(&self) -> String {
         self.0.to_ascii_lowercase()
     }
+
+    /// The form look-alike names share, which the database keeps unique too: case folded,
+    /// `.` `_` `-` dropped, and what passes for something else made one (I, l, 1 and | as l;
+    /// O and 0 as o; 5 as s; rn as m; vv as w). The migration that added it spells the same
+    /// steps in SQL: change one, change both.
+    pub fn fold(&self) -> String {
+        let folded: String = self
+            .0
+            .chars()
+            .filter(|c| !matches!(c, '.' | '_' | '-'))
+            .map(|c| match c.to_ascii_lowercase() {
+                'i' | '1' | '|' => 'l',
+                '0' => 'o',
+                '5' => 's',
+                c => c,
+            })
+            .collect();
+        folded.replace("rn", "m").replace("vv", "w")
+    }
 }
 
 impl fmt::Display for Username {
@@ -262,6 +281,20 @@ mod tests {
         assert!(Username::parse("<script>").is_err());
         assert!(Username::parse("jösé").is_err());
         assert_eq!(Username::parse("Alice").unwrap().key(), "alice");
+    }
+
+    #[test]
+    fn look_alike_names_fold_to_one_form() {
+        let fold = |name: &str| Username::parse(name).unwrap().fold();
+        for alike in ["aIice", "a1ice", "ALICE", "alice.", "a.l_i-ce", "al1ce"] {
+            assert_eq!(fold(alike), fold("alice"), "{alike}");
+        }
+        assert_eq!(fold("b0b"), fold("bob"));
+        assert_eq!(fold("rnary"), fold("mary"));
+        assert_eq!(fold("vvendy"), fold("wendy"));
+        assert_eq!(fold("5am"), fold("sam"));
+        assert_ne!(fold("alice"), fold("alicia"));
+        assert_ne!(fold("bob"), fold("bobby"));
     }
 
     #[test]

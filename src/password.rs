@@ -151,7 +151,9 @@ pub async fn create_superuser(
     let hashed = hash(&password).await;
     match users::create(&db.pool, &name, &hashed, true).await {
         Ok(_) => Ok(name),
-        Err(users::CreateUserError::Taken) => Err(SuperuserError::Taken(name.to_string())),
+        Err(users::CreateUserError::Taken | users::CreateUserError::TooSimilar) => {
+            Err(SuperuserError::Taken(name.to_string()))
+        }
         Err(users::CreateUserError::Db(e)) => Err(e.into()),
     }
 }

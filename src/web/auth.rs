@@ -41,6 +41,9 @@ fn safe_next(next: &str) -> &str {
     if ok { next } else { "/" }
 }
 
+const TOO_SIMILAR: &str =
+    "That username is too similar to an existing name: people could take one for the other.";
+
 #[handler]
 pub(super) async fn register_form(req: &Request) -> Result<Response, AppError> {
     if current_user(req).await?.is_some() {
@@ -109,12 +112,16 @@ pub(super) async fn register(
     {
         return Ok(fail(Some("That username is taken."), None));
     }
+    if users::look_alike_exists(&app.db.pool, &name).await? {
+        return Ok(fail(Some(TOO_SIMILAR), None));
+    }
     let hash = app.hasher.hash(&pass).await?;
     let id = match users::create(&app.db.pool, &name, &hash, false).await {
         Ok(id) => id,
         Err(users::CreateUserError::Taken) => {
             return Ok(fail(Some("That username is taken."), None));
         }
+        Err(users::CreateUserError::TooSimilar) => return Ok(fail(Some(TOO_SIMILAR), None)),
         Err(users::CreateUserError::Db(e)) => return Err(e.into()),
     };
     let user = users::find_by_id(&app.db.pool, id)

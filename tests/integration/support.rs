@@ -292,11 +292,16 @@ pub async fn insert_member(database_url: &str, name: &str) {
         .await
         .expect("test pool");
     sqlx::query(
-        "INSERT INTO users (username, username_key, password_hash, created_ms) \
-         VALUES ($1, $2, $3, $4)",
+        "INSERT INTO users (username, username_key, username_fold, password_hash, created_ms) \
+         VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(name)
     .bind(name.to_lowercase())
+    .bind(
+        parley::domain::Username::parse(name)
+            .expect("a member's name is a username")
+            .fold(),
+    )
     .bind(password_hash().await)
     .bind(parley::now_ms())
     .execute(&pool)

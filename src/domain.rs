@@ -11,6 +11,14 @@ pub use search::{MAX_QUERY_CHARS, Place, SearchQuery, Term};
 #[error("{0}")]
 pub struct Invalid(pub &'static str);
 
+/// The characters that change the direction text is shown in (embeddings, overrides, isolates,
+/// marks): invisible, and able to make `https://evil.example/moc.knab-doog//:sptth` read as
+/// `https://evil.example/https://good-bank.com`. Names and topics refuse them; message text is
+/// shown without them (`views::chat`), links each isolated.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
 fn is_name_char(c: char, extra: &[char]) -> bool {
     c.is_ascii_alphanumeric() || extra.contains(&c)
 }
@@ -145,6 +153,11 @@ impl Topic {
         }
         if topic.chars().any(char::is_control) {
             return Err(Invalid("A topic is a single line of text."));
+        }
+        if topic.chars().any(is_bidi_control) {
+            return Err(Invalid(
+                "A topic cannot contain characters that change the direction of text.",
+            ));
         }
         Ok(Self(topic.to_owned()))
     }
@@ -328,6 +341,17 @@ mod tests {
         assert!(MessageBody::parse("bell\x07").is_err());
         assert!(MessageBody::parse("a lone \r return").is_err());
         assert!(MessageBody::parse("tab\tand\nnew line").is_ok());
+    }
+
+    #[test]
+    fn topics_refuse_what_turns_text_around() {
+        assert!(
+            Topic::parse("שלום and hello").is_ok(),
+            "right-to-left text is fine"
+        );
+        for c in ['\u{202E}', '\u{202B}', '\u{2067}', '\u{200F}'] {
+            assert!(Topic::parse(&format!("a{c}b")).is_err(), "{c:?}");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@ use maud::{Markup, html};
 use time::OffsetDateTime;
 
 use super::forms::{csrf_field, field_error};
+use crate::domain::is_bidi_control;
 use crate::store::messages::{CALL_RECORD, Change, Message, Reaction, TOPIC_RECORD};
 use crate::store::rooms::{DirectUnread, Member, RoomListing};
 use crate::store::users::Person;
@@ -109,16 +110,25 @@ pub fn utc_label(ms: i64) -> String {
 /// A message body as text with its line breaks kept, its web addresses made into links and the
 /// people it mentions marked. Every piece of user text goes through maud's escaping; only the
 /// `<br>` is ours.
+///
+/// Characters that turn text around are left out (they are invisible, and what they do is
+/// make one address read as another), and each link is isolated (`dir="ltr"`): however the text
+/// around it runs, a link shows its address as it is.
 fn linkified(body: &str, mentions: &str) -> Markup {
     let mut finder = linkify::LinkFinder::new();
     finder.kinds(&[linkify::LinkKind::Url]);
+    let body: std::borrow::Cow<'_, str> = if body.chars().any(is_bidi_control) {
+        body.chars().filter(|c| !is_bidi_control(*c)).collect()
+    } else {
+        body.into()
+    };
     html! {
         @for (i, line) in body.split('\n').enumerate() {
             @if i > 0 { br; }
             @for span in finder.spans(line) {
                 @let text = span.as_str();
                 @if span.kind().is_some() && (text.starts_with("https://") || text.starts_with("http://")) {
-                    a href=(text) rel="noopener noreferrer nofollow ugc" target="_blank" { (text) }
+                    a href=(text) dir="ltr" rel="noopener noreferrer nofollow ugc" target="_blank" { (text) }
                 } @else {
                     (with_mentions(text, mentions))
                 }

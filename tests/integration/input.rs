@@ -8,6 +8,7 @@ on_both_engines!(
     an_address_naming_nothing_parseable_is_404_before_any_query,
     a_name_that_looks_like_anothers_is_refused_but_old_look_alikes_keep_working,
     the_migrations_fold_is_the_codes,
+    text_cannot_turn_itself_around_to_disguise_a_link,
 );
 
 async fn an_address_naming_nothing_parseable_is_404_before_any_query(app: &TestApp) {
@@ -136,4 +137,54 @@ async fn the_migrations_fold_is_the_codes(app: &TestApp) {
             .unwrap_or_else(|_| folded.clone());
         assert_eq!(folded, expected, "{name}");
     }
+}
+
+async fn text_cannot_turn_itself_around_to_disguise_a_link(app: &TestApp) {
+    let alice = app.member("alice").await;
+    let bob = app.member("bob").await;
+    assert_eq!(
+        alice.post("/rooms", &[("name", "general")]).await.status,
+        303
+    );
+    // Shown right-to-left from the override on, this would read
+    // "https://evil.example/https://good-bank.com".
+    let disguised = "pay here https://evil.example/\u{202E}moc.knab-doog//:sptth";
+    let id = alice.say("/rooms/general", disguised).await;
+    for page in [
+        bob.get("/rooms/general").await,
+        bob.poll("/rooms/general", id - 1).await,
+        bob.get_htmx(&format!("/rooms/general/messages/{id}")).await,
+    ] {
+        assert!(!page.body.contains('\u{202E}'), "{}", page.body);
+        let body = page.select(&format!("#m-{id} .body"));
+        assert_eq!(
+            body,
+            ["pay here https://evil.example/moc.knab-doog//:sptth"]
+        );
+        assert_eq!(
+            page.attrs(&format!("#m-{id} .body a[dir=ltr]"), "href"),
+            ["https://evil.example/moc.knab-doog//:sptth"],
+            "the link is isolated from the text around it"
+        );
+    }
+    // What was typed is kept as typed (search finds it), only never shown turning around.
+    assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 1);
+    for topic in ["\u{202E}cipot", "a \u{2067}b\u{2069}"] {
+        let page = alice
+            .post("/rooms/general/topic", &[("topic", topic)])
+            .await;
+        assert_eq!(page.status, 422, "{topic:?}");
+        assert!(
+            page.body
+                .contains("A topic cannot contain characters that change the direction of text.")
+        );
+    }
+    let rtl = "שלום, see https://example.org/";
+    let id = alice.say("/rooms/general", rtl).await;
+    let page = bob.get("/rooms/general").await;
+    assert_eq!(
+        page.select(&format!("#m-{id} .body")),
+        [rtl],
+        "right-to-left text is kept"
+    );
 }

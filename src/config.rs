@@ -219,6 +219,43 @@ pub struct Settings {
     /// Password hashes that may wait for a worker; past it, 503 with Retry-After.
     #[arg(long, global = true, env = "PARLEY_HASH_QUEUE", default_value_t = 8)]
     pub hash_queue: usize,
+
+    /// How long a new connection has to send its first request head (seconds); then it is
+    /// closed.
+    #[arg(long, global = true, env = "PARLEY_HEADER_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout_secs: u64,
+
+    /// How long a kept-alive connection may wait, with no request in progress, for its next
+    /// one (seconds). A held long-poll is a request in progress.
+    #[arg(long, global = true, env = "PARLEY_IDLE_TIMEOUT_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout_secs: u64,
+
+    /// How long reading a request's body may take (seconds); then 408.
+    #[arg(long, global = true, env = "PARLEY_BODY_TIMEOUT_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout_secs: u64,
+
+    /// Connections open at once; past it a new one gets 503 and is closed. 0: the open-file
+    /// limit less what the database and the rest of the process need.
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_MAX_CONNECTIONS",
+        default_value_t = 0
+    )]
+    pub max_connections: usize,
+
+    /// Connections open at once from one client address (an IPv6 /64); the trusted proxies
+    /// have no such cap. 0: no limit.
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_MAX_CONNECTIONS_PER_ADDR",
+        default_value_t = 256
+    )]
+    pub max_connections_per_addr: usize,
 }
 
 impl Settings {
@@ -256,6 +293,11 @@ impl Settings {
             logins_per_minute: 30,
             hash_workers: 0,
             hash_queue: 8,
+            header_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            body_timeout_secs: 30,
+            max_connections: 0,
+            max_connections_per_addr: 256,
         }
     }
 }

@@ -41,6 +41,8 @@ pub fn rotate(resp: &mut Response) {
 
 pub struct CsrfLayer {
     pub secure: bool,
+    /// How long reading a body may take (`--body-timeout-secs`).
+    pub body_timeout: Duration,
 }
 
 impl<E: Endpoint> Middleware<E> for CsrfLayer {
@@ -50,6 +52,7 @@ impl<E: Endpoint> Middleware<E> for CsrfLayer {
         CsrfEndpoint {
             inner,
             secure: self.secure,
+            body_timeout: self.body_timeout,
         }
     }
 }
@@ -57,6 +60,7 @@ impl<E: Endpoint> Middleware<E> for CsrfLayer {
 pub struct CsrfEndpoint<E> {
     inner: E,
     secure: bool,
+    body_timeout: Duration,
 }
 
 fn new_token() -> String {
@@ -128,9 +132,18 @@ impl<E: Endpoint> Endpoint for CsrfEndpoint<E> {
             // Every body is read here, within the cap, so that no handler can be made to buffer
             // an unbounded one (a Content-Length check alone would miss chunked bodies).
             // Boxed: only POSTs take this path, and inline it would enlarge every GET's future.
-            let bytes = match Box::pin(read_capped(req.take_body())).await {
-                Ok(bytes) => bytes,
-                Err(status) => {
+            // A body sent a byte at a time would hold its connection (and its place under the
+            // caps) for as long as the sender likes: it has a deadline.
+            let read = tokio::time::timeout(self.body_timeout, read_capped(req.take_body()));
+            let bytes = match Box::pin(read).await {
+                Ok(Ok(bytes)) => bytes,
+                Err(_) => {
+                    return Ok(Response::builder()
+                        .status(StatusCode::REQUEST_TIMEOUT)
+                        .header(header::CONNECTION, "close")
+                        .body("The request body took too long to arrive."));
+                }
+                Ok(Err(status)) => {
                     let text = if status == StatusCode::PAYLOAD_TOO_LARGE {
                         "Request body too large."
                     } else {

@@ -181,7 +181,10 @@ fn endpoint(app: AppState) -> impl Endpoint<Output = Response> {
         .catch_error(bad_query)
         .catch_error(bad_form)
         .with(session::SessionLayer { store, secure })
-        .with(csrf::CsrfLayer { secure })
+        .with(csrf::CsrfLayer {
+            secure,
+            body_timeout: Duration::from_secs(app.settings.body_timeout_secs),
+        })
         .around(frame)
         .data(app)
 }
@@ -430,9 +433,11 @@ pub async fn run(
         tracing::info!("shutting down: answering held polls, finishing requests");
         hub.shut_down();
     };
+    let limits = server::ConnLimits::from_settings(&app.settings);
     server::serve(
         listener,
         endpoint(app),
+        limits,
         shutdown,
         on_shutdown,
         Duration::from_secs(10),

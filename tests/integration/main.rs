@@ -11,6 +11,7 @@ mod browser_calls;
 pub mod calls;
 mod changes;
 mod chat;
+mod connections;
 mod delivery;
 mod input;
 mod limits;

@@ -32,9 +32,14 @@ impl AllowedHosts {
     /// rebinding attack needs a name of its own) and so may `localhost` and its subdomains (which
     /// browsers resolve to the machine itself).
     pub fn allows(&self, host: &str) -> bool {
-        let name = without_port(host).to_ascii_lowercase();
+        let name = without_port(host);
+        // Every request asks: the common answer (an address) allocates nothing.
+        if name.parse::<IpAddr>().is_ok() {
+            return true;
+        }
+        let name = name.to_ascii_lowercase();
         let name = name.trim_end_matches('.');
-        if name.parse::<IpAddr>().is_ok() || name == "localhost" || name.ends_with(".localhost") {
+        if name == "localhost" || name.ends_with(".localhost") {
             return true;
         }
         self.names.iter().any(|n| n == name) || self.suffixes.iter().any(|s| name.ends_with(s))

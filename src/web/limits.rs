@@ -3,6 +3,7 @@
 //! in, and the caps on long-polls held at once. Each limit is a flag (README, "Limits"); a
 //! request past one gets 429 with `Retry-After` and words saying what to do.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,13 +24,13 @@ pub struct Limits {
     /// Log-in attempts per address, successful or not (each costs a hash).
     pub logins: Buckets<String>,
     polls_per_user: Arc<Counts<i64>>,
-    polls_per_addr: Arc<Counts<String>>,
+    polls_per_addr: Arc<Counts<Option<IpAddr>>>,
 }
 
 /// A held poll's places under both caps, given back when the poll answers or its client goes.
 pub struct PollPlace {
     _user: Held<i64>,
-    _addr: Held<String>,
+    _addr: Held<Option<IpAddr>>,
 }
 
 impl Limits {
@@ -48,7 +49,7 @@ impl Limits {
 
     /// A place for one more held poll of `user` from `addr`, or None when either has as many
     /// as allowed.
-    pub fn poll_place(&self, user: i64, addr: String) -> Option<PollPlace> {
+    pub fn poll_place(&self, user: i64, addr: Option<IpAddr>) -> Option<PollPlace> {
         let user = self.polls_per_user.hold(user)?;
         let addr = self.polls_per_addr.hold(addr)?;
         Some(PollPlace {

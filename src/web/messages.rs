@@ -200,7 +200,7 @@ fn hold(
     t: Option<i64>,
     s: Option<String>,
 ) -> Response {
-    let addr = super::throttle_addr(req, &ctx.app);
+    let addr = super::client_network(req, &ctx.app);
     let Some(place) = ctx.app.limits.poll_place(ctx.user.id, addr) else {
         return too_many_polls();
     };

@@ -229,6 +229,7 @@ async fn frame<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
         }
     };
     telemetry::record(&span, started, Some(&resp));
+    let held_answer = held::is_held(&resp);
     let headers = resp.headers_mut();
     headers.insert(
         "x-content-type-options",
@@ -241,10 +242,14 @@ async fn frame<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
                 HeaderValue::from_static("no-store"),
             );
         }
-        headers.append(
-            poem::http::header::VARY,
-            HeaderValue::from_static("HX-Request"),
-        );
+        // Not on a long-poll's answer: it is never stored anywhere (its own no-store), and
+        // 20 bytes more per message per listener is what fan-out pays most for.
+        if !held_answer {
+            headers.append(
+                poem::http::header::VARY,
+                HeaderValue::from_static("HX-Request"),
+            );
+        }
     }
     if !htmx {
         headers.insert("content-security-policy", HeaderValue::from_static(CSP));
@@ -329,6 +334,11 @@ pub fn client_addr(req: &Request, trusted: &[IpAddr]) -> Option<IpAddr> {
         }
     }
     Some(peer)
+}
+
+/// The client's network, as the per-address caps count it: its address, or for IPv6 its /64.
+pub fn client_network(req: &Request, app: &App) -> Option<IpAddr> {
+    client_addr(req, &app.settings.trusted_proxies).map(server::network)
 }
 
 /// Whom per-address limits count a request against: the client's address, or for IPv6 its /64

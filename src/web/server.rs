@@ -167,7 +167,7 @@ impl Drop for Admitted {
 }
 
 /// Whom a per-address cap counts: the address, or for IPv6 its /64 (one subscriber has them all).
-fn network(peer: IpAddr) -> IpAddr {
+pub fn network(peer: IpAddr) -> IpAddr {
     match peer.to_canonical() {
         IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & (!0u128 << 64)).into()),
         v4 => v4,

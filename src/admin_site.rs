@@ -41,7 +41,7 @@ pub fn models(app: &AppState) -> Vec<ModelAdmin> {
 /// renamed one's show the new name: no room's recent window may serve the old ones.
 async fn users_written(app: AppState, ids: Vec<i64>) {
     for id in ids {
-        app.auth.forget_user(id);
+        crate::web::session::revoke(&app, id).await;
     }
     app.directory.clear();
     app.hub.invalidate_everywhere(app.db.pg.as_ref()).await;
@@ -147,6 +147,7 @@ fn users(app: &AppState) -> ModelAdmin {
         .permissions(user_rights)
         .password_form("password_hash")
         .unique("users_username_key_key", "username_key", "username", "A user with that username already exists.")
+        .unique("users_username_fold", "username_fold", "username", "That username is too similar to an existing name.")
         .related(Related::cascade("messages", "messages", "author_id", MESSAGE_DISPLAY).linked_to("messages"))
         .related(Related::cascade("attachments", "attachments", "uploader_id", "name").linked_to("attachments"))
         .related(Related::cascade(
@@ -210,13 +211,15 @@ fn user_rights(user: &AdminUser, target: Option<&Values>) -> Perms {
 }
 
 fn user_before_save(values: &mut Values, kind: SaveKind) -> Result<(), FieldErrors> {
-    let key = values
-        .text("username")
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    values.set("username_key", Value::text(key));
+    let name = values.text("username").unwrap_or_default().to_owned();
+    values.set("username_key", Value::text(name.to_ascii_lowercase()));
     if kind == SaveKind::Add {
         values.set("created_ms", Value::Int(Some(now_ms())));
+        // A new account may not look like another. (A rename keeps the fold it had: an old
+        // account that collides, with none, must stay editable.)
+        if let Ok(name) = Username::parse(&name) {
+            values.set("username_fold", Value::text(name.fold()));
+        }
     }
     Ok(())
 }

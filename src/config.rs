@@ -162,6 +162,138 @@ pub struct Settings {
     #[arg(long, global = true, env = "PARLEY_FILES_SWEEP_SECS", default_value_t = 3600,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub files_sweep_secs: u64,
+
+    /// Host names (the `Host` header, without its port) this server answers to, comma-separated;
+    /// a leading dot allows subdomains (`.example.org`). Any other gets 400, so a web page on a
+    /// rebound DNS name cannot reach a local instance. Always allowed: IP addresses and
+    /// `localhost` names (a rebinding attack needs a name of its own).
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
+
+    /// Long-polls one person may hold at once (one per open tab); beyond it a poll answers at
+    /// once (429) instead of waiting. 0: no limit.
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_MAX_POLLS_PER_USER",
+        default_value_t = 16
+    )]
+    pub max_polls_per_user: usize,
+
+    /// Long-polls one client address (an IPv6 /64) may hold at once. 0: no limit.
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_MAX_POLLS_PER_ADDR",
+        default_value_t = 256
+    )]
+    pub max_polls_per_addr: usize,
+
+    /// Messages one person may send in a minute (a burst of that many, then the same pace).
+    /// 0: no limit.
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_MESSAGES_PER_MINUTE",
+        default_value_t = 240
+    )]
+    pub messages_per_minute: u32,
+
+    /// Rooms one person may create in an hour. 0: no limit.
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_ROOMS_PER_HOUR",
+        default_value_t = 20
+    )]
+    pub rooms_per_hour: u32,
+
+    /// Rooms one person may have created in all. 0: no limit.
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_MAX_ROOMS_PER_USER",
+        default_value_t = 100
+    )]
+    pub max_rooms_per_user: u32,
+
+    /// New private conversations one person may start in an hour. 0: no limit.
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_CONVERSATIONS_PER_HOUR",
+        default_value_t = 30
+    )]
+    pub conversations_per_hour: u32,
+
+    /// Topic changes one person may make in an hour. 0: no limit.
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_TOPICS_PER_HOUR",
+        default_value_t = 30
+    )]
+    pub topics_per_hour: u32,
+
+    /// Log-in attempts, successful or not, from one client address in a minute (each costs a
+    /// password hash). 0: no limit.
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_LOGINS_PER_MINUTE",
+        default_value_t = 30
+    )]
+    pub logins_per_minute: u32,
+
+    /// Password hashes (argon2, ~20 ms and 19 MB each) computed at once; 0: one per core.
+    #[arg(long, global = true, env = "PARLEY_HASH_WORKERS", default_value_t = 0)]
+    pub hash_workers: usize,
+
+    /// Password hashes that may wait for a worker; past it, 503 with Retry-After.
+    #[arg(long, global = true, env = "PARLEY_HASH_QUEUE", default_value_t = 8)]
+    pub hash_queue: usize,
+
+    /// How long a new connection has to send its first request head (seconds); then it is
+    /// closed.
+    #[arg(long, global = true, env = "PARLEY_HEADER_TIMEOUT_SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_timeout_secs: u64,
+
+    /// How long a kept-alive connection may wait, with no request in progress, for its next
+    /// one (seconds). A held long-poll is a request in progress.
+    #[arg(long, global = true, env = "PARLEY_IDLE_TIMEOUT_SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout_secs: u64,
+
+    /// How long reading a request's body may take (seconds); then 408.
+    #[arg(long, global = true, env = "PARLEY_BODY_TIMEOUT_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout_secs: u64,
+
+    /// Connections open at once; past it a new one gets 503 and is closed. 0: the open-file
+    /// limit less what the database and the rest of the process need.
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_MAX_CONNECTIONS",
+        default_value_t = 0
+    )]
+    pub max_connections: usize,
+
+    /// Connections open at once from one client address (an IPv6 /64); the trusted proxies
+    /// have no such cap. 0: no limit.
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_MAX_CONNECTIONS_PER_ADDR",
+        default_value_t = 256
+    )]
+    pub max_connections_per_addr: usize,
 }
 
 impl Settings {
@@ -198,6 +330,23 @@ impl Settings {
             max_upload_mb: 25,
             upload_mb_per_hour: 200,
             files_sweep_secs: 3600,
+
+            allowed_hosts: Vec::new(),
+            max_polls_per_user: 16,
+            max_polls_per_addr: 256,
+            messages_per_minute: 240,
+            rooms_per_hour: 20,
+            max_rooms_per_user: 100,
+            conversations_per_hour: 30,
+            topics_per_hour: 30,
+            logins_per_minute: 30,
+            hash_workers: 0,
+            hash_queue: 8,
+            header_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            body_timeout_secs: 30,
+            max_connections: 0,
+            max_connections_per_addr: 256,
         }
     }
 }

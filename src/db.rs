@@ -163,17 +163,20 @@ impl Db {
 pub enum Unique {
     /// `users.username_key`: the name is taken.
     Username,
+    /// `users.username_fold`: the name looks like one that is taken.
+    UsernameFold,
     /// `messages (author_id, client_key)`: a retried send.
     ClientKey,
 }
 
 impl Unique {
-    const ALL: [Unique; 2] = [Unique::Username, Unique::ClientKey];
+    const ALL: [Unique; 3] = [Unique::Username, Unique::UsernameFold, Unique::ClientKey];
 
     /// PostgreSQL's name for the constraint (the default name of the schema's UNIQUE clause).
     fn constraint(self) -> &'static str {
         match self {
             Unique::Username => "users_username_key_key",
+            Unique::UsernameFold => "users_username_fold",
             Unique::ClientKey => "messages_author_id_client_key_key",
         }
     }
@@ -182,6 +185,7 @@ impl Unique {
     fn columns(self) -> &'static str {
         match self {
             Unique::Username => "users.username_key",
+            Unique::UsernameFold => "users.username_fold",
             Unique::ClientKey => "messages.author_id, messages.client_key",
         }
     }

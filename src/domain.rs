@@ -11,6 +11,14 @@ pub use search::{MAX_QUERY_CHARS, Place, SearchQuery, Term};
 #[error("{0}")]
 pub struct Invalid(pub &'static str);
 
+/// The characters that change the direction text is shown in (embeddings, overrides, isolates,
+/// marks): invisible, and able to make `https://evil.example/moc.knab-doog//:sptth` read as
+/// `https://evil.example/https://good-bank.com`. Names and topics refuse them; message text is
+/// shown without them (`views::chat`), links each isolated.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
 fn is_name_char(c: char, extra: &[char]) -> bool {
     c.is_ascii_alphanumeric() || extra.contains(&c)
 }
@@ -41,6 +49,25 @@ impl Username {
     /// The case-folded form the database keeps unique.
     pub fn key(&self) -> String {
         self.0.to_ascii_lowercase()
+    }
+
+    /// The form look-alike names share, which the database keeps unique too: case folded,
+    /// `.` `_` `-` dropped, and what passes for something else made one (I, l, 1 and | as l;
+    /// O and 0 as o; 5 as s; rn as m; vv as w). The migration that added it spells the same
+    /// steps in SQL: change one, change both.
+    pub fn fold(&self) -> String {
+        let folded: String = self
+            .0
+            .chars()
+            .filter(|c| !matches!(c, '.' | '_' | '-'))
+            .map(|c| match c.to_ascii_lowercase() {
+                'i' | '1' | '|' => 'l',
+                '0' => 'o',
+                '5' => 's',
+                c => c,
+            })
+            .collect();
+        folded.replace("rn", "m").replace("vv", "w")
     }
 }
 
@@ -126,6 +153,11 @@ impl Topic {
         }
         if topic.chars().any(char::is_control) {
             return Err(Invalid("A topic is a single line of text."));
+        }
+        if topic.chars().any(is_bidi_control) {
+            return Err(Invalid(
+                "A topic cannot contain characters that change the direction of text.",
+            ));
         }
         Ok(Self(topic.to_owned()))
     }
@@ -265,6 +297,20 @@ mod tests {
     }
 
     #[test]
+    fn look_alike_names_fold_to_one_form() {
+        let fold = |name: &str| Username::parse(name).unwrap().fold();
+        for alike in ["aIice", "a1ice", "ALICE", "alice.", "a.l_i-ce", "al1ce"] {
+            assert_eq!(fold(alike), fold("alice"), "{alike}");
+        }
+        assert_eq!(fold("b0b"), fold("bob"));
+        assert_eq!(fold("rnary"), fold("mary"));
+        assert_eq!(fold("vvendy"), fold("wendy"));
+        assert_eq!(fold("5am"), fold("sam"));
+        assert_ne!(fold("alice"), fold("alicia"));
+        assert_ne!(fold("bob"), fold("bobby"));
+    }
+
+    #[test]
     fn passwords_need_eight_characters_and_fit_in_a_kilobyte() {
         assert!(Password::parse("short", None).is_err());
         assert!(Password::parse("long enough", None).is_ok());
@@ -295,6 +341,17 @@ mod tests {
         assert!(MessageBody::parse("bell\x07").is_err());
         assert!(MessageBody::parse("a lone \r return").is_err());
         assert!(MessageBody::parse("tab\tand\nnew line").is_ok());
+    }
+
+    #[test]
+    fn topics_refuse_what_turns_text_around() {
+        assert!(
+            Topic::parse("שלום and hello").is_ok(),
+            "right-to-left text is fine"
+        );
+        for c in ['\u{202E}', '\u{202B}', '\u{2067}', '\u{200F}'] {
+            assert!(Topic::parse(&format!("a{c}b")).is_err(), "{c:?}");
+        }
     }
 
     #[test]

@@ -57,6 +57,8 @@ const FORGET: &str = "forget";
 const PRESENCE: &str = "presence";
 /// "`join:room:user`": a person now belongs to a room (their feed may be on this process).
 const JOIN: &str = "join:";
+/// "`revoke:user`": a session of the user ended (logged out, deactivated, password changed).
+const REVOKE: &str = "revoke:";
 
 /// How many rendered changes a room keeps for woken polls; a poll further behind reads the database.
 const WINDOW: usize = 256;
@@ -82,6 +84,9 @@ pub struct Hub {
     announced: crate::cache::Cache<(i64, i64), ()>,
     /// Call signalling on its way to people's pages.
     pub switchboard: Switchboard,
+    /// How many times each user's sessions were revoked, on any process: what was checked at
+    /// an older count (a cached login, a held poll) is checked again.
+    revocations: Mutex<HashMap<i64, u64>>,
 }
 
 struct RoomFeed {
@@ -298,6 +303,7 @@ impl Hub {
             pg: std::sync::OnceLock::new(),
             announced: crate::cache::Cache::new(Duration::from_secs(600), 100_000),
             switchboard: Switchboard::new(),
+            revocations: Mutex::new(HashMap::new()),
         })
     }
 
@@ -588,6 +594,42 @@ impl Hub {
                 tracing::debug!(%err, "could not tell the other servers about a join");
             }
         });
+    }
+
+    /// How many times `user`'s sessions have been revoked (see `revoke`).
+    pub fn revocation(&self, user: i64) -> u64 {
+        let revocations = self.revocations.lock().expect("revocations lock");
+        revocations.get(&user).copied().unwrap_or(0)
+    }
+
+    /// A session of `user` ended, or all of them did: every process checks their sessions
+    /// again on their next request, and their held polls answer without what they waited for.
+    /// On PostgreSQL the other processes are told before this returns (`revoke:user`), so a
+    /// cookie logged out here no longer works there, whatever they had cached.
+    pub async fn revoke(&self, user: i64) {
+        self.revoked_here(user);
+        let Some(pg) = self.pg.get() else { return };
+        let sent = sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(format!("{REVOKE}{user}"))
+            .execute(pg)
+            .await;
+        if let Err(err) = sent {
+            tracing::warn!(%err, "could not tell the other servers that a session ended");
+        }
+    }
+
+    fn revoked_here(&self, user: i64) {
+        *self
+            .revocations
+            .lock()
+            .expect("revocations lock")
+            .entry(user)
+            .or_insert(0) += 1;
+        // Their held polls wake, and see the count moved.
+        if let Some(feed) = self.people.lock().expect("people lock").feeds.get(&user) {
+            feed.bump();
+        }
     }
 
     fn joined_here(&self, room: i64, user: i64) {
@@ -974,6 +1016,12 @@ impl Hub {
                     if let Some(signal) = other.strip_prefix(signals::NOTE) {
                         if let Some(user) = self.switchboard.received(signal) {
                             self.signalled(user);
+                        }
+                        continue;
+                    }
+                    if let Some(user) = other.strip_prefix(REVOKE) {
+                        if let Ok(user) = user.parse() {
+                            self.revoked_here(user);
                         }
                         continue;
                     }

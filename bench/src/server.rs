@@ -51,6 +51,19 @@ impl Server {
         .env("PARLEY_ADDR", addr.to_string())
         // Attachments beside the run's logs, not in the directory the bench was started from.
         .env("PARLEY_FILES_DIR", dir.join(format!("{name}-files")));
+        // The scenarios are one machine playing thousands of people: a few users hold every
+        // poll, from one address, and send as fast as asked. The per-person and per-address
+        // limits are lifted (by environment, which a server without them ignores); the
+        // connection deadlines and caps stay, since they are part of what is measured.
+        for limit in [
+            "PARLEY_MAX_POLLS_PER_USER",
+            "PARLEY_MAX_POLLS_PER_ADDR",
+            "PARLEY_MESSAGES_PER_MINUTE",
+            "PARLEY_ROOMS_PER_HOUR",
+            "PARLEY_MAX_CONNECTIONS_PER_ADDR",
+        ] {
+            cmd.env(limit, "0");
+        }
         // Per-request info logs would cost the server CPU that the figures should not include.
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "warn");

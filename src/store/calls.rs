@@ -252,9 +252,14 @@ pub async fn end(
     let talked = now - call.answered_ms.unwrap_or(now);
     let text = outcome.record(&caller, &callee, talked);
     let body = MessageBody::parse(&text).map_err(|e| sqlx::Error::Protocol(e.0.to_owned()))?;
-    let record =
-        messages::insert_call_record(&mut tx, call.room_id, (call.caller_id, &caller), &body)
-            .await?;
+    let record = messages::insert_record(
+        &mut tx,
+        call.room_id,
+        (call.caller_id, &caller),
+        &body,
+        messages::CALL_RECORD,
+    )
+    .await?;
     // A call the person called took part in (answered, or declined) is no news to them; a
     // missed one is.
     if matches!(outcome, Outcome::Completed | Outcome::Declined) {

@@ -97,6 +97,8 @@ const SELECT: &str = "SELECT m.id AS id, m.room_id AS room_id, m.seq AS seq,
 
 /// The kind of message that records a call: written by Parley, not editable.
 pub const CALL_RECORD: &str = "call";
+/// The kind of message that records a topic change ("alice set the topic to …"): not editable.
+pub const TOPIC_RECORD: &str = "topic";
 
 fn mention_keys(mentions: &[Mention]) -> String {
     let keys: Vec<&str> = mentions.iter().map(|m| m.key.as_str()).collect();
@@ -171,13 +173,14 @@ pub async fn insert(
     Ok((message, true))
 }
 
-/// Stores the record of a call (see `store::calls`), written in `author`'s name, in the
-/// transaction `tx` that ends the call: a call ends with exactly one record.
-pub async fn insert_call_record(
+/// Stores a record Parley writes in `author`'s name (a call's, see `store::calls`; a topic
+/// change's) in the transaction `tx` that makes what it records: one record per event.
+pub async fn insert_record(
     tx: &mut Transaction<'static, Any>,
     room: i64,
     author: (i64, &str),
     body: &MessageBody,
+    kind: &'static str,
 ) -> sqlx::Result<Message> {
     let (author_id, author_name) = author;
     let new = NewMessage {
@@ -187,7 +190,7 @@ pub async fn insert_call_record(
         created_ms: crate::now_ms(),
         client_key: None,
         mentions: "",
-        kind: CALL_RECORD,
+        kind,
     };
     let (id, seq) = insert_in(tx, &new, &[]).await?;
     Ok(new.stored(id, seq, author_name))

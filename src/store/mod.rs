@@ -7,6 +7,7 @@ pub mod favourites;
 pub mod messages;
 pub mod rooms;
 pub mod search;
+pub mod secrets;
 pub mod users;
 
 /// Someone counts as online when they were seen in the last minute (a held long-poll refreshes

@@ -1,7 +1,8 @@
 use sqlx::AnyPool;
 
 use super::contains_pattern;
-use crate::domain::RoomName;
+use super::messages::{self, Message};
+use crate::domain::{MessageBody, RoomName, Topic};
 
 /// What a room is: public (anyone logged in reads and writes it) or the direct conversation of
 /// two people. Stored as the text `public` / `direct`.
@@ -77,6 +78,14 @@ pub async fn create_or_get_public(
     find_public(pool, name.as_str())
         .await?
         .ok_or(sqlx::Error::RowNotFound)
+}
+
+/// How many public rooms `user` has created.
+pub async fn created_by(pool: &AnyPool, user: i64) -> sqlx::Result<i64> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM rooms WHERE created_by = $1 AND kind = 'public'")
+        .bind(user)
+        .fetch_one(pool)
+        .await
 }
 
 /// The direct conversation of two users: one room per pair, whoever opens it first.
@@ -324,11 +333,37 @@ pub async fn members(pool: &AnyPool, room: i64) -> sqlx::Result<Vec<Member>> {
     .await
 }
 
-pub async fn set_topic(pool: &AnyPool, room: i64, topic: &str) -> sqlx::Result<()> {
+/// Sets a room's topic and records who set it to what, as a message in the room, in one
+/// transaction.
+pub async fn set_topic(
+    pool: &AnyPool,
+    room: i64,
+    topic: &Topic,
+    by: (i64, &str),
+) -> sqlx::Result<Message> {
+    let text = match topic.as_str() {
+        "" => "cleared the topic".to_owned(),
+        topic => format!("set the topic to “{topic}”"),
+    };
+    let body = MessageBody::parse(&text).map_err(|e| sqlx::Error::Protocol(e.0.to_owned()))?;
+    let mut tx = pool.begin().await?;
     sqlx::query("UPDATE rooms SET topic = $2 WHERE id = $1")
         .bind(room)
-        .bind(topic)
-        .execute(pool)
+        .bind(topic.as_str())
+        .execute(&mut *tx)
         .await?;
-    Ok(())
+    let record = messages::insert_record(&mut tx, room, by, &body, messages::TOPIC_RECORD).await?;
+    tx.commit().await?;
+    Ok(record)
+}
+
+/// Whether `user` belongs to `room`.
+pub async fn is_member(pool: &AnyPool, room: i64, user: i64) -> sqlx::Result<bool> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM memberships WHERE room_id = $1 AND user_id = $2")
+            .bind(room)
+            .bind(user)
+            .fetch_optional(pool)
+            .await?;
+    Ok(found.is_some())
 }

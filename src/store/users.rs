@@ -43,6 +43,8 @@ const USER_COLUMNS: &str = "id, username, password_hash, is_staff, is_superuser,
 pub enum CreateUserError {
     #[error("That username is taken.")]
     Taken,
+    #[error("That username is too similar to an existing name.")]
+    TooSimilar,
     #[error(transparent)]
     Db(#[from] sqlx::Error),
 }
@@ -54,21 +56,32 @@ pub async fn create(
     superuser: bool,
 ) -> Result<i64, CreateUserError> {
     let id = sqlx::query_scalar(
-        "INSERT INTO users (username, username_key, password_hash, is_staff, is_superuser, created_ms)
-         VALUES ($1, $2, $3, $4, $4, $5) RETURNING id",
+        "INSERT INTO users (username, username_key, username_fold, password_hash, is_staff, is_superuser, created_ms)
+         VALUES ($1, $2, $3, $4, $5, $5, $6) RETURNING id",
     )
     .bind(name.as_str())
     .bind(name.key())
+    .bind(name.fold())
     .bind(password_hash)
     .bind(i64::from(superuser))
     .bind(crate::now_ms())
     .fetch_one(pool)
-    .await
-    .map_err(|e| match crate::db::violated(&e) {
-        Some(crate::db::Unique::Username) => CreateUserError::Taken,
-        _ => e.into(),
-    })?;
-    Ok(id)
+    .await;
+    match id {
+        Ok(id) => Ok(id),
+        Err(e) => match crate::db::violated(&e) {
+            Some(crate::db::Unique::Username) => Err(CreateUserError::Taken),
+            // The same name has the same fold too, and which rule the database names first is
+            // its own affair: the same name is "taken", not "similar".
+            Some(crate::db::Unique::UsernameFold) => {
+                match find_by_name(pool, name.as_str()).await? {
+                    Some(_) => Err(CreateUserError::Taken),
+                    None => Err(CreateUserError::TooSimilar),
+                }
+            }
+            _ => Err(e.into()),
+        },
+    }
 }
 
 pub async fn find_by_name(pool: &AnyPool, name: &str) -> sqlx::Result<Option<User>> {
@@ -79,6 +92,15 @@ pub async fn find_by_name(pool: &AnyPool, name: &str) -> sqlx::Result<Option<Use
     .fetch_optional(pool)
     .await?;
     Ok(row.map(User::from))
+}
+
+/// Whether an account's name looks like `name` (has its fold).
+pub async fn look_alike_exists(pool: &AnyPool, name: &Username) -> sqlx::Result<bool> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE username_fold = $1")
+        .bind(name.fold())
+        .fetch_optional(pool)
+        .await?;
+    Ok(found.is_some())
 }
 
 pub async fn find_by_id(pool: &AnyPool, id: i64) -> sqlx::Result<Option<User>> {

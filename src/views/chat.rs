@@ -5,9 +5,10 @@ use time::OffsetDateTime;
 
 use super::forms::{csrf_field, field_error};
 use super::{file_url, human_size};
+use crate::domain::is_bidi_control;
 use crate::media::Inline;
 use crate::store::attachments::Attachment;
-use crate::store::messages::{CALL_RECORD, Change, Message, Reaction};
+use crate::store::messages::{CALL_RECORD, Change, Message, Reaction, TOPIC_RECORD};
 use crate::store::rooms::{DirectUnread, Member, RoomListing};
 use crate::store::users::Person;
 
@@ -24,7 +25,7 @@ pub fn message(m: &Message) -> Markup {
 fn message_as(m: &Message, oob: bool, focus: bool) -> Markup {
     let actions = format!("messages/{}/actions", m.seq);
     html! {
-        article.message.call-record[m.kind == CALL_RECORD].focused[focus] id=(format!("m-{}", m.seq)) data-message-id=(m.seq)
+        article.message.call-record[m.kind == CALL_RECORD].topic-record[m.kind == TOPIC_RECORD].focused[focus] id=(format!("m-{}", m.seq)) data-message-id=(m.seq)
             data-mentions=[(!m.mentions.is_empty()).then_some(&m.mentions)]
             aria-current=[focus.then_some("true")]
             hx-swap-oob=[oob.then_some("outerHTML")] {
@@ -143,16 +144,25 @@ pub fn utc_label(ms: i64) -> String {
 /// A message body as text with its line breaks kept, its web addresses made into links and the
 /// people it mentions marked. Every piece of user text goes through maud's escaping; only the
 /// `<br>` is ours.
+///
+/// Characters that turn text around are left out (they are invisible, and what they do is
+/// make one address read as another), and each link is isolated (`dir="ltr"`): however the text
+/// around it runs, a link shows its address as it is.
 fn linkified(body: &str, mentions: &str) -> Markup {
     let mut finder = linkify::LinkFinder::new();
     finder.kinds(&[linkify::LinkKind::Url]);
+    let body: std::borrow::Cow<'_, str> = if body.chars().any(is_bidi_control) {
+        body.chars().filter(|c| !is_bidi_control(*c)).collect()
+    } else {
+        body.into()
+    };
     html! {
         @for (i, line) in body.split('\n').enumerate() {
             @if i > 0 { br; }
             @for span in finder.spans(line) {
                 @let text = span.as_str();
                 @if span.kind().is_some() && (text.starts_with("https://") || text.starts_with("http://")) {
-                    a href=(text) rel="noopener noreferrer nofollow ugc" target="_blank" { (text) }
+                    a href=(text) dir="ltr" rel="noopener noreferrer nofollow ugc" target="_blank" { (text) }
                 } @else {
                     (with_mentions(text, mentions))
                 }

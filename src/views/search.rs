@@ -79,8 +79,13 @@ fn result(hit: &Hit) -> Markup {
 }
 
 /// The snippet's text, escaped like every message, with its marked words in `<mark>`: the marks
-/// are private-use characters until here, so no text can open or close one.
+/// are private-use characters until here, so no text can open or close one. Like a message's
+/// text, it is shown without characters that turn text around.
 fn snippet(text: &str) -> Markup {
+    let text: String = text
+        .chars()
+        .filter(|c| !crate::domain::is_bidi_control(*c))
+        .collect();
     let mut parts = Vec::new();
     for (i, outside) in text.split(MARK_START).enumerate() {
         let (marked, rest) = match outside.split_once(MARK_END) {
@@ -109,5 +114,6 @@ mod tests {
             "a <mark>&lt;b&gt;</mark> c  &lt;mark&gt;"
         );
         assert_eq!(snippet("plain").into_string(), "plain");
+        assert_eq!(snippet("a\u{202E}cba").into_string(), "acba");
     }
 }

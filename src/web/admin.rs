@@ -98,12 +98,17 @@ impl AdminHost for Host {
             let password = Password::parse(raw, Some(&user.username)).map_err(|e| e.to_string())?;
             // Asked before the hash changes: afterwards this session's tag no longer matches.
             let acting = current_user(req).await.ok().flatten();
-            let hash = crate::password::hash(&password).await;
+            let hash = self
+                .app
+                .hasher
+                .hash(&password)
+                .await
+                .map_err(|_| "Parley is busy checking passwords. Try again in a moment.")?;
             users::set_password_hash(pool, user_id, &hash)
                 .await
                 .map_err(|e| e.to_string())?;
             // Their sessions carry the old password's tag and end on their next request...
-            self.app.auth.forget_user(user_id);
+            super::session::revoke(&self.app, user_id).await;
             // ...except this one when they changed their own, as /account/password does: it goes
             // on under a fresh id and the new tag (Django's update_session_auth_hash).
             if acting.is_some_and(|a| a.id == user_id) {

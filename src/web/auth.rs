@@ -1,18 +1,16 @@
 //! Accounts: register, log in, log out.
 
-use std::net::IpAddr;
-use std::time::Duration;
-
-use poem::http::StatusCode;
+use poem::http::{StatusCode, header};
 use poem::web::{Data, Form, Query};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
 
 use super::error::AppError;
+use super::error::{retry_after, try_again};
 use super::session::{self, current_user};
-use super::{AppState, Ctx, client_addr, csrf_token, see_other, with_status};
+use super::{AppState, Ctx, csrf_token, see_other, throttle_addr, with_status};
+use super::{csrf, device};
 use crate::domain::{Password, Username};
-use crate::password;
 use crate::store::users;
 use crate::views::Viewer;
 use crate::views::forms::{AccountForm, PasswordForm, login_page, password_page, register_page};
@@ -43,25 +41,8 @@ fn safe_next(next: &str) -> &str {
     if ok { next } else { "/" }
 }
 
-/// Whom the throttles count an attempt against: the client's address, or for IPv6 its /64 (one
-/// subscriber's network: whoever has one address there has them all).
-fn throttle_addr(req: &Request, app: &AppState) -> String {
-    match client_addr(req, &app.settings.trusted_proxies).map(|a| a.to_canonical()) {
-        Some(IpAddr::V6(v6)) => {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-        }
-        Some(v4) => v4.to_string(),
-        None => String::new(),
-    }
-}
-
-/// "{why} Try again in 3 minutes."
-fn try_again(why: &str, wait: Duration) -> String {
-    let minutes = wait.as_secs().div_ceil(60).max(1);
-    let plural = if minutes == 1 { "" } else { "s" };
-    format!("{why} Try again in {minutes} minute{plural}.")
-}
+const TOO_SIMILAR: &str =
+    "That username is too similar to an existing name: people could take one for the other.";
 
 #[handler]
 pub(super) async fn register_form(req: &Request) -> Result<Response, AppError> {
@@ -102,17 +83,11 @@ pub(super) async fn register(
             return Ok(fail(ue, pe));
         }
     };
-    // A taken name is said before any hashing (the unique index still settles a race).
-    if users::find_by_name(&app.db.pool, name.as_str())
-        .await?
-        .is_some()
-    {
-        return Ok(fail(Some("That username is taken."), None));
-    }
     let addr = throttle_addr(req, app);
-    // Every account counts against its address, made or not (`Attempt` counts unless told
-    // otherwise).
-    let _signup = match app.signups.begin("", &addr) {
+    // Every answer about a name counts against its address, the account made or not, and "taken"
+    // among them: otherwise the form would tell a script who has an account as fast as it asks
+    // (`Attempt` counts unless told otherwise).
+    let _signup = match app.signups.begin("", &addr, false) {
         Ok(attempt) => attempt,
         Err(wait) => {
             let text = try_again("Too many new accounts from your address.", wait);
@@ -121,18 +96,32 @@ pub(super) async fn register(
                 form_error: Some(&text),
                 ..AccountForm::empty()
             };
-            return Ok(with_status(
+            let mut resp = with_status(
                 register_page(&Viewer::anonymous(&csrf), &form),
                 StatusCode::TOO_MANY_REQUESTS,
-            ));
+            );
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, retry_after(wait));
+            return Ok(resp);
         }
     };
-    let hash = password::hash(&pass).await;
+    // A taken name is said before any hashing (the unique index still settles a race).
+    if users::find_by_name(&app.db.pool, name.as_str())
+        .await?
+        .is_some()
+    {
+        return Ok(fail(Some("That username is taken."), None));
+    }
+    if users::look_alike_exists(&app.db.pool, &name).await? {
+        return Ok(fail(Some(TOO_SIMILAR), None));
+    }
+    let hash = app.hasher.hash(&pass).await?;
     let id = match users::create(&app.db.pool, &name, &hash, false).await {
         Ok(id) => id,
         Err(users::CreateUserError::Taken) => {
             return Ok(fail(Some("That username is taken."), None));
         }
+        Err(users::CreateUserError::TooSimilar) => return Ok(fail(Some(TOO_SIMILAR), None)),
         Err(users::CreateUserError::Db(e)) => return Err(e.into()),
     };
     let user = users::find_by_id(&app.db.pool, id)
@@ -140,7 +129,9 @@ pub(super) async fn register(
         .ok_or(AppError::Internal("new user vanished".into()))?;
     session::log_in(req, &user).await?;
     tracing::info!(user = %user.username, "registered");
-    Ok(see_other("/"))
+    let mut resp = see_other("/");
+    csrf::rotate(&mut resp);
+    Ok(resp)
 }
 
 #[handler]
@@ -175,31 +166,27 @@ pub(super) async fn login(
         };
         with_status(login_page(&Viewer::anonymous(&csrf), &form), status)
     };
-    let attempt = match app.throttle.begin(&form.username, &addr) {
-        Ok(attempt) => attempt,
-        Err(wait) => {
-            let text = try_again("Too many failed log-in attempts.", wait);
-            return Ok(page(&text, StatusCode::TOO_MANY_REQUESTS));
-        }
+    let refuse = |why: &str, wait| {
+        let mut resp = page(&try_again(why, wait), StatusCode::TOO_MANY_REQUESTS);
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, retry_after(wait));
+        resp
     };
-    let user = if form.password.len() > Password::MAX_BYTES {
-        None
-    } else {
-        // A name that could not have been registered is nobody's (and is not sent to the
-        // database: PostgreSQL refuses a NUL in text with an error).
-        let name = Username::parse(&form.username).ok();
-        let found = match &name {
-            Some(name) => users::find_by_name(&app.db.pool, name.as_str()).await?,
-            None => None,
-        };
-        match found {
-            Some(user) => password::verify(&form.password, &user.password_hash)
-                .await
-                .then_some(user),
-            None => {
-                password::dummy_verify(&form.password).await;
-                None
-            }
+    // Every attempt costs a hash, a good one too: one address looping good logins would
+    // otherwise keep the cores busy for everyone.
+    if let Err(wait) = app.limits.logins.take(&addr) {
+        return Ok(refuse("Too many log-in attempts from your address.", wait));
+    }
+    let known = device::knows(req, &app.device_key, &form.username);
+    let attempt = match app.throttle.begin(&form.username, &addr, known) {
+        Ok(attempt) => attempt,
+        Err(wait) => return Ok(refuse("Too many failed log-in attempts.", wait)),
+    };
+    let user = match check_credentials(app, &form.username, &form.password).await {
+        Ok(user) => user,
+        Err(busy) => {
+            attempt.unchecked();
+            return Err(busy);
         }
     };
     let Some(user) = user.filter(|u| u.is_active) else {
@@ -214,7 +201,41 @@ pub(super) async fn login(
     if app.presence.seen(user.id) {
         app.hub.presence_changed();
     }
-    Ok(see_other(safe_next(&form.next)))
+    let mut resp = see_other(safe_next(&form.next));
+    csrf::rotate(&mut resp);
+    let secure = app.settings.secure_cookies || session::is_https(req);
+    device::remember(&mut resp, &app.device_key, &user.username, secure);
+    Ok(resp)
+}
+
+/// The user these credentials are, if they are right. A password too long to be anyone's is
+/// not hashed; a name that is nobody's is checked against a dummy hash, so that it takes as long
+/// as a wrong password and does not tell who has an account.
+async fn check_credentials(
+    app: &AppState,
+    username: &str,
+    password: &str,
+) -> Result<Option<users::User>, AppError> {
+    if password.len() > Password::MAX_BYTES {
+        return Ok(None);
+    }
+    // A name that could not have been registered is nobody's (and is not sent to the database:
+    // PostgreSQL refuses a NUL in text with an error).
+    let found = match Username::parse(username) {
+        Ok(name) => users::find_by_name(&app.db.pool, name.as_str()).await?,
+        Err(_) => None,
+    };
+    Ok(match found {
+        Some(user) => app
+            .hasher
+            .verify(password, &user.password_hash)
+            .await?
+            .then_some(user),
+        None => {
+            app.hasher.dummy_verify(password).await?;
+            None
+        }
+    })
 }
 
 #[handler]
@@ -222,12 +243,16 @@ pub(super) async fn logout(
     req: &Request,
     Data(app): Data<&AppState>,
 ) -> Result<Response, AppError> {
-    if let Some(user) = current_user(req).await? {
+    let user = current_user(req).await?;
+    session::log_out(req).await?;
+    if let Some(user) = user {
+        session::revoke(app, user.id).await;
         app.presence.gone(user.id).await;
         app.hub.presence_changed();
     }
-    session::log_out(req).await?;
-    Ok(see_other("/login"))
+    let mut resp = see_other("/login");
+    csrf::rotate(&mut resp);
+    Ok(resp)
 }
 
 #[cfg(test)]
@@ -289,10 +314,10 @@ pub(super) async fn change_password(
     let viewer = ctx.viewer();
     let refuse =
         |form: PasswordForm<'_>, status| with_status(password_page(&viewer, &form), status);
-    let attempt = match app
-        .throttle
-        .begin(&ctx.user.username, &throttle_addr(req, app))
-    {
+    // Its own throttle, per user: a lockout of the name at login (someone else guessing) must
+    // not stop its owner, logged in, from changing the password.
+    let key = ctx.user.id.to_string();
+    let attempt = match app.password_checks.begin(&key, &key, false) {
         Ok(attempt) => attempt,
         Err(wait) => {
             let text = try_again("Too many wrong passwords.", wait);
@@ -300,15 +325,31 @@ pub(super) async fn change_password(
                 current_error: Some(&text),
                 ..PasswordForm::default()
             };
-            return Ok(refuse(form, StatusCode::TOO_MANY_REQUESTS));
+            let mut resp = refuse(form, StatusCode::TOO_MANY_REQUESTS);
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, retry_after(wait));
+            return Ok(resp);
         }
     };
     let pool = &app.db.pool;
     let user = users::find_by_id(pool, ctx.user.id)
         .await?
         .ok_or(AppError::NotFound("Your account no longer exists."))?;
-    let right = form.current_password.len() <= Password::MAX_BYTES
-        && password::verify(&form.current_password, &user.password_hash).await;
+    let right = if form.current_password.len() > Password::MAX_BYTES {
+        false
+    } else {
+        match app
+            .hasher
+            .verify(&form.current_password, &user.password_hash)
+            .await
+        {
+            Ok(right) => right,
+            Err(busy) => {
+                attempt.unchecked();
+                return Err(busy.into());
+            }
+        }
+    };
     if !right {
         drop(attempt); // a failure
         let form = PasswordForm {
@@ -328,9 +369,9 @@ pub(super) async fn change_password(
             return Ok(refuse(form, StatusCode::UNPROCESSABLE_ENTITY));
         }
     };
-    let hash = password::hash(&new).await;
+    let hash = app.hasher.hash(&new).await?;
     users::set_password_hash(pool, user.id, &hash).await?;
-    app.auth.forget_user(user.id);
+    session::revoke(app, user.id).await;
     let user = users::find_by_id(pool, user.id)
         .await?
         .ok_or(AppError::NotFound("Your account no longer exists."))?;

@@ -12,6 +12,7 @@ use super::error::AppError;
 use super::sidebar::sidebar_data;
 use super::{AppState, Ctx, with_status};
 use crate::cache::Cache;
+use crate::domain::{RoomName, Username};
 use crate::store::{favourites, messages, rooms, users};
 use crate::views::chat::{self, Composer, Conversation};
 
@@ -36,13 +37,24 @@ pub struct Target {
 /// conversation to another.
 pub type Directory = Cache<(i64, String), Target>;
 
+/// What a URL's name segment is, parsed as the forms parse names: anything else (a NUL, a
+/// character no name has) names nothing, and reaches no query.
+fn room_name(raw: &str) -> Result<RoomName, AppError> {
+    RoomName::parse(raw).map_err(|_| AppError::NotFound("There is no room with that name."))
+}
+
+fn username(raw: &str) -> Result<Username, AppError> {
+    Username::parse(raw)
+        .map_err(|_| AppError::NotFound("There is nobody with that name to talk to."))
+}
+
 /// The public room `name`; anyone logged in may read and write it.
-async fn open_room(app: &AppState, name: &str) -> Result<Target, AppError> {
-    let key = (0, format!("/rooms/{}", name.to_ascii_lowercase()));
+async fn open_room(app: &AppState, name: &RoomName) -> Result<Target, AppError> {
+    let key = (0, format!("/rooms/{}", name.key()));
     if let Some(target) = app.directory.get(&key) {
         return Ok(target);
     }
-    let room = rooms::find_public(&app.db.pool, name)
+    let room = rooms::find_public(&app.db.pool, name.as_str())
         .await?
         .ok_or(AppError::NotFound("There is no room with that name."))?;
     let name = room.name.unwrap_or_default();
@@ -59,23 +71,36 @@ async fn open_room(app: &AppState, name: &str) -> Result<Target, AppError> {
 
 /// The viewer's own conversation with `username`, created on first use. `/dm/{username}` always
 /// means the viewer's own, so no URL can reach someone else's: the privacy check is the look-up.
-async fn open_direct(app: &AppState, ctx: &Ctx, username: &str) -> Result<Target, AppError> {
+async fn open_direct(app: &AppState, ctx: &Ctx, username: &Username) -> Result<Target, AppError> {
     const NOBODY: AppError = AppError::NotFound("There is nobody with that name to talk to.");
-    let key = (
-        ctx.user.id,
-        format!("/dm/{}", username.to_ascii_lowercase()),
-    );
+    let key = (ctx.user.id, format!("/dm/{}", username.key()));
     if let Some(target) = app.directory.get(&key) {
         return Ok(target);
     }
-    let other = users::find_by_name(&app.db.pool, username)
+    let other = users::find_by_name(&app.db.pool, username.as_str())
         .await?
         .filter(|u| u.is_active)
         .ok_or(NOBODY)?;
     if other.id == ctx.user.id {
         return Err(NOBODY);
     }
-    let room = rooms::create_or_get_direct(&app.db.pool, ctx.user.id, other.id).await?;
+    let room = match rooms::find_direct(&app.db.pool, ctx.user.id, other.id).await? {
+        Some(room) => room,
+        None if ctx.cross_site => {
+            return Err(AppError::NotFound(
+                "You have no conversation with this person yet. Open it from Parley to start one.",
+            ));
+        }
+        // A new conversation lands in the other person's sidebar: it has a pace.
+        None => {
+            super::limits::take(
+                &app.limits.conversations,
+                &ctx.user.id,
+                "You are starting private conversations faster than Parley allows.",
+            )?;
+            rooms::create_or_get_direct(&app.db.pool, ctx.user.id, other.id).await?
+        }
+    };
     app.hub.joined(room.id, ctx.user.id);
     app.hub.joined(room.id, other.id);
     let target = Target {
@@ -98,20 +123,20 @@ pub async fn existing(app: &AppState, ctx: &Ctx, url: &str) -> Result<Option<Tar
             .map(|r| r.split('/').next().unwrap_or(""))
     };
     if let Some(name) = rest("/rooms/") {
-        return Ok(open_room(app, name).await.ok());
+        let Ok(name) = RoomName::parse(name) else {
+            return Ok(None);
+        };
+        return Ok(open_room(app, &name).await.ok());
     }
-    let Some(username) = rest("/dm/") else {
+    let Some(Ok(username)) = rest("/dm/").map(Username::parse) else {
         return Ok(None);
     };
-    let key = (
-        ctx.user.id,
-        format!("/dm/{}", username.to_ascii_lowercase()),
-    );
+    let key = (ctx.user.id, format!("/dm/{}", username.key()));
     if let Some(target) = app.directory.get(&key) {
         return Ok(Some(target));
     }
     let pool = &app.db.pool;
-    let Some(other) = users::find_by_name(pool, username)
+    let Some(other) = users::find_by_name(pool, username.as_str())
         .await?
         .filter(|u| u.is_active)
     else {
@@ -141,9 +166,9 @@ pub async fn open(app: &AppState, ctx: &Ctx, path: &str) -> Result<Target, AppEr
         })
     };
     if let Some(name) = named("/rooms/") {
-        open_room(app, name).await
-    } else if let Some(username) = named("/dm/") {
-        open_direct(app, ctx, username).await
+        open_room(app, &room_name(name)?).await
+    } else if let Some(name) = named("/dm/") {
+        open_direct(app, ctx, &username(name)?).await
     } else {
         Err(NOWHERE)
     }
@@ -159,18 +184,17 @@ impl<'a> FromRequest<'a> for Conv {
     async fn from_request(req: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
         let ctx = Ctx::from_request(req, body).await?;
         let app = req.data::<AppState>().expect("state");
-        // Raw (not percent-decoded) parameters: a name with anything but letters, digits and
-        // `_ . -` in it names nothing, and reaches no query as such.
-        let target = if let Some(name) = req.raw_path_param("name") {
-            match open_room(app, name).await {
+        // Parameters as they come (percent-decoded), parsed as names before anything else: a
+        // name with anything but what names are made of names nothing, and reaches no query.
+        let target = if let Some(raw) = req.raw_path_param("name") {
+            let name = room_name(raw)?;
+            match open_room(app, &name).await {
                 Ok(target) => target,
                 // Opening a room by its address offers to create it, on the person's own page.
                 Err(AppError::NotFound(_))
-                    if req.method() == poem::http::Method::GET
-                        && !ctx.htmx
-                        && crate::domain::RoomName::parse(name).is_ok() =>
+                    if req.method() == poem::http::Method::GET && !ctx.htmx =>
                 {
-                    let offer = crate::views::no_such_room(&ctx.viewer(), name);
+                    let offer = crate::views::no_such_room(&ctx.viewer(), name.as_str());
                     return Err(poem::Error::from_response(with_status(
                         offer,
                         StatusCode::NOT_FOUND,
@@ -178,8 +202,8 @@ impl<'a> FromRequest<'a> for Conv {
                 }
                 Err(err) => return Err(err.into()),
             }
-        } else if let Some(username) = req.raw_path_param("username") {
-            open_direct(app, &ctx, username).await?
+        } else if let Some(raw) = req.raw_path_param("username") {
+            open_direct(app, &ctx, &username(raw)?).await?
         } else {
             return Err(AppError::NotFound("There is no conversation at that address.").into());
         };
@@ -240,12 +264,13 @@ const HALF: i64 = PAGE / 2;
 /// Read messages shown above the first unread one when a conversation opens there.
 const CONTEXT: i64 = 5;
 
-/// `GET /rooms/{name}` (which joins the room) and `GET /dm/{username}`.
+/// `GET /rooms/{name}` (which joins the room) and `GET /dm/{username}`. Followed from another
+/// site, it only shows: see `Ctx::cross_site`.
 #[handler]
 pub async fn page(conv: Conv, Query(q): Query<PageQuery>) -> Result<Response, AppError> {
     let window = q.window()?;
     let app = conv.ctx.app.clone();
-    if conv.target.public {
+    if conv.target.public && !conv.ctx.cross_site {
         rooms::join(&app.db.pool, conv.target.room, conv.ctx.user.id).await?;
         app.hub.joined(conv.target.room, conv.ctx.user.id);
     }
@@ -335,9 +360,10 @@ pub async fn page_response(
     // Without JavaScript, what a page shows of the conversation's end is read: the newest page
     // all of it, a page forward (opened at the first unread, or "newer") up to its last message;
     // the person's other pages show it as read. With JavaScript (the page says so by a cookie),
-    // app.js reports what comes into view instead.
+    // app.js reports what comes into view instead. A page another site sent the person to reads
+    // nothing: looking is not reading.
     let read_upto = match shown.window {
-        _ if ctx.scripted => None,
+        _ if ctx.scripted || ctx.cross_site => None,
         Window::Latest => Some(room.last_seq),
         Window::Since(_) => msgs.last().map(|m| m.seq),
         Window::Before(_) | Window::Around(_) => None,

@@ -45,8 +45,20 @@ fn is_upload(req: &Request) -> bool {
             .is_some_and(|v| v.trim_start().starts_with("multipart/form-data"))
 }
 
+/// Put on a response by a handler that changed who is logged in (log in, log out): the
+/// browser gets a new token with it, so a token seen before (by someone else at this computer,
+/// or in an old page) is no good to the next person.
+#[derive(Clone, Copy, Debug)]
+struct Rotate;
+
+pub fn rotate(resp: &mut Response) {
+    resp.extensions_mut().insert(Rotate);
+}
+
 pub struct CsrfLayer {
     pub secure: bool,
+    /// How long reading a body may take (`--body-timeout-secs`).
+    pub body_timeout: Duration,
 }
 
 impl<E: Endpoint> Middleware<E> for CsrfLayer {
@@ -56,6 +68,7 @@ impl<E: Endpoint> Middleware<E> for CsrfLayer {
         CsrfEndpoint {
             inner,
             secure: self.secure,
+            body_timeout: self.body_timeout,
         }
     }
 }
@@ -63,6 +76,7 @@ impl<E: Endpoint> Middleware<E> for CsrfLayer {
 pub struct CsrfEndpoint<E> {
     inner: E,
     secure: bool,
+    body_timeout: Duration,
 }
 
 fn new_token() -> String {
@@ -82,12 +96,18 @@ fn refuse(why: &str) -> Response {
     )
 }
 
-fn cross_site(req: &Request) -> bool {
-    if req
-        .headers()
+/// Whether the browser says another site made this request (a link followed or a form sent
+/// from elsewhere). A GET from another site shows what it asks for but changes nothing (no
+/// joining a room, no marking read, no new conversation): SameSite=Lax sends the cookie with
+/// top-level navigations, so such a GET could otherwise act for the person.
+pub fn from_another_site(req: &Request) -> bool {
+    req.headers()
         .get("sec-fetch-site")
         .is_some_and(|v| v.as_bytes() == b"cross-site")
-    {
+}
+
+fn cross_site(req: &Request) -> bool {
+    if from_another_site(req) {
         return true;
     }
     let Some(origin) = req
@@ -125,7 +145,7 @@ impl<E: Endpoint> Endpoint for CsrfEndpoint<E> {
                     "CSRF cookie not set. Reload the page and try again.",
                 ));
             }
-            if let Err(refused) = Box::pin(check_post(&mut req, &token)).await {
+            if let Err(refused) = Box::pin(check_post(&mut req, &token, self.body_timeout)).await {
                 return Ok(refused);
             }
         }
@@ -135,7 +155,9 @@ impl<E: Endpoint> Endpoint for CsrfEndpoint<E> {
             Ok(r) => r.into_response(),
             Err(e) => e.into_response(),
         };
-        if fresh {
+        let rotated = resp.extensions_mut().remove::<Rotate>().is_some();
+        if fresh || rotated {
+            let token = if rotated { new_token() } else { token };
             let flags = if secure { "; Secure" } else { "" };
             append_cookie(
                 &mut resp,
@@ -151,7 +173,7 @@ impl<E: Endpoint> Endpoint for CsrfEndpoint<E> {
 /// Checks a POST's token (the header, or the form's field), reading its body within the cap, or
 /// the refusal to answer with. Boxed by its caller: only POSTs take this path, and inline it would
 /// enlarge every GET's future.
-async fn check_post(req: &mut Request, token: &str) -> Result<(), Response> {
+async fn check_post(req: &mut Request, token: &str, limit: Duration) -> Result<(), Response> {
     if is_upload(req) {
         return match req.headers().get(CSRF_HEADER).map(|v| v.as_bytes()) {
             Some(sent) if bool::from(sent.ct_eq(token.as_bytes())) => Ok(()),
@@ -165,10 +187,18 @@ async fn check_post(req: &mut Request, token: &str) -> Result<(), Response> {
         };
     }
     // Every body is read here, within the cap, so that no handler can be made to buffer
-    // an unbounded one (a Content-Length check alone would miss chunked bodies).
-    let bytes = match read_capped(req.take_body()).await {
-        Ok(bytes) => bytes,
-        Err(status) => {
+    // an unbounded one (a Content-Length check alone would miss chunked bodies). A body sent a
+    // byte at a time would hold its connection (and its place under the caps) for as long as the
+    // sender likes: it has a deadline. (An upload streams its files within its own limits.)
+    let bytes = match tokio::time::timeout(limit, read_capped(req.take_body())).await {
+        Ok(Ok(bytes)) => bytes,
+        Err(_) => {
+            return Err(Response::builder()
+                .status(StatusCode::REQUEST_TIMEOUT)
+                .header(header::CONNECTION, "close")
+                .body("The request body took too long to arrive."));
+        }
+        Ok(Err(status)) => {
             let text = if status == StatusCode::PAYLOAD_TOO_LARGE {
                 "Request body too large."
             } else {

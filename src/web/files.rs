@@ -246,6 +246,15 @@ pub async fn upload(
         multer::Multipart::with_constraints(body.into_bytes_stream(), boundary, constraints);
     let must_check_csrf = req.extensions().get::<CsrfToFollow>().is_some();
     let token = csrf_token(req);
+    // A message with files is a message: it counts in the sender's pace like any other.
+    if let Err(too_fast) = super::limits::take(
+        &app.limits.messages,
+        &ctx.user.id,
+        "You are sending messages faster than Parley takes them.",
+    ) {
+        drain(form).await;
+        return Err(too_fast);
+    }
     let mut received = Received::new(app.files.clone());
     let mut in_flight = InFlight::new(app.clone(), ctx.user.id);
     let declared = req

@@ -76,6 +76,11 @@ pub async fn send(
             .await;
         }
     };
+    super::limits::take(
+        &app.limits.messages,
+        &ctx.user.id,
+        "You are sending messages faster than Parley takes them.",
+    )?;
     let mentions = mentions_in(app, target.room, ctx.user.id, &body).await?;
     let (db, hub, room) = (app.db.clone(), app.hub.clone(), target.room);
     let (author, name) = (ctx.user.id, ctx.user.username.clone());
@@ -120,13 +125,16 @@ pub struct CursorQuery {
 /// `&until=`) pages forward without holding; none of them gives the latest page.
 #[handler]
 pub async fn list(
+    req: &Request,
     Conv { ctx, target }: Conv,
     Query(q): Query<CursorQuery>,
 ) -> Result<Response, AppError> {
     let app = &ctx.app;
     let (room, base) = (target.room, target.base.as_str());
     let html = match (q.after, q.before, q.since) {
-        (Some(after), None, None) => return Ok(hold(&ctx, Some((room, base)), after, q.t, q.s)),
+        (Some(after), None, None) => {
+            return Ok(hold(req, &ctx, Some((room, base)), after, q.t, q.s));
+        }
         (None, None, Some(since)) => {
             let until = q.until.unwrap_or(i64::MAX);
             // Nothing newer (all of it deleted meanwhile): an empty page, which takes the
@@ -169,21 +177,30 @@ pub struct FeedQuery {
 /// `GET /feed?t=`: the long-poll of a page with no conversation open; it answers when the
 /// person's sidebar changes.
 #[handler]
-pub async fn feed(ctx: Ctx, Query(q): Query<FeedQuery>) -> Response {
-    hold(&ctx, None, 0, q.t, q.s)
+pub async fn feed(req: &Request, ctx: Ctx, Query(q): Query<FeedQuery>) -> Response {
+    hold(req, &ctx, None, 0, q.t, q.s)
 }
 
 /// A held long-poll for a conversation's changes (`conv`: its room and URL) and the person's own
 /// feed. Everything about the request has been checked: it waits outside the endpoint chain.
+///
+/// One person (or one address) holds only so many at once (`--max-polls-per-user`, a tab's
+/// worth each): past that a poll answers at once with 429 and never waits, so no account can
+/// take every connection the server has.
 fn hold(
+    req: &Request,
     ctx: &Ctx,
     conv: Option<(i64, &str)>,
     after: i64,
     t: Option<i64>,
     s: Option<String>,
 ) -> Response {
+    let addr = super::client_network(req, &ctx.app);
+    let Some(place) = ctx.app.limits.poll_place(ctx.user.id, addr) else {
+        return too_many_polls();
+    };
     let (app, hold) = (ctx.app.clone(), ctx.app.settings.poll_timeout());
-    let (htmx, user) = (ctx.htmx, ctx.user.id);
+    let (htmx, user, revision) = (ctx.htmx, ctx.user.id, ctx.user.revision);
     let room = conv.map(|(room, _)| room);
     let base = conv.map(|(_, base)| base.to_owned());
     // Only a page (which says when it got its sidebar) is sent the sidebar.
@@ -196,6 +213,7 @@ fn hold(
         .filter(|_| feed_since != i64::MAX)
         .map(|s| Box::new(Cursor::parse(&s)));
     held(async move {
+        let _place = place;
         let hub = &app.hub;
         // A page whose cursor the room has never reached reloads (htmx does that for
         // HX-Refresh), rather than wait for messages it would then miss.
@@ -216,6 +234,12 @@ fn hold(
             Ok(answer) => answer,
             Err(err) => return AppError::from(err).as_response(),
         };
+        // The session was good when the poll began; if the user's sessions were revoked since
+        // (logged out, deactivated), the poll answers with nothing, and the next one is checked
+        // afresh.
+        if hub.revocation(user) != revision {
+            return no_content();
+        }
         if answer.changes.is_empty() && !answer.feed && answer.signals.is_empty() {
             return no_content();
         }
@@ -272,6 +296,16 @@ fn fragment(html: String) -> Response {
         .body(html)
 }
 
+/// A poll beyond the caps: answered at once, and the page's poller backs off before the next.
+fn too_many_polls() -> Response {
+    Response::builder()
+        .status(StatusCode::TOO_MANY_REQUESTS)
+        .header(header::CACHE_CONTROL, "no-store")
+        .header(header::RETRY_AFTER, "5")
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body("Too many pages are waiting for messages at once: close some tabs.")
+}
+
 fn no_content() -> Response {
     Response::builder()
         .status(StatusCode::NO_CONTENT)
@@ -319,6 +353,9 @@ async fn own(req: &Request, conv: &Conv) -> Result<Message, AppError> {
     }
     if message.kind == messages::CALL_RECORD {
         return Err(AppError::Forbidden("A call's record cannot be changed."));
+    }
+    if !message.kind.is_empty() {
+        return Err(AppError::Forbidden("Parley's records cannot be changed."));
     }
     Ok(message)
 }

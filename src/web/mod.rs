@@ -6,11 +6,14 @@ pub mod auth;
 pub mod calls;
 pub mod conversation;
 pub mod csrf;
+pub mod device;
 pub mod error;
 pub mod favourites;
 pub mod files;
 pub mod held;
 pub mod home;
+pub mod hosts;
+pub mod limits;
 pub mod messages;
 pub mod rooms;
 pub mod search;
@@ -63,12 +66,26 @@ pub struct App {
     pub thumbnails: tokio::sync::Semaphore,
     /// Bytes of uploads in progress, by person (see `files::InFlight`).
     pub uploading: std::sync::Mutex<std::collections::HashMap<i64, u64>>,
+    /// Per-person and per-address rates and caps.
+    pub limits: limits::Limits,
+    /// Password checks by the current password (`/account/password`), per user: its own
+    /// bucket, so that a lockout of the name at login never stops its owner changing it.
+    pub password_checks: Throttle,
+    pub hasher: crate::password::Hasher,
+    /// Signs device cookies (`device`); the same on every process (`server_secrets`).
+    pub device_key: Vec<u8>,
+    pub allowed_hosts: hosts::AllowedHosts,
 }
 
 pub type AppState = Arc<App>;
 
 impl App {
-    pub fn new(settings: Settings, db: Db, files: crate::files::Files) -> AppState {
+    pub fn new(
+        settings: Settings,
+        db: Db,
+        device_key: Vec<u8>,
+        files: crate::files::Files,
+    ) -> AppState {
         let hub = Hub::new(db.pool.clone(), crate::views::chat::render_change);
         Arc::new(App {
             presence: Presence::new(db.pool.clone()),
@@ -82,6 +99,11 @@ impl App {
             files,
             thumbnails: tokio::sync::Semaphore::new(1),
             uploading: std::sync::Mutex::default(),
+            limits: limits::Limits::new(&settings),
+            password_checks: Throttle::new(Duration::from_secs(15 * 60), 5, u32::MAX),
+            hasher: crate::password::Hasher::new(settings.hash_workers, settings.hash_queue),
+            device_key,
+            allowed_hosts: hosts::AllowedHosts::new(&settings.allowed_hosts),
             hub,
             db,
             settings,
@@ -177,7 +199,10 @@ fn endpoint(app: AppState) -> impl Endpoint<Output = Response> {
         .catch_error(bad_query)
         .catch_error(bad_form)
         .with(session::SessionLayer { store, secure })
-        .with(csrf::CsrfLayer { secure })
+        .with(csrf::CsrfLayer {
+            secure,
+            body_timeout: Duration::from_secs(app.settings.body_timeout_secs),
+        })
         .around(frame)
         .data(app)
 }
@@ -191,8 +216,23 @@ const PERMISSIONS: &str = "microphone=(self), camera=(self), geolocation=(), pay
 /// response. A fragment fetched by htmx is never a document, so it skips the document-only
 /// headers: a long-poll answer is sent once per message per listener, and those 300 bytes would
 /// be a third of its size.
+///
+/// It also refuses hosts this server does not answer to (`hosts`), and marks what may not be
+/// cached: every page but the assets is someone's own (`no-store`, unless the handler said
+/// otherwise), and the same URL answers a page or a fragment by `HX-Request` (`Vary`).
 async fn frame<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
     let htmx = is_htmx(&req);
+    let app = req.data::<AppState>().expect("state");
+    if let Some(host) = req.headers().get(poem::http::header::HOST)
+        && !app.allowed_hosts.allows(host.to_str().unwrap_or_default())
+    {
+        let text = "This server does not answer to that host name.";
+        return Ok(with_status(
+            notice_page("Bad request", &Viewer::anonymous(""), text),
+            StatusCode::BAD_REQUEST,
+        ));
+    }
+    let asset = req.uri().path().starts_with("/assets/");
     let span = telemetry::span(&req);
     let started = std::time::Instant::now();
     let resp = match span.is_disabled() {
@@ -207,11 +247,28 @@ async fn frame<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
         }
     };
     telemetry::record(&span, started, Some(&resp));
+    let held_answer = held::is_held(&resp);
     let headers = resp.headers_mut();
     headers.insert(
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
     );
+    if !asset {
+        if !headers.contains_key(poem::http::header::CACHE_CONTROL) {
+            headers.insert(
+                poem::http::header::CACHE_CONTROL,
+                HeaderValue::from_static("no-store"),
+            );
+        }
+        // Not on a long-poll's answer: it is never stored anywhere (its own no-store), and
+        // 20 bytes more per message per listener is what fan-out pays most for.
+        if !held_answer {
+            headers.append(
+                poem::http::header::VARY,
+                HeaderValue::from_static("HX-Request"),
+            );
+        }
+    }
     if !htmx {
         // A file's own policy (`sandbox`: an uploaded page never runs as one of ours) stays.
         if !headers.contains_key("content-security-policy") {
@@ -300,6 +357,24 @@ pub fn client_addr(req: &Request, trusted: &[IpAddr]) -> Option<IpAddr> {
     Some(peer)
 }
 
+/// The client's network, as the per-address caps count it: its address, or for IPv6 its /64.
+pub fn client_network(req: &Request, app: &App) -> Option<IpAddr> {
+    client_addr(req, &app.settings.trusted_proxies).map(server::network)
+}
+
+/// Whom per-address limits count a request against: the client's address, or for IPv6 its /64
+/// (one subscriber's network: whoever has one address there has them all).
+pub fn throttle_addr(req: &Request, app: &App) -> String {
+    match client_addr(req, &app.settings.trusted_proxies).map(|a| a.to_canonical()) {
+        Some(IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Some(v4) => v4.to_string(),
+        None => String::new(),
+    }
+}
+
 /// A logged-in request's context: the app, who, their CSRF token, and whether htmx asked.
 pub struct Ctx {
     pub app: AppState,
@@ -309,6 +384,8 @@ pub struct Ctx {
     /// The browser runs Parley's script (app.js sets the `parley_js` cookie): it reports what
     /// the reader has seen, so opening a page does not mark it read.
     pub scripted: bool,
+    /// Another site sent the person here (`csrf::from_another_site`): show, change nothing.
+    pub cross_site: bool,
 }
 
 impl Ctx {
@@ -330,6 +407,7 @@ impl<'a> FromRequest<'a> for Ctx {
             csrf: csrf_token(req),
             htmx: is_htmx(req),
             scripted: parley_admin::cookie(req, "parley_js").is_some(),
+            cross_site: csrf::from_another_site(req),
         })
     }
 }
@@ -372,9 +450,12 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let device_key = crate::store::secrets::get_or_make(&db.pool, "device-cookies")
+        .await
+        .map_err(std::io::Error::other)?;
     let files = crate::files::Files::open(&settings).map_err(std::io::Error::other)?;
     tracing::info!(?files, "attachments");
-    let app = App::new(settings, db, files);
+    let app = App::new(settings, db, device_key, files);
     app.db.spawn_session_cleanup();
     let every = Duration::from_secs(app.settings.files_sweep_secs);
     crate::files::spawn_sweeper(app.files.clone(), app.db.pool.clone(), every);
@@ -391,9 +472,11 @@ pub async fn run(
         tracing::info!("shutting down: answering held polls, finishing requests");
         hub.shut_down();
     };
+    let limits = server::ConnLimits::from_settings(&app.settings);
     server::serve(
         listener,
         endpoint(app),
+        limits,
         shutdown,
         on_shutdown,
         Duration::from_secs(10),

@@ -9,8 +9,10 @@ use serde::Deserialize;
 use super::conversation::{Conv, Window, page_response};
 use super::error::AppError;
 use super::home::{List, Search, home_response, list_response};
+use super::limits::take;
 use super::{Ctx, see_other};
 use crate::domain::{RoomName, Topic};
+use crate::store::messages::Change;
 use crate::store::rooms;
 
 /// `GET /rooms`: the room list.
@@ -39,8 +41,11 @@ pub async fn create(ctx: Ctx, Form(form): Form<CreateForm>) -> Result<Response, 
         Err(invalid) => return home_response(&ctx, "", Some((&form.name, invalid.0))).await,
     };
     let pool = &ctx.app.db.pool;
-    if !form.open.is_empty() && rooms::find_public(pool, name.as_str()).await?.is_none() {
-        return Ok(crate::views::no_such_room(&ctx.viewer(), name.as_str()).into_response());
+    if rooms::find_public(pool, name.as_str()).await?.is_none() {
+        if !form.open.is_empty() {
+            return Ok(crate::views::no_such_room(&ctx.viewer(), name.as_str()).into_response());
+        }
+        may_create_a_room(&ctx).await?;
     }
     let room = rooms::create_or_get_public(pool, &name, ctx.user.id).await?;
     rooms::join(pool, room.id, ctx.user.id).await?;
@@ -51,32 +56,72 @@ pub async fn create(ctx: Ctx, Form(form): Form<CreateForm>) -> Result<Response, 
     )))
 }
 
+/// Every room is in everyone's list of rooms: one person making hundreds would bury the others'.
+/// So creating has a pace (`--rooms-per-hour`) and a total (`--max-rooms-per-user`).
+async fn may_create_a_room(ctx: &Ctx) -> Result<(), AppError> {
+    let limits = &ctx.app.limits;
+    let made = rooms::created_by(&ctx.app.db.pool, ctx.user.id).await?;
+    if limits.rooms_in_all > 0 && made >= i64::from(limits.rooms_in_all) {
+        return Err(AppError::Forbidden(
+            "You have created as many rooms as one person may. Ask someone else to create it, \
+             or use one of the rooms there are.",
+        ));
+    }
+    take(
+        &limits.rooms,
+        &ctx.user.id,
+        "You are creating rooms faster than Parley allows.",
+    )
+}
+
 #[derive(Deserialize)]
 pub struct TopicForm {
     #[serde(default)]
     topic: String,
 }
 
-/// `POST /rooms/{name}/topic {topic}`.
+/// `POST /rooms/{name}/topic {topic}`: members only, at a pace, and said in the room ("alice set
+/// the topic to …"), so that nobody changes what a room is about unseen.
 #[handler]
 pub async fn set_topic(
     Conv { ctx, target }: Conv,
     Form(form): Form<TopicForm>,
 ) -> Result<Response, AppError> {
-    match Topic::parse(&form.topic) {
-        Ok(topic) => {
-            rooms::set_topic(&ctx.app.db.pool, target.room, topic.as_str()).await?;
-            Ok(see_other(&target.base))
-        }
+    let topic = match Topic::parse(&form.topic) {
+        Ok(topic) => topic,
         Err(invalid) => {
-            page_response(
+            return page_response(
                 &ctx.app,
                 &ctx,
                 &target,
                 Window::Latest,
                 Some(("", invalid.0)),
             )
-            .await
+            .await;
         }
+    };
+    let app = &ctx.app;
+    if !rooms::is_member(&app.db.pool, target.room, ctx.user.id).await? {
+        return Err(AppError::Forbidden(
+            "Only the room's members may set its topic: open the room to join it first.",
+        ));
     }
+    take(
+        &app.limits.topics,
+        &ctx.user.id,
+        "You are changing topics faster than Parley allows.",
+    )?;
+    let (db, hub, room) = (app.db.clone(), app.hub.clone(), target.room);
+    let (user, name) = (ctx.user.id, ctx.user.username.clone());
+    // In its own task, as a send is: a client that hangs up cannot leave the record untold.
+    tokio::spawn(async move {
+        let turn = db.write_turn().await;
+        let record = rooms::set_topic(&db.pool, room, &topic, (user, &name)).await?;
+        drop(turn);
+        hub.published(&Change::New(record));
+        Ok::<_, sqlx::Error>(())
+    })
+    .await
+    .map_err(|e| AppError::Internal(Box::new(e)))??;
+    Ok(see_other(&target.base))
 }

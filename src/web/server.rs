@@ -5,12 +5,22 @@
 //! (`detach`), and held answers completed here, outside the endpoint chain (`held`). The
 //! measurements behind each choice are in BENCHMARKS.md ("What made the difference"). Parley
 //! speaks HTTP/1.1 only: behind a TLS proxy that is what the upstream hop uses.
+//!
+//! It also keeps connections from taking the server: a cap on open connections (below the
+//! open-file limit) and per client address, answered 503 at once without a task or a wait; a
+//! deadline for a connection's first request head and for a kept-alive connection with nothing
+//! in progress (a held poll is in progress); TCP keepalive, so a peer that vanished is noticed.
+//! The deadlines cost no timer per request: each connection has one watchdog, which sleeps
+//! until the earliest moment its connection could be idle too long and then looks at two
+//! counters the requests keep (see [`Activity`]).
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -25,11 +35,219 @@ use tokio::net::TcpListener;
 
 use super::held;
 
+/// What the connection loop allows (from `Settings`).
+#[derive(Debug, Clone)]
+pub struct ConnLimits {
+    /// For a new connection's first request head.
+    pub header_timeout: Duration,
+    /// For a kept-alive connection with no request in progress.
+    pub idle_timeout: Duration,
+    /// Connections open at once (already below the open-file limit).
+    pub max_open: usize,
+    /// Per client address (an IPv6 /64); 0: none.
+    pub max_per_addr: usize,
+    /// Addresses without a per-address cap (the reverse proxies, through which everyone comes).
+    pub uncapped: Vec<IpAddr>,
+}
+
+impl ConnLimits {
+    pub fn from_settings(s: &crate::config::Settings) -> Self {
+        let max_open = match s.max_connections {
+            0 => open_file_limit()
+                // What else needs files: the database pool, the LISTEN connection, logs,
+                // the blocking pool's odds and ends.
+                .saturating_sub(s.db_max_connections as usize + 128)
+                .max(64),
+            n => n,
+        };
+        Self {
+            header_timeout: Duration::from_secs(s.header_timeout_secs),
+            idle_timeout: Duration::from_secs(s.idle_timeout_secs),
+            max_open,
+            max_per_addr: s.max_connections_per_addr,
+            uncapped: s.trusted_proxies.clone(),
+        }
+    }
+}
+
+fn open_file_limit() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct passed to it.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 1024;
+    }
+    usize::try_from(lim.rlim_cur).unwrap_or(usize::MAX)
+}
+
+/// The connections open now: in all, and per client address.
+struct Gate {
+    limits: ConnLimits,
+    open: AtomicUsize,
+    per_addr: Mutex<HashMap<IpAddr, usize>>,
+    /// The most open at once since memory was last handed back (see `spawn_trimmer`).
+    peak: AtomicUsize,
+    refused: AtomicU64,
+    /// When a refusal was last logged (ms since `EPOCH`): at most one line a second.
+    logged_ms: AtomicU64,
+}
+
+/// A connection's place at the gate, given back when it closes.
+struct Admitted {
+    gate: Arc<Gate>,
+    addr: Option<IpAddr>,
+}
+
+impl Gate {
+    fn admit(self: &Arc<Self>, peer: IpAddr) -> Option<Admitted> {
+        let open = self.open.fetch_add(1, Ordering::Relaxed) + 1;
+        let addr = (self.limits.max_per_addr > 0 && !self.limits.uncapped.contains(&peer))
+            .then(|| network(peer));
+        let admitted = Admitted {
+            gate: self.clone(),
+            addr: None,
+        };
+        if open > self.limits.max_open {
+            return None;
+        }
+        self.peak.fetch_max(open, Ordering::Relaxed);
+        let Some(addr) = addr else {
+            return Some(admitted);
+        };
+        let mut per_addr = self.per_addr.lock().expect("gate lock");
+        let n = per_addr.entry(addr).or_insert(0);
+        if *n >= self.limits.max_per_addr {
+            return None;
+        }
+        *n += 1;
+        let mut admitted = admitted;
+        admitted.addr = Some(addr);
+        Some(admitted)
+    }
+
+    /// Says why connections are refused, once a second at most: a flood must not become a
+    /// flood of log lines.
+    fn refused(&self, peer: IpAddr) {
+        let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = since_epoch_ms();
+        let last = self.logged_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= 1000
+            && self
+                .logged_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                %peer,
+                refused,
+                open = self.open.load(Ordering::Relaxed),
+                max = self.limits.max_open,
+                per_addr = self.limits.max_per_addr,
+                "too many connections: refusing new ones with 503"
+            );
+        }
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.gate.open.fetch_sub(1, Ordering::Relaxed);
+        if let Some(addr) = self.addr {
+            let mut per_addr = self.gate.per_addr.lock().expect("gate lock");
+            if let Some(n) = per_addr.get_mut(&addr) {
+                *n -= 1;
+                if *n == 0 {
+                    per_addr.remove(&addr);
+                }
+            }
+        }
+    }
+}
+
+/// Whom a per-address cap counts: the address, or for IPv6 its /64 (one subscriber has them all).
+pub fn network(peer: IpAddr) -> IpAddr {
+    match peer.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & (!0u128 << 64)).into()),
+        v4 => v4,
+    }
+}
+
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+fn epoch() -> Instant {
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn since_epoch_ms() -> u64 {
+    epoch().elapsed().as_millis() as u64
+}
+
+/// What a connection is doing, kept by its requests for its watchdog: two atomic stores per
+/// request, no timer.
+#[derive(Default)]
+struct Activity {
+    /// Requests in progress (a held poll among them).
+    in_flight: AtomicUsize,
+    /// Whether any request has begun (before that, the head deadline applies).
+    served: AtomicBool,
+    /// When the last request ended, in ms since `EPOCH`.
+    last_ms: AtomicU64,
+}
+
+/// A request in progress on its connection; done when dropped (answered, or its client gone).
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn begin(activity: &Arc<Activity>) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        activity.served.store(true, Ordering::Relaxed);
+        Self(activity.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.last_ms.store(since_epoch_ms(), Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Resolves when the connection has been idle too long: no first request head within
+/// `header`, or nothing in progress for `idle` since the last request ended. It sleeps until the
+/// moment that could be true (or an `idle` from now, if sooner: a request may come and go
+/// meanwhile), and looks again.
+async fn idle_too_long(activity: &Activity, accepted: Instant, header: Duration, idle: Duration) {
+    loop {
+        let now = Instant::now();
+        let close_at = if activity.in_flight.load(Ordering::Relaxed) > 0 {
+            None
+        } else if !activity.served.load(Ordering::Relaxed) {
+            Some(accepted + header)
+        } else {
+            let last = Duration::from_millis(activity.last_ms.load(Ordering::Relaxed));
+            Some(epoch() + last + idle)
+        };
+        if close_at.is_some_and(|at| at <= now) {
+            return;
+        }
+        let wake = close_at.map_or(now + idle, |at| at.min(now + idle));
+        tokio::time::sleep_until(wake.into()).await;
+    }
+}
+
+/// The answer to a connection past a cap, written without waiting (a full socket buffer just
+/// loses it) and without a task: refusing must cost less than accepting.
+const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n\
+Retry-After: 1\r\nConnection: close\r\nContent-Length: 49\r\n\r\nParley has too many connections. Try again soon.\n";
+
 /// Serves `ep` on `listener` until `shutdown` resolves; then stops accepting, calls `on_shutdown`
 /// (which answers held polls) and gives open connections up to `grace` to finish.
 pub async fn serve<E>(
     listener: TcpListener,
     ep: E,
+    limits: ConnLimits,
     shutdown: impl Future<Output = ()>,
     on_shutdown: impl FnOnce(),
     grace: Duration,
@@ -40,42 +258,78 @@ where
     let ep = Arc::new(ep.boxed());
     let local = LocalAddr(Addr::SocketAddr(listener.local_addr()?));
     let graceful = GracefulShutdown::new();
+    let (header_timeout, idle_timeout) = (limits.header_timeout, limits.idle_timeout);
+    let gate = Arc::new(Gate {
+        limits,
+        open: AtomicUsize::new(0),
+        per_addr: Mutex::new(HashMap::new()),
+        peak: AtomicUsize::new(0),
+        refused: AtomicU64::new(0),
+        logged_ms: AtomicU64::new(0),
+    });
+    spawn_trimmer(&gate);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(60))
+        .with_interval(Duration::from_secs(10));
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(err) => {
-                    // Out of file descriptors, typically: keep the connections we have, retry soon.
-                    tracing::warn!(%err, "accept failed");
+                    // Out of file descriptors, typically: keep the connections we have, retry
+                    // soon (and say so at most once a second).
+                    gate.refused(IpAddr::from([0, 0, 0, 0]));
+                    tracing::debug!(%err, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
             () = &mut shutdown => break,
         };
+        let Some(admitted) = gate.admit(peer.ip()) else {
+            gate.refused(peer.ip());
+            let _ = stream.try_write(REFUSAL);
+            continue;
+        };
+        let accepted = Instant::now();
         let _ = stream.set_nodelay(true);
+        let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
+        let activity = Arc::new(Activity::default());
         let service = service_fn({
             let (ep, local, remote) = (ep.clone(), local.clone(), remote(peer));
+            let activity = activity.clone();
             move |req: hyper::Request<Incoming>| {
                 let (ep, local, remote) = (ep.clone(), local.clone(), remote.clone());
+                let in_flight = InFlight::begin(&activity);
                 async move {
                     let req = poem::Request::from((detach(req), local, remote, Scheme::HTTP));
                     let resp = held::finish(ep.get_response(req).await).await;
+                    drop(in_flight);
                     Ok::<_, Infallible>(hyper::Response::from(resp))
                 }
             }
         });
         let conn = http1::Builder::new()
-            // A per-request header timer costs fan-out latency (BENCHMARKS.md); slow clients are
-            // the TLS proxy's job. Up to 32 KB of request head: nginx's default.
+            // No per-request header timer (it cost fan-out latency: BENCHMARKS.md): the
+            // connection's watchdog below keeps the deadlines. Up to 32 KB of request head:
+            // nginx's default.
             .header_read_timeout(None)
             .max_buf_size(32 * 1024)
             .serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
-            if let Err(err) = conn.await {
-                tracing::debug!(%err, "connection ended with an error");
+            let _admitted = admitted;
+            tokio::select! {
+                ended = conn => {
+                    if let Err(err) = ended {
+                        tracing::debug!(%err, "connection ended with an error");
+                    }
+                }
+                // Dropping the connection closes it: nothing is in progress on it.
+                () = idle_too_long(&activity, accepted, header_timeout, idle_timeout) => {
+                    tracing::debug!("closed an idle connection");
+                }
             }
         });
     }
@@ -109,4 +363,80 @@ fn detach(req: hyper::Request<Incoming>) -> hyper::Request<Incoming> {
 
 fn remote(peer: SocketAddr) -> RemoteAddr {
     RemoteAddr(Addr::SocketAddr(peer))
+}
+
+/// After a flood of connections, hands the memory their buffers took back to the system: glibc
+/// keeps freed memory in its arenas, and a server that once held 20,000 sockets would go on
+/// holding hundreds of megabytes it no longer uses. Checked every 10 s; trims when the open
+/// connections have fallen well below the peak since the last trim.
+fn spawn_trimmer(gate: &Arc<Gate>) {
+    let gate = Arc::downgrade(gate);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            every.tick().await;
+            let Some(gate) = gate.upgrade() else { return };
+            let (peak, open) = (
+                gate.peak.load(Ordering::Relaxed),
+                gate.open.load(Ordering::Relaxed),
+            );
+            if peak >= 1000 && open < peak / 2 {
+                gate.peak.store(open, Ordering::Relaxed);
+                trim().await;
+            }
+        }
+    });
+}
+
+async fn trim() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory to the system.
+    let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate(max_open: usize, max_per_addr: usize) -> Arc<Gate> {
+        Arc::new(Gate {
+            limits: ConnLimits {
+                header_timeout: Duration::from_secs(1),
+                idle_timeout: Duration::from_secs(1),
+                max_open,
+                max_per_addr,
+                uncapped: vec!["10.0.0.1".parse().unwrap()],
+            },
+            open: AtomicUsize::new(0),
+            per_addr: Mutex::new(HashMap::new()),
+            peak: AtomicUsize::new(0),
+            refused: AtomicU64::new(0),
+            logged_ms: AtomicU64::new(0),
+        })
+    }
+
+    #[test]
+    fn the_gate_caps_connections_in_all_and_per_network() {
+        let g = gate(4, 2);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let first = g.admit(a).unwrap();
+        let _second = g.admit(a).unwrap();
+        assert!(g.admit(a).is_none(), "a third from one address");
+        let v6 = |s: &str| s.parse::<IpAddr>().unwrap();
+        let _one = g.admit(v6("2001:db8::1")).unwrap();
+        let _two = g.admit(v6("2001:db8::2")).unwrap();
+        assert!(
+            g.admit(v6("2001:db8::ffff")).is_none(),
+            "one /64 is one address"
+        );
+        assert!(
+            g.admit(v6("2001:db9::1")).is_none(),
+            "four open: the total cap"
+        );
+        drop(first);
+        let proxy = g.admit("10.0.0.1".parse().unwrap());
+        assert!(proxy.is_some(), "a proxy");
+        assert_eq!(g.open.load(Ordering::Relaxed), 4, "refusals hold nothing");
+        assert_eq!(g.per_addr.lock().unwrap().get(&a), Some(&1));
+    }
 }

@@ -117,6 +117,8 @@ pub struct CurrentUser {
     pub username: String,
     pub is_staff: bool,
     pub is_superuser: bool,
+    /// The user's revocation count (`Hub::revocation`) when this was read from the database.
+    pub revision: u64,
 }
 
 /// Session id → user, so that a long-poll (one per listener per message) costs no database read.
@@ -131,6 +133,14 @@ impl AuthCache {
     pub fn forget_session(&self, session: &str) {
         self.remove(&session.to_owned());
     }
+}
+
+/// `user`'s sessions may have ended (logged out, deactivated, password changed): every process
+/// reads them again before trusting them, and their held polls answer without what they waited
+/// for (see `Hub::revoke`).
+pub async fn revoke(app: &super::App, user: i64) {
+    app.auth.forget_user(user);
+    app.hub.revoke(user).await;
 }
 
 fn auth_tag(user: &User) -> String {
@@ -150,13 +160,18 @@ pub async fn current_user(req: &Request) -> Result<Option<CurrentUser>, AppError
     };
     let state = req.data::<AppState>().expect("app state is installed");
     let key = id.to_string();
-    if let Some(user) = state.auth.get(&key) {
+    // A cached login holds until the user's sessions are revoked, here or on another process.
+    if let Some(user) = state.auth.get(&key)
+        && user.revision == state.hub.revocation(user.id)
+    {
         return Ok(Some(user));
     }
     let user_id: Option<i64> = session.get(USER_ID).await.map_err(session_error)?;
     let Some(user_id) = user_id else {
         return Ok(None);
     };
+    // Taken before the read: a revocation during it makes the next request read again.
+    let revision = state.hub.revocation(user_id);
     let tag: Option<String> = session.get(AUTH_TAG).await.map_err(session_error)?;
     let user = users::find_by_id(&state.db.pool, user_id).await?;
     let Some(user) = user.filter(|u| u.is_active && tag.as_deref() == Some(auth_tag(u).as_str()))
@@ -171,6 +186,7 @@ pub async fn current_user(req: &Request) -> Result<Option<CurrentUser>, AppError
         username: user.username,
         is_staff: user.is_staff,
         is_superuser: user.is_superuser,
+        revision,
     };
     state.auth.put(key, current.clone());
     Ok(Some(current))

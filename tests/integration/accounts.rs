@@ -162,17 +162,7 @@ async fn repeated_failures_are_throttled_even_with_the_right_password(app: &Test
 
 async fn a_burst_of_concurrent_guesses_gets_no_more_than_the_limit(app: &TestApp) {
     app.member("alice").await;
-    let mut clients = Vec::new();
-    for _ in 0..12 {
-        clients.push(app.client().await);
-    }
-    let pages = futures_util::future::join_all(clients.iter().map(|c| {
-        c.post(
-            "/login",
-            &[("username", "alice"), ("password", "wrong password")],
-        )
-    }))
-    .await;
+    let pages = app.guesses_at_once("alice", 12).await;
     let checked = pages.iter().filter(|p| p.status == 401).count();
     let refused = pages.iter().filter(|p| p.status == 429).count();
     assert_eq!(
@@ -551,12 +541,32 @@ async fn one_address_may_make_only_so_many_accounts_an_hour() {
         page.body
             .contains("Too many new accounts from your address.")
     );
-    // A taken name is answered before anything is hashed or counted.
-    assert_eq!(c.register("user0", PASSWORD).await.status, 422);
+    // Past the limit, whether a name is taken is not said either.
+    let page = c.register("user0", PASSWORD).await;
+    assert_eq!(page.status, 429);
+    assert!(!page.body.contains("taken"));
     assert_eq!(
         app.count("SELECT COUNT(*) FROM users").await,
         i64::from(parley::web::SIGNUPS_PER_HOUR)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asking_whether_names_are_taken_counts_as_signing_up() {
+    let app = TestApp::sqlite().await;
+    app.user("taken").await;
+    let mut c = app.client().await;
+    for _ in 1..parley::web::SIGNUPS_PER_HOUR {
+        let page = c.register("taken", PASSWORD).await;
+        assert_eq!(page.status, 422);
+        assert_eq!(page.select("#username-error"), ["That username is taken."]);
+    }
+    let page = c.register("taken", PASSWORD).await;
+    assert_eq!(
+        page.status, 429,
+        "a script cannot ask about names without end"
+    );
+    assert!(page.headers.contains_key("retry-after"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

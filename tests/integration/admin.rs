@@ -24,6 +24,7 @@ async fn user_id(app: &TestApp, name: &str) -> i64 {
 on_both_engines!(
     only_active_staff_enter_the_admin,
     deactivating_a_user_ends_their_sessions_and_blocks_their_login,
+    a_poll_held_when_staff_deactivate_the_user_delivers_nothing,
     a_password_set_in_the_admin_is_hashed_and_ends_other_sessions,
     a_search_with_a_nul_byte_finds_nothing_and_fails_nothing,
     what_staff_change_in_the_admin_is_what_users_see,
@@ -83,18 +84,47 @@ async fn only_active_staff_enter_the_admin(app: &TestApp) {
     assert_eq!(page.location(), Some("/admin/"));
 }
 
+/// Staff untick "Active" on `name`'s account (the change form sends no flag for it).
+async fn deactivate(app: &TestApp, staff: &Client, name: &str) {
+    let id = user_id(app, name).await;
+    let page = staff
+        .post(
+            &format!("/admin/users/{id}/change/"),
+            &[("username", name), ("_save", "1")],
+        )
+        .await;
+    assert_eq!(page.status, 303, "{}", page.body);
+}
+
+async fn a_poll_held_when_staff_deactivate_the_user_delivers_nothing(app: &TestApp) {
+    let boss = superuser(app).await;
+    let alice = app.member("alice").await;
+    let bob = app.member("bob").await;
+    for c in [&alice, &bob] {
+        assert_eq!(c.post("/rooms", &[("name", "general")]).await.status, 303);
+    }
+    let poll = {
+        let req = bob
+            .http
+            .get(format!("{}/rooms/general/messages?after=0", bob.base));
+        tokio::spawn(async move {
+            let resp = req.send().await.unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    deactivate(app, &boss, "bob").await;
+    alice.say("/rooms/general", "not for bob any more").await;
+    let (status, body) = poll.await.unwrap();
+    assert_ne!(status, 200, "{body}");
+    assert!(!body.contains("not for bob any more"));
+}
+
 async fn deactivating_a_user_ends_their_sessions_and_blocks_their_login(app: &TestApp) {
     let boss = superuser(app).await;
     let mut bob = app.member("bob").await;
     assert_eq!(bob.get("/").await.status, 200);
-    let id = user_id(app, "bob").await;
-    let page = boss
-        .post(
-            &format!("/admin/users/{id}/change/"),
-            &[("username", "bob"), ("_save", "1")],
-        )
-        .await;
-    assert_eq!(page.status, 303, "{}", page.body);
+    deactivate(app, &boss, "bob").await;
     assert_eq!(
         app.count("SELECT is_active FROM users WHERE username = 'bob'")
             .await,

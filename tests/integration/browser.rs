@@ -592,6 +592,48 @@ async fn a_failed_send_is_shown_and_the_text_is_kept() {
     assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_past_the_pace_says_why_and_a_topic_change_is_said_in_the_room() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(driver) = driver().await else { return };
+    let app = TestApp::sqlite_with(|s| s.messages_per_minute = 2).await;
+    let c = browser(&driver, true, 1280).await;
+    register(&c, &app.base, "writer").await;
+    open_or_create(&c, "general").await;
+    for text in ["one", "two"] {
+        fill(&c, "#composer-body", &format!("{text}\u{E007}")).await;
+        wait_for_text(&c, "#messages", text).await;
+    }
+    fill(&c, "#composer-body", "three, too soon\u{E007}").await;
+    wait_for_text(
+        &c,
+        "#composer-error",
+        "You are sending messages faster than Parley takes them. Try again in",
+    )
+    .await;
+    let composer = c.find(Locator::Css("#composer-body")).await.unwrap();
+    assert_eq!(
+        composer.prop("value").await.unwrap().unwrap_or_default(),
+        "three, too soon",
+        "the text is kept for a retry"
+    );
+    screenshot(&c, "send-too-fast").await;
+
+    // The topic, set from the members panel, is said in the room as well as shown above it.
+    click(&c, "details.members summary").await;
+    fill(&c, "#topic", "Plans for Friday").await;
+    click(&c, ".topic-form button").await;
+    wait_for_text(&c, "#conversation-topic", "Plans for Friday").await;
+    wait_for_text(
+        &c,
+        "#messages .topic-record",
+        "set the topic to “Plans for Friday”",
+    )
+    .await;
+    c.close().await.ok();
+    assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 3);
+}
+
 /// Waits until nothing on the page matches `css`.
 pub async fn wait_gone(c: &Client, css: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);

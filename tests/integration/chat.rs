@@ -118,8 +118,13 @@ async fn user_text_is_shown_as_text_everywhere(app: &TestApp) {
     let page = alice.get("/rooms/general").await;
     assert!(!page.body.contains("<script>alert"));
     assert!(!page.body.contains("<img src=x"));
+    // The topic's change is said in the room (message 1), as text too.
     assert_eq!(
         page.select("#m-1 .body"),
+        ["set the topic to “<img src=x onerror=alert(1)>”"]
+    );
+    assert_eq!(
+        page.select("#m-2 .body"),
         ["<script>alert('x')</script> see https://example.com/a?b=<c>"]
     );
     assert_eq!(
@@ -127,7 +132,7 @@ async fn user_text_is_shown_as_text_everywhere(app: &TestApp) {
         ["<img src=x onerror=alert(1)>"]
     );
     assert_eq!(
-        page.attrs("#m-1 .body a", "href"),
+        page.attrs("#m-2 .body a", "href"),
         ["https://example.com/a?b="],
         "links are made, and stop at <"
     );

@@ -146,6 +146,37 @@ async fn a_message_sent_through_one_server_reaches_a_listener_on_another() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cookie_logged_out_through_one_server_stops_working_on_the_others_at_once() {
+    let Some(url) = database().await else { return };
+    let (_a, b, alice, _bob) = alice_on_a_and_bob_on_b_in_general(&url).await;
+    let cookie = alice.cookie("parley_session").unwrap();
+    let on_b = |path: &'static str| {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+            .get(format!("{}{path}", b.base))
+            .header("cookie", format!("parley_session={cookie}"))
+            .send()
+    };
+    // B has the session cached.
+    assert_eq!(on_b("/").await.unwrap().status(), 200);
+    assert_eq!(alice.post("/logout", &[]).await.status, 303);
+    // Told by NOTIFY, B reads the session again: it is gone.
+    let started = Instant::now();
+    loop {
+        if on_b("/").await.unwrap().status() == 303 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "B still serves a cookie logged out on A"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_senders_on_two_servers_give_every_listener_every_message_in_order() {
     let Some(url) = database().await else { return };
     let a = Server::start(&url).await;

@@ -231,6 +231,18 @@ impl TestApp {
         self.server = next.server.take();
     }
 
+    /// Restarts the server on the same database with settings changed by `adjust` (the limits
+    /// tests lower a limit to reach it quickly).
+    pub async fn restart_with(&mut self, adjust: impl FnOnce(&mut Settings)) {
+        self.shut_down().await;
+        let mut settings = Self::settings(&self.database_url);
+        adjust(&mut settings);
+        let mut next = Self::start_with(self.database_url.clone(), settings).await;
+        self.base = next.base.clone();
+        self.stop = next.stop.take();
+        self.server = next.server.take();
+    }
+
     pub async fn shut_down(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -268,6 +280,16 @@ impl TestApp {
         c
     }
 
+    /// `n` wrong-password log-ins for `name` at once, each from its own client.
+    pub async fn guesses_at_once(&self, name: &str, n: usize) -> Vec<Page> {
+        let mut clients = Vec::new();
+        for _ in 0..n {
+            clients.push(self.client().await);
+        }
+        let form = [("username", name), ("password", "wrong password")];
+        futures_util::future::join_all(clients.iter().map(|c| c.post("/login", &form))).await
+    }
+
     /// A logged-in client of `name`, an ordinary user with the password `PASSWORD`, put straight
     /// into the database (no sign-up form, no hashing) and logged in through `POST /login`.
     pub async fn member(&self, name: &str) -> Client {
@@ -293,11 +315,16 @@ pub async fn insert_member(database_url: &str, name: &str) {
         .await
         .expect("test pool");
     sqlx::query(
-        "INSERT INTO users (username, username_key, password_hash, created_ms) \
-         VALUES ($1, $2, $3, $4)",
+        "INSERT INTO users (username, username_key, username_fold, password_hash, created_ms) \
+         VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(name)
     .bind(name.to_lowercase())
+    .bind(
+        parley::domain::Username::parse(name)
+            .expect("a member's name is a username")
+            .fold(),
+    )
     .bind(password_hash().await)
     .bind(parley::now_ms())
     .execute(&pool)
@@ -527,10 +554,18 @@ impl Client {
         Self::page(req.send().await.expect("GET")).await
     }
 
+    /// The CSRF token the browser holds now: the page's, or a newer one (logging in and out
+    /// changes it, and the next page would carry it).
+    pub fn token(&self) -> String {
+        self.cookie("parley_csrf")
+            .unwrap_or_else(|| self.csrf.clone())
+    }
+
     /// A form post with the CSRF token, as the page's form would send it.
     pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let token = self.token();
         let mut form: Vec<(&str, &str)> = fields.to_vec();
-        form.push(("csrf_token", &self.csrf));
+        form.push(("csrf_token", &token));
         self.post_raw(path, &form, false).await
     }
 
@@ -540,7 +575,7 @@ impl Client {
             .http
             .post(format!("{}{path}", self.base))
             .header("HX-Request", "true")
-            .header("X-CSRF-Token", &self.csrf)
+            .header("X-CSRF-Token", self.token())
             .form(fields);
         Self::page(req.send().await.expect("POST")).await
     }
@@ -554,13 +589,35 @@ impl Client {
     }
 
     pub async fn register(&mut self, name: &str, password: &str) -> Page {
-        self.post("/register", &[("username", name), ("password", password)])
-            .await
+        let page = self
+            .post("/register", &[("username", name), ("password", password)])
+            .await;
+        self.csrf = self.token();
+        page
     }
 
     pub async fn login(&mut self, name: &str, password: &str) -> Page {
-        self.post("/login", &[("username", name), ("password", password)])
-            .await
+        let page = self
+            .post("/login", &[("username", name), ("password", password)])
+            .await;
+        self.csrf = self.token();
+        page
+    }
+
+    /// A log-in as it arrives through a trusted proxy from the client address `from`.
+    pub async fn login_from(&self, from: &str, name: &str, password: &str) -> Page {
+        let token = self.token();
+        let form = [
+            ("username", name),
+            ("password", password),
+            ("csrf_token", &token),
+        ];
+        let req = self
+            .http
+            .post(format!("{}/login", self.base))
+            .header("X-Forwarded-For", from)
+            .form(&form);
+        Self::page(req.send().await.expect("POST")).await
     }
 
     /// Sends a message as htmx does and returns its id (cursor).

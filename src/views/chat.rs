@@ -40,7 +40,11 @@ fn message_as(m: &Message, oob: bool, focus: bool) -> Markup {
                 // would travel with every message to every listener.
                 a.more href=(actions) aria-label="Message actions" { "⋯" }
             }
-            @if !m.body.is_empty() { p.body { (linkified(&m.body, &m.mentions)) } }
+            @if m.kind.is_empty() && !m.body.is_empty() {
+                div.body { (formatted(&m.body, &m.mentions)) }
+            } @else if !m.body.is_empty() {
+                p.body { (linkified(&m.body, &m.mentions)) }
+            }
             @if !m.attachments.is_empty() { (attachments(&m.attachments)) }
             // No empty element per message on the wire: the first reaction's out-of-band swap
             // finds no target, and app.js puts it in the message.
@@ -149,23 +153,46 @@ pub fn utc_label(ms: i64) -> String {
 /// make one address read as another), and each link is isolated (`dir="ltr"`): however the text
 /// around it runs, a link shows its address as it is.
 fn linkified(body: &str, mentions: &str) -> Markup {
-    let mut finder = linkify::LinkFinder::new();
-    finder.kinds(&[linkify::LinkKind::Url]);
-    let body: std::borrow::Cow<'_, str> = if body.chars().any(is_bidi_control) {
-        body.chars().filter(|c| !is_bidi_control(*c)).collect()
-    } else {
-        body.into()
-    };
+    let body = without_bidi(body);
     html! {
         @for (i, line) in body.split('\n').enumerate() {
             @if i > 0 { br; }
-            @for span in finder.spans(line) {
-                @let text = span.as_str();
-                @if span.kind().is_some() && (text.starts_with("https://") || text.starts_with("http://")) {
-                    a href=(text) dir="ltr" rel="noopener noreferrer nofollow ugc" target="_blank" { (text) }
-                } @else {
-                    (with_mentions(text, mentions))
-                }
+            (linked_text(line, mentions))
+        }
+    }
+}
+
+/// What people write, formatted (`views::markdown`), without direction-changing characters.
+fn formatted(body: &str, mentions: &str) -> Markup {
+    super::markdown::render(&without_bidi(body), mentions)
+}
+
+fn without_bidi(body: &str) -> std::borrow::Cow<'_, str> {
+    if body.chars().any(is_bidi_control) {
+        body.chars().filter(|c| !is_bidi_control(*c)).collect()
+    } else {
+        body.into()
+    }
+}
+
+/// One line of text with its web addresses linked (`https://…`, and `www.…` as https) and the
+/// `@names` of `mentions` marked.
+pub fn linked_text(line: &str, mentions: &str) -> Markup {
+    let mut finder = linkify::LinkFinder::new();
+    finder
+        .kinds(&[linkify::LinkKind::Url])
+        .url_must_have_scheme(false);
+    html! {
+        @for span in finder.spans(line) {
+            @let text = span.as_str();
+            @let web = text.starts_with("https://") || text.starts_with("http://");
+            @let www = text.starts_with("www.");
+            @if span.kind().is_some() && web {
+                a href=(text) dir="ltr" rel="noopener noreferrer nofollow ugc" target="_blank" { (text) }
+            } @else if span.kind().is_some() && www {
+                a href=(format!("https://{text}")) dir="ltr" rel="noopener noreferrer nofollow ugc" target="_blank" { (text) }
+            } @else {
+                (with_mentions(text, mentions))
             }
         }
     }

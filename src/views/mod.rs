@@ -5,6 +5,7 @@ pub mod calls;
 pub mod chat;
 pub mod forms;
 pub mod home;
+pub mod markdown;
 pub mod messages;
 pub mod search;
 

@@ -372,7 +372,7 @@ async fn two_people_see_each_others_messages_live() {
         .unwrap();
     let bodies = Page::of_html(html).inner_html(".message .body");
     assert!(
-        bodies.iter().any(|b| b == "line one<br>line two"),
+        bodies.iter().any(|b| b == "<p>line one<br>line two</p>"),
         "{bodies:?}"
     );
     screenshot(&alice, "room").await;

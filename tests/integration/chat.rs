@@ -4,6 +4,7 @@ use crate::on_both_engines;
 use crate::support::{PASSWORD, Page, TestApp};
 
 on_both_engines!(
+    light_formatting_is_shown_and_code_stays_text,
     two_people_chat_in_a_room,
     opening_a_room_ignores_case_and_bad_names_are_refused,
     empty_and_oversized_messages_are_refused_and_not_stored,
@@ -147,7 +148,7 @@ async fn a_message_keeps_its_line_breaks(app: &TestApp) {
     let page = alice.poll("/rooms/general", 0).await;
     assert_eq!(
         page.inner_html("#m-1 .body"),
-        ["line one<br>line two"],
+        ["<p>line one<br>line two</p>"],
         "{}",
         page.body
     );
@@ -620,4 +621,41 @@ async fn the_sidebar_form_asks_before_creating_a_room(app: &TestApp) {
             .await,
         1
     );
+}
+
+async fn light_formatting_is_shown_and_code_stays_text(app: &TestApp) {
+    let alice = app.member("alice").await;
+    alice.post("/rooms", &[("name", "general")]).await;
+    let text = "**bold** *it* `a<b`\n> quoted\n\n- one\n- two\n\n```\n<script>alert(1)</script>\n```\nsee www.example.org";
+    let id = alice.say("/rooms/general", text).await;
+    for page in [
+        alice.get("/rooms/general").await,
+        alice.poll("/rooms/general", id - 1).await,
+    ] {
+        let m = format!("#m-{id} .body");
+        assert_eq!(page.select(&format!("{m} strong")), ["bold"]);
+        assert_eq!(page.select(&format!("{m} em")), ["it"]);
+        assert_eq!(
+            page.select(&format!("{m} code"))
+                .first()
+                .map(String::as_str),
+            Some("a<b")
+        );
+        assert_eq!(page.select(&format!("{m} blockquote")), ["quoted"]);
+        assert_eq!(page.select(&format!("{m} li")), ["one", "two"]);
+        assert_eq!(
+            page.select(&format!("{m} pre code")),
+            ["<script>alert(1)</script>\n"]
+        );
+        assert_eq!(
+            page.attrs(&format!("{m} a"), "href"),
+            ["https://www.example.org"]
+        );
+        assert!(!page.body.contains("<script>alert"), "code is text");
+    }
+    // The text is kept as written: an edit starts from it.
+    let form = alice
+        .get(&format!("/rooms/general/messages/{id}/edit"))
+        .await;
+    assert!(form.select("textarea").concat().contains("**bold**"));
 }

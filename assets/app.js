@@ -129,8 +129,12 @@
     if (!divider) return false;
     var s = scroller();
     var top = divider.getBoundingClientRect().top - (s ? s.getBoundingClientRect().top : 0);
-    // Only when the divider is off screen: a short conversation stays at its end.
-    if (top < 0) divider.scrollIntoView({ block: "start" });
+    // Only when the divider is off screen: a short conversation stays at its end. A couple of
+    // read messages stay in view above it, for context.
+    if (top < 0) {
+      divider.scrollIntoView({ block: "start" });
+      if (s) s.scrollTop -= 110;
+    }
     stick = nearBottom();
     return true;
   }

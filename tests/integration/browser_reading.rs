@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, Locator};
 use serde_json::json;
 
-use crate::browser::{ONE_AT_A_TIME, browser, driver, in_view, register, wait_for_text};
+use crate::browser::{
+    ONE_AT_A_TIME, browser, driver, in_view, register, screenshot, wait_for_text,
+};
 use crate::support::TestApp;
 
 async fn read_position(app: &TestApp, who: &str, room: &str) -> i64 {
@@ -87,6 +89,7 @@ async fn a_busy_room_opens_at_the_first_unread_message_and_reads_what_comes_into
         "the first missed message is in view"
     );
     assert!(!in_view(&c, "#poller").await, "not the newest");
+    screenshot(&c, "unread-divider").await;
     // Opening it read nothing that is not on screen.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let read = read_position(&app, "bob", "general").await;
@@ -156,7 +159,14 @@ async fn new_messages_do_not_move_a_reader_who_scrolled_up_and_a_button_counts_t
     for i in 1..=3 {
         alice.say("/rooms/general", &format!("meanwhile {i}")).await;
     }
-    wait_for_text(&c, "#jump-newest", "3 new").await;
+    alice
+        .say(
+            "/rooms/general",
+            "**Formatting**: *this*, `code`, and\n```\nfn main() {}\n```\n> a quote\n- a list",
+        )
+        .await;
+    wait_for_text(&c, "#jump-newest", "4 new").await;
+    screenshot(&c, "new-messages-button").await;
     let id = first_visible.as_str().unwrap().to_owned();
     assert!(
         in_view(&c, &format!("#{id}")).await,
@@ -176,6 +186,7 @@ async fn new_messages_do_not_move_a_reader_who_scrolled_up_and_a_button_counts_t
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(scroll_top(&c).await.abs() < 5.0, "at the newest");
     assert!(in_view(&c, "#messages article:last-of-type").await);
+    screenshot(&c, "formatting").await;
     let state = c
         .execute(
             "return [document.getElementById('jump-newest').hidden, document.activeElement.id];",

@@ -76,7 +76,7 @@ async fn idle_and_slow_connections_are_closed_by_their_deadlines_while_people_ch
         slow
     });
     let mut sends = Vec::new();
-    for i in 0..20 {
+    for i in 0..100 {
         let t = Instant::now();
         alice
             .say("/rooms/general", &format!("still here {i}"))
@@ -85,7 +85,7 @@ async fn idle_and_slow_connections_are_closed_by_their_deadlines_while_people_ch
     }
     sends.sort();
     assert!(
-        sends[sends.len() * 99 / 100] <= Duration::from_millis(100),
+        sends[sends.len() * 99 / 100 - 1] <= Duration::from_millis(100),
         "send p99 {:?}",
         sends.last()
     );

@@ -48,13 +48,27 @@
     if (s) s.scrollTop = 0;
   }
 
-  // --- Read position: tell the server what the reader has seen, while the page is visible.
+  // This browser runs the script: the server then leaves the read position to it (below)
+  // instead of marking a conversation read when its page loads.
+  document.cookie = "parley_js=1; path=/; max-age=31536000; SameSite=Lax";
+
+  // --- Read position: tell the server what the reader has seen, while the page is visible:
+  // the messages that have come into view, not those below it.
   var readTimer = null;
+  function inView(m) {
+    var s = scroller();
+    if (!s) return true;
+    return m.getBoundingClientRect().top < s.getBoundingClientRect().bottom - 8;
+  }
   // The poller's cursor counts every change (edits and reactions too); the newest message is
   // the fallback before the first answer.
   function lastSeen() {
     var poller = document.querySelector("#messages #poller[data-after]");
-    var all = document.querySelectorAll("#scroller [data-message-id]");
+    var all = Array.prototype.filter.call(document.querySelectorAll("#scroller [data-message-id]"), inView);
+    var below = document.querySelectorAll("#scroller [data-message-id]").length > all.length;
+    if (below) {
+      return all.length ? Number(all[all.length - 1].dataset.messageId) : 0;
+    }
     // Opened at an older message (a search result, a permalink): what has been seen ends where
     // the gap to the newest begins, until "Load newer messages" has filled it.
     var newer = document.getElementById("newer");
@@ -76,7 +90,7 @@
     var seq = lastSeen();
     readPending = null;
     if (!composer || !seq) return;
-    var url = composer.getAttribute("action").replace(/\/messages$/, "/read");
+    var url = composer.getAttribute("hx-post").replace(/\/messages$/, "/read");
     var body = new URLSearchParams({ seq: String(seq), csrf_token: csrfToken() });
     // Leaving the page: a beacon still arrives after it has gone.
     if (beacon && navigator.sendBeacon && navigator.sendBeacon(url, body)) return;
@@ -107,8 +121,63 @@
   // does that). After a 204 (nothing within the hold) or an error, fire it again, backing off on errors.
   var failures = 0;
   // A page opened at a message (`?around=`: a search result, a permalink) shows that message
-  // where it is, marked, rather than the newest at the bottom; live messages still arrive below.
-  var stick = !document.querySelector("#messages[data-focus]");
+  // where it is, marked, rather than the newest at the bottom; one opened with unread messages
+  // shows the first of them under its "New" divider. Live messages still arrive below.
+  var stick = !document.querySelector("#messages[data-focus]") && !document.getElementById("unread-divider");
+  function showUnread() {
+    var divider = document.getElementById("unread-divider");
+    if (!divider) return false;
+    var s = scroller();
+    var top = divider.getBoundingClientRect().top - (s ? s.getBoundingClientRect().top : 0);
+    // Only when the divider is off screen: a short conversation stays at its end.
+    if (top < 0) divider.scrollIntoView({ block: "start" });
+    stick = nearBottom();
+    return true;
+  }
+
+  // --- New messages while the reader is scrolled up do not move the view: a button counts
+  // them, and takes the reader to the newest (End and Ctrl+End do too).
+  var arrived = 0;
+  function showArrived() {
+    var button = document.getElementById("jump-newest");
+    if (!button) return;
+    document.getElementById("jump-count").textContent = String(arrived);
+    var composer = document.getElementById("composer");
+    if (composer) button.style.bottom = composer.offsetHeight + 16 + "px";
+    button.hidden = arrived === 0;
+  }
+  function jumpToNewest() {
+    toBottom();
+    arrived = 0;
+    showArrived();
+    stick = true;
+    reportRead();
+  }
+  document.addEventListener("click", function (e) {
+    if (!e.target.closest("#jump-newest")) return;
+    jumpToNewest();
+    var body = document.getElementById("composer-body");
+    if (body) body.focus();
+  });
+  document.addEventListener("keydown", function (e) {
+    if (e.key !== "End" || !scroller()) return;
+    var t = e.target;
+    if (t.closest && t.closest("input, textarea, select, [contenteditable]")) return;
+    e.preventDefault();
+    jumpToNewest();
+  });
+  document.addEventListener(
+    "scroll",
+    function (e) {
+      if (e.target.id !== "scroller") return;
+      if (nearBottom() && arrived) {
+        arrived = 0;
+        showArrived();
+      }
+      reportRead();
+    },
+    true
+  );
   function showFocused() {
     var messages = document.getElementById("messages");
     var el = messages && messages.dataset.focus && document.getElementById("m-" + messages.dataset.focus);
@@ -123,6 +192,11 @@
       if (empty && e.detail.xhr.status === 200) empty.remove();
       if (e.detail.xhr.status === 200 && document.visibilityState !== "visible") {
         countUnseen(e.detail.serverResponse);
+      }
+      if (e.detail.xhr.status === 200 && !stick) {
+        var doc = new DOMParser().parseFromString(e.detail.serverResponse, "text/html");
+        arrived += doc.querySelectorAll("[data-message-id]:not([hx-swap-oob])").length;
+        showArrived();
       }
     }
   });
@@ -176,8 +250,10 @@
       }, delay);
     } else if (elt.id === "composer") {
       var error = document.getElementById("composer-error");
+      document.getElementById("composer-progress").hidden = true;
       if (e.detail.successful) {
         elt.reset();
+        showFiles();
         // Back to one line: the height it grew to was for the text just sent.
         var body = elt.querySelector("textarea");
         body.style.height = "";
@@ -363,7 +439,7 @@
     if (t.id !== "composer-body" || touch) return;
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
       e.preventDefault();
-      if (t.value.trim() !== "") t.form.requestSubmit();
+      if (t.value.trim() !== "" || chosenFiles()) t.form.requestSubmit();
     }
   });
   document.addEventListener("input", function (e) {
@@ -374,9 +450,107 @@
     t.style.overflowY = t.scrollHeight > 200 ? "auto" : "hidden";
   });
 
+  // --- Files: chosen with the paperclip, dropped anywhere on the page of a conversation, or
+  // pasted (a picture from the clipboard). They wait in the composer's file input, listed under
+  // it, and go with the next send to `attachments` as a multipart form, with a progress bar; a
+  // refused upload keeps them and the text, and says why.
+  function fileInput() {
+    return document.getElementById("composer-file");
+  }
+  function chosenFiles() {
+    var input = fileInput();
+    return input && input.files ? input.files.length : 0;
+  }
+  function readableSize(n) {
+    if (n < 1024) return n + " bytes";
+    if (n < 1048576) return Math.round(n / 1024) + " KB";
+    return (n / 1048576).toFixed(1) + " MB";
+  }
+  function showFiles() {
+    var out = document.getElementById("composer-files");
+    var input = fileInput();
+    if (!out || !input) return;
+    out.textContent = "";
+    if (!input.files.length) return;
+    var names = Array.prototype.map.call(input.files, function (f) {
+      return f.name + " (" + readableSize(f.size) + ")";
+    });
+    out.appendChild(document.createTextNode("To send: " + names.join(", ") + " "));
+    var clear = document.createElement("button");
+    clear.type = "button";
+    clear.className = "link";
+    clear.textContent = "Remove";
+    clear.addEventListener("click", function () {
+      input.value = "";
+      showFiles();
+      document.getElementById("composer-body").focus();
+    });
+    out.appendChild(clear);
+  }
+  function addFiles(list) {
+    var input = fileInput();
+    if (!input || !list || !list.length) return false;
+    var all = new DataTransfer();
+    Array.prototype.forEach.call(input.files, function (f) { all.items.add(f); });
+    Array.prototype.forEach.call(list, function (f) { all.items.add(f); });
+    input.files = all.files;
+    showFiles();
+    return true;
+  }
+  document.addEventListener("change", function (e) {
+    if (e.target.id === "composer-file") showFiles();
+  });
+  function carriesFiles(e) {
+    return e.dataTransfer && Array.prototype.indexOf.call(e.dataTransfer.types, "Files") >= 0;
+  }
+  document.addEventListener("dragover", function (e) {
+    if (!fileInput() || !carriesFiles(e)) return;
+    e.preventDefault();
+    document.body.classList.add("dropping");
+  });
+  document.addEventListener("dragleave", function (e) {
+    if (!e.relatedTarget) document.body.classList.remove("dropping");
+  });
+  document.addEventListener("drop", function (e) {
+    document.body.classList.remove("dropping");
+    if (!fileInput() || !carriesFiles(e)) return;
+    e.preventDefault();
+    addFiles(e.dataTransfer.files);
+    document.getElementById("composer-body").focus();
+  });
+  document.addEventListener("paste", function (e) {
+    if (!fileInput() || !e.clipboardData || !e.clipboardData.files.length) return;
+    // Into another field (the search box, an edit), a paste is that field's.
+    var t = e.target;
+    if (t.id !== "composer-body" && t.closest && t.closest("input, textarea, [contenteditable]")) return;
+    if (addFiles(e.clipboardData.files)) e.preventDefault();
+  });
+  document.addEventListener("htmx:configRequest", function (e) {
+    var form = e.detail.elt;
+    if (form.id !== "composer") return;
+    // The form's own encoding is for browsers without JavaScript. htmx chose the request's
+    // Content-Type before this event and encodes the body after it, so both are set here.
+    form.removeAttribute("enctype");
+    if (chosenFiles()) {
+      form.setAttribute("hx-encoding", "multipart/form-data");
+      delete e.detail.headers["Content-Type"]; // the browser writes it, with the boundary
+      e.detail.path = form.getAttribute("action");
+      var bar = document.getElementById("composer-progress");
+      bar.value = 0;
+      bar.hidden = false;
+    } else {
+      form.removeAttribute("hx-encoding");
+      e.detail.headers["Content-Type"] = "application/x-www-form-urlencoded";
+    }
+  });
+  document.addEventListener("htmx:xhr:progress", function (e) {
+    if (e.detail.elt.id !== "composer" || !e.detail.lengthComputable || !chosenFiles()) return;
+    document.getElementById("composer-progress").value = (100 * e.detail.loaded) / e.detail.total;
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     localTimes(document);
-    if (!showFocused()) toBottom();
+    if (!showFocused() && !showUnread()) toBottom();
     counts = snapshot();
     offerNotifications();
     var body = document.getElementById("composer-body");

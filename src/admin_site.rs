@@ -28,12 +28,12 @@ use parley_admin::{
 };
 
 use crate::domain::{MessageBody, RoomName, Topic, Username};
-use crate::store::messages;
+use crate::store::{attachments, messages};
 use crate::web::AppState;
 
 /// Parley's models, with hooks that keep the app's caches true to what the admin wrote.
 pub fn models(app: &AppState) -> Vec<ModelAdmin> {
-    vec![users(app), rooms(app), messages(app)]
+    vec![users(app), rooms(app), messages(app), attachments(app)]
 }
 
 /// Users written or deleted: their sessions are re-checked against the database on their next
@@ -84,20 +84,19 @@ async fn announce_staff_edit(app: &AppState, id: i64) -> Result<(), crate::web::
 }
 
 /// Deletes one message for the admin (its `delete_model`) as its author would: gone from the
-/// database, and from every open page at once.
+/// database with its files, and from every open page at once.
 async fn delete_message(app: AppState, id: i64) -> sqlx::Result<bool> {
     let Some((room, seq)) = messages::locate(&app.db.pool, id).await? else {
         return Ok(false);
     };
-    let turn = app.db.write_turn().await;
-    let change = messages::delete(&app.db.pool, room, seq).await?;
-    drop(turn);
-    match change {
-        Some(change) => {
-            app.hub.published(&change);
-            Ok(true)
-        }
-        None => Ok(false),
+    deleted_as_its_author_would(&app, room, seq).await
+}
+
+async fn deleted_as_its_author_would(app: &AppState, room: i64, seq: i64) -> sqlx::Result<bool> {
+    match crate::web::messages::delete_message(app, room, seq).await {
+        Ok(deleted) => Ok(deleted),
+        Err(crate::web::AppError::Db(err)) => Err(err),
+        Err(err) => Err(sqlx::Error::Protocol(err.to_string())),
     }
 }
 
@@ -150,6 +149,7 @@ fn users(app: &AppState) -> ModelAdmin {
         .unique("users_username_key_key", "username_key", "username", "A user with that username already exists.")
         .unique("users_username_fold", "username_fold", "username", "That username is too similar to an existing name.")
         .related(Related::cascade("messages", "messages", "author_id", MESSAGE_DISPLAY).linked_to("messages"))
+        .related(Related::cascade("attachments", "attachments", "uploader_id", "name").linked_to("attachments"))
         .related(Related::cascade(
             "room memberships",
             "memberships",
@@ -178,12 +178,7 @@ async fn delete_user(app: AppState, id: i64) -> sqlx::Result<bool> {
             .fetch_all(pool)
             .await?;
     for (room, seq) in theirs {
-        let turn = app.db.write_turn().await;
-        let change = messages::delete(pool, room, seq).await?;
-        drop(turn);
-        if let Some(change) = change {
-            app.hub.published(&change);
-        }
+        deleted_as_its_author_would(&app, room, seq).await?;
     }
     let turn = app.db.write_turn().await;
     sqlx::query("UPDATE admin_log SET user_id = NULL WHERE user_id = $1")
@@ -230,7 +225,7 @@ fn user_before_save(values: &mut Values, kind: SaveKind) -> Result<(), FieldErro
 }
 
 fn rooms(app: &AppState) -> ModelAdmin {
-    let (saved, deleted) = (app.clone(), app.clone());
+    let (saved, deleted, removing) = (app.clone(), app.clone(), app.clone());
     ModelAdmin::new("rooms", "rooms", "room", "rooms")
         .field(Field::int("id", "ID").readonly())
         .field(Field::choice("kind", "Kind", ROOM_KINDS).readonly())
@@ -286,10 +281,33 @@ fn rooms(app: &AppState) -> ModelAdmin {
             "room_id",
             "(SELECT u.username FROM users u WHERE u.id = memberships.user_id)",
         ))
+        .related(
+            Related::cascade("attachments", "attachments", "room_id", "name")
+                .linked_to("attachments"),
+        )
         .before_save(room_before_save)
         .row_filter(public_rooms_unless_superuser)
         .after_save(move |_, _| rooms_written(saved.clone()))
+        .delete_model(move |id| delete_room(removing.clone(), id))
         .after_delete(move |_| rooms_written(deleted.clone()))
+}
+
+/// Deletes a room for the admin, with its messages, and then the bytes of their files (which the
+/// database cannot delete).
+async fn delete_room(app: AppState, id: i64) -> sqlx::Result<bool> {
+    let turn = app.db.write_turn().await;
+    let mut tx = app.db.pool.begin().await?;
+    // In the same transaction, so that a file sent meanwhile is either in the list or refused.
+    let files = attachments::delete_in_room(&mut tx, id).await?;
+    let gone = sqlx::query("DELETE FROM rooms WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    drop(turn);
+    app.files.delete(&files).await;
+    Ok(gone > 0)
 }
 
 /// The admin only adds public rooms: a direct conversation is the single room of its pair of
@@ -355,4 +373,82 @@ fn message_rights(_: &AdminUser, _: Option<&Values>) -> Perms {
         add: false,
         ..Perms::ALL
     }
+}
+
+/// Plain staff see the files of public rooms only.
+fn public_attachments_unless_superuser(user: &AdminUser) -> Option<&'static str> {
+    (!user.is_superuser).then_some("room_id IN (SELECT id FROM rooms WHERE kind = 'public')")
+}
+
+fn attachments(app: &AppState) -> ModelAdmin {
+    let deleting = app.clone();
+    ModelAdmin::new("attachments", "attachments", "attachment", "attachments")
+        .field(Field::int("id", "ID").readonly())
+        .field(Field::text("name", "File name", 1024).readonly())
+        .field(Field::int("size", "Size (bytes)").readonly())
+        .field(Field::text("content_type", "Type", 255).readonly())
+        .field(
+            Field::foreign_key("uploader_id", "Uploaded by", "users", "users", "username")
+                .readonly(),
+        )
+        .field(
+            Field::foreign_key("room_id", "Conversation", "rooms", "rooms", ROOM_DISPLAY)
+                .readonly(),
+        )
+        .field(
+            Field::foreign_key(
+                "message_id",
+                "Message",
+                "messages",
+                "messages",
+                MESSAGE_DISPLAY,
+            )
+            .readonly(),
+        )
+        .field(Field::timestamp("created_ms", "Uploaded").readonly())
+        .list_display(&[
+            "name",
+            "size",
+            "content_type",
+            "uploader_id",
+            "room_id",
+            "created_ms",
+        ])
+        .search_fields(&["name", "content_type"])
+        .list_filter(&["room_id", "uploader_id", "created_ms"])
+        .ordering("id", true)
+        .display("name")
+        .permissions(attachment_rights)
+        .row_filter(public_attachments_unless_superuser)
+        .delete_model(move |id| delete_attachment(deleting.clone(), id))
+}
+
+/// Files are only ever added by sending them; staff look at them and delete them.
+fn attachment_rights(_: &AdminUser, _: Option<&Values>) -> Perms {
+    Perms {
+        view: true,
+        add: false,
+        change: false,
+        delete: true,
+    }
+}
+
+/// Deletes one file for the admin: its row and bytes, and from every open page at once (its
+/// message is shown again without it). A message that held nothing else goes with it.
+async fn delete_attachment(app: AppState, id: i64) -> sqlx::Result<bool> {
+    let Some((room, seq, only)) = attachments::place(&app.db.pool, id).await? else {
+        return Ok(false);
+    };
+    if only {
+        return deleted_as_its_author_would(&app, room, seq).await;
+    }
+    let turn = app.db.write_turn().await;
+    let detached = messages::detach(&app.db.pool, room, seq, id).await?;
+    drop(turn);
+    let Some((message, files)) = detached else {
+        return Ok(false);
+    };
+    app.hub.published(&messages::Change::Updated(message));
+    app.files.delete(&files).await;
+    Ok(true)
 }

@@ -2,6 +2,7 @@
 //! work on a laptop without any set-up.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -124,6 +125,43 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub turn_credential: Option<String>,
+
+    /// Where attachments' bytes are kept: a directory, created at start when missing (the
+    /// default, beside the database). Ignored when `--files-url` is given.
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_FILES_DIR",
+        default_value = "parley-files"
+    )]
+    pub files_dir: PathBuf,
+
+    /// An S3-compatible bucket for attachments instead of the directory, for several servers:
+    /// `s3://BUCKET` or `s3://BUCKET/PREFIX`, with the usual environment variables
+    /// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, and `AWS_ENDPOINT` with
+    /// `AWS_ALLOW_HTTP=true` for a server other than Amazon's).
+    #[arg(long, global = true, env = "PARLEY_FILES_URL")]
+    pub files_url: Option<String>,
+
+    /// The largest file one may attach (MB).
+    #[arg(long, global = true, env = "PARLEY_MAX_UPLOAD_MB", default_value_t = 25,
+          value_parser = clap::value_parser!(u64).range(1..=10_240))]
+    pub max_upload_mb: u64,
+
+    /// How much one person may upload in an hour (MB).
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_UPLOAD_MB_PER_HOUR",
+        default_value_t = 200
+    )]
+    pub upload_mb_per_hour: u64,
+
+    /// How often bytes no attachment names (left by a crash mid-upload) are swept away: those
+    /// a day old (seconds).
+    #[arg(long, global = true, env = "PARLEY_FILES_SWEEP_SECS", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub files_sweep_secs: u64,
 
     /// Host names (the `Host` header, without its port) this server answers to, comma-separated;
     /// a leading dot allows subdomains (`.example.org`). Any other gets 400, so a web page on a
@@ -268,6 +306,11 @@ impl Settings {
         self.call_ring_secs as i64 * 1000
     }
 
+    /// The largest file one may attach, in bytes.
+    pub fn max_upload_bytes(&self) -> u64 {
+        self.max_upload_mb * 1024 * 1024
+    }
+
     /// Settings for tests and tools: a given database, any free port.
     pub fn for_database(database_url: impl Into<String>) -> Self {
         Self {
@@ -282,6 +325,12 @@ impl Settings {
             turn_secret: None,
             turn_username: None,
             turn_credential: None,
+            files_dir: PathBuf::from("parley-files"),
+            files_url: None,
+            max_upload_mb: 25,
+            upload_mb_per_hour: 200,
+            files_sweep_secs: 3600,
+
             allowed_hosts: Vec::new(),
             max_polls_per_user: 16,
             max_polls_per_addr: 256,

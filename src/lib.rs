@@ -10,6 +10,8 @@ pub mod cache;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod files;
+pub mod media;
 pub mod password;
 pub mod presence;
 pub mod realtime;

@@ -1138,6 +1138,7 @@ mod tests {
             mentions: String::new(),
             kind: String::new(),
             reactions: Vec::new(),
+            attachments: Vec::new(),
         })
     }
 
@@ -1170,17 +1171,8 @@ mod tests {
         let mut stored = Vec::new();
         for text in ["one", "two", "three"] {
             let body = MessageBody::parse(text).unwrap();
-            let (m, _) = messages::insert(
-                &db.pool,
-                db.engine,
-                room,
-                (alice, "alice"),
-                &body,
-                None,
-                &[],
-            )
-            .await
-            .unwrap();
+            let draft = messages::Draft::text(room, (alice, "alice"), &body);
+            let (m, _) = messages::insert(&db.pool, db.engine, &draft).await.unwrap();
             stored.push(Change::New(m));
         }
         // This process sent 1 and 3; 2 came from another process, whose NOTIFY arrives last.

@@ -16,7 +16,7 @@ use tokio::time::timeout;
 /// Largest response head accepted; a server sending more is misbehaving.
 const MAX_HEAD: usize = 64 * 1024;
 /// Largest response body accepted (history pages are the biggest bodies the bench reads).
-const MAX_BODY: usize = 8 * 1024 * 1024;
+const MAX_BODY: usize = 64 * 1024 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The bench's error: a message meant for a person reading the report.

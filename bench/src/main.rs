@@ -7,6 +7,7 @@
 //! targets are reported as MISS but do not change the exit code.
 
 mod browser;
+mod files;
 mod floor;
 mod http;
 mod load;
@@ -34,6 +35,7 @@ enum Scenario {
     Crossproc,
     Changes,
     Search,
+    Files,
     All,
 }
 
@@ -243,6 +245,16 @@ async fn run(cli: Cli) -> http::Result<bool> {
         };
         let r = search::search(&mut ctx, &mut report, sizes, cli.postgres_url.as_deref()).await;
         note(&mut report, "7 search", r);
+    }
+
+    if all || cli.scenario == Scenario::Files {
+        let sizes = files::FilesSizes {
+            uploads: 16,
+            bytes: if smoke { 256 * 1024 } else { 20 * 1024 * 1024 },
+            listeners: pick(cli.listeners, 500, 5),
+        };
+        let r = files::files(&mut ctx, &mut report, sizes).await;
+        note(&mut report, "8 files", r);
     }
 
     println!();

@@ -47,7 +47,7 @@ impl Ctx {
         }
     }
 
-    async fn start_sqlite(&mut self, name: &str, report: &mut Report) -> Result<Server> {
+    pub async fn start_sqlite(&mut self, name: &str, report: &mut Report) -> Result<Server> {
         let dir = self.dir.join(name);
         std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         let url = format!("sqlite://{}", dir.join("bench.db").display());

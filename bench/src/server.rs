@@ -48,7 +48,9 @@ impl Server {
         ])
         // The same settings by environment too, so an outer DATABASE_URL cannot leak in.
         .env("DATABASE_URL", database_url)
-        .env("PARLEY_ADDR", addr.to_string());
+        .env("PARLEY_ADDR", addr.to_string())
+        // Attachments beside the run's logs, not in the directory the bench was started from.
+        .env("PARLEY_FILES_DIR", dir.join(format!("{name}-files")));
         // The scenarios are one machine playing thousands of people: a few users hold every
         // poll, from one address, and send as fast as asked. The per-person and per-address
         // limits are lifted (by environment, which a server without them ignores); the

@@ -5,6 +5,7 @@
 
 use sqlx::{Any, AnyPool, Transaction};
 
+use super::attachments::{self, Attachment, NewAttachment};
 use super::rooms::OTHER_PERSON;
 use crate::db::{Engine, Unique};
 use crate::domain::{ClientKey, Emoji, MessageBody};
@@ -30,6 +31,9 @@ pub struct Message {
     pub kind: String,
     #[sqlx(skip)]
     pub reactions: Vec<Reaction>,
+    /// Its files, in the order they were sent.
+    #[sqlx(skip)]
+    pub attachments: Vec<Attachment>,
 }
 
 /// One emoji on a message and who chose it, in the order they did.
@@ -101,36 +105,60 @@ fn mention_keys(mentions: &[Mention]) -> String {
     keys.join(" ")
 }
 
-/// Stores a message and returns it; `fresh` is false when `client_key` named a message this
-/// author already sent (a retried send), which is then returned unchanged.
+/// A message someone is sending.
+pub struct Draft<'a> {
+    pub room: i64,
+    /// The author's id and name.
+    pub author: (i64, &'a str),
+    /// Its text: empty only for a message of files alone.
+    pub body: &'a str,
+    pub client_key: Option<&'a ClientKey>,
+    pub mentions: &'a [Mention],
+    /// Files already in the file store, attached in this order.
+    pub files: &'a [NewAttachment],
+}
+
+impl<'a> Draft<'a> {
+    /// A message of text alone.
+    pub fn text(room: i64, author: (i64, &'a str), body: &'a MessageBody) -> Self {
+        Draft {
+            room,
+            author,
+            body: body.as_str(),
+            client_key: None,
+            mentions: &[],
+            files: &[],
+        }
+    }
+}
+
+/// Stores a message (with its attachments' rows) and returns it; `fresh` is false when
+/// `client_key` named a message this author already sent (a retried send), which is then
+/// returned unchanged.
 ///
 /// The message's sequence number is taken from its room as it is stored, so that sends to a room
 /// commit in sequence order and a poller that has seen N can never miss a later-committing N-1.
 pub async fn insert(
     pool: &AnyPool,
     engine: Engine,
-    room: i64,
-    author: (i64, &str),
-    body: &MessageBody,
-    client_key: Option<&ClientKey>,
-    mentions: &[Mention],
+    draft: &Draft<'_>,
 ) -> sqlx::Result<(Message, bool)> {
-    let (author_id, author_name) = author;
-    let created_ms = crate::now_ms();
+    let (author_id, author_name) = draft.author;
     let new = NewMessage {
-        room,
+        room: draft.room,
         author_id,
-        body,
-        created_ms,
-        client_key,
-        mentions: &mention_keys(mentions),
+        body: draft.body,
+        created_ms: crate::now_ms(),
+        client_key: draft.client_key,
+        mentions: &mention_keys(draft.mentions),
         kind: "",
     };
+    let simple = draft.mentions.is_empty() && draft.files.is_empty();
     let stored = match engine {
-        Engine::Sqlite if mentions.is_empty() => insert_sqlite(pool, &new).await,
-        _ => insert_locked(pool, &new, mentions).await,
+        Engine::Sqlite if simple => insert_sqlite(pool, &new).await.map(|s| (s, Vec::new())),
+        _ => insert_locked(pool, &new, draft.mentions, draft.files).await,
     };
-    let (id, seq) = match (stored, client_key) {
+    let ((id, seq), attached) = match (stored, draft.client_key) {
         (Ok(stored), _) => stored,
         // A retry of a send that was stored: nothing of this one was kept (its sequence number
         // neither); answer with the original.
@@ -140,7 +168,9 @@ pub async fn insert(
         }
         (Err(err), _) => return Err(err),
     };
-    Ok((new.stored(id, seq, author_name), true))
+    let mut message = new.stored(id, seq, author_name);
+    message.attachments = attached;
+    Ok((message, true))
 }
 
 /// Stores a record Parley writes in `author`'s name (a call's, see `store::calls`; a topic
@@ -156,7 +186,7 @@ pub async fn insert_record(
     let new = NewMessage {
         room,
         author_id,
-        body,
+        body: body.as_str(),
         created_ms: crate::now_ms(),
         client_key: None,
         mentions: "",
@@ -169,7 +199,7 @@ pub async fn insert_record(
 struct NewMessage<'a> {
     room: i64,
     author_id: i64,
-    body: &'a MessageBody,
+    body: &'a str,
     created_ms: i64,
     client_key: Option<&'a ClientKey>,
     mentions: &'a str,
@@ -186,12 +216,13 @@ impl NewMessage<'_> {
             changed_seq: seq,
             author_id: self.author_id,
             author: author.to_owned(),
-            body: self.body.as_str().to_owned(),
+            body: self.body.to_owned(),
             created_ms: self.created_ms,
             edited_ms: None,
             mentions: self.mentions.to_owned(),
             kind: self.kind.to_owned(),
             reactions: Vec::new(),
+            attachments: Vec::new(),
         }
     }
 }
@@ -207,7 +238,7 @@ async fn insert_sqlite(pool: &AnyPool, m: &NewMessage<'_>) -> sqlx::Result<(i64,
     )
     .bind(m.room)
     .bind(m.author_id)
-    .bind(m.body.as_str())
+    .bind(m.body)
     .bind(m.created_ms)
     .bind(m.client_key.map(ClientKey::as_str))
     .bind(m.mentions)
@@ -229,17 +260,24 @@ async fn next_seq(tx: &mut Transaction<'static, Any>, room: i64) -> sqlx::Result
 
 /// The transaction form of a send: PostgreSQL's concurrent writers take the sequence number
 /// under the room's row lock (identity values alone can commit out of order), and a message that
-/// mentions people stores who, in the same transaction.
+/// mentions people stores who, and one with files their rows, in the same transaction.
 async fn insert_locked(
     pool: &AnyPool,
     m: &NewMessage<'_>,
     mentions: &[Mention],
-) -> sqlx::Result<(i64, i64)> {
+    files: &[NewAttachment],
+) -> sqlx::Result<((i64, i64), Vec<Attachment>)> {
     let mut tx = pool.begin().await?;
     // On a unique violation the transaction is dropped, which rolls it back.
-    let stored = insert_in(&mut tx, m, mentions).await?;
+    let (id, seq) = insert_in(&mut tx, m, mentions).await?;
+    let attached = match files {
+        [] => Vec::new(),
+        files => {
+            attachments::insert_in(&mut tx, id, m.room, m.author_id, m.created_ms, files).await?
+        }
+    };
     tx.commit().await?;
-    Ok(stored)
+    Ok(((id, seq), attached))
 }
 
 /// A message stored inside `tx`, with the room's next change number: its id and number.
@@ -256,7 +294,7 @@ async fn insert_in(
     .bind(m.room)
     .bind(seq)
     .bind(m.author_id)
-    .bind(m.body.as_str())
+    .bind(m.body)
     .bind(m.created_ms)
     .bind(m.client_key.map(ClientKey::as_str))
     .bind(m.mentions)
@@ -318,18 +356,23 @@ async fn store_mentions(
     Ok(named)
 }
 
+/// The message `author` sent with `key`, as it now is (a retry answers with it).
 async fn by_client_key(
     pool: &AnyPool,
     author: i64,
     key: &ClientKey,
 ) -> sqlx::Result<Option<Message>> {
-    sqlx::query_as(&format!(
-        "{SELECT} WHERE m.author_id = $1 AND m.client_key = $2"
-    ))
+    let found: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT room_id, seq FROM messages WHERE author_id = $1 AND client_key = $2",
+    )
     .bind(author)
     .bind(key.as_str())
     .fetch_optional(pool)
-    .await
+    .await?;
+    match found {
+        Some((room, seq)) => find(pool, room, seq).await,
+        None => Ok(None),
+    }
 }
 
 /// Message `seq` of `room`, with its reactions.
@@ -354,6 +397,7 @@ async fn find_on(
         return Ok(None);
     };
     message.reactions = reactions_on(conn, message.id).await?;
+    message.attachments = attachments::of_message(conn, message.id).await?;
     Ok(Some(message))
 }
 
@@ -400,20 +444,33 @@ pub async fn edit(
     Ok(Some(Edited { message, named }))
 }
 
-/// Deletes message `seq` for good (its text, reactions and mentions go with the row), leaving a
-/// tombstone for polls from before; returns the deletion's change, or None when there was none.
-pub async fn delete(pool: &AnyPool, room: i64, seq: i64) -> sqlx::Result<Option<Change>> {
+/// A deletion made: its change, and the file store's keys of the bytes of the message's
+/// attachments, whose rows went with it (the caller deletes the bytes).
+#[derive(Debug)]
+pub struct Deleted {
+    pub change: Change,
+    pub files: Vec<String>,
+}
+
+/// Deletes message `seq` for good (its text, reactions, mentions and attachments go with the
+/// row), leaving a tombstone for polls from before; None when there was no such message.
+pub async fn delete(pool: &AnyPool, room: i64, seq: i64) -> sqlx::Result<Option<Deleted>> {
     let mut tx = pool.begin().await?;
     let at = next_seq(&mut tx, room).await?;
-    let gone = sqlx::query("DELETE FROM messages WHERE room_id = $1 AND seq = $2")
-        .bind(room)
-        .bind(seq)
+    let id: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM messages WHERE room_id = $1 AND seq = $2")
+            .bind(room)
+            .bind(seq)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some(id) = id else {
+        return Ok(None); // rolled back: the sequence number is not spent
+    };
+    let files = attachments::delete_of_message(&mut tx, id).await?;
+    sqlx::query("DELETE FROM messages WHERE id = $1")
+        .bind(id)
         .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if gone == 0 {
-        return Ok(None);
-    }
+        .await?;
     sqlx::query("INSERT INTO message_tombstones (room_id, seq, deleted_seq) VALUES ($1, $2, $3)")
         .bind(room)
         .bind(seq)
@@ -421,11 +478,54 @@ pub async fn delete(pool: &AnyPool, room: i64, seq: i64) -> sqlx::Result<Option<
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    Ok(Some(Change::Deleted {
+    let change = Change::Deleted {
         room_id: room,
         seq,
         at,
-    }))
+    };
+    Ok(Some(Deleted { change, files }))
+}
+
+/// Takes attachment `attachment` off message `seq` of `room`, as the room's next change: the
+/// message as it now is and the keys of the file's bytes (for the caller to delete), or None when
+/// the message has no such attachment.
+pub async fn detach(
+    pool: &AnyPool,
+    room: i64,
+    seq: i64,
+    attachment: i64,
+) -> sqlx::Result<Option<(Message, Vec<String>)>> {
+    let mut tx = pool.begin().await?;
+    let at = next_seq(&mut tx, room).await?;
+    let Some(id) = touch(&mut tx, room, seq, at).await? else {
+        return Ok(None);
+    };
+    let Some(files) = attachments::delete_one(&mut tx, id, attachment).await? else {
+        return Ok(None); // rolled back: the sequence number is not spent
+    };
+    let message = find_on(&mut tx, room, seq)
+        .await?
+        .ok_or(sqlx::Error::RowNotFound)?;
+    tx.commit().await?;
+    Ok(Some((message, files)))
+}
+
+/// Marks message `seq` of `room` as last changed by change `at`: its id, or None when there is
+/// no such message.
+async fn touch(
+    tx: &mut Transaction<'static, Any>,
+    room: i64,
+    seq: i64,
+    at: i64,
+) -> sqlx::Result<Option<i64>> {
+    sqlx::query_scalar(
+        "UPDATE messages SET changed_seq = $3 WHERE room_id = $1 AND seq = $2 RETURNING id",
+    )
+    .bind(room)
+    .bind(seq)
+    .bind(at)
+    .fetch_optional(&mut **tx)
+    .await
 }
 
 /// The room and sequence number of message `id` (for staff, who name messages by id).
@@ -447,15 +547,7 @@ pub async fn toggle_reaction(
 ) -> sqlx::Result<Option<Change>> {
     let mut tx = pool.begin().await?;
     let at = next_seq(&mut tx, room).await?;
-    let id: Option<i64> = sqlx::query_scalar(
-        "UPDATE messages SET changed_seq = $3 WHERE room_id = $1 AND seq = $2 RETURNING id",
-    )
-    .bind(room)
-    .bind(seq)
-    .bind(at)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(id) = id else {
+    let Some(id) = touch(&mut tx, room, seq, at).await? else {
         return Ok(None);
     };
     let removed =
@@ -519,12 +611,13 @@ async fn reactions_on(conn: &mut sqlx::AnyConnection, message: i64) -> sqlx::Res
     Ok(group(rows))
 }
 
-/// Fills in the reactions of a run of one room's messages, with one query.
+/// Fills in the reactions and attachments of a run of one room's messages, with a query each.
 async fn with_reactions(pool: &AnyPool, mut messages: Vec<Message>) -> sqlx::Result<Vec<Message>> {
     let (Some(first), Some(last)) = (messages.first(), messages.last()) else {
         return Ok(messages);
     };
     let (lo, hi) = (first.seq.min(last.seq), first.seq.max(last.seq));
+    let files = attachments::of_messages(pool, first.room_id, lo, hi).await?;
     let rows: Vec<ReactionRow> = sqlx::query_as(
         "SELECT m.seq AS seq, r.emoji AS emoji, u.username AS username
          FROM reactions r JOIN messages m ON m.id = r.message_id JOIN users u ON u.id = r.user_id
@@ -542,6 +635,11 @@ async fn with_reactions(pool: &AnyPool, mut messages: Vec<Message>) -> sqlx::Res
             .filter(|r| r.seq == message.seq)
             .map(|r| (r.emoji.clone(), r.username.clone()));
         message.reactions = group(mine);
+        message.attachments = files
+            .iter()
+            .filter(|(seq, _)| *seq == message.seq)
+            .map(|(_, a)| a.clone())
+            .collect();
     }
     Ok(messages)
 }

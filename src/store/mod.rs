@@ -1,6 +1,7 @@
 //! SQL per entity. Plain queries with bound parameters; the same text runs on SQLite and
 //! PostgreSQL through sqlx's Any driver, and the integration tests run it on both.
 
+pub mod attachments;
 pub mod calls;
 pub mod favourites;
 pub mod messages;

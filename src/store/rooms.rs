@@ -166,6 +166,37 @@ pub async fn mark_read(pool: &AnyPool, room: i64, user: i64, seq: i64) -> sqlx::
     Ok(moved.rows_affected() > 0)
 }
 
+/// The first message by someone else that `user` has not read in `room`, and how many messages
+/// (anyone's) there are from it on, counted up to `cap`; None when they have read everything.
+pub async fn first_unread(
+    pool: &AnyPool,
+    room: i64,
+    user: i64,
+    cap: i64,
+) -> sqlx::Result<Option<(i64, i64)>> {
+    let first: Option<i64> = sqlx::query_scalar(
+        "SELECT MIN(m.seq) FROM messages m JOIN memberships s ON s.room_id = m.room_id
+         WHERE m.room_id = $1 AND s.user_id = $2 AND m.seq > s.last_read_seq
+           AND m.author_id <> $2",
+    )
+    .bind(room)
+    .bind(user)
+    .fetch_one(pool)
+    .await?;
+    let Some(first) = first else {
+        return Ok(None);
+    };
+    let from_it: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM messages WHERE room_id = $1 AND seq >= $2 LIMIT $3) n",
+    )
+    .bind(room)
+    .bind(first)
+    .bind(cap)
+    .fetch_one(pool)
+    .await?;
+    Ok(Some((first, from_it)))
+}
+
 /// A public room in the sidebar; `last_read_seq` is None for rooms the user has not joined.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RoomListing {

@@ -4,7 +4,10 @@ use maud::{Markup, html};
 use time::OffsetDateTime;
 
 use super::forms::{csrf_field, field_error};
+use super::{file_url, human_size};
 use crate::domain::is_bidi_control;
+use crate::media::Inline;
+use crate::store::attachments::Attachment;
 use crate::store::messages::{CALL_RECORD, Change, Message, Reaction, TOPIC_RECORD};
 use crate::store::rooms::{DirectUnread, Member, RoomListing};
 use crate::store::users::Person;
@@ -37,10 +40,41 @@ fn message_as(m: &Message, oob: bool, focus: bool) -> Markup {
                 // would travel with every message to every listener.
                 a.more href=(actions) aria-label="Message actions" { "⋯" }
             }
-            p.body { (linkified(&m.body, &m.mentions)) }
+            @if !m.body.is_empty() { p.body { (linkified(&m.body, &m.mentions)) } }
+            @if !m.attachments.is_empty() { (attachments(&m.attachments)) }
             // No empty element per message on the wire: the first reaction's out-of-band swap
             // finds no target, and app.js puts it in the message.
             @if !m.reactions.is_empty() { (reactions(m.seq, &m.reactions, false)) }
+        }
+    }
+}
+
+/// A message's files: a picture as its thumbnail (opening the full picture), audio and video as
+/// players, and each with a link to download it, its name, size and type.
+fn attachments(files: &[Attachment]) -> Markup {
+    html! {
+        ul.attachments {
+            @for file in files {
+                @let url = file_url(file.id, &file.name);
+                li.attachment {
+                    @match (Inline::of(&file.content_type), file.width, file.height) {
+                        (Inline::Picture, Some(w), Some(h)) => {
+                            a.picture href=(url) target="_blank" rel="noopener" {
+                                img src=(format!("/files/{}/preview", file.id)) width=(w) height=(h)
+                                    alt=(file.name) loading="lazy";
+                            }
+                        }
+                        (Inline::Audio, ..) => { audio controls preload="metadata" src=(url) {} }
+                        (Inline::Video, ..) => { video controls preload="metadata" src=(url) {} }
+                        _ => {}
+                    }
+                    a.file href=(url) download=(file.name) {
+                        span.file-name { (file.name) }
+                        " "
+                        span.file-meta { (human_size(file.size)) " · " (file.content_type) }
+                    }
+                }
+            }
         }
     }
 }
@@ -384,6 +418,9 @@ pub struct Conversation<'a> {
     pub focus: Option<i64>,
     /// Said above the messages (why they are not the ones asked for).
     pub note: Option<&'a str>,
+    /// The first message the viewer had not read when the page was made: a "New" divider goes
+    /// above it (from the stored read position, so without JavaScript too).
+    pub unread_from: Option<i64>,
     /// Whether the viewer has starred this conversation.
     pub starred: bool,
     pub now_ms: i64,
@@ -431,11 +468,22 @@ pub fn conversation(
                         @if c.messages.is_empty() {
                             p.empty #no-messages { "No messages yet. Say hello!" }
                         }
-                        @for m in c.messages { (message_as(m, false, c.focus == Some(m.seq))) }
+                        @for m in c.messages {
+                            @if c.unread_from == Some(m.seq) {
+                                div #unread-divider .unread-divider role="separator" aria-label="New messages" {
+                                    span { "New" }
+                                }
+                            }
+                            (message_as(m, false, c.focus == Some(m.seq)))
+                        }
                         @if let Some((after, until)) = c.newer { (newer_loader(&c.base, after, until)) }
                         (poller(&c.base, c.last_seq, crate::now_ms(), &Calls::page()))
                     }
                 }
+            }
+            // Shown by app.js while the reader is scrolled up and new messages arrive below.
+            button #jump-newest .jump-newest type="button" hidden {
+                "↓ " span #jump-count { "0" } " new"
             }
             (composer(&c.base, composer_state, csrf))
         }
@@ -595,15 +643,30 @@ pub fn star_form(base: &str, starred: bool, csrf: &str) -> Markup {
 
 pub fn composer(base: &str, state: &Composer<'_>, csrf: &str) -> Markup {
     html! {
-        form #composer .composer method="post" action=(format!("{base}/messages"))
+        // Without JavaScript the form goes to `attachments` as a multipart form, which takes text
+        // alone as well as files; app.js sends text alone to `messages` and files to
+        // `attachments` (with a progress bar), and takes files dropped on the page or pasted.
+        form #composer .composer method="post" action=(format!("{base}/attachments"))
+            enctype="multipart/form-data"
             hx-post=(format!("{base}/messages")) hx-swap="none" {
             (csrf_field(csrf))
             input type="hidden" name="client_key" value=(state.client_key);
             label.sr-only for="composer-body" { "Message" }
-            textarea #composer-body name="body" rows="1" required maxlength="4000"
+            textarea #composer-body name="body" rows="1" maxlength="4000"
                 placeholder="Write a message…" title="Enter sends, Shift+Enter starts a new line"
                 aria-describedby="composer-error" aria-invalid=[state.error.map(|_| "true")] { (state.body) }
+            input #composer-file .sr-only type="file" name="file" multiple;
+            label.attach for="composer-file" title="Attach files" {
+                // A paperclip, drawn here (an emoji depends on the fonts a machine has).
+                svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true" focusable="false" {
+                    path d="M9 7v9a3 3 0 0 0 6 0V6a5 5 0 0 0-10 0v10a7 7 0 0 0 14 0V8" fill="none"
+                        stroke="currentColor" stroke-width="2" stroke-linecap="round" {}
+                }
+                span.sr-only { "Attach files" }
+            }
             button.primary type="submit" { "Send" }
+            p #composer-files .composer-files aria-live="polite" {}
+            progress #composer-progress max="100" value="0" hidden aria-label="Upload progress" {}
             p #composer-error .field-error role="alert" { @if let Some(e) = state.error { (e) } }
             // Shown where there is a keyboard (app.css); on a touch screen Return is a new line.
             p.composer-hint aria-hidden="true" { "Enter sends · Shift+Enter for a new line" }

@@ -144,3 +144,49 @@ const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUM
 pub fn encode_query(raw: &str) -> String {
     percent_encoding::utf8_percent_encode(raw, QUERY_VALUE).to_string()
 }
+
+/// The characters RFC 5987's `attr-char` allows as they are (everything else is %-encoded): for
+/// a file's name in `Content-Disposition`'s `filename*`, and in its download URL.
+pub const ATTR_CHAR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
+
+/// The download URL of attachment `id` named `name`: `/files/{id}/{name}`. The name is only for
+/// the person saving the file (the id decides which file it is), made safe for a URL, and never
+/// `preview`, which is the thumbnail's URL.
+pub fn file_url(id: i64, name: &str) -> String {
+    // `#` would end the path and start a fragment.
+    const SEGMENT: &percent_encoding::AsciiSet = &ATTR_CHAR.add(b'#');
+    let encoded = percent_encoding::utf8_percent_encode(name, SEGMENT).to_string();
+    let segment = match encoded.as_str() {
+        "" | "." | ".." => "file",
+        "preview" => "preview_",
+        other => other,
+    };
+    format!("/files/{id}/{segment}")
+}
+
+/// A size as people read it: "812 bytes", "34 KB", "2.1 MB".
+pub fn human_size(bytes: i64) -> String {
+    const KB: f64 = 1024.0;
+    let b = bytes as f64;
+    if b < KB {
+        format!("{bytes} bytes")
+    } else if b < KB * KB {
+        format!("{:.0} KB", b / KB)
+    } else if b < KB * KB * KB {
+        format!("{:.1} MB", b / KB / KB)
+    } else {
+        format!("{:.1} GB", b / KB / KB / KB)
+    }
+}

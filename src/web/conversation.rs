@@ -261,6 +261,9 @@ impl PageQuery {
 /// Messages before and after the one a page is centred on.
 const HALF: i64 = PAGE / 2;
 
+/// Read messages shown above the first unread one when a conversation opens there.
+const CONTEXT: i64 = 5;
+
 /// `GET /rooms/{name}` (which joins the room) and `GET /dm/{username}`. Followed from another
 /// site, it only shows: see `Ctx::cross_site`.
 #[handler]
@@ -339,15 +342,36 @@ pub async fn page_response(
     let room = rooms::find_by_id(pool, target.room)
         .await?
         .ok_or(AppError::NotFound("This conversation no longer exists."))?;
+    // Opened as it is, a conversation with messages the person has not read opens at the first
+    // of them, under a "New" divider, with a few read ones above it for context.
+    let unread = match window {
+        Window::Latest => rooms::first_unread(pool, room.id, ctx.user.id, PAGE + 1).await?,
+        _ => None,
+    };
+    let window = match unread {
+        Some((first, from_it)) if from_it > PAGE - CONTEXT => {
+            let context = messages::before(pool, room.id, first, CONTEXT).await?;
+            Window::Since(context.first().map_or(first, |m| m.seq) - 1)
+        }
+        _ => window,
+    };
     let shown = shown(pool, &room, window).await?;
     let msgs = &shown.messages;
-    // The person's other pages show this conversation as read (unless another site sent them:
-    // looking is not reading).
-    if shown.window == Window::Latest
-        && !ctx.cross_site
-        && rooms::mark_read(pool, room.id, ctx.user.id, room.last_seq).await?
-    {
-        app.hub.changed_for(ctx.user.id);
+    // Without JavaScript, what a page shows of the conversation's end is read: the newest page
+    // all of it, a page forward (opened at the first unread, or "newer") up to its last message;
+    // the person's other pages show it as read. With JavaScript (the page says so by a cookie),
+    // app.js reports what comes into view instead. A page another site sent the person to reads
+    // nothing: looking is not reading.
+    let read_upto = match shown.window {
+        _ if ctx.scripted || ctx.cross_site => None,
+        Window::Latest => Some(room.last_seq),
+        Window::Since(_) => msgs.last().map(|m| m.seq),
+        Window::Before(_) | Window::Around(_) => None,
+    };
+    if let Some(seq) = read_upto {
+        if rooms::mark_read(pool, room.id, ctx.user.id, seq).await? {
+            app.hub.changed_for(ctx.user.id);
+        }
     }
     let members = rooms::members(pool, room.id).await?;
     let data = sidebar_data(app, ctx.user.id, "").await?;
@@ -380,6 +404,7 @@ pub async fn page_response(
             _ => None,
         },
         note: shown.note,
+        unread_from: unread.map(|(first, _)| first),
         starred,
         now_ms: now,
     };

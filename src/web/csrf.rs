@@ -29,6 +29,22 @@ pub const MAX_BODY: usize = 64 * 1024;
 #[derive(Clone, Debug)]
 pub struct CsrfToken(pub String);
 
+/// Marks an upload sent without the header: its body is a stream the handler reads, so the
+/// handler checks the form's `csrf_token` field, which must come before the first file.
+#[derive(Clone, Copy, Debug)]
+pub struct CsrfToFollow;
+
+/// A file upload: a multipart POST to a conversation's `attachments`, whose body (up to ten
+/// files) is streamed by its handler within its own limits, never read here.
+fn is_upload(req: &Request) -> bool {
+    req.uri().path().ends_with("/attachments")
+        && req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().starts_with("multipart/form-data"))
+}
+
 /// Put on a response by a handler that changed who is logged in (log in, log out): the
 /// browser gets a new token with it, so a token seen before (by someone else at this computer,
 /// or in an old page) is no good to the next person.
@@ -129,39 +145,8 @@ impl<E: Endpoint> Endpoint for CsrfEndpoint<E> {
                     "CSRF cookie not set. Reload the page and try again.",
                 ));
             }
-            // Every body is read here, within the cap, so that no handler can be made to buffer
-            // an unbounded one (a Content-Length check alone would miss chunked bodies).
-            // Boxed: only POSTs take this path, and inline it would enlarge every GET's future.
-            // A body sent a byte at a time would hold its connection (and its place under the
-            // caps) for as long as the sender likes: it has a deadline.
-            let read = tokio::time::timeout(self.body_timeout, read_capped(req.take_body()));
-            let bytes = match Box::pin(read).await {
-                Ok(Ok(bytes)) => bytes,
-                Err(_) => {
-                    return Ok(Response::builder()
-                        .status(StatusCode::REQUEST_TIMEOUT)
-                        .header(header::CONNECTION, "close")
-                        .body("The request body took too long to arrive."));
-                }
-                Ok(Err(status)) => {
-                    let text = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                        "Request body too large."
-                    } else {
-                        "The request body could not be read."
-                    };
-                    return Ok(Response::builder().status(status).body(text));
-                }
-            };
-            let sent = match req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()) {
-                Some(header) => Some(header.to_owned()),
-                None => form_field(&bytes, CSRF_FIELD),
-            };
-            req.set_body(Body::from(bytes));
-            let matches = sent.is_some_and(|s| bool::from(s.as_bytes().ct_eq(token.as_bytes())));
-            if !matches {
-                return Ok(refuse(
-                    "CSRF token missing or incorrect. Reload the page and try again.",
-                ));
+            if let Err(refused) = Box::pin(check_post(&mut req, &token, self.body_timeout)).await {
+                return Ok(refused);
             }
         }
         let secure = self.secure || is_https(&req);
@@ -183,6 +168,57 @@ impl<E: Endpoint> Endpoint for CsrfEndpoint<E> {
         }
         Ok(resp)
     }
+}
+
+/// Checks a POST's token (the header, or the form's field), reading its body within the cap, or
+/// the refusal to answer with. Boxed by its caller: only POSTs take this path, and inline it would
+/// enlarge every GET's future.
+async fn check_post(req: &mut Request, token: &str, limit: Duration) -> Result<(), Response> {
+    if is_upload(req) {
+        return match req.headers().get(CSRF_HEADER).map(|v| v.as_bytes()) {
+            Some(sent) if bool::from(sent.ct_eq(token.as_bytes())) => Ok(()),
+            Some(_) => Err(refuse(
+                "CSRF token missing or incorrect. Reload the page and try again.",
+            )),
+            None => {
+                req.extensions_mut().insert(CsrfToFollow);
+                Ok(())
+            }
+        };
+    }
+    // Every body is read here, within the cap, so that no handler can be made to buffer
+    // an unbounded one (a Content-Length check alone would miss chunked bodies). A body sent a
+    // byte at a time would hold its connection (and its place under the caps) for as long as the
+    // sender likes: it has a deadline. (An upload streams its files within its own limits.)
+    let bytes = match tokio::time::timeout(limit, read_capped(req.take_body())).await {
+        Ok(Ok(bytes)) => bytes,
+        Err(_) => {
+            return Err(Response::builder()
+                .status(StatusCode::REQUEST_TIMEOUT)
+                .header(header::CONNECTION, "close")
+                .body("The request body took too long to arrive."));
+        }
+        Ok(Err(status)) => {
+            let text = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                "Request body too large."
+            } else {
+                "The request body could not be read."
+            };
+            return Err(Response::builder().status(status).body(text));
+        }
+    };
+    let sent = match req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()) {
+        Some(header) => Some(header.to_owned()),
+        None => form_field(&bytes, CSRF_FIELD),
+    };
+    req.set_body(Body::from(bytes));
+    let matches = sent.is_some_and(|s| bool::from(s.as_bytes().ct_eq(token.as_bytes())));
+    if !matches {
+        return Err(refuse(
+            "CSRF token missing or incorrect. Reload the page and try again.",
+        ));
+    }
+    Ok(())
 }
 
 /// How much of a refused body is still read (and thrown away), and for how long, before the 413.

@@ -20,7 +20,7 @@ use super::{AppState, Ctx, see_other, with_status};
 use crate::domain::{ClientKey, Emoji, MessageBody, mentioned_names};
 use crate::realtime::{Listener, Rendered};
 use crate::signals::{Cursor, Signal};
-use crate::store::messages::{self, Change, Message};
+use crate::store::messages::{self, Change, Draft, Message};
 use crate::store::rooms;
 use crate::views::chat;
 use crate::views::messages as views;
@@ -33,9 +33,8 @@ pub struct SendForm {
     pub client_key: String,
 }
 
-/// The users a message names who may read its conversation.
 /// The people a message by `author` names (not the author) who may read its conversation.
-async fn mentions_in(
+pub(super) async fn mentions_in(
     app: &AppState,
     room: i64,
     author: i64,
@@ -87,16 +86,12 @@ pub async fn send(
     let (author, name) = (ctx.user.id, ctx.user.username.clone());
     let stored = tokio::spawn(async move {
         let turn = db.write_turn().await;
-        let (message, fresh) = messages::insert(
-            &db.pool,
-            db.engine,
-            room,
-            (author, &name),
-            &body,
-            key.as_ref(),
-            &mentions,
-        )
-        .await?;
+        let draft = Draft {
+            client_key: key.as_ref(),
+            mentions: &mentions,
+            ..Draft::text(room, (author, &name), &body)
+        };
+        let (message, fresh) = messages::insert(&db.pool, db.engine, &draft).await?;
         drop(turn);
         if fresh {
             hub.joined(room, author);
@@ -532,17 +527,20 @@ pub async fn delete(req: &Request, conv: Conv) -> Result<Response, AppError> {
     Ok(see_other(&conv.target.base))
 }
 
-/// Deletes message `seq` of `room` and tells every open page (also what staff deletions do).
+/// Deletes message `seq` of `room` and tells every open page (also what staff deletions do);
+/// its files' bytes go after it.
 pub async fn delete_message(app: &AppState, room: i64, seq: i64) -> Result<bool, AppError> {
-    let (db, hub) = (app.db.clone(), app.hub.clone());
+    let (db, hub, files) = (app.db.clone(), app.hub.clone(), app.files.clone());
     let deleted = tokio::spawn(async move {
         let turn = db.write_turn().await;
-        let change = messages::delete(&db.pool, room, seq).await?;
+        let deleted = messages::delete(&db.pool, room, seq).await?;
         drop(turn);
-        if let Some(change) = &change {
-            hub.published(change);
-        }
-        Ok::<_, sqlx::Error>(change.is_some())
+        let Some(deleted) = deleted else {
+            return Ok(false);
+        };
+        hub.published(&deleted.change);
+        files.delete(&deleted.files).await;
+        Ok::<_, sqlx::Error>(true)
     })
     .await
     .map_err(|e| AppError::Internal(Box::new(e)))??;

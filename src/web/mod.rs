@@ -9,6 +9,7 @@ pub mod csrf;
 pub mod device;
 pub mod error;
 pub mod favourites;
+pub mod files;
 pub mod held;
 pub mod home;
 pub mod hosts;
@@ -59,6 +60,12 @@ pub struct App {
     pub directory: conversation::Directory,
     /// Searches running at once (see `search::SEARCHES_AT_ONCE`).
     pub searches: tokio::sync::Semaphore,
+    /// Where attachments' bytes live.
+    pub files: crate::files::Files,
+    /// Thumbnails made at once (each decodes a whole picture: bounded memory and cores).
+    pub thumbnails: tokio::sync::Semaphore,
+    /// Bytes of uploads in progress, by person (see `files::InFlight`).
+    pub uploading: std::sync::Mutex<std::collections::HashMap<i64, u64>>,
     /// Per-person and per-address rates and caps.
     pub limits: limits::Limits,
     /// Password checks by the current password (`/account/password`), per user: its own
@@ -73,7 +80,12 @@ pub struct App {
 pub type AppState = Arc<App>;
 
 impl App {
-    pub fn new(settings: Settings, db: Db, device_key: Vec<u8>) -> AppState {
+    pub fn new(
+        settings: Settings,
+        db: Db,
+        device_key: Vec<u8>,
+        files: crate::files::Files,
+    ) -> AppState {
         let hub = Hub::new(db.pool.clone(), crate::views::chat::render_change);
         Arc::new(App {
             presence: Presence::new(db.pool.clone()),
@@ -84,6 +96,9 @@ impl App {
             auth: AuthCache::new(session::AUTH_CACHE_TTL, 50_000),
             directory: conversation::Directory::new(Duration::from_secs(30), 100_000),
             searches: tokio::sync::Semaphore::new(search::SEARCHES_AT_ONCE),
+            files,
+            thumbnails: tokio::sync::Semaphore::new(1),
+            uploading: std::sync::Mutex::default(),
             limits: limits::Limits::new(&settings),
             password_checks: Throttle::new(Duration::from_secs(15 * 60), 5, u32::MAX),
             hasher: crate::password::Hasher::new(settings.hash_workers, settings.hash_queue),
@@ -118,6 +133,7 @@ fn endpoint(app: AppState) -> impl Endpoint<Output = Response> {
         .at("/favourites", post(favourites::add))
         .at("/favourites/remove", post(favourites::remove))
         .at("/me.css", get(home::my_style))
+        .at("/files/:id/:name", get(files::download))
         .at("/register", get(auth::register_form).post(auth::register))
         .at("/login", get(auth::login_form).post(auth::login))
         .at("/logout", post(auth::logout))
@@ -133,6 +149,7 @@ fn endpoint(app: AppState) -> impl Endpoint<Output = Response> {
             "/rooms/:name/messages",
             get(messages::list).post(messages::send),
         )
+        .at("/rooms/:name/attachments", post(files::upload))
         .at("/rooms/:name/messages/:id", get(messages::show))
         .at("/rooms/:name/messages/:id/actions", get(messages::actions))
         .at(
@@ -151,6 +168,7 @@ fn endpoint(app: AppState) -> impl Endpoint<Output = Response> {
             "/dm/:username/messages",
             get(messages::list).post(messages::send),
         )
+        .at("/dm/:username/attachments", post(files::upload))
         .at("/dm/:username/messages/:id", get(messages::show))
         .at("/dm/:username/messages/:id/actions", get(messages::actions))
         .at(
@@ -252,7 +270,10 @@ async fn frame<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
         }
     }
     if !htmx {
-        headers.insert("content-security-policy", HeaderValue::from_static(CSP));
+        // A file's own policy (`sandbox`: an uploaded page never runs as one of ours) stays.
+        if !headers.contains_key("content-security-policy") {
+            headers.insert("content-security-policy", HeaderValue::from_static(CSP));
+        }
         headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
         headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
         // Calls use the microphone and camera, asked for by Parley's own pages only.
@@ -360,6 +381,9 @@ pub struct Ctx {
     pub user: CurrentUser,
     pub csrf: String,
     pub htmx: bool,
+    /// The browser runs Parley's script (app.js sets the `parley_js` cookie): it reports what
+    /// the reader has seen, so opening a page does not mark it read.
+    pub scripted: bool,
     /// Another site sent the person here (`csrf::from_another_site`): show, change nothing.
     pub cross_site: bool,
 }
@@ -382,6 +406,7 @@ impl<'a> FromRequest<'a> for Ctx {
             user,
             csrf: csrf_token(req),
             htmx: is_htmx(req),
+            scripted: parley_admin::cookie(req, "parley_js").is_some(),
             cross_site: csrf::from_another_site(req),
         })
     }
@@ -428,8 +453,12 @@ pub async fn run(
     let device_key = crate::store::secrets::get_or_make(&db.pool, "device-cookies")
         .await
         .map_err(std::io::Error::other)?;
-    let app = App::new(settings, db, device_key);
+    let files = crate::files::Files::open(&settings).map_err(std::io::Error::other)?;
+    tracing::info!(?files, "attachments");
+    let app = App::new(settings, db, device_key, files);
     app.db.spawn_session_cleanup();
+    let every = Duration::from_secs(app.settings.files_sweep_secs);
+    crate::files::spawn_sweeper(app.files.clone(), app.db.pool.clone(), every);
     if let Some(pg) = app.db.pg.clone() {
         app.hub.spawn_listener(pg);
     }

@@ -4,7 +4,7 @@
 use crate::on_both_engines;
 use crate::support::{Client, PASSWORD, TestApp};
 
-async fn superuser(app: &TestApp) -> Client {
+pub async fn superuser(app: &TestApp) -> Client {
     let c = app.member("boss").await;
     sqlx::query("UPDATE users SET is_staff = 1, is_superuser = 1 WHERE username = 'boss'")
         .execute(&app.pool().await)

@@ -4,6 +4,7 @@
 //! Skipped with a loud note when ChromeDriver is missing, unless PARLEY_REQUIRE_BROWSER=1
 //! (as `just test` and CI set it), in which case a missing browser fails the run.
 
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,9 @@ pub struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // The whole process group: the Chromium processes a session started go with their
+        // driver, also when a test failed before it could close its browser.
+        unsafe { libc::kill(-(self.process.id() as i32), libc::SIGKILL) };
         let _ = self.process.kill();
         let _ = self.process.wait();
     }
@@ -57,6 +61,7 @@ pub async fn driver() -> Option<Driver> {
         .unwrap()
         .port();
     let process = Command::new(path)
+        .process_group(0)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -76,7 +81,7 @@ pub async fn driver() -> Option<Driver> {
     })
 }
 
-async fn browser(driver: &Driver, javascript: bool, width: u32) -> Client {
+pub async fn browser(driver: &Driver, javascript: bool, width: u32) -> Client {
     browser_with(driver, javascript, width, &[]).await
 }
 
@@ -763,7 +768,7 @@ async fn message_ids_shown(c: &Client) -> Vec<i64> {
 }
 
 /// Whether the element is inside the visible part of the message scroller.
-async fn in_view(c: &Client, css: &str) -> bool {
+pub async fn in_view(c: &Client, css: &str) -> bool {
     c.execute(
         "var el = document.querySelector(arguments[0]);
          var box = document.getElementById('scroller').getBoundingClientRect();

@@ -5,16 +5,20 @@
 mod support;
 
 mod accounts;
-mod admin;
+pub mod admin;
 mod browser;
 mod browser_calls;
+mod browser_files;
+mod browser_reading;
 pub mod calls;
 mod changes;
 mod chat;
 mod connections;
 mod delivery;
+mod files;
 mod input;
 mod limits;
-mod multiprocess;
+pub mod multiprocess;
+mod reading;
 mod search;
 mod sessions;

@@ -12,23 +12,33 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::support::{Client, fresh_postgres_database, insert_member, log_in, postgres_url};
 
 /// A `parley serve` process of its own.
-struct Server {
+pub struct Server {
     child: Child,
-    base: String,
+    pub base: String,
+    /// Its attachments' directory, unless it was given a bucket.
+    _files: tempfile::TempDir,
 }
 
 impl Server {
     async fn start(database_url: &str) -> Server {
+        Self::start_with(database_url, &[]).await
+    }
+
+    /// A server with more environment variables (its settings) than the database's.
+    pub async fn start_with(database_url: &str, env: &[(&str, &str)]) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
+        let files = tempfile::tempdir().expect("a temporary directory");
         let child = Command::new(env!("CARGO_BIN_EXE_parley"))
             .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
             .env("DATABASE_URL", database_url)
             .env("PARLEY_POLL_TIMEOUT_SECS", "3")
             .env("RUST_LOG", "warn")
+            .env("PARLEY_FILES_DIR", files.path())
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -47,7 +57,11 @@ impl Server {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Server { child, base }
+        Server {
+            child,
+            base,
+            _files: files,
+        }
     }
 
     fn stop(&mut self) {

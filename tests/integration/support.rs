@@ -68,6 +68,9 @@ fn show_logs_if_asked() {
 pub struct TestApp {
     pub base: String,
     pub database_url: String,
+    /// Where this server keeps attachments' bytes (a temporary directory of its own).
+    pub files_dir: std::path::PathBuf,
+    _files: Option<std::sync::Arc<tempfile::TempDir>>,
     _dir: Option<tempfile::TempDir>,
     pg_database: Option<(String, String)>,
     stop: Option<oneshot::Sender<()>>,
@@ -144,9 +147,16 @@ impl TestApp {
     }
 
     pub async fn postgres() -> Option<Self> {
+        Self::postgres_with(|_| {}).await
+    }
+
+    /// A server on a fresh PostgreSQL database, with settings changed by `adjust`.
+    pub async fn postgres_with(adjust: impl FnOnce(&mut Settings)) -> Option<Self> {
         let admin = postgres_url().await?;
         let (url, db) = fresh_postgres_database(&admin).await;
-        let mut app = Self::start_on(url).await;
+        let mut settings = Self::settings(&url);
+        adjust(&mut settings);
+        let mut app = Self::start_with(url, settings).await;
         app.pg_database = Some(db);
         Some(app)
     }
@@ -174,8 +184,17 @@ impl TestApp {
         Self::start_with(database_url, settings).await
     }
 
-    async fn start_with(database_url: String, settings: Settings) -> Self {
+    async fn start_with(database_url: String, mut settings: Settings) -> Self {
         show_logs_if_asked();
+        let files = std::sync::Arc::new(tempfile::tempdir().expect("a temporary directory"));
+        settings.files_dir = files.path().to_owned();
+        let mut app = Self::start_serving(database_url, settings).await;
+        app._files = Some(files);
+        app
+    }
+
+    async fn start_serving(database_url: String, settings: Settings) -> Self {
+        let files_dir = settings.files_dir.clone();
         let db = Db::connect(&settings).await.expect("database opens");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -192,6 +211,8 @@ impl TestApp {
         Self {
             base: format!("http://{addr}"),
             database_url,
+            files_dir,
+            _files: None,
             _dir: None,
             pg_database: None,
             stop: Some(stop),
@@ -202,7 +223,9 @@ impl TestApp {
     /// Stops the server (as SIGTERM would) and starts a new one on the same database.
     pub async fn restart(&mut self) {
         self.shut_down().await;
-        let mut next = Self::start_on(self.database_url.clone()).await;
+        let mut settings = Self::settings(&self.database_url);
+        settings.files_dir = self.files_dir.clone();
+        let mut next = Self::start_serving(self.database_url.clone(), settings).await;
         self.base = next.base.clone();
         self.stop = next.stop.take();
         self.server = next.server.take();
@@ -485,6 +508,12 @@ impl Client {
         c
     }
 
+    /// Stores a cookie (`name=value; attributes`) as if the server or the page's script had set it.
+    pub fn add_cookie(&self, cookie: &str) {
+        self.jar
+            .add_cookie_str(cookie, &self.base.parse().expect("the base is a URL"));
+    }
+
     /// A cookie this client would send to the server.
     pub fn cookie(&self, name: &str) -> Option<String> {
         use reqwest::cookie::CookieStore;
@@ -495,7 +524,7 @@ impl Client {
             .find_map(|pair| pair.strip_prefix(&format!("{name}=")).map(str::to_owned))
     }
 
-    async fn page(resp: reqwest::Response) -> Page {
+    pub async fn page(resp: reqwest::Response) -> Page {
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = resp.text().await.unwrap_or_default();

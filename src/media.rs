@@ -1,0 +1,166 @@
+//! What an uploaded file is, decided from its bytes, and the thumbnails of pictures.
+//!
+//! The client's word for a file's type is never believed: a file is shown inline (a picture,
+//! audio, video) only when its first bytes say it is one, and anything else is served as a
+//! download. A picture's thumbnail is made once, at upload, from the decoded pixels, so it carries
+//! none of the original's metadata (EXIF, GPS position), with the EXIF orientation applied.
+
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
+
+/// How many of a file's first bytes decide its type.
+pub const SNIFF_BYTES: usize = 8 * 1024;
+
+/// The largest picture (in pixels) decoded for a thumbnail; a bigger one (a "picture bomb" of
+/// huge dimensions and few bytes) gets none.
+pub const MAX_PIXELS: u64 = 40_000_000;
+
+/// A thumbnail's largest width, and height (a tall picture is not shown taller than this).
+pub const PREVIEW_WIDTH: u32 = 400;
+pub const PREVIEW_HEIGHT: u32 = 800;
+
+/// How a file is shown in its message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inline {
+    Picture,
+    Audio,
+    Video,
+    /// A download link with its name, size and type.
+    No,
+}
+
+impl Inline {
+    /// How a stored content type is shown: only types the server decided from the bytes are
+    /// ever one of the inline ones (see [`sniff`]).
+    pub fn of(content_type: &str) -> Inline {
+        match content_type {
+            "image/png" | "image/jpeg" | "image/gif" | "image/webp" => Inline::Picture,
+            t if t.starts_with("audio/") => Inline::Audio,
+            t if t.starts_with("video/") => Inline::Video,
+            _ => Inline::No,
+        }
+    }
+}
+
+/// The content type of a file whose first bytes are `head` and whose name is `name`.
+///
+/// A type with a magic number is taken from the bytes. Otherwise (text, HTML, SVG, …) the name's
+/// extension says, except that a name claiming a type shown inline (`x.png` that is not a PNG)
+/// is not believed: that file is `application/octet-stream`.
+pub fn sniff(head: &[u8], name: &str) -> String {
+    if let Some(kind) = infer::get(head) {
+        return kind.mime_type().to_owned();
+    }
+    let guessed = mime_guess::from_path(name)
+        .first_raw()
+        .unwrap_or("application/octet-stream");
+    match Inline::of(guessed) {
+        Inline::No => guessed.to_owned(),
+        _ => "application/octet-stream".to_owned(),
+    }
+}
+
+/// A picture's thumbnail: its bytes, content type and size.
+#[derive(Debug)]
+pub struct Thumbnail {
+    pub bytes: Vec<u8>,
+    pub content_type: &'static str,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// The thumbnail of the picture `bytes`: at most [`PREVIEW_WIDTH`] wide, turned as its EXIF
+/// orientation says, re-encoded from the pixels (so without the original's metadata): JPEG, or
+/// PNG for a picture with transparency. None for anything that cannot be decoded within the
+/// limits. Takes tens of milliseconds: call it off the async threads.
+pub fn thumbnail(bytes: &[u8]) -> Option<Thumbnail> {
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .ok()?;
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(20_000);
+    limits.max_image_height = Some(20_000);
+    limits.max_alloc = Some(256 * 1024 * 1024);
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder().ok()?;
+    let (w, h) = decoder.dimensions();
+    if u64::from(w) * u64::from(h) > MAX_PIXELS {
+        return None;
+    }
+    let orientation = decoder.orientation().ok()?;
+    let mut picture = DynamicImage::from_decoder(decoder).ok()?;
+    picture.apply_orientation(orientation);
+    if picture.width() > PREVIEW_WIDTH || picture.height() > PREVIEW_HEIGHT {
+        picture = picture.thumbnail(PREVIEW_WIDTH, PREVIEW_HEIGHT);
+    }
+    let mut out = Cursor::new(Vec::new());
+    let content_type = if picture.color().has_alpha() {
+        picture.write_to(&mut out, image::ImageFormat::Png).ok()?;
+        "image/png"
+    } else {
+        let rgb = DynamicImage::ImageRgb8(picture.to_rgb8());
+        let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 82);
+        rgb.write_with_encoder(encoder).ok()?;
+        "image/jpeg"
+    };
+    Some(Thumbnail {
+        bytes: out.into_inner(),
+        content_type,
+        width: picture.width(),
+        height: picture.height(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(width: u32, height: u32) -> Vec<u8> {
+        let picture = image::RgbImage::from_fn(width, height, |x, y| {
+            image::Rgb([(x % 256) as u8, (y % 256) as u8, 90])
+        });
+        let mut out = Cursor::new(Vec::new());
+        DynamicImage::ImageRgb8(picture)
+            .write_to(&mut out, image::ImageFormat::Png)
+            .unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn a_type_shown_inline_is_believed_from_the_bytes_only() {
+        assert_eq!(sniff(&png(2, 2), "holiday.txt"), "image/png");
+        assert_eq!(
+            sniff(b"not a picture at all", "fake.png"),
+            "application/octet-stream"
+        );
+        assert_eq!(sniff(b"not a film", "fake.mp4"), "application/octet-stream");
+        assert_eq!(sniff(b"hello", "notes.txt"), "text/plain");
+        assert_eq!(
+            sniff(b"<svg xmlns='http://www.w3.org/2000/svg'/>", "x.svg"),
+            "image/svg+xml"
+        );
+        assert_eq!(sniff(b"<script>", "page.html"), "text/html");
+        assert_eq!(
+            sniff(b"\x00\x01", "no-extension"),
+            "application/octet-stream"
+        );
+        assert_eq!(Inline::of("image/svg+xml"), Inline::No);
+        assert_eq!(Inline::of("image/webp"), Inline::Picture);
+    }
+
+    #[test]
+    fn a_thumbnail_is_at_most_400_pixels_wide_and_keeps_the_shape() {
+        let thumb = thumbnail(&png(1000, 500)).expect("a thumbnail");
+        assert_eq!((thumb.width, thumb.height), (400, 200));
+        assert_eq!(thumb.content_type, "image/jpeg");
+        let small = thumbnail(&png(40, 30)).expect("a thumbnail");
+        assert_eq!((small.width, small.height), (40, 30), "never enlarged");
+    }
+
+    #[test]
+    fn what_is_not_a_picture_gets_no_thumbnail() {
+        assert!(thumbnail(b"GIF89a but then nothing").is_none());
+        assert!(thumbnail(b"").is_none());
+    }
+}

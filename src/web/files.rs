@@ -48,6 +48,8 @@ enum Refusal {
     Forbidden,
     /// 400: not a multipart form that could be read.
     Unreadable,
+    /// The body stopped arriving for longer than `--body-timeout-secs`.
+    Stalled,
     Failed(AppError),
 }
 
@@ -68,6 +70,13 @@ impl From<multer::Error> for Refusal {
         match err {
             multer::Error::FieldSizeExceeded { .. } | multer::Error::StreamSizeExceeded { .. } => {
                 Refusal::TooLarge("A field of the form is too long.".to_owned())
+            }
+            multer::Error::StreamReadFailed(err)
+                if err
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut) =>
+            {
+                Refusal::Stalled
             }
             _ => Refusal::Unreadable,
         }
@@ -242,8 +251,12 @@ pub async fn upload(
             .for_field("body", BODY_LIMIT)
             .per_field(FIELD_LIMIT),
     );
-    let mut form =
-        multer::Multipart::with_constraints(body.into_bytes_stream(), boundary, constraints);
+    let stall = Duration::from_secs(settings.body_timeout_secs);
+    let mut form = multer::Multipart::with_constraints(
+        stall_deadline(body.into_bytes_stream(), stall),
+        boundary,
+        constraints,
+    );
     let must_check_csrf = req.extensions().get::<CsrfToFollow>().is_some();
     let token = csrf_token(req);
     // A message with files is a message: it counts in the sender's pace like any other.
@@ -290,6 +303,31 @@ pub async fn upload(
             Ok(refused(&ctx, &target, &received.body, refusal).await)
         }
     }
+}
+
+/// The upload's bytes, each piece within `stall` of the one before. The middleware's deadline
+/// for reading a body does not apply to an upload (its handler streams it, and 25 MB on a slow
+/// link may rightly take minutes), but one that stops arriving must not hold its connection, and
+/// its place under the caps, for as long as the sender likes.
+fn stall_deadline<S>(
+    body: S,
+    stall: Duration,
+) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static
+where
+    S: futures_util::Stream<Item = std::io::Result<Bytes>> + Send + Unpin + 'static,
+{
+    use futures_util::StreamExt;
+    futures_util::stream::unfold(Some(body), move |body| async move {
+        let mut body = body?;
+        match tokio::time::timeout(stall, body.next()).await {
+            Ok(Some(piece)) => Some((piece, Some(body))),
+            Ok(None) => None,
+            Err(_) => {
+                let err = std::io::Error::new(std::io::ErrorKind::TimedOut, "the upload stalled");
+                Some((Err(err), None))
+            }
+        }
+    })
 }
 
 /// Whether the form's `csrf_token` (when the page's token must come in the form) is right.
@@ -546,6 +584,10 @@ async fn refused(
         Refusal::Unreadable => (
             StatusCode::BAD_REQUEST,
             "The upload could not be read: send the files as a multipart form.".to_owned(),
+        ),
+        Refusal::Stalled => (
+            StatusCode::REQUEST_TIMEOUT,
+            "The upload stopped arriving. Try again.".to_owned(),
         ),
         Refusal::Failed(err) => return poem::error::ResponseError::as_response(&err),
     };

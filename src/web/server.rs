@@ -131,14 +131,7 @@ impl Gate {
     /// flood of log lines.
     fn refused(&self, peer: IpAddr) {
         let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
-        let now = since_epoch_ms();
-        let last = self.logged_ms.load(Ordering::Relaxed);
-        if now.saturating_sub(last) >= 1000
-            && self
-                .logged_ms
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
+        if self.time_to_log() {
             tracing::warn!(
                 %peer,
                 refused,
@@ -148,6 +141,17 @@ impl Gate {
                 "too many connections: refusing new ones with 503"
             );
         }
+    }
+
+    /// Whether a second has passed since the last line about refusals or failed accepts.
+    fn time_to_log(&self) -> bool {
+        let now = since_epoch_ms();
+        let last = self.logged_ms.load(Ordering::Relaxed);
+        now.saturating_sub(last) >= 1000
+            && self
+                .logged_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 }
 
@@ -279,8 +283,9 @@ where
                 Err(err) => {
                     // Out of file descriptors, typically: keep the connections we have, retry
                     // soon (and say so at most once a second).
-                    gate.refused(IpAddr::from([0, 0, 0, 0]));
-                    tracing::debug!(%err, "accept failed");
+                    if gate.time_to_log() {
+                        tracing::warn!(%err, open = gate.open.load(Ordering::Relaxed), "accept failed");
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }

@@ -14,6 +14,7 @@ on_both_engines!(
     a_held_poll_is_not_idle_and_a_kept_alive_connection_is_closed_when_it_is,
     connections_past_the_caps_are_refused_at_once_and_the_open_ones_go_on,
     a_body_sent_too_slowly_is_cut_off,
+    an_upload_that_stops_arriving_is_cut_off,
 );
 
 fn addr(app: &TestApp) -> String {
@@ -76,7 +77,7 @@ async fn idle_and_slow_connections_are_closed_by_their_deadlines_while_people_ch
         slow
     });
     let mut sends = Vec::new();
-    for i in 0..20 {
+    for i in 0..100 {
         let t = Instant::now();
         alice
             .say("/rooms/general", &format!("still here {i}"))
@@ -85,7 +86,7 @@ async fn idle_and_slow_connections_are_closed_by_their_deadlines_while_people_ch
     }
     sends.sort();
     assert!(
-        sends[sends.len() * 99 / 100] <= Duration::from_millis(100),
+        sends[sends.len() * 99 / 100 - 1] <= Duration::from_millis(100),
         "send p99 {:?}",
         sends.last()
     );
@@ -205,4 +206,31 @@ async fn a_body_sent_too_slowly_is_cut_off(app: &mut TestApp) {
     let text = String::from_utf8_lossy(&buf[..n]).to_string();
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(started.elapsed() >= Duration::from_millis(900));
+}
+
+async fn an_upload_that_stops_arriving_is_cut_off(app: &mut TestApp) {
+    app.restart_with(|s| s.body_timeout_secs = 1).await;
+    let alice = alice_in_general(app).await;
+    let (session, token) = (alice.cookie("parley_session").unwrap(), alice.token());
+    let mut conn = TcpStream::connect(addr(app)).await.unwrap();
+    let head = format!(
+        "POST /rooms/general/attachments HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Cookie: parley_session={session}; parley_csrf={token}\r\nX-CSRF-Token: {token}\r\n\
+         HX-Request: true\r\nContent-Type: multipart/form-data; boundary=XYZ\r\n\
+         Content-Length: 100000\r\n\r\n--XYZ\r\nContent-Disposition: form-data; name=\"file\"; \
+         filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nthe first bytes, then nothing"
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
+        .await
+        .expect("answered soon after the deadline")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("The upload stopped arriving."), "{text}");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    assert_eq!(app.count("SELECT COUNT(*) FROM attachments").await, 0);
+    assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 0);
 }

@@ -125,6 +125,11 @@ fn users(app: &AppState) -> ModelAdmin {
                 .validator(|s| Username::parse(s).map(|u| u.as_str().to_owned()).map_err(|e| e.to_string()))
                 .help("3 to 32 letters, digits and the characters _ . -"),
         )
+        .field(
+            Field::text("username_key", "Key", 32)
+                .readonly()
+                .help("The username in lower case; no two accounts share it."),
+        )
         .field(Field::secret("password_hash", "Password"))
         .field(
             Field::flag("is_active", "Active")
@@ -212,11 +217,16 @@ fn user_rights(user: &AdminUser, target: Option<&Values>) -> Perms {
 
 fn user_before_save(values: &mut Values, kind: SaveKind) -> Result<(), FieldErrors> {
     let name = values.text("username").unwrap_or_default().to_owned();
+    // On a change the values hold the stored row (the read-only key is not in the form): the
+    // name's key before this edit.
+    let renamed = values.text("username_key") != Some(name.to_ascii_lowercase().as_str());
     values.set("username_key", Value::text(name.to_ascii_lowercase()));
     if kind == SaveKind::Add {
         values.set("created_ms", Value::Int(Some(now_ms())));
-        // A new account may not look like another. (A rename keeps the fold it had: an old
-        // account that collides, with none, must stay editable.)
+    }
+    // A new account, or a new name, may not look like another's. (An edit that keeps the name
+    // keeps the fold it had: an old account that collides, with none, stays editable.)
+    if kind == SaveKind::Add || renamed {
         if let Ok(name) = Username::parse(&name) {
             values.set("username_fold", Value::text(name.fold()));
         }

@@ -7,6 +7,7 @@ use crate::support::{PASSWORD, TestApp};
 on_both_engines!(
     an_address_naming_nothing_parseable_is_404_before_any_query,
     a_name_that_looks_like_anothers_is_refused_but_old_look_alikes_keep_working,
+    staff_cannot_rename_an_account_to_a_look_alike_but_can_edit_old_ones,
     the_migrations_fold_is_the_codes,
     text_cannot_turn_itself_around_to_disguise_a_link,
 );
@@ -187,4 +188,57 @@ async fn text_cannot_turn_itself_around_to_disguise_a_link(app: &TestApp) {
         [rtl],
         "right-to-left text is kept"
     );
+}
+
+async fn staff_cannot_rename_an_account_to_a_look_alike_but_can_edit_old_ones(app: &TestApp) {
+    let boss = crate::admin::superuser(app).await;
+    app.member("alice").await;
+    app.member("carol").await;
+    let pool = app.pool().await;
+    let id = |name: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT id FROM users WHERE username = $1")
+                .bind(name)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    let change = |who: i64, name: &'static str| {
+        let boss = &boss;
+        async move {
+            boss.post(
+                &format!("/admin/users/{who}/change/"),
+                &[("username", name), ("is_active", "on"), ("_save", "1")],
+            )
+            .await
+        }
+    };
+    let carol = id("carol").await;
+    let refused = change(carol, "aIice").await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert!(refused.body.contains("too similar"), "{}", refused.body);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM users WHERE username = 'carol'")
+            .await,
+        1
+    );
+    assert_eq!(
+        change(carol, "caroline").await.status,
+        303,
+        "a name of its own is fine"
+    );
+    // An account from before the rule that looks like another (no fold) stays editable under
+    // its own name.
+    sqlx::query(
+        "INSERT INTO users (username, username_key, password_hash, created_ms)
+         SELECT 'a1ice', 'a1ice', password_hash, 0 FROM users WHERE username = 'alice'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let old = id("a1ice").await;
+    let kept = change(old, "a1ice").await;
+    assert_eq!(kept.status, 303, "{}", kept.body);
 }

@@ -15,6 +15,7 @@ on_both_engines!(
     connections_past_the_caps_are_refused_at_once_and_the_open_ones_go_on,
     a_body_sent_too_slowly_is_cut_off,
     an_upload_that_stops_arriving_is_cut_off,
+    the_server_side_of_a_connection_probes_a_vanished_peer_with_tcp_keepalive,
 );
 
 fn addr(app: &TestApp) -> String {
@@ -233,4 +234,127 @@ async fn an_upload_that_stops_arriving_is_cut_off(app: &mut TestApp) {
     assert!(started.elapsed() >= Duration::from_millis(900));
     assert_eq!(app.count("SELECT COUNT(*) FROM attachments").await, 0);
     assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 0);
+}
+
+/// The kernel's view of the server's end of a connection from `client_port` to `server_port`:
+/// the `tr` (timer) field of its line in /proc/net/tcp, or None when there is no such socket.
+/// 0 is no timer, 1 retransmission, 2 the keepalive timer, 4 a zero-window probe.
+#[cfg(target_os = "linux")]
+fn server_side_timer(server_port: u16, client_port: u16) -> Option<u8> {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let port = |field: &str| u16::from_str_radix(field.rsplit(':').next()?, 16).ok();
+        (port(fields[1])? == server_port && port(fields[2])? == client_port)
+            .then(|| fields[5].split(':').next()?.parse().ok())
+            .flatten()
+    })
+}
+
+/// A peer that vanishes without a FIN (a laptop lid closed, a NAT that forgot the flow) would
+/// hold a poll's connection forever: the server's end has the keepalive timer armed.
+async fn the_server_side_of_a_connection_probes_a_vanished_peer_with_tcp_keepalive(
+    app: &mut TestApp,
+) {
+    #[cfg(target_os = "linux")]
+    {
+        let alice = alice_in_general(app).await;
+        let (session, token) = (alice.cookie("parley_session").unwrap(), alice.token());
+        let mut conn = TcpStream::connect(addr(app)).await.unwrap();
+        let head = format!(
+            "GET /rooms/general/messages?after=0 HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+             Cookie: parley_session={session}; parley_csrf={token}\r\nHX-Request: true\r\n\r\n"
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let server_port = conn.peer_addr().unwrap().port();
+        let client_port = conn.local_addr().unwrap().port();
+        assert_eq!(
+            server_side_timer(server_port, client_port),
+            Some(2),
+            "the held poll's socket has its keepalive timer armed"
+        );
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = app;
+}
+
+/// The resident memory of process `pid`, in MB (Linux).
+#[cfg(target_os = "linux")]
+fn resident_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("its status");
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kb / 1024.0
+}
+
+/// Thousands of connections that each send half a request head take memory (a read buffer and a
+/// task each); once they are gone, a real `parley serve` gives that memory back to the system
+/// instead of keeping it for good.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_taken_by_a_flood_of_connections_is_given_back_when_it_ends() {
+    use crate::multiprocess::Server;
+
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/flood.db?mode=rwc", dir.path().display());
+    let server = Server::start_with(
+        &url,
+        &[
+            ("PARLEY_MAX_CONNECTIONS_PER_ADDR", "0"),
+            ("PARLEY_HEADER_TIMEOUT_SECS", "120"),
+        ],
+    )
+    .await;
+    let target = server.base.trim_start_matches("http://").to_owned();
+    let client = reqwest::Client::new();
+    for _ in 0..20 {
+        let page = client.get(format!("{}/login", server.base)).send().await;
+        assert_eq!(page.unwrap().status(), 200);
+    }
+    let before = resident_mb(server.pid());
+
+    // Each sends 8 KB of request head and stops short of its end.
+    let head = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Pad: {}\r\n",
+        "a".repeat(8 * 1024)
+    );
+    let mut flood = Vec::new();
+    for _ in 0..3000 {
+        let mut conn = TcpStream::connect(&target).await.expect("connect");
+        conn.write_all(head.as_bytes()).await.unwrap();
+        flood.push(conn);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let during = resident_mb(server.pid());
+    assert!(
+        during >= before + 20.0,
+        "the flood took memory: {before:.1} MB before, {during:.1} MB during"
+    );
+    drop(flood);
+
+    // Within the trimmer's period (10 s) and some, back within a fifth of what the flood took.
+    let allowed = before + (during - before) * 0.2;
+    let deadline = Instant::now() + Duration::from_secs(25);
+    let mut after = resident_mb(server.pid());
+    while after > allowed && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        after = resident_mb(server.pid());
+    }
+    assert!(
+        after <= allowed,
+        "{before:.1} MB before, {during:.1} MB during the flood, still {after:.1} MB after it"
+    );
+    assert_eq!(
+        client
+            .get(format!("{}/login", server.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }

@@ -64,6 +64,11 @@ impl Server {
         }
     }
 
+    /// Its process id, to read its memory from /proc.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     fn stop(&mut self) {
         // SIGTERM, as a service manager would: the graceful path.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };

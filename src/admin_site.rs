@@ -28,12 +28,19 @@ use parley_admin::{
 };
 
 use crate::domain::{MessageBody, RoomName, Topic, Username};
-use crate::store::{attachments, messages};
+use crate::store::{attachments, joining, messages};
 use crate::web::AppState;
 
 /// Parley's models, with hooks that keep the app's caches true to what the admin wrote.
 pub fn models(app: &AppState) -> Vec<ModelAdmin> {
-    vec![users(app), rooms(app), messages(app), attachments(app)]
+    vec![
+        users(app),
+        rooms(app),
+        messages(app),
+        attachments(app),
+        invites(),
+        password_resets(),
+    ]
 }
 
 /// Users written or deleted: their sessions are re-checked against the database on their next
@@ -461,4 +468,111 @@ async fn delete_attachment(app: AppState, id: i64) -> sqlx::Result<bool> {
     app.hub.published(&messages::Change::Updated(message));
     app.files.delete(&files).await;
     Ok(true)
+}
+
+/// Invite links, for `--registration invite`: staff add one (a note of whom it is for, how many
+/// accounts it may make, until when) and hand out the link the list shows.
+fn invites() -> ModelAdmin {
+    ModelAdmin::new("invites", "invites", "invite", "invites")
+        .field(Field::int("id", "ID").readonly())
+        .field(Field::text("code", "Code", 32).readonly().help(
+            "Made when the invite is first saved; the link is /register?invite= and this code.",
+        ))
+        .field(Field::text("note", "For", 200).help("Whom the link is for: a note for staff."))
+        .field(
+            Field::int("max_uses", "Accounts it may make")
+                .default(Value::Int(Some(1)))
+                .help("1 for one person; more for a link shared with a group."),
+        )
+        .field(Field::int("uses", "Accounts made").readonly())
+        .field(
+            Field::timestamp("expires_ms", "Expires")
+                .nullable()
+                .help("Left empty: a week after it is made."),
+        )
+        .field(Field::timestamp("created_ms", "Created").readonly())
+        .list_display(&[
+            STR_COLUMN,
+            "note",
+            "uses",
+            "max_uses",
+            "expires_ms",
+            "created_ms",
+        ])
+        .search_fields(&["note"])
+        .list_filter(&["expires_ms", "created_ms"])
+        .ordering("created_ms", true)
+        .display("'/register?invite=' || code")
+        .before_save(invite_before_save)
+}
+
+fn invite_before_save(values: &mut Values, kind: SaveKind) -> Result<(), FieldErrors> {
+    if values.int("max_uses").is_none_or(|n| n < 1) {
+        return Err(vec![("max_uses", "At least 1.".to_owned())]);
+    }
+    if kind == SaveKind::Add {
+        let now = now_ms();
+        values.set("code", Value::text(joining::new_code()));
+        values.set("uses", Value::Int(Some(0)));
+        values.set("created_ms", Value::Int(Some(now)));
+        if values.int("expires_ms").is_none() {
+            let week = joining::INVITE_DAYS * 24 * 60 * 60 * 1000;
+            values.set("expires_ms", Value::Int(Some(now + week)));
+        }
+    } else if values.int("expires_ms").is_none() {
+        return Err(vec![(
+            "expires_ms",
+            "An invite needs an expiry.".to_owned(),
+        )]);
+    }
+    Ok(())
+}
+
+/// One-time password-reset links (there is no email): a superuser adds one for a user and
+/// hands over the link the list shows; it works once, for a day, and ends the user's sessions.
+/// Superusers only: plain staff set ordinary users' passwords in the user's password form, and
+/// a link for a superuser's account made by plain staff would be a way to take it over.
+fn password_resets() -> ModelAdmin {
+    ModelAdmin::new(
+        "password_resets",
+        "password_resets",
+        "password-reset link",
+        "password-reset links",
+    )
+    .field(Field::int("id", "ID").readonly())
+    .field(Field::foreign_key("user_id", "User", "users", "users", "username").required())
+    .field(
+        Field::text("token", "Token", 32)
+            .readonly()
+            .help("Made when the link is saved; the link is /reset/ and this token."),
+    )
+    .field(Field::timestamp("expires_ms", "Expires").readonly())
+    .field(Field::timestamp("used_ms", "Used").readonly())
+    .field(Field::timestamp("created_ms", "Created").readonly())
+    .list_display(&[STR_COLUMN, "user_id", "expires_ms", "used_ms", "created_ms"])
+    .list_filter(&["created_ms"])
+    .ordering("created_ms", true)
+    .display("'/reset/' || token")
+    .permissions(superusers_only_add_and_delete)
+    .before_save(reset_before_save)
+}
+
+fn superusers_only_add_and_delete(user: &AdminUser, _: Option<&Values>) -> Perms {
+    Perms {
+        view: user.is_superuser,
+        add: user.is_superuser,
+        change: false,
+        delete: user.is_superuser,
+    }
+}
+
+fn reset_before_save(values: &mut Values, kind: SaveKind) -> Result<(), FieldErrors> {
+    if kind == SaveKind::Add {
+        let now = now_ms();
+        values.set("token", Value::text(joining::new_code()));
+        values.set("created_ms", Value::Int(Some(now)));
+        values.set("expires_ms", Value::Int(Some(now + joining::RESET_MS)));
+        values.set("used_ms", Value::Int(None));
+    }
+    Ok(())
 }

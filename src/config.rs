@@ -17,6 +17,17 @@ pub struct Cli {
     pub settings: Settings,
 }
 
+/// Who may create an account (`--registration`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Registration {
+    /// Anyone, at `/register`.
+    Open,
+    /// Whoever has an invite link that staff made in the admin.
+    Invite,
+    /// Nobody by themselves: staff make accounts in the admin.
+    Closed,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Apply migrations and serve HTTP (the default).
@@ -250,6 +261,17 @@ pub struct Settings {
     )]
     pub logins_per_minute: u32,
 
+    /// Who may create an account: `open` (anyone), `invite` (with an invite link staff made in
+    /// the admin), `closed` (only staff make accounts, in the admin).
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_REGISTRATION",
+        value_enum,
+        default_value_t = Registration::Open
+    )]
+    pub registration: Registration,
+
     /// Password hashes (argon2, ~20 ms and 19 MB each) computed at once; 0: one per core.
     #[arg(long, global = true, env = "PARLEY_HASH_WORKERS", default_value_t = 0)]
     pub hash_workers: usize,
@@ -340,6 +362,7 @@ impl Settings {
             conversations_per_hour: 30,
             topics_per_hour: 30,
             logins_per_minute: 30,
+            registration: Registration::Open,
             hash_workers: 0,
             hash_queue: 8,
             header_timeout_secs: 10,

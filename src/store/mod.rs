@@ -4,6 +4,7 @@
 pub mod attachments;
 pub mod calls;
 pub mod favourites;
+pub mod joining;
 pub mod messages;
 pub mod rooms;
 pub mod search;

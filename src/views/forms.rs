@@ -23,6 +23,10 @@ pub struct AccountForm<'a> {
     pub password_error: Option<&'a str>,
     pub form_error: Option<&'a str>,
     pub next: Option<&'a str>,
+    /// The invite the registration goes on with (`--registration invite`).
+    pub invite: Option<&'a str>,
+    /// Whether the log-in page offers to create an account (registration is open).
+    pub sign_up: bool,
 }
 
 impl AccountForm<'_> {
@@ -33,6 +37,8 @@ impl AccountForm<'_> {
             password_error: None,
             form_error: None,
             next: None,
+            invite: None,
+            sign_up: true,
         }
     }
 }
@@ -60,7 +66,9 @@ pub fn login_page(viewer: &Viewer<'_>, form: &AccountForm<'_>) -> Markup {
         viewer,
         form,
         html! {
-            p { "New here? " a href="/register" { "Create an account" } }
+            @if form.sign_up {
+                p { "New here? " a href="/register" { "Create an account" } }
+            }
         },
     )
 }
@@ -89,6 +97,7 @@ fn account_page(
             form method="post" action=(action) novalidate {
                 (csrf_field(viewer.csrf))
                 @if let Some(next) = form.next { input type="hidden" name="next" value=(next); }
+                @if let Some(invite) = form.invite { input type="hidden" name="invite" value=(invite); }
                 label for="username" { "Username" }
                 input #username type="text" name="username" value=(form.username) required
                     autocomplete="username" autocapitalize="none" spellcheck="false" maxlength="32"
@@ -105,6 +114,25 @@ fn account_page(
                 button.primary type="submit" { (submit) }
             }
             (footer)
+        },
+    )
+}
+
+/// `/reset/{token}`: a new password for `username`, through a link staff made.
+pub fn reset_page(viewer: &Viewer<'_>, token: &str, username: &str, error: Option<&str>) -> Markup {
+    account_shell(
+        "Choose a new password",
+        viewer,
+        html! {
+            p { "For the account " strong { (username) } ". This link works once." }
+            form method="post" action=(format!("/reset/{token}")) novalidate {
+                (csrf_field(viewer.csrf))
+                input type="text" name="username" value=(username) autocomplete="username"
+                    hidden readonly;
+                (password_input("new_password", "new_password", "New password", "new-password", error))
+                p.hint { "At least 8 characters." }
+                button.primary type="submit" { "Set password and log in" }
+            }
         },
     )
 }

@@ -47,6 +47,7 @@ async fn admin_login(req: &Request, Query(q): Query<Next>) -> Result<Response, s
     let viewer = Viewer::anonymous(&csrf);
     let form = AccountForm {
         next: Some(&next),
+        sign_up: false,
         ..AccountForm::empty()
     };
     Ok(login_page(&viewer, &form).into_response())

@@ -10,10 +10,13 @@ use super::error::{retry_after, try_again};
 use super::session::{self, current_user};
 use super::{AppState, Ctx, csrf_token, see_other, throttle_addr, with_status};
 use super::{csrf, device};
+use crate::config::Registration;
 use crate::domain::{Password, Username};
-use crate::store::users;
-use crate::views::Viewer;
-use crate::views::forms::{AccountForm, PasswordForm, login_page, password_page, register_page};
+use crate::store::{joining, users};
+use crate::views::forms::{
+    AccountForm, PasswordForm, login_page, password_page, register_page, reset_page,
+};
+use crate::views::{Viewer, notice_page};
 
 #[derive(Deserialize)]
 struct Credentials {
@@ -23,6 +26,8 @@ struct Credentials {
     password: String,
     #[serde(default)]
     next: String,
+    #[serde(default)]
+    invite: String,
 }
 
 #[derive(Deserialize)]
@@ -44,13 +49,71 @@ fn safe_next(next: &str) -> &str {
 const TOO_SIMILAR: &str =
     "That username is too similar to an existing name: people could take one for the other.";
 
+/// Whether anyone may create an account (the log-in page then offers it).
+fn sign_up_open(req: &Request) -> bool {
+    req.data::<AppState>()
+        .is_none_or(|app| app.settings.registration == Registration::Open)
+}
+
+#[derive(Deserialize)]
+struct Invited {
+    #[serde(default)]
+    invite: String,
+}
+
+/// Who may come in by `/register` (`--registration`): anyone, whoever has a usable invite, or
+/// nobody (a 403 page that says so and what to do).
+enum Door {
+    Open,
+    Invited(String),
+    Shut(Response),
+}
+
+async fn door(app: &AppState, csrf: &str, invite: &str) -> Result<Door, AppError> {
+    let shut = |why: &str| {
+        Door::Shut(with_status(
+            notice_page("No new accounts here", &Viewer::anonymous(csrf), why),
+            StatusCode::FORBIDDEN,
+        ))
+    };
+    Ok(match app.settings.registration {
+        Registration::Open => Door::Open,
+        Registration::Closed => {
+            shut("The people who run this Parley make its accounts. Ask one of them for yours.")
+        }
+        Registration::Invite => {
+            let invite = invite.trim();
+            if invite.is_empty() {
+                shut("This Parley is by invitation: ask someone on it for an invite link.")
+            } else if joining::invite_usable(&app.db.pool, invite, crate::now_ms()).await? {
+                Door::Invited(invite.to_owned())
+            } else {
+                shut("That invite link has expired or been used up. Ask for a new one.")
+            }
+        }
+    })
+}
+
 #[handler]
-pub(super) async fn register_form(req: &Request) -> Result<Response, AppError> {
+pub(super) async fn register_form(
+    req: &Request,
+    Data(app): Data<&AppState>,
+    Query(q): Query<Invited>,
+) -> Result<Response, AppError> {
     if current_user(req).await?.is_some() {
         return Ok(see_other("/"));
     }
     let csrf = csrf_token(req);
-    Ok(register_page(&Viewer::anonymous(&csrf), &AccountForm::empty()).into_response())
+    let invite = match door(app, &csrf, &q.invite).await? {
+        Door::Shut(page) => return Ok(page),
+        Door::Open => None,
+        Door::Invited(code) => Some(code),
+    };
+    let form = AccountForm {
+        invite: invite.as_deref(),
+        ..AccountForm::empty()
+    };
+    Ok(register_page(&Viewer::anonymous(&csrf), &form).into_response())
 }
 
 #[handler]
@@ -61,11 +124,18 @@ pub(super) async fn register(
     Form(form): Form<Credentials>,
 ) -> Result<Response, AppError> {
     let csrf = csrf_token(req);
+    // Before anything else: a closed door says nothing about names.
+    let invite = match door(app, &csrf, &form.invite).await? {
+        Door::Shut(page) => return Ok(page),
+        Door::Open => None,
+        Door::Invited(code) => Some(code),
+    };
     let fail = |username_error: Option<&str>, password_error: Option<&str>| {
         let form = AccountForm {
             username: &form.username,
             username_error,
             password_error,
+            invite: invite.as_deref(),
             ..AccountForm::empty()
         };
         with_status(
@@ -94,6 +164,7 @@ pub(super) async fn register(
             let form = AccountForm {
                 username: &form.username,
                 form_error: Some(&text),
+                invite: invite.as_deref(),
                 ..AccountForm::empty()
             };
             let mut resp = with_status(
@@ -116,7 +187,20 @@ pub(super) async fn register(
         return Ok(fail(Some(TOO_SIMILAR), None));
     }
     let hash = app.hasher.hash(&pass).await?;
-    let id = match users::create(&app.db.pool, &name, &hash, false).await {
+    // The invite's use is taken before the account is made (two people racing for its last use
+    // cannot both have it), and given back if the account is not made after all.
+    if let Some(code) = &invite {
+        if !joining::take_invite(&app.db.pool, code, crate::now_ms()).await? {
+            let text = "That invite link has just been used up. Ask for a new one.";
+            let page = notice_page("No new accounts here", &Viewer::anonymous(&csrf), text);
+            return Ok(with_status(page, StatusCode::FORBIDDEN));
+        }
+    }
+    let created = users::create(&app.db.pool, &name, &hash, false).await;
+    if let (Err(_), Some(code)) = (&created, &invite) {
+        joining::give_back_invite(&app.db.pool, code).await?;
+    }
+    let id = match created {
         Ok(id) => id,
         Err(users::CreateUserError::Taken) => {
             return Ok(fail(Some("That username is taken."), None));
@@ -142,6 +226,7 @@ pub(super) async fn login_form(req: &Request, Query(q): Query<Next>) -> Result<R
     let csrf = csrf_token(req);
     let form = AccountForm {
         next: q.next.as_deref(),
+        sign_up: sign_up_open(req),
         ..AccountForm::empty()
     };
     Ok(login_page(&Viewer::anonymous(&csrf), &form).into_response())
@@ -162,6 +247,7 @@ pub(super) async fn login(
             username: &form.username,
             form_error: Some(error),
             next,
+            sign_up: sign_up_open(req),
             ..AccountForm::empty()
         };
         with_status(login_page(&Viewer::anonymous(&csrf), &form), status)
@@ -378,4 +464,103 @@ pub(super) async fn change_password(
     session::log_in(req, &user).await?;
     tracing::info!(user = %user.username, "changed their password");
     Ok(see_other("/account/password?changed=1"))
+}
+
+/// What a reset link says when it is no good: used, expired, or never made.
+const RESET_GONE: &str = "This password-reset link has been used or has expired. Ask the people who run Parley for a new one.";
+
+fn reset_gone(csrf: &str) -> Response {
+    with_status(
+        notice_page("Link no longer valid", &Viewer::anonymous(csrf), RESET_GONE),
+        StatusCode::NOT_FOUND,
+    )
+}
+
+/// The account a reset link is for, while the link is good.
+async fn reset_account(app: &AppState, token: &str) -> Result<Option<users::User>, AppError> {
+    let pool = &app.db.pool;
+    match joining::reset_user(pool, token, crate::now_ms()).await? {
+        Some(id) => Ok(users::find_by_id(pool, id).await?),
+        None => Ok(None),
+    }
+}
+
+fn reset_token(req: &Request) -> String {
+    req.raw_path_param("token").unwrap_or_default().to_owned()
+}
+
+/// `GET /reset/{token}`: a form for a new password, while the link staff made is good.
+#[handler]
+pub(super) async fn reset_form(
+    req: &Request,
+    Data(app): Data<&AppState>,
+) -> Result<Response, AppError> {
+    let csrf = csrf_token(req);
+    let token = reset_token(req);
+    let Some(user) = reset_account(app, &token).await? else {
+        return Ok(reset_gone(&csrf));
+    };
+    let page = reset_page(&Viewer::anonymous(&csrf), &token, &user.username, None);
+    Ok(with_no_referrer(page.into_response()))
+}
+
+#[derive(Deserialize)]
+pub(super) struct NewPassword {
+    #[serde(default)]
+    new_password: String,
+}
+
+/// `POST /reset/{token} {new_password}`: sets the password and spends the link; every session
+/// of the account ends (their tag no longer matches), and this browser is logged in as it.
+#[handler]
+#[tracing::instrument(level = "debug", skip_all)]
+pub(super) async fn reset(
+    req: &Request,
+    Data(app): Data<&AppState>,
+    Form(form): Form<NewPassword>,
+) -> Result<Response, AppError> {
+    let csrf = csrf_token(req);
+    let pool = &app.db.pool;
+    let token = reset_token(req);
+    let Some(user) = reset_account(app, &token).await? else {
+        return Ok(reset_gone(&csrf));
+    };
+    let new = match Password::parse(&form.new_password, Some(&user.username)) {
+        Ok(new) => new,
+        Err(invalid) => {
+            let page = reset_page(
+                &Viewer::anonymous(&csrf),
+                &token,
+                &user.username,
+                Some(invalid.0),
+            );
+            return Ok(with_no_referrer(with_status(
+                page,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )));
+        }
+    };
+    let hash = app.hasher.hash(&new).await?;
+    let Some(id) = joining::reset_password(pool, &token, &hash, crate::now_ms()).await? else {
+        return Ok(reset_gone(&csrf));
+    };
+    session::revoke(app, id).await;
+    let user = users::find_by_id(pool, id)
+        .await?
+        .ok_or(AppError::NotFound("That account no longer exists."))?;
+    session::log_in(req, &user).await?;
+    tracing::info!(user = %user.username, "reset their password with a link");
+    let mut resp = see_other("/");
+    csrf::rotate(&mut resp);
+    Ok(resp)
+}
+
+/// The link's token is in the page's URL: no request from the page may carry it away in a
+/// `Referer`.
+fn with_no_referrer(mut resp: Response) -> Response {
+    resp.headers_mut().insert(
+        header::REFERRER_POLICY,
+        poem::http::HeaderValue::from_static("no-referrer"),
+    );
+    resp
 }

@@ -136,6 +136,7 @@ fn endpoint(app: AppState) -> impl Endpoint<Output = Response> {
         .at("/files/:id/:name", get(files::download))
         .at("/register", get(auth::register_form).post(auth::register))
         .at("/login", get(auth::login_form).post(auth::login))
+        .at("/reset/:token", get(auth::reset_form).post(auth::reset))
         .at("/logout", post(auth::logout))
         .at(
             "/account/password",

@@ -17,6 +17,7 @@ mod connections;
 mod delivery;
 mod files;
 mod input;
+mod joining;
 mod limits;
 pub mod multiprocess;
 mod reading;

@@ -34,6 +34,12 @@ pub enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Copy a (running) SQLite installation into one tar file: the database and the
+    /// attachments' bytes. PostgreSQL: use pg_dump.
+    Backup {
+        /// The archive to write; it must not exist yet.
+        file: PathBuf,
+    },
     /// Create a superuser (staff, all rights) for the admin area.
     Createsuperuser {
         /// The new superuser's name.

@@ -6,6 +6,7 @@
 
 pub mod admin_site;
 pub mod assets;
+pub mod backup;
 pub mod cache;
 pub mod config;
 pub mod db;

@@ -35,6 +35,20 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             db::Db::connect(&settings).await?;
             println!("Migrations applied.");
         }
+        Command::Backup { file } => {
+            let r = parley::backup::backup(&settings, &file).await?;
+            let missing = match r.missing {
+                0 => String::new(),
+                n => format!(" ({n} deleted while the backup ran)"),
+            };
+            println!(
+                "Backed up {} messages and {} files ({:.1} MB){missing} to {}.",
+                r.messages,
+                r.files,
+                r.bytes as f64 / 1e6,
+                file.display()
+            );
+        }
         Command::Createsuperuser { username } => {
             let db = db::Db::connect(&settings).await?;
             let raw = superuser_password()?;

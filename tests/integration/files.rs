@@ -30,7 +30,13 @@ on_both_engines!(
 
 /// A multipart upload of `files` (name, bytes) with `body`, as htmx sends it (CSRF header,
 /// fragment wanted) or, with `htmx` false, as the plain form does (CSRF field first).
-async fn upload(who: &Client, conv: &str, files: &[(&str, &[u8])], body: &str, htmx: bool) -> Page {
+pub(crate) async fn upload(
+    who: &Client,
+    conv: &str,
+    files: &[(&str, &[u8])],
+    body: &str,
+    htmx: bool,
+) -> Page {
     let mut form = Form::new();
     if !htmx {
         form = form.text("csrf_token", who.csrf.clone());
@@ -55,7 +61,7 @@ async fn upload(who: &Client, conv: &str, files: &[(&str, &[u8])], body: &str, h
 }
 
 /// The download links of the files in a message fragment, in order.
-fn links(page: &Page) -> Vec<String> {
+pub(crate) fn links(page: &Page) -> Vec<String> {
     page.attrs(".attachments a.file", "href")
 }
 
@@ -68,7 +74,7 @@ async fn fetch(who: &Client, path: &str, headers: &[(&str, &str)]) -> reqwest::R
     req.send().await.expect("GET")
 }
 
-async fn bytes_of(who: &Client, path: &str) -> (u16, Vec<u8>) {
+pub(crate) async fn bytes_of(who: &Client, path: &str) -> (u16, Vec<u8>) {
     let resp = fetch(who, path, &[]).await;
     let status = resp.status().as_u16();
     (status, resp.bytes().await.unwrap().to_vec())
@@ -96,7 +102,7 @@ fn stored_files(dir: &Path) -> Vec<String> {
 }
 
 /// Bytes that look like nothing in particular, `n` of them.
-fn noise(n: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn noise(n: usize, seed: u64) -> Vec<u8> {
     let mut x = seed
         .wrapping_mul(6364136223846793005)
         .wrapping_add(1442695040888963407);
@@ -110,7 +116,7 @@ fn noise(n: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-fn png(width: u32, height: u32) -> Vec<u8> {
+pub(crate) fn png(width: u32, height: u32) -> Vec<u8> {
     let picture =
         image::RgbImage::from_fn(width, height, |x, y| image::Rgb([x as u8, y as u8, 120]));
     let mut out = Cursor::new(Vec::new());

@@ -6,6 +6,7 @@ mod support;
 
 mod accounts;
 pub mod admin;
+mod backup;
 mod browser;
 mod browser_calls;
 mod browser_files;

@@ -40,6 +40,20 @@ pub enum Command {
         /// The archive to write; it must not exist yet.
         file: PathBuf,
     },
+    /// Write everything people made (users, rooms, messages, files, …) into a new directory, as
+    /// newline-delimited JSON plus the files: the way to move to another database.
+    Export {
+        /// The directory to write; it must not exist, or be empty.
+        dir: PathBuf,
+        /// Keep the password hashes (else everyone needs a reset link after the move).
+        #[arg(long)]
+        with_password_hashes: bool,
+    },
+    /// Read an export into this database (SQLite or PostgreSQL), which must have no users yet.
+    Import {
+        /// The directory `parley export` wrote.
+        dir: PathBuf,
+    },
     /// Create a superuser (staff, all rights) for the admin area.
     Createsuperuser {
         /// The new superuser's name.

@@ -19,6 +19,7 @@ pub mod realtime;
 pub mod signals;
 pub mod store;
 pub mod throttle;
+pub mod transfer;
 pub mod views;
 pub mod web;
 

@@ -24,3 +24,4 @@ pub mod multiprocess;
 mod reading;
 mod search;
 mod sessions;
+mod transfer;

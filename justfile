@@ -15,6 +15,16 @@ test: assets browser-deps
     # The benchmark's smoke run checks correctness only, so the debug build the tests made will do.
     PARLEY_BENCH_POSTGRES_URL=${PARLEY_BENCH_POSTGRES_URL:-${PARLEY_TEST_DATABASE_URL:-}} \
         cargo run -p parley-bench -- --server-bin target/debug/parley --smoke
+    @just deploy-check
+
+# The systemd unit in deploy/, checked by systemd against this build (where systemd is); any line
+# systemd would ignore fails it (`verify` alone only warns).
+deploy-check:
+    @if ! command -v systemd-analyze >/dev/null; then echo "systemd-analyze not found: deploy/parley.service not checked"; exit 0; fi; \
+    sed "s|/usr/local/bin/parley|$PWD/target/debug/parley|" deploy/parley.service > target/parley.service; \
+    out=$(systemd-analyze verify target/parley.service 2>&1) || { echo "$out"; exit 1; }; \
+    if [ -n "$out" ]; then echo "$out"; echo "deploy/parley.service: systemd ignores lines of it"; exit 1; fi; \
+    echo "deploy/parley.service: verified"
 
 # The benchmark (release build): `just bench`, or e.g. `just bench --scenario fanout --listeners 200`.
 bench *ARGS: assets

@@ -25,7 +25,7 @@ pub struct FilesSizes {
 }
 
 /// A multipart upload request of one file, as htmx sends it (token in the header).
-fn upload_request(
+pub(crate) fn upload_request(
     target: &Target,
     session: &Session,
     room: &str,
@@ -74,7 +74,7 @@ fn file_link(resp: &Response, attr: &str) -> Option<String> {
     Some(String::from_utf8_lossy(&resp.body[at..end]).into_owned())
 }
 
-fn noise(n: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn noise(n: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..n)
         .map(|_| {

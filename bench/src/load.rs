@@ -55,18 +55,31 @@ impl Plan {
 
     /// 70% sends, 20% edits, 10% reactions, interleaved. An edit or a reaction is of a message
     /// sent at least ten changes earlier (half a second at 20 a second), so it exists by then.
+    /// No message is edited twice: two edits of one message 50 ms apart reach a listener that
+    /// polls slower than that as one (its latest text, rightly), and could not be told apart
+    /// from a lost change.
     pub fn mixed(n: usize) -> Plan {
         let mut steps = Vec::with_capacity(n);
         let mut reactions: std::collections::HashMap<u32, usize> = Default::default();
+        let mut edited = std::collections::HashSet::new();
         for s in 0..n {
-            let target = steps
-                .iter()
-                .take(s.saturating_sub(10))
-                .rposition(|step| *step == Step::Send)
-                .map(|t| t as u32);
-            let step = match (s % 10, target) {
-                (7 | 8, Some(of)) => Step::Edit { of },
-                (9, Some(of)) if reactions.get(&of).copied().unwrap_or(0) < EMOJI.len() => {
+            let sent_before = |skip: &std::collections::HashSet<u32>| {
+                steps
+                    .iter()
+                    .take(s.saturating_sub(10))
+                    .enumerate()
+                    .rev()
+                    .find(|(i, step)| **step == Step::Send && !skip.contains(&(*i as u32)))
+                    .map(|(i, _)| i as u32)
+            };
+            let target = sent_before(&std::collections::HashSet::new());
+            let unedited = sent_before(&edited);
+            let step = match (s % 10, target, unedited) {
+                (7 | 8, _, Some(of)) => {
+                    edited.insert(of);
+                    Step::Edit { of }
+                }
+                (9, Some(of), _) if reactions.get(&of).copied().unwrap_or(0) < EMOJI.len() => {
                     let k = reactions.entry(of).or_default();
                     *k += 1;
                     Step::React { of, k: *k - 1 }

@@ -17,6 +17,7 @@ mod report;
 mod scenarios;
 mod search;
 mod server;
+mod soak;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -36,6 +37,7 @@ enum Scenario {
     Changes,
     Search,
     Files,
+    Soak,
     All,
 }
 
@@ -255,6 +257,20 @@ async fn run(cli: Cli) -> http::Result<bool> {
         };
         let r = files::files(&mut ctx, &mut report, sizes).await;
         note(&mut report, "8 files", r);
+    }
+
+    if all || cli.scenario == Scenario::Soak {
+        let sizes = soak::SoakSizes {
+            listeners: pick(cli.listeners, 1000, 20),
+            rate,
+            duration: std::time::Duration::from_secs(cli.duration_secs.unwrap_or(if smoke {
+                30
+            } else {
+                600
+            })),
+        };
+        let r = soak::soak(&mut ctx, &mut report, sizes).await;
+        note(&mut report, "9 soak", r);
     }
 
     println!();

@@ -102,7 +102,7 @@ pub fn redact(url: &str) -> String {
 
 /// Registers `n` users. The first creates the rooms and the others join them concurrently
 /// (creation first, so the measurement is not about a creation race).
-async fn register_users(
+pub(crate) async fn register_users(
     target: &Target,
     prefix: &str,
     n: usize,
@@ -147,7 +147,7 @@ pub fn ms(v: f64) -> String {
 }
 
 /// Rows shared by fan-out and cross-process: completeness, latency, bytes.
-fn delivery_rows(
+pub(crate) fn delivery_rows(
     report: &mut Report,
     sc: &str,
     r: &LoadResult,
@@ -250,7 +250,7 @@ fn listener_users(listeners: usize) -> usize {
 /// Fan-out load in one room: listeners on `listen`, sends through `send`. Also returns the CPU
 /// time `listen` used from the first send until every listener had every message (or the grace
 /// ran out), when /proc tells it: set-up (registrations, connections) is left out.
-async fn fanout_load(
+pub(crate) async fn fanout_load(
     ctx: &Ctx,
     sc: &str,
     listen: &Server,

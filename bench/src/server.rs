@@ -61,6 +61,7 @@ impl Server {
             "PARLEY_MESSAGES_PER_MINUTE",
             "PARLEY_ROOMS_PER_HOUR",
             "PARLEY_MAX_CONNECTIONS_PER_ADDR",
+            "PARLEY_LOGINS_PER_MINUTE",
         ] {
             cmd.env(limit, "0");
         }

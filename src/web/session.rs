@@ -11,8 +11,8 @@ use std::time::Duration;
 use parley_admin::cookie;
 use poem::http::header;
 use poem::{Endpoint, FromRequest, IntoResponse, Middleware, Request, RequestBody, Response};
-use tower_sessions::Session;
-use tower_sessions::session::{Expiry, Id};
+use tower_sessions_core::Session;
+use tower_sessions_core::session::{Expiry, Id};
 
 use super::AppState;
 use super::error::AppError;
@@ -192,7 +192,7 @@ pub async fn current_user(req: &Request) -> Result<Option<CurrentUser>, AppError
     Ok(Some(current))
 }
 
-fn session_error(err: tower_sessions::session::Error) -> AppError {
+fn session_error(err: tower_sessions_core::session::Error) -> AppError {
     AppError::Internal(Box::new(err))
 }
 

@@ -11,11 +11,21 @@ run *ARGS: assets
 test: assets browser-deps
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
+    @just deny
     PARLEY_REQUIRE_BROWSER=${PARLEY_REQUIRE_BROWSER:-1} cargo test --workspace
     # The benchmark's smoke run checks correctness only, so the debug build the tests made will do.
     PARLEY_BENCH_POSTGRES_URL=${PARLEY_BENCH_POSTGRES_URL:-${PARLEY_TEST_DATABASE_URL:-}} \
         cargo run -p parley-bench -- --server-bin target/debug/parley --smoke
     @just deploy-check
+
+# Dependency hygiene (deny.toml): licences, duplicate versions and sources always; known
+# vulnerabilities when the RustSec database, on GitHub, can be fetched.
+deny:
+    @if ! command -v cargo-deny >/dev/null; then echo "cargo-deny not installed (cargo install cargo-deny --locked): dependencies not checked"; exit 0; fi; \
+    cargo deny check bans licenses sources; \
+    if timeout 20 git ls-remote --exit-code https://github.com/RustSec/advisory-db HEAD >/dev/null 2>&1; then \
+        cargo deny check advisories; \
+    else echo "cargo deny: advisories not checked, github.com (the RustSec database) is out of reach"; fi
 
 # The systemd unit in deploy/, checked by systemd against this build (where systemd is); any line
 # systemd would ignore fails it (`verify` alone only warns).

@@ -539,7 +539,7 @@ pub async fn capacity(
     let server = ctx.start_sqlite("capacity", report).await?;
     let outcome = capacity_load(ctx, sc, &server, &sizes, report, Some(200.0)).await;
     let stopped = server.stop().await;
-    let per_poll = outcome?;
+    let (per_poll, steady_mb) = outcome?;
     stopped?;
     if floor {
         // After Parley has stopped, so the two never share the machine.
@@ -548,7 +548,7 @@ pub async fn capacity(
         let server = Server::start_floor("capacity-floor", &ctx.dir).await?;
         let outcome = capacity_load(ctx, sc, &server, &sizes, report, None).await;
         let stopped = server.stop().await;
-        let floor_per_poll = outcome?;
+        let (floor_per_poll, floor_steady_mb) = outcome?;
         stopped?;
         report.info(
             "2 capacity",
@@ -557,6 +557,14 @@ pub async fn capacity(
                 "{:.2}× ({per_poll:.1} KB / {floor_per_poll:.1} KB)",
                 per_poll / floor_per_poll
             ),
+        );
+        let ratio = steady_mb / floor_steady_mb;
+        report.perf(
+            "2 capacity",
+            "steady-state resident memory vs floor",
+            format!("{ratio:.2}× ({steady_mb:.1} MB / {floor_steady_mb:.1} MB)"),
+            "≤ 1.1×",
+            ratio.is_finite() && ratio <= 1.1,
         );
     }
     Ok(())
@@ -569,7 +577,7 @@ async fn capacity_load(
     sizes: &CapacitySizes,
     report: &mut Report,
     target_mb: Option<f64>,
-) -> Result<f64> {
+) -> Result<(f64, f64)> {
     let rooms: Vec<String> = (0..sizes.rooms.max(1))
         .map(|i| format!("cap-{i}"))
         .collect();
@@ -623,6 +631,18 @@ async fn capacity_load(
     let log = load
         .send(&server.target, &sender, &ctx.run, 1000.0, 8)
         .await;
+    // The steady state a live chat is in: every listener has had an answer and polls again.
+    load.settle(&log, Duration::from_secs(20)).await;
+    let again = Instant::now() + Duration::from_secs(10);
+    while load.shared.pending.load(Ordering::Relaxed) < held && Instant::now() < again {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let held_again = load.shared.pending.load(Ordering::Relaxed);
+    let mut steady_rss = 0;
+    for _ in 0..5 {
+        steady_rss = steady_rss.max(server.rss()?);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let result = load.finish(&log, Duration::from_secs(20)).await;
 
     report.info(
@@ -651,6 +671,27 @@ async fn capacity_load(
     }
     let per_poll = held_rss.saturating_sub(idle) as f64 / 1024.0 / sizes.polls.max(1) as f64;
     report.info(sc, "memory per held poll", format!("{per_poll:.1} KB"));
+    let figure = format!(
+        "resident memory in the steady state ({held_again} polls held again after one answer each)"
+    );
+    let value = format!("{:.1} MB", steady_rss as f64 / MB);
+    match target_mb {
+        Some(target) => report.perf(
+            sc,
+            &figure,
+            value,
+            &format!("≤ {target:.0} MB"),
+            steady_rss as f64 <= target * MB,
+        ),
+        None => report.info(sc, &figure, value),
+    }
+    let steady_per_poll =
+        steady_rss.saturating_sub(idle) as f64 / 1024.0 / sizes.polls.max(1) as f64;
+    report.info(
+        sc,
+        "memory per held poll, steady state",
+        format!("{steady_per_poll:.1} KB"),
+    );
     let acked = log.acked_count();
     report.check(
         sc,
@@ -689,7 +730,7 @@ async fn capacity_load(
     for e in log.error_list().iter().take(3) {
         progress(sc, &format!("send error: {e}"));
     }
-    Ok(per_poll)
+    Ok((per_poll, steady_rss as f64 / MB))
 }
 
 pub struct ThroughputSizes {

@@ -294,6 +294,21 @@ pub struct Settings {
         default_value_t = 256
     )]
     pub max_connections_per_addr: usize,
+
+    /// Serve `/metrics` (Prometheus) on this address of its own, e.g. `127.0.0.1:9100` or a
+    /// private interface's; anyone who reaches it may read them. Off by default.
+    #[arg(long, global = true, env = "PARLEY_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
+    /// Serve `/metrics` on the main address too, to requests carrying
+    /// `Authorization: Bearer TOKEN`. Off by default (then `/metrics` there is 404).
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_METRICS_TOKEN",
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
 }
 
 impl Settings {
@@ -347,6 +362,8 @@ impl Settings {
             body_timeout_secs: 30,
             max_connections: 0,
             max_connections_per_addr: 256,
+            metrics_addr: None,
+            metrics_token: None,
         }
     }
 }

@@ -18,6 +18,7 @@ mod delivery;
 mod files;
 mod input;
 mod limits;
+mod metrics;
 pub mod multiprocess;
 mod reading;
 mod search;

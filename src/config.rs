@@ -309,6 +309,17 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub metrics_token: Option<String>,
+
+    /// How log lines are written to stderr: `text` for people, `json` (one object a line)
+    /// for a log collector.
+    #[arg(long, global = true, env = "PARLEY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 impl Settings {
@@ -364,6 +375,7 @@ impl Settings {
             max_connections_per_addr: 256,
             metrics_addr: None,
             metrics_token: None,
+            log_format: LogFormat::Text,
         }
     }
 }

@@ -4,6 +4,7 @@
 
 mod support;
 
+mod access_log;
 mod accounts;
 pub mod admin;
 mod browser;

@@ -7,6 +7,7 @@ mod support;
 mod access_log;
 mod accounts;
 pub mod admin;
+mod assets;
 mod browser;
 mod browser_calls;
 mod browser_files;

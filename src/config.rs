@@ -336,6 +336,32 @@ pub struct Settings {
         default_value_t = 256
     )]
     pub max_connections_per_addr: usize,
+
+    /// Serve `/metrics` (Prometheus) on this address of its own, e.g. `127.0.0.1:9100` or a
+    /// private interface's; anyone who reaches it may read them. Off by default.
+    #[arg(long, global = true, env = "PARLEY_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
+    /// Serve `/metrics` on the main address too, to requests carrying
+    /// `Authorization: Bearer TOKEN`. Off by default (then `/metrics` there is 404).
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_METRICS_TOKEN",
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
+
+    /// How log lines are written to stderr: `text` for people, `json` (one object a line)
+    /// for a log collector.
+    #[arg(long, global = true, env = "PARLEY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 impl Settings {
@@ -390,6 +416,9 @@ impl Settings {
             body_timeout_secs: 30,
             max_connections: 0,
             max_connections_per_addr: 256,
+            metrics_addr: None,
+            metrics_token: None,
+            log_format: LogFormat::Text,
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod db;
 pub mod domain;
 pub mod files;
 pub mod media;
+pub mod metrics;
 pub mod password;
 pub mod presence;
 pub mod realtime;

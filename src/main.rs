@@ -2,17 +2,14 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
+use parley::config::LogFormat;
 use parley::{Cli, Command, db, password};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn")),
-        )
-        .init();
     let cli = Cli::parse();
+    init_logs(cli.settings.log_format);
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -80,6 +77,24 @@ fn summary(counts: &parley::transfer::Counts) -> String {
         of("messages"),
         counts.files
     )
+}
+
+/// Logs to stderr at `RUST_LOG`'s levels (info by default, with a line per request from
+/// `parley::access`), as text or as one JSON object a line.
+fn init_logs(format: LogFormat) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        // Colours for a person at a terminal, not for a file or a journal.
+        .with_ansi(std::io::stderr().is_terminal());
+    match format {
+        LogFormat::Text => logs.init(),
+        // Each event's fields at the top level of its object, beside `timestamp`, `level`
+        // and `target`: what log collectors index.
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
 }
 
 /// Like Django: PARLEY_SUPERUSER_PASSWORD for scripts, else ask twice on the terminal.

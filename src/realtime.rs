@@ -59,6 +59,11 @@ const PRESENCE: &str = "presence";
 const JOIN: &str = "join:";
 /// "`revoke:user`": a session of the user ended (logged out, deactivated, password changed).
 const REVOKE: &str = "revoke:";
+/// "`ping:origin:n`": a process timing its own NOTIFY's way back to it (`spawn_notify_probe`);
+/// the others ignore it.
+const PING: &str = "ping:";
+/// How often a process times a NOTIFY.
+const PROBE_EVERY: Duration = Duration::from_secs(5);
 
 /// How many rendered changes a room keeps for woken polls; a poll further behind reads the database.
 const WINDOW: usize = 256;
@@ -87,6 +92,10 @@ pub struct Hub {
     /// How many times each user's sessions were revoked, on any process: what was checked at
     /// an older count (a cached login, a held poll) is checked again.
     revocations: Mutex<HashMap<i64, u64>>,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// This process's NOTIFY probes: its mark (random at start), and the probe on its way.
+    probe_origin: u64,
+    probe: Mutex<Option<(u64, std::time::Instant)>>,
 }
 
 struct RoomFeed {
@@ -290,7 +299,7 @@ impl Window {
 }
 
 impl Hub {
-    pub fn new(pool: AnyPool, render: Render) -> Arc<Self> {
+    pub fn new(pool: AnyPool, render: Render, metrics: Arc<crate::metrics::Metrics>) -> Arc<Self> {
         let (shutdown, _) = watch::channel(false);
         Arc::new(Self {
             pool,
@@ -304,6 +313,9 @@ impl Hub {
             announced: crate::cache::Cache::new(Duration::from_secs(600), 100_000),
             switchboard: Switchboard::new(),
             revocations: Mutex::new(HashMap::new()),
+            metrics,
+            probe_origin: rand::random(),
+            probe: Mutex::new(None),
         })
     }
 
@@ -978,6 +990,7 @@ impl Hub {
     pub fn spawn_listener(self: &Arc<Self>, pg: sqlx::PgPool) {
         let _ = self.pg.set(pg.clone());
         self.switchboard.spawn_sender(pg.clone(), CHANNEL);
+        self.spawn_notify_probe(pg.clone());
         let hub = Arc::clone(self);
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(100);
@@ -992,6 +1005,53 @@ impl Hub {
                 }
             }
         });
+    }
+
+    /// On PostgreSQL: every `PROBE_EVERY`, a NOTIFY to ourselves, timed from its sending to its
+    /// arrival on the LISTEN connection (`parley_notify_lag_seconds`). It queues behind every
+    /// other notification, so a listener falling behind shows as lag.
+    fn spawn_notify_probe(self: &Arc<Self>, pg: sqlx::PgPool) {
+        let hub = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(PROBE_EVERY);
+            let mut n: u64 = 0;
+            loop {
+                every.tick().await;
+                let Some(hub) = hub.upgrade() else { return };
+                // The connection first, so that waiting for one is not counted as lag.
+                let Ok(mut conn) = pg.acquire().await else {
+                    continue;
+                };
+                n += 1;
+                let payload = format!("{PING}{}:{n}", hub.probe_origin);
+                *hub.probe.lock().expect("probe lock") = Some((n, std::time::Instant::now()));
+                if let Err(err) = sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(CHANNEL)
+                    .bind(payload)
+                    .execute(&mut *conn)
+                    .await
+                {
+                    tracing::debug!(%err, "NOTIFY probe failed");
+                }
+            }
+        });
+    }
+
+    /// A probe came back: ours (from this process) is timed.
+    fn probe_returned(&self, probe: &str) {
+        let Some((origin, n)) = probe.split_once(':') else {
+            return;
+        };
+        if origin.parse() != Ok(self.probe_origin) {
+            return;
+        }
+        let mut sent = self.probe.lock().expect("probe lock");
+        if let Some((expected, at)) = *sent
+            && n.parse() == Ok(expected)
+        {
+            self.metrics.notify_lag.observe(at.elapsed().as_secs_f64());
+            *sent = None;
+        }
     }
 
     async fn listen(self: &Arc<Self>, pg: &sqlx::PgPool) -> sqlx::Result<()> {
@@ -1013,6 +1073,10 @@ impl Hub {
                     continue;
                 }
                 other => {
+                    if let Some(probe) = other.strip_prefix(PING) {
+                        self.probe_returned(probe);
+                        continue;
+                    }
                     if let Some(signal) = other.strip_prefix(signals::NOTE) {
                         if let Some(user) = self.switchboard.received(signal) {
                             self.signalled(user);
@@ -1114,7 +1178,7 @@ mod tests {
         let pool = sqlx::any::AnyPoolOptions::new()
             .connect_lazy("sqlite::memory:")
             .unwrap();
-        let hub = Hub::new(pool, |c| c.at().to_string());
+        let hub = Hub::new(pool, |c| c.at().to_string(), Default::default());
         drop(hub.feed(1));
         let held = hub.feed(2);
         let listening = hub.feed(3).latest.subscribe();
@@ -1154,7 +1218,11 @@ mod tests {
         let db = crate::db::Db::connect(&crate::config::Settings::for_database(url))
             .await
             .unwrap();
-        (Hub::new(db.pool.clone(), |c| c.at().to_string()), db, dir)
+        (
+            Hub::new(db.pool.clone(), |c| c.at().to_string(), Default::default()),
+            db,
+            dir,
+        )
     }
 
     #[tokio::test]
@@ -1299,7 +1367,7 @@ mod tests {
         let pool = sqlx::any::AnyPoolOptions::new()
             .connect_lazy("sqlite::memory:")
             .unwrap();
-        let hub = Hub::new(pool, bodies);
+        let hub = Hub::new(pool, bodies, Default::default());
         hub.published(&message(1, 1));
         let Change::New(mut edited) = message(1, 1) else {
             unreachable!()

@@ -277,6 +277,7 @@ pub(super) async fn login(
     };
     let Some(user) = user.filter(|u| u.is_active) else {
         drop(attempt); // a failure
+        app.metrics.login_failures.inc();
         return Ok(page(
             "Wrong username or password.",
             StatusCode::UNAUTHORIZED,
@@ -284,6 +285,8 @@ pub(super) async fn login(
     };
     attempt.succeeded();
     session::log_in(req, &user).await?;
+    app.metrics.logins.inc();
+    super::telemetry::record_user(user.id);
     if app.presence.seen(user.id) {
         app.hub.presence_changed();
     }

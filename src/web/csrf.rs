@@ -150,6 +150,9 @@ impl<E: Endpoint> Endpoint for CsrfEndpoint<E> {
             }
         }
         let secure = self.secure || is_https(&req);
+        // An asset is public and cached for a year, by shared caches too: a cookie on it would
+        // hand one visitor's token to everyone the cache serves.
+        let fresh = fresh && !req.uri().path().starts_with("/assets/");
         req.extensions_mut().insert(CsrfToken(token.clone()));
         let mut resp = match self.inner.call(req).await {
             Ok(r) => r.into_response(),

@@ -557,6 +557,8 @@ async fn store(
         }
     };
     if fresh {
+        app.metrics.sends.inc();
+        app.metrics.uploads.inc_by(received.files.len() as u64);
         received.keep();
     } else {
         // A retry of an upload that was stored: the first one's files stand, these go.

@@ -8,6 +8,10 @@
 //! the request, and the connection loop ([`finish`], called by `server::serve`) awaits the small
 //! future that remains. What it yields decides the status, the body and its own headers; the
 //! headers the middleware put on the placeholder stay.
+//!
+//! The outermost middleware leaves the request's `Exchange` with the wait (`tell`): the access
+//! log and the metrics hear of a held poll once, when it is answered, and count it among the
+//! held polls while it waits.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,19 +20,42 @@ use std::sync::{Arc, Mutex};
 use poem::Response;
 use poem::http::header;
 
+use super::telemetry::Exchange;
+
 type Wait = Pin<Box<dyn Future<Output = Response> + Send>>;
 
-/// The wait, in the placeholder's extensions (which want `Clone + Sync`, hence the mutex).
+/// The wait and the request's exchange, in the placeholder's extensions (which want
+/// `Clone + Sync`, hence the mutex).
 #[derive(Clone)]
-struct Held(Arc<Mutex<Option<Wait>>>);
+struct Held(Arc<Mutex<Slot>>);
+
+struct Slot {
+    wait: Option<Wait>,
+    exchange: Option<Exchange>,
+}
 
 /// A response that is `answer` once it resolves.
 pub fn held(answer: impl Future<Output = Response> + Send + 'static) -> Response {
     let mut placeholder = Response::default();
     placeholder
         .extensions_mut()
-        .insert(Held(Arc::new(Mutex::new(Some(Box::pin(answer))))));
+        .insert(Held(Arc::new(Mutex::new(Slot {
+            wait: Some(Box::pin(answer)),
+            exchange: None,
+        }))));
     placeholder
+}
+
+/// Leaves the request's exchange with a held response, to be told when it is answered; any
+/// other response gets it back.
+pub fn tell(resp: &Response, exchange: Exchange) -> Result<(), Exchange> {
+    match resp.extensions().get::<Held>() {
+        Some(Held(slot)) => {
+            slot.lock().expect("held lock").exchange = Some(exchange);
+            Ok(())
+        }
+        None => Err(exchange),
+    }
 }
 
 /// Whether `resp` is a placeholder whose answer is still to come.
@@ -39,12 +66,19 @@ pub fn is_held(resp: &Response) -> bool {
 /// The final response: `resp` itself, or, for a held one, what its wait yields, with the
 /// placeholder's headers kept where the answer does not set its own (and its cookies kept too).
 pub async fn finish(mut resp: Response) -> Response {
-    let Some(Held(wait)) = resp.extensions_mut().remove::<Held>() else {
+    let Some(Held(slot)) = resp.extensions_mut().remove::<Held>() else {
         return resp;
     };
-    let Some(wait) = wait.lock().expect("held lock").take() else {
+    let (wait, mut exchange) = {
+        let mut slot = slot.lock().expect("held lock");
+        (slot.wait.take(), slot.exchange.take())
+    };
+    let Some(wait) = wait else {
         return resp;
     };
+    if let Some(exchange) = &mut exchange {
+        exchange.hold();
+    }
     let answer = wait.await;
     let (parts, body) = answer.into_parts();
     resp.set_status(parts.status);
@@ -59,6 +93,9 @@ pub async fn finish(mut resp: Response) -> Response {
         headers.append(name, value.clone());
     }
     resp.set_body(body);
+    if let Some(exchange) = &mut exchange {
+        exchange.answered(&mut resp);
+    }
     resp
 }
 

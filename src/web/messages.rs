@@ -101,6 +101,7 @@ pub async fn send(
     })
     .await
     .map_err(|e| AppError::Internal(Box::new(e)))??;
+    app.metrics.sends.inc();
     if ctx.htmx {
         Ok((StatusCode::OK, chat::message(&stored)).into_response())
     } else {
@@ -242,6 +243,9 @@ fn hold(
         }
         if answer.changes.is_empty() && !answer.feed && answer.signals.is_empty() {
             return no_content();
+        }
+        if !answer.changes.is_empty() {
+            app.metrics.deliveries.inc();
         }
         let mut out =
             String::with_capacity(answer.changes.iter().map(|m| m.html.len()).sum::<usize>() + 200);
@@ -495,6 +499,9 @@ pub async fn edit_message(
     })
     .await
     .map_err(|e| AppError::Internal(Box::new(e)))??;
+    if edited.is_some() {
+        app.metrics.edits.inc();
+    }
     Ok(edited)
 }
 

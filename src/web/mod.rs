@@ -15,6 +15,7 @@ pub mod home;
 pub mod hosts;
 pub mod limits;
 pub mod messages;
+pub mod metrics;
 pub mod rooms;
 pub mod search;
 pub mod server;
@@ -75,6 +76,8 @@ pub struct App {
     /// Signs device cookies (`device`); the same on every process (`server_secrets`).
     pub device_key: Vec<u8>,
     pub allowed_hosts: hosts::AllowedHosts,
+    /// What `/metrics` reports (`crate::metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 pub type AppState = Arc<App>;
@@ -86,7 +89,12 @@ impl App {
         device_key: Vec<u8>,
         files: crate::files::Files,
     ) -> AppState {
-        let hub = Hub::new(db.pool.clone(), crate::views::chat::render_change);
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let hub = Hub::new(
+            db.pool.clone(),
+            crate::views::chat::render_change,
+            metrics.clone(),
+        );
         Arc::new(App {
             presence: Presence::new(db.pool.clone()),
             // 5 failures per name, 20 per address, in 15 minutes.
@@ -104,6 +112,7 @@ impl App {
             hasher: crate::password::Hasher::new(settings.hash_workers, settings.hash_queue),
             device_key,
             allowed_hosts: hosts::AllowedHosts::new(&settings.allowed_hosts),
+            metrics,
             hub,
             db,
             settings,
@@ -122,6 +131,7 @@ fn endpoint(app: AppState) -> impl Endpoint<Output = Response> {
     // (with the viewer's right to it) before they run.
     let route = Route::new()
         .at("/healthz", get(healthz))
+        .at("/metrics", get(metrics::public))
         .at("/assets/:name", get(crate::assets::serve))
         .at("/", get(home::home))
         .at("/sidebar", get(home::sidebar))
@@ -213,42 +223,50 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 
 const PERMISSIONS: &str = "microphone=(self), camera=(self), geolocation=(), payment=(), usb=()";
 
-/// The outermost middleware: the request's span (see `telemetry`), and security headers on every
-/// response. A fragment fetched by htmx is never a document, so it skips the document-only
-/// headers: a long-poll answer is sent once per message per listener, and those 300 bytes would
-/// be a third of its size.
+/// The outermost middleware: the request's span, its metrics and access log line (see
+/// `telemetry`), and security headers on every response. A fragment fetched by htmx is never a
+/// document, so it skips the document-only headers: a long-poll answer is sent once per message
+/// per listener, and those 300 bytes would be a third of its size.
 ///
 /// It also refuses hosts this server does not answer to (`hosts`), and marks what may not be
 /// cached: every page but the assets is someone's own (`no-store`, unless the handler said
 /// otherwise), and the same URL answers a page or a fragment by `HX-Request` (`Vary`).
 async fn frame<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+    let started = std::time::Instant::now();
     let htmx = is_htmx(&req);
     let app = req.data::<AppState>().expect("state");
+    let mut exchange = telemetry::Exchange::begin(req.method(), started, app.metrics.clone());
+    if telemetry::access_log_enabled() {
+        exchange.set_client(client_addr(&req, &app.settings.trusted_proxies));
+    }
     if let Some(host) = req.headers().get(poem::http::header::HOST)
         && !app.allowed_hosts.allows(host.to_str().unwrap_or_default())
     {
         let text = "This server does not answer to that host name.";
-        return Ok(with_status(
+        let mut resp = with_status(
             notice_page("Bad request", &Viewer::anonymous(""), text),
             StatusCode::BAD_REQUEST,
-        ));
+        );
+        exchange.answered(&mut resp);
+        return Ok(resp);
     }
     let asset = req.uri().path().starts_with("/assets/");
     let span = telemetry::span(&req);
-    let started = std::time::Instant::now();
-    let resp = match span.is_disabled() {
-        true => next.call(req).await,
-        false => next.call(req).instrument(span.clone()).await,
-    };
+    let (resp, user) = telemetry::with_user(async {
+        match span.is_disabled() {
+            true => next.call(req).await,
+            false => next.call(req).instrument(span.clone()).await,
+        }
+    })
+    .await;
+    // An error is answered here like any response, so that it gets the same headers.
     let mut resp = match resp {
         Ok(resp) => resp.into_response(),
-        Err(err) => {
-            telemetry::record(&span, started, None);
-            return Err(err);
-        }
+        Err(err) => err.into_response(),
     };
-    telemetry::record(&span, started, Some(&resp));
     let held_answer = held::is_held(&resp);
+    telemetry::record(&span, started, &resp, held_answer);
+    exchange.routed(&resp, user);
     let headers = resp.headers_mut();
     headers.insert(
         "x-content-type-options",
@@ -283,6 +301,10 @@ async fn frame<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
             "cross-origin-opener-policy",
             HeaderValue::from_static("same-origin"),
         );
+    }
+    // A held poll is told when its wait ends (`held::finish`); anything else now.
+    if let Err(mut exchange) = held::tell(&resp, exchange) {
+        exchange.answered(&mut resp);
     }
     Ok(resp)
 }
@@ -457,6 +479,15 @@ pub async fn run(
     let files = crate::files::Files::open(&settings).map_err(std::io::Error::other)?;
     tracing::info!(?files, "attachments");
     let app = App::new(settings, db, device_key, files);
+    // Dropped (and so stopped) when this server stops.
+    let _metrics = match app.settings.metrics_addr {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            tracing::info!(addr = %listener.local_addr()?, "metrics at /metrics");
+            Some(AbortOnDrop(metrics::spawn_private(&app, listener)))
+        }
+        None => None,
+    };
     app.db.spawn_session_cleanup();
     let every = Duration::from_secs(app.settings.files_sweep_secs);
     crate::files::spawn_sweeper(app.files.clone(), app.db.pool.clone(), every);
@@ -483,6 +514,15 @@ pub async fn run(
         Duration::from_secs(10),
     )
     .await
+}
+
+/// A task that ends with its owner.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// People who stopped being seen went offline: their sidebars' dots go grey without a request.

@@ -4,8 +4,10 @@
 
 mod support;
 
+mod access_log;
 mod accounts;
 pub mod admin;
+mod assets;
 mod backup;
 mod browser;
 mod browser_calls;
@@ -20,6 +22,7 @@ mod files;
 mod input;
 mod joining;
 mod limits;
+mod metrics;
 pub mod multiprocess;
 mod reading;
 mod search;

@@ -150,6 +150,9 @@ pub async fn join(pool: &AnyPool, room: i64, user: i64) -> sqlx::Result<()> {
     Ok(())
 }
 
+/// The room every new account joins, which a fresh installation has (a migration makes it).
+pub const FIRST_ROOM: &str = "general";
+
 /// Moves the user's read position forward to `seq` (never back, never past the room's end);
 /// whether it moved.
 pub async fn mark_read(pool: &AnyPool, room: i64, user: i64, seq: i64) -> sqlx::Result<bool> {

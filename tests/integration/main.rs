@@ -22,6 +22,7 @@ mod joining;
 mod limits;
 pub mod multiprocess;
 mod reading;
+mod rooms;
 mod search;
 mod sessions;
 mod transfer;

@@ -174,7 +174,11 @@
     "scroll",
     function (e) {
       if (e.target.id !== "scroller") return;
-      if (nearBottom() && arrived) {
+      // Whether the view follows the newest is the reader's choice as they scroll, not only as of
+      // the last poll's answer: a page of older messages that loads while someone reads up must
+      // not throw them to the bottom.
+      stick = nearBottom();
+      if (stick && arrived) {
         arrived = 0;
         showArrived();
       }

@@ -8,6 +8,7 @@ pub mod home;
 pub mod markdown;
 pub mod messages;
 pub mod search;
+pub mod timeline;
 
 use maud::{DOCTYPE, Markup, html};
 

@@ -385,6 +385,9 @@ pub struct Ctx {
     /// The browser runs Parley's script (app.js sets the `parley_js` cookie): it reports what
     /// the reader has seen, so opening a page does not mark it read.
     pub scripted: bool,
+    /// The reader's time zone, minutes east of UTC (the `parley_tz` cookie app.js sets; 0
+    /// without it), for the days a conversation's page divides its messages into.
+    pub tz_minutes: i32,
     /// Another site sent the person here (`csrf::from_another_site`): show, change nothing.
     pub cross_site: bool,
 }
@@ -397,6 +400,11 @@ impl Ctx {
             csrf: &self.csrf,
         }
     }
+
+    /// Who reads, as far as dates go: their time zone and today.
+    pub fn reader(&self) -> crate::views::timeline::Reader {
+        crate::views::timeline::Reader::at(self.tz_minutes, crate::now_ms())
+    }
 }
 
 impl<'a> FromRequest<'a> for Ctx {
@@ -408,6 +416,9 @@ impl<'a> FromRequest<'a> for Ctx {
             csrf: csrf_token(req),
             htmx: is_htmx(req),
             scripted: parley_admin::cookie(req, "parley_js").is_some(),
+            tz_minutes: parley_admin::cookie(req, "parley_tz")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
             cross_site: csrf::from_another_site(req),
         })
     }

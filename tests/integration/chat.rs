@@ -425,7 +425,7 @@ fn names(page: &Page, list: &str) -> Vec<String> {
 
 /// The names in the conversation header's member list, in alphabetical order.
 fn members(page: &Page) -> Vec<String> {
-    let mut names = page.own_text("#member-list li");
+    let mut names = page.select("#member-list li .name");
     names.sort();
     names
 }

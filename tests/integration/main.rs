@@ -25,4 +25,5 @@ mod reading;
 mod rooms;
 mod search;
 mod sessions;
+mod timeline;
 mod transfer;

@@ -341,6 +341,7 @@ pub fn room_list(s: &Sidebar<'_>) -> Markup {
             ul.list #room-list {
                 @for room in s.rooms { (room_item(s, room)) }
             }
+            p.browse { a href="/rooms" { "Browse rooms" } }
         }
     }
 }
@@ -497,7 +498,10 @@ pub fn conversation(
                     // One panel, the list above the topic's form (Escape closes it: app.js).
                     div.members-panel {
                         (member_list(c.members, c.now_ms, false))
-                        @if c.topic.is_some() { (topic_form(&c.base, c.topic.unwrap_or(""), csrf)) }
+                        @if c.topic.is_some() {
+                            (topic_form(&c.base, c.topic.unwrap_or(""), csrf))
+                            (leave_form(&c.base, &c.title, csrf))
+                        }
                     }
                 }
             }
@@ -562,6 +566,16 @@ pub fn header_update(topic: Option<&str>, members: &[Member], now_ms: i64) -> Ma
         @if let Some(topic) = topic { (topic_line(topic, true)) }
         (member_count(members, true))
         (member_list(members, now_ms, true))
+    }
+}
+
+/// "Leave #room": the room leaves the person's sidebar until they open or join it again.
+fn leave_form(base: &str, title: &str, csrf: &str) -> Markup {
+    html! {
+        form.leave-form method="post" action=(format!("{base}/leave")) {
+            (csrf_field(csrf))
+            button.danger type="submit" { "Leave " (title) }
+        }
     }
 }
 

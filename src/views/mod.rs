@@ -7,6 +7,7 @@ pub mod forms;
 pub mod home;
 pub mod markdown;
 pub mod messages;
+pub mod rooms;
 pub mod search;
 pub mod timeline;
 

@@ -145,6 +145,7 @@ fn endpoint(app: AppState) -> impl Endpoint<Output = Response> {
         .at("/rooms", get(rooms::list).post(rooms::create))
         .at("/rooms/:name", get(conversation::page))
         .at("/rooms/:name/topic", post(rooms::set_topic))
+        .at("/rooms/:name/leave", post(rooms::leave))
         .at("/rooms/:name/read", post(messages::read))
         .at(
             "/rooms/:name/messages",

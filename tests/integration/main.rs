@@ -11,6 +11,7 @@ mod browser;
 mod browser_calls;
 mod browser_files;
 mod browser_reading;
+mod browser_rooms;
 pub mod calls;
 mod changes;
 mod chat;

@@ -142,7 +142,7 @@ mod tests {
     #[test]
     fn days_are_named_from_the_readers_today() {
         let utc = Reader::at(0, NOON);
-        assert_eq!(utc.day_label(NOON - 3600_000), "Today");
+        assert_eq!(utc.day_label(NOON - 3_600_000), "Today");
         assert_eq!(utc.day_label(NOON - DAY), "Yesterday");
         assert_eq!(utc.day_label(NOON - 2 * DAY), "Thu 26 Nov");
         assert_eq!(utc.day_label(NOON - 365 * DAY), "Fri 28 Nov 2025");
@@ -151,11 +151,11 @@ mod tests {
     #[test]
     fn midnight_is_the_readers_own() {
         // 23:30 UTC on the 27th is already the 28th half an hour east of London and beyond.
-        let late = NOON - DAY + 11 * 3600_000 + 1_800_000;
+        let late = NOON - DAY + 11 * 3_600_000 + 1_800_000;
         assert_eq!(Reader::at(0, NOON).day_label(late), "Yesterday");
         assert_eq!(Reader::at(60, NOON).day_label(late), "Today");
-        assert!(!Reader::at(0, NOON).same_day(late, late + 3600_000));
-        assert!(Reader::at(-120, NOON).same_day(late, late + 3600_000));
+        assert!(!Reader::at(0, NOON).same_day(late, late + 3_600_000));
+        assert!(Reader::at(-120, NOON).same_day(late, late + 3_600_000));
         // Nonsense is UTC.
         assert_eq!(Reader::at(100_000, NOON).offset, UtcOffset::UTC);
     }

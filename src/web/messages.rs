@@ -142,8 +142,7 @@ pub async fn list(
             let mut rows = messages::after(&app.db.pool, room, since, until, PAGE + 1).await?;
             let more = rows.len() as i64 > PAGE;
             rows.truncate(PAGE as usize);
-            chat::newer_messages(base, &rows, more.then_some(until), &ctx.reader())
-                .into_string()
+            chat::newer_messages(base, &rows, more.then_some(until), &ctx.reader()).into_string()
         }
         (None, Some(before), None) => {
             let mut rows = messages::before(&app.db.pool, room, before, PAGE + 1).await?;

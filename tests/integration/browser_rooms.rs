@@ -100,7 +100,11 @@ async fn runs_break_at_five_minutes_and_live_messages_are_grouped_and_dated_wher
     .await
     .unwrap();
     assert_eq!(time_opacity(&c, old[1]).await, "1");
-    assert_eq!(time_opacity(&c, old[0]).await, "1", "a run's first shows it");
+    assert_eq!(
+        time_opacity(&c, old[0]).await,
+        "1",
+        "a run's first shows it"
+    );
     // Live: today's first message opens a day, the next continues its run, and another
     // person's starts their own.
     let first = alice.say("/rooms/general", "good morning").await;

@@ -63,7 +63,11 @@ async fn browsing_rooms_lists_each_public_room_with_its_topic_members_and_last_m
     assert_eq!(page.status, 200);
     assert_eq!(page.select("#browse-title"), vec!["Browse rooms"]);
     let names = page.select("#room-directory .room-name");
-    assert_eq!(names, vec!["#books", "#general"], "every public room, by name");
+    assert_eq!(
+        names,
+        vec!["#books", "#general"],
+        "every public room, by name"
+    );
     assert_eq!(
         page.select("#room-books .topic"),
         vec!["What we are reading"]
@@ -72,22 +76,39 @@ async fn browsing_rooms_lists_each_public_room_with_its_topic_members_and_last_m
     let meta = page.select("#room-books .meta").concat();
     assert!(meta.contains("last message Today "), "{meta}");
     assert!(page.has("#room-books .meta time[datetime]"));
-    assert_eq!(page.select("#room-general .member-count"), vec!["0 members"]);
-    assert!(page.select("#room-general .meta").concat().contains("no messages yet"));
     assert_eq!(
-        page.attrs("#room-books form[method=post][action='/rooms'] input[name=name]", "value"),
+        page.select("#room-general .member-count"),
+        vec!["0 members"]
+    );
+    assert!(
+        page.select("#room-general .meta")
+            .concat()
+            .contains("no messages yet")
+    );
+    assert_eq!(
+        page.attrs(
+            "#room-books form[method=post][action='/rooms'] input[name=name]",
+            "value"
+        ),
         vec!["books"],
         "a Join button that posts"
     );
     assert_eq!(page.select("#room-books button"), vec!["Join"]);
     // Filtered by name.
     let filtered = bob.get("/rooms?q=boo").await;
-    assert_eq!(filtered.select("#room-directory .room-name"), vec!["#books"]);
+    assert_eq!(
+        filtered.select("#room-directory .room-name"),
+        vec!["#books"]
+    );
     // The sidebar links to it.
     assert!(bob.get("/").await.has("#rooms a[href='/rooms']"));
     // htmx still gets the sidebar's room list from the same address.
     let fragment = bob.get_htmx("/rooms?q=boo").await;
-    assert!(fragment.has("#room-list a[href='/rooms/books']"), "{}", fragment.body);
+    assert!(
+        fragment.has("#room-list a[href='/rooms/books']"),
+        "{}",
+        fragment.body
+    );
     assert!(!fragment.has("#browse"));
 }
 
@@ -139,13 +160,13 @@ async fn leaving_a_room_takes_it_out_of_the_sidebar_until_it_is_opened_again(app
     // Others see one member fewer; what bob wrote stays.
     let theirs = alice.get("/rooms/books").await;
     assert_eq!(theirs.select("#member-list .name"), vec!["alice"]);
-    assert_eq!(
-        theirs.select(&format!("#m-{said} .body")),
-        vec!["bye all"]
-    );
+    assert_eq!(theirs.select(&format!("#m-{said} .body")), vec!["bye all"]);
     // A search still finds it, and the browse page offers to join it again.
     assert!(in_sidebar(&bob.get("/?q=book").await, "books"));
-    assert_eq!(bob.get("/rooms").await.select("#room-books button"), vec!["Join"]);
+    assert_eq!(
+        bob.get("/rooms").await.select("#room-books button"),
+        vec!["Join"]
+    );
     // Opening it again is joining it again.
     assert_eq!(bob.get("/rooms/books").await.status, 200);
     assert!(is_member(app, "bob", "books").await);

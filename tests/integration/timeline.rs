@@ -79,7 +79,11 @@ async fn one_persons_messages_within_five_minutes_are_grouped_under_one_name(app
     let older = bob
         .get_htmx(&format!("/rooms/general/messages?before={}", at[4]))
         .await;
-    assert!(older.has(&format!("#m-{}.grouped", at[1])), "{}", older.body);
+    assert!(
+        older.has(&format!("#m-{}.grouped", at[1])),
+        "{}",
+        older.body
+    );
     assert!(!older.has(&format!("#m-{}.grouped", at[0])));
 }
 
@@ -148,7 +152,10 @@ async fn days_are_divided_in_the_readers_time_zone(app: &TestApp) {
         page.attr(".day-divider", "aria-label").as_deref(),
         Some("Sun 1 Jun 2025")
     );
-    assert_eq!(page.attr(".day-divider", "role").as_deref(), Some("separator"));
+    assert_eq!(
+        page.attr(".day-divider", "role").as_deref(),
+        Some("separator")
+    );
     // Across midnight, a message is never grouped with the day before.
     assert!(page.has(&format!("#m-{}.grouped", at[3])));
     // An hour east of UTC (app.js's cookie), half past eleven is already today.
@@ -163,7 +170,10 @@ async fn days_are_divided_in_the_readers_time_zone(app: &TestApp) {
     // Nonsense in the cookie is UTC.
     alice.add_cookie("parley_tz=banana; Path=/");
     assert_eq!(
-        alice.get("/rooms/general").await.select("#messages .day-divider"),
+        alice
+            .get("/rooms/general")
+            .await
+            .select("#messages .day-divider"),
         vec!["Sun 1 Jun 2025", "Yesterday", "Today"]
     );
 }
@@ -185,7 +195,10 @@ async fn people_have_initials_in_a_colour_of_their_own(app: &TestApp) {
     // everyone's page.
     let in_people = page.attrs("#people-list .avatar", "class");
     assert!(in_people.contains(&colour), "{in_people:?}");
-    assert!(page.attrs("#member-list .avatar", "class").contains(&colour));
+    assert!(
+        page.attrs("#member-list .avatar", "class")
+            .contains(&colour)
+    );
     let theirs = mary.get("/rooms/general").await;
     assert_eq!(theirs.attr(&avatar, "class"), Some(colour));
     assert_eq!(page.select("#member-list .avatar"), vec!["A", "MJ"]);

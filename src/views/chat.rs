@@ -765,7 +765,10 @@ pub fn welcome(me: &str) -> Markup {
     html! {
         section.welcome {
             h1 { "Hello, " (me) }
-            p { "Open a room on the left, create a new one, or pick a person to talk to privately." }
+            p {
+                "Open a room on the left, " a href="/rooms" { "browse all rooms" }
+                ", create a new one, or pick a person to talk to privately."
+            }
         }
     }
 }

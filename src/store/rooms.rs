@@ -136,9 +136,9 @@ fn direct_key(a: i64, b: i64) -> String {
 }
 
 /// Joins a room; a newcomer starts with the history counted as read. Someone who had left it
-/// (see [`leave`]) has it back in their sidebar.
+/// (see [`leave`]) has it back in their sidebar, being a member again.
 pub async fn join(pool: &AnyPool, room: i64, user: i64) -> sqlx::Result<()> {
-    let joined = sqlx::query(
+    sqlx::query(
         "INSERT INTO memberships (room_id, user_id, last_read_seq, joined_ms)
          SELECT id, $2, last_seq, $3 FROM rooms WHERE id = $1
          ON CONFLICT (room_id, user_id) DO NOTHING",
@@ -148,23 +148,24 @@ pub async fn join(pool: &AnyPool, room: i64, user: i64) -> sqlx::Result<()> {
     .bind(crate::now_ms())
     .execute(pool)
     .await?;
-    // Only a new membership can follow a departure (leaving ends the membership): opening a room
-    // one belongs to, which every page view does, writes nothing more.
-    if joined.rows_affected() > 0 {
-        sqlx::query("DELETE FROM departures WHERE room_id = $1 AND user_id = $2")
-            .bind(room)
-            .bind(user)
-            .execute(pool)
-            .await?;
-    }
     Ok(())
 }
 
 /// The room every new account joins, which a fresh installation has (a migration makes it).
 pub const FIRST_ROOM: &str = "general";
 
+/// Makes a new account a member of the first room, if staff have not removed it; the room.
+pub async fn join_first_room(pool: &AnyPool, user: i64) -> sqlx::Result<Option<i64>> {
+    let Some(first) = find_public(pool, FIRST_ROOM).await? else {
+        return Ok(None);
+    };
+    join(pool, first.id, user).await?;
+    Ok(Some(first.id))
+}
+
 /// Leaves a public room: the person is no longer among its members and the room leaves their
-/// sidebar (and their favourites) until they open or join it again. Their messages stay.
+/// sidebar (and their favourites) until they are a member again, however they become one
+/// (opening it, joining it, writing in it from a page still open). Their messages stay.
 pub async fn leave(pool: &AnyPool, room: i64, user: i64) -> sqlx::Result<()> {
     let mut tx = pool.begin().await?;
     sqlx::query("DELETE FROM memberships WHERE room_id = $1 AND user_id = $2")
@@ -320,9 +321,11 @@ pub async fn public_rooms(
                     m.last_read_seq AS last_read_seq, {COUNTS}, r.name_key AS name_key
              FROM rooms r LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = $1
              WHERE r.kind = 'public' AND ($2 = '' OR r.name_key LIKE $3 ESCAPE '\\')
-               -- A room the person left stays out of the list, but a search finds it.
-               AND ($2 <> '' OR NOT EXISTS (SELECT 1 FROM departures d
-                                            WHERE d.user_id = $1 AND d.room_id = r.id))
+               -- A room the person left stays out of the list while they are not a member again
+               -- (every way of becoming one counts), but a search finds it.
+               AND ($2 <> '' OR m.user_id IS NOT NULL
+                    OR NOT EXISTS (SELECT 1 FROM departures d
+                                   WHERE d.user_id = $1 AND d.room_id = r.id))
              ORDER BY EXISTS (SELECT 1 FROM favourites f WHERE f.user_id = $1 AND f.room_id = r.id) DESC,
                       m.user_id IS NULL, r.name_key
              LIMIT 500

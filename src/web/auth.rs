@@ -213,9 +213,8 @@ pub(super) async fn register(
         .ok_or(AppError::Internal("new user vanished".into()))?;
     // A newcomer lands among people: every new account joins the first room (if staff have not
     // removed it), so the sidebar does not open on nothing.
-    if let Some(first) = rooms::find_public(&app.db.pool, rooms::FIRST_ROOM).await? {
-        rooms::join(&app.db.pool, first.id, user.id).await?;
-        app.hub.joined(first.id, user.id);
+    if let Some(first) = rooms::join_first_room(&app.db.pool, user.id).await? {
+        app.hub.joined(first, user.id);
     }
     session::log_in(req, &user).await?;
     tracing::info!(user = %user.username, "registered");

@@ -177,6 +177,11 @@ async fn leaving_a_room_takes_it_out_of_the_sidebar_until_it_is_opened_again(app
     assert!(!in_sidebar(&bob.get("/").await, "books"));
     assert_eq!(bob.post("/rooms", &[("name", "books")]).await.status, 303);
     assert!(in_sidebar(&bob.get("/").await, "books"));
+    // Writing in it from a page still open is being in it again, sidebar and all.
+    leave(&bob, "books").await;
+    bob.say("/rooms/books", "one more thing").await;
+    assert!(is_member(app, "bob", "books").await);
+    assert!(in_sidebar(&bob.get("/").await, "books"));
 }
 
 async fn leaving_asks_for_the_token_and_a_room_that_exists(app: &TestApp) {

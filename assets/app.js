@@ -51,6 +51,78 @@
   // This browser runs the script: the server then leaves the read position to it (below)
   // instead of marking a conversation read when its page loads.
   document.cookie = "parley_js=1; path=/; max-age=31536000; SameSite=Lax";
+  // And its time zone (minutes east of UTC), so that pages divide days where the reader's begin.
+  document.cookie = "parley_tz=" + -new Date().getTimezoneOffset() + "; path=/; max-age=31536000; SameSite=Lax";
+
+  // --- Runs and days, as the server makes them on a page (views/timeline.rs): a message by the
+  // same person within five minutes of the one before, on the same day, continues its group
+  // (records of calls and topics stand alone, and the "New" divider starts a group); a divider
+  // goes above each day's first message. Messages that arrive live, or are edited, deleted or
+  // loaded later, are rendered once for everyone, so this puts them in place here, in the
+  // reader's own time zone; and "Today" becomes "Yesterday" at midnight.
+  var GROUP_WITHIN_MS = 5 * 60 * 1000;
+  var DAYS = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+  var MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+  function dayKey(d) {
+    return d.getFullYear() * 10000 + (d.getMonth() + 1) * 100 + d.getDate();
+  }
+  function dayLabel(d) {
+    var now = new Date();
+    if (dayKey(d) === dayKey(now)) return "Today";
+    var yesterday = new Date(now.getFullYear(), now.getMonth(), now.getDate() - 1);
+    if (dayKey(d) === dayKey(yesterday)) return "Yesterday";
+    var label = DAYS[d.getDay()] + " " + d.getDate() + " " + MONTHS[d.getMonth()];
+    return d.getFullYear() === now.getFullYear() ? label : label + " " + d.getFullYear();
+  }
+  function isRecord(m) {
+    return m.classList.contains("call-record") || m.classList.contains("topic-record");
+  }
+  function dividerAbove(m) {
+    var before = m.previousElementSibling;
+    if (before && before.id === "unread-divider") before = before.previousElementSibling;
+    return before && before.classList.contains("day-divider") ? before : null;
+  }
+  function arrange() {
+    var prev = null;
+    document.querySelectorAll("#scroller article.message[data-ms]").forEach(function (m) {
+      var d = new Date(Number(m.dataset.ms));
+      var newDay = !prev || dayKey(new Date(Number(prev.dataset.ms))) !== dayKey(d);
+      var divider = dividerAbove(m);
+      if (newDay) {
+        var label = dayLabel(d);
+        if (!divider) {
+          divider = document.createElement("div");
+          divider.className = "day-divider";
+          divider.setAttribute("role", "separator");
+          divider.appendChild(document.createElement("span"));
+          var unread = m.previousElementSibling;
+          m.parentNode.insertBefore(divider, unread && unread.id === "unread-divider" ? unread : m);
+        }
+        if (divider.dataset.day !== String(dayKey(d)) || divider.textContent !== label) {
+          divider.dataset.day = String(dayKey(d));
+          divider.setAttribute("aria-label", label);
+          divider.firstElementChild.textContent = label;
+        }
+      } else if (divider) {
+        divider.remove();
+      }
+      var after = m.previousElementSibling;
+      var grouped = !newDay && !isRecord(m) && !isRecord(prev) &&
+        m.dataset.author === prev.dataset.author &&
+        !(after && after.id === "unread-divider") &&
+        Number(m.dataset.ms) - Number(prev.dataset.ms) >= 0 &&
+        Number(m.dataset.ms) - Number(prev.dataset.ms) < GROUP_WITHIN_MS;
+      m.classList.toggle("grouped", grouped);
+      prev = m;
+    });
+    // A divider left with no message of its own below it (that message was deleted).
+    document.querySelectorAll("#scroller .day-divider").forEach(function (divider) {
+      var next = divider.nextElementSibling;
+      if (next && next.id === "unread-divider") next = next.nextElementSibling;
+      if (!next || !next.matches("article.message[data-ms]") || dividerAbove(next) !== divider) divider.remove();
+    });
+  }
+  setInterval(arrange, 60000);
 
   // --- Read position: tell the server what the reader has seen, while the page is visible:
   // the messages that have come into view, not those below it.
@@ -174,7 +246,11 @@
     "scroll",
     function (e) {
       if (e.target.id !== "scroller") return;
-      if (nearBottom() && arrived) {
+      // Whether the view follows the newest is the reader's choice as they scroll, not only as of
+      // the last poll's answer: a page of older messages that loads while someone reads up must
+      // not throw them to the bottom.
+      stick = nearBottom();
+      if (stick && arrived) {
         arrived = 0;
         showArrived();
       }
@@ -280,10 +356,12 @@
   });
   document.addEventListener("htmx:afterSwap", function () {
     localTimes(document);
+    arrange();
     watchSidebar();
   });
   document.addEventListener("htmx:oobAfterSwap", function () {
     localTimes(document);
+    arrange();
     watchSidebar();
   });
 
@@ -426,6 +504,7 @@
       }
     }
     localTimes(document);
+    arrange();
     if (stick) toBottom();
     if (document.getElementById("composer")) reportRead();
   });
@@ -554,6 +633,7 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     localTimes(document);
+    arrange();
     if (!showFocused() && !showUnread()) toBottom();
     counts = snapshot();
     offerNotifications();

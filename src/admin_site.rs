@@ -54,6 +54,23 @@ async fn users_written(app: AppState, ids: Vec<i64>) {
     app.hub.invalidate_everywhere(app.db.pg.as_ref()).await;
 }
 
+/// Users saved in the admin: an account staff add joins the first room, as one that registers
+/// does (with registration closed or by invitation, staff make most accounts).
+async fn users_saved(app: AppState, ids: Vec<i64>, action: WriteAction) {
+    if action == WriteAction::Added {
+        for &id in &ids {
+            match crate::store::rooms::join_first_room(&app.db.pool, id).await {
+                Ok(Some(room)) => app.hub.joined(room, id),
+                Ok(None) => {}
+                Err(err) => {
+                    tracing::warn!(%err, id, "could not put a new account in the first room")
+                }
+            }
+        }
+    }
+    users_written(app, ids).await;
+}
+
 /// Rooms renamed, re-topicked or deleted (with their messages).
 async fn rooms_written(app: AppState) {
     app.directory.clear();
@@ -173,7 +190,7 @@ fn users(app: &AppState) -> ModelAdmin {
         // no foreign key to users; Parley's older databases also say ON DELETE SET NULL).
         .related(Related::set_null("admin_log", "user_id"))
         .before_save(user_before_save)
-        .after_save(move |ids, _| users_written(saved.clone(), ids))
+        .after_save(move |ids, action| users_saved(saved.clone(), ids, action))
         .delete_model(move |id| delete_user(removing.clone(), id))
         .after_delete(move |ids| users_written(deleted.clone(), ids))
 }

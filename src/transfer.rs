@@ -52,6 +52,7 @@ pub const TABLES: &[(&str, &str)] = &[
     ("calls", "id"),
     ("attachments", "id"),
     ("favourites", "id"),
+    ("departures", "user_id, room_id"),
     ("invites", "id"),
     ("admin_log", "id"),
 ];

@@ -135,7 +135,8 @@ fn direct_key(a: i64, b: i64) -> String {
     format!("{}:{}", a.min(b), a.max(b))
 }
 
-/// Joins a room; a newcomer starts with the history counted as read.
+/// Joins a room; a newcomer starts with the history counted as read. Someone who had left it
+/// (see [`leave`]) has it back in their sidebar, being a member again.
 pub async fn join(pool: &AnyPool, room: i64, user: i64) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO memberships (room_id, user_id, last_read_seq, joined_ms)
@@ -148,6 +149,84 @@ pub async fn join(pool: &AnyPool, room: i64, user: i64) -> sqlx::Result<()> {
     .execute(pool)
     .await?;
     Ok(())
+}
+
+/// The room every new account joins, which a fresh installation has (a migration makes it).
+pub const FIRST_ROOM: &str = "general";
+
+/// Makes a new account a member of the first room, if staff have not removed it; the room.
+pub async fn join_first_room(pool: &AnyPool, user: i64) -> sqlx::Result<Option<i64>> {
+    let Some(first) = find_public(pool, FIRST_ROOM).await? else {
+        return Ok(None);
+    };
+    join(pool, first.id, user).await?;
+    Ok(Some(first.id))
+}
+
+/// Leaves a public room: the person is no longer among its members and the room leaves their
+/// sidebar (and their favourites) until they are a member again, however they become one
+/// (opening it, joining it, writing in it from a page still open). Their messages stay.
+pub async fn leave(pool: &AnyPool, room: i64, user: i64) -> sqlx::Result<()> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("DELETE FROM memberships WHERE room_id = $1 AND user_id = $2")
+        .bind(room)
+        .bind(user)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM favourites WHERE room_id = $1 AND user_id = $2")
+        .bind(room)
+        .bind(user)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO departures (room_id, user_id, left_ms) VALUES ($1, $2, $3)
+         ON CONFLICT (user_id, room_id) DO UPDATE SET left_ms = excluded.left_ms",
+    )
+    .bind(room)
+    .bind(user)
+    .bind(crate::now_ms())
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
+}
+
+/// A public room as the "Browse rooms" page lists it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DirectoryEntry {
+    pub name: String,
+    pub topic: String,
+    /// Its active members.
+    pub members: i64,
+    /// When its newest message was written; None when nobody has written in it.
+    pub last_ms: Option<i64>,
+    /// Whether the viewer belongs to it (1 or 0).
+    pub joined: i64,
+}
+
+/// Every public room (at most 500, by name), filtered by part of a name, for `user` to browse.
+pub async fn directory(
+    pool: &AnyPool,
+    user: i64,
+    search: &str,
+) -> sqlx::Result<Vec<DirectoryEntry>> {
+    // The newest message by the (room_id, seq) index, rather than a MAX over the room's times.
+    sqlx::query_as(
+        "SELECT r.name AS name, r.topic AS topic,
+                CAST((SELECT COUNT(*) FROM memberships s JOIN users u ON u.id = s.user_id
+                      WHERE s.room_id = r.id AND u.is_active = 1) AS BIGINT) AS members,
+                (SELECT x.created_ms FROM messages x WHERE x.room_id = r.id
+                 ORDER BY x.seq DESC LIMIT 1) AS last_ms,
+                CAST((SELECT COUNT(*) FROM memberships j
+                      WHERE j.room_id = r.id AND j.user_id = $1) AS BIGINT) AS joined
+         FROM rooms r
+         WHERE r.kind = 'public' AND ($2 = '' OR r.name_key LIKE $3 ESCAPE '\\')
+         ORDER BY r.name_key LIMIT 500",
+    )
+    .bind(user)
+    .bind(search)
+    .bind(contains_pattern(search))
+    .fetch_all(pool)
+    .await
 }
 
 /// Moves the user's read position forward to `seq` (never back, never past the room's end);
@@ -242,6 +321,11 @@ pub async fn public_rooms(
                     m.last_read_seq AS last_read_seq, {COUNTS}, r.name_key AS name_key
              FROM rooms r LEFT JOIN memberships m ON m.room_id = r.id AND m.user_id = $1
              WHERE r.kind = 'public' AND ($2 = '' OR r.name_key LIKE $3 ESCAPE '\\')
+               -- A room the person left stays out of the list while they are not a member again
+               -- (every way of becoming one counts), but a search finds it.
+               AND ($2 <> '' OR m.user_id IS NOT NULL
+                    OR NOT EXISTS (SELECT 1 FROM departures d
+                                   WHERE d.user_id = $1 AND d.room_id = r.id))
              ORDER BY EXISTS (SELECT 1 FROM favourites f WHERE f.user_id = $1 AND f.room_id = r.id) DESC,
                       m.user_id IS NULL, r.name_key
              LIMIT 500

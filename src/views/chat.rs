@@ -4,6 +4,7 @@ use maud::{Markup, html};
 use time::OffsetDateTime;
 
 use super::forms::{csrf_field, field_error};
+use super::timeline::{Reader, avatar, continues, day_divider};
 use super::{file_url, human_size};
 use crate::domain::is_bidi_control;
 use crate::media::Inline;
@@ -17,18 +18,24 @@ use crate::store::users::Person;
 /// is styled by their `/me.css`, and what they may do with it is asked for (`messages/{id}/actions`,
 /// relative to the conversation's `<base>`).
 pub fn message(m: &Message) -> Markup {
-    message_as(m, false, false)
+    message_as(m, false, false, false)
 }
 
 /// A message as it replaces its older self on a page (an edit, or its state rebuilt after a
-/// reaction), swapped in out of band; or (`focus`) the one a page was opened at, marked.
-fn message_as(m: &Message, oob: bool, focus: bool) -> Markup {
+/// reaction), swapped in out of band; or (`focus`) the one a page was opened at, marked; or
+/// (`grouped`) one that continues its author's group on a page made for one reader, shown
+/// without their name and avatar. Every message carries its author and time (`data-author`,
+/// `data-ms`), so that app.js groups one that arrives live the same way.
+fn message_as(m: &Message, oob: bool, focus: bool, grouped: bool) -> Markup {
     let actions = format!("messages/{}/actions", m.seq);
     html! {
-        article.message.call-record[m.kind == CALL_RECORD].topic-record[m.kind == TOPIC_RECORD].focused[focus] id=(format!("m-{}", m.seq)) data-message-id=(m.seq)
+        article.message.call-record[m.kind == CALL_RECORD].topic-record[m.kind == TOPIC_RECORD].focused[focus].grouped[grouped]
+            id=(format!("m-{}", m.seq)) data-message-id=(m.seq)
+            data-author=(m.author) data-ms=(m.created_ms)
             data-mentions=[(!m.mentions.is_empty()).then_some(&m.mentions)]
             aria-current=[focus.then_some("true")]
             hx-swap-oob=[oob.then_some("outerHTML")] {
+            (avatar(&m.author))
             header {
                 span.author { (m.author) }
                 " "
@@ -109,7 +116,7 @@ pub fn reactions(seq: i64, reactions: &[Reaction], oob: bool) -> Markup {
 pub fn render_change(change: &Change) -> String {
     match change {
         Change::New(m) => message(m),
-        Change::Updated(m) => message_as(m, true, false),
+        Change::Updated(m) => message_as(m, true, false, false),
         Change::Deleted { seq, .. } => html! {
             article id=(format!("m-{seq}")) hx-swap-oob="delete" {}
         },
@@ -123,13 +130,18 @@ pub fn render_change(change: &Change) -> String {
 /// `<time>` in UTC; app.js shows it in the reader's own time zone.
 pub fn timestamp(ms: i64) -> Markup {
     let t = utc(ms);
-    let iso = t
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
+    let iso = iso(ms);
     let hm = t
         .format(time::macros::format_description!("[hour]:[minute]"))
         .unwrap_or_default();
     html! { time datetime=(iso) title=(utc_label(ms)) { (hm) } }
+}
+
+/// "2026-12-01T14:05:00Z", for `<time datetime>`.
+pub fn iso(ms: i64) -> String {
+    utc(ms)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 fn utc(ms: i64) -> OffsetDateTime {
@@ -329,6 +341,7 @@ pub fn room_list(s: &Sidebar<'_>) -> Markup {
             ul.list #room-list {
                 @for room in s.rooms { (room_item(s, room)) }
             }
+            p.browse { a href="/rooms" { "Browse rooms" } }
         }
     }
 }
@@ -371,6 +384,7 @@ fn person_item(s: &Sidebar<'_>, person: &Person, counts: &DirectUnread) -> Marku
             @if person.username == s.me {
                 span.row {
                     (presence_dot(online))
+                    (avatar(&person.username))
                     span.name { (person.username) }
                     span.muted { "(you)" }
                 }
@@ -378,6 +392,7 @@ fn person_item(s: &Sidebar<'_>, person: &Person, counts: &DirectUnread) -> Marku
                 a href=(href) aria-current=[open.then_some("page")]
                     data-unread=(counts.unread) data-mentions=(counts.mentions) {
                     (presence_dot(online))
+                    (avatar(&person.username))
                     span.name { (person.username) }
                     @if !open { (badges(counts.unread, 0)) }
                 }
@@ -451,6 +466,8 @@ pub struct Conversation<'a> {
     /// Whether the viewer has starred this conversation.
     pub starred: bool,
     pub now_ms: i64,
+    /// The reader's time zone, for the days that divide the messages.
+    pub reader: Reader,
 }
 
 pub struct Composer<'a> {
@@ -481,7 +498,10 @@ pub fn conversation(
                     // One panel, the list above the topic's form (Escape closes it: app.js).
                     div.members-panel {
                         (member_list(c.members, c.now_ms, false))
-                        @if c.topic.is_some() { (topic_form(&c.base, c.topic.unwrap_or(""), csrf)) }
+                        @if c.topic.is_some() {
+                            (topic_form(&c.base, c.topic.unwrap_or(""), csrf))
+                            (leave_form(&c.base, &c.title, csrf))
+                        }
                     }
                 }
             }
@@ -495,14 +515,7 @@ pub fn conversation(
                         @if c.messages.is_empty() {
                             p.empty #no-messages { "No messages yet. Say hello!" }
                         }
-                        @for m in c.messages {
-                            @if c.unread_from == Some(m.seq) {
-                                div #unread-divider .unread-divider role="separator" aria-label="New messages" {
-                                    span { "New" }
-                                }
-                            }
-                            (message_as(m, false, c.focus == Some(m.seq)))
-                        }
+                        (timeline(c.messages, &c.reader, c.unread_from, c.focus))
                         @if let Some((after, until)) = c.newer { (newer_loader(&c.base, after, until)) }
                         (poller(&c.base, c.last_seq, crate::now_ms(), &Calls::page()))
                     }
@@ -530,7 +543,11 @@ fn member_list(members: &[Member], now_ms: i64, oob: bool) -> Markup {
     html! {
         ul #member-list hx-swap-oob=[oob.then_some("true")] {
             @for m in members {
-                li { (presence_dot(m.last_seen_ms > now_ms - crate::store::ONLINE_WINDOW_MS)) (m.username) }
+                li {
+                    (presence_dot(m.last_seen_ms > now_ms - crate::store::ONLINE_WINDOW_MS))
+                    (avatar(&m.username))
+                    span.name { (m.username) }
+                }
             }
         }
     }
@@ -549,6 +566,16 @@ pub fn header_update(topic: Option<&str>, members: &[Member], now_ms: i64) -> Ma
         @if let Some(topic) = topic { (topic_line(topic, true)) }
         (member_count(members, true))
         (member_list(members, now_ms, true))
+    }
+}
+
+/// "Leave #room": the room leaves the person's sidebar until they open or join it again.
+fn leave_form(base: &str, title: &str, csrf: &str) -> Markup {
+    html! {
+        form.leave-form method="post" action=(format!("{base}/leave")) {
+            (csrf_field(csrf))
+            button.danger type="submit" { "Leave " (title) }
+        }
     }
 }
 
@@ -615,11 +642,38 @@ pub fn history_loader(base: &str, before: i64) -> Markup {
     }
 }
 
+/// Messages as a reader's page shows them: each day under its divider, each run of one
+/// person's messages under one name (see `views::timeline`), and the "New" divider above the
+/// first unread one, which starts a group of its own.
+fn timeline(
+    messages: &[Message],
+    reader: &Reader,
+    unread_from: Option<i64>,
+    focus: Option<i64>,
+) -> Markup {
+    html! {
+        @for (i, m) in messages.iter().enumerate() {
+            @let prev = i.checked_sub(1).map(|p| &messages[p]);
+            @if prev.is_none_or(|p| !reader.same_day(p.created_ms, m.created_ms)) {
+                (day_divider(reader, m.created_ms))
+            }
+            @let unread = unread_from == Some(m.seq);
+            @if unread {
+                div #unread-divider .unread-divider role="separator" aria-label="New messages" {
+                    span { "New" }
+                }
+            }
+            @let grouped = !unread && prev.is_some_and(|p| continues(reader, p, m));
+            (message_as(m, false, focus == Some(m.seq), grouped))
+        }
+    }
+}
+
 /// A page of older messages for htmx: a loader for the page before it (if any), then the messages.
-pub fn older_messages(base: &str, messages: &[Message], more: bool) -> Markup {
+pub fn older_messages(base: &str, messages: &[Message], more: bool, reader: &Reader) -> Markup {
     html! {
         @if let (true, Some(first)) = (more, messages.first()) { (history_loader(base, first.seq)) }
-        @for m in messages { (message(m)) }
+        (timeline(messages, reader, None, None))
     }
 }
 
@@ -640,9 +694,14 @@ pub fn newer_loader(base: &str, after: i64, until: i64) -> Markup {
 }
 
 /// A page of newer messages for htmx: the messages, then a loader for the page after (if any).
-pub fn newer_messages(base: &str, messages: &[Message], until: Option<i64>) -> Markup {
+pub fn newer_messages(
+    base: &str,
+    messages: &[Message],
+    until: Option<i64>,
+    reader: &Reader,
+) -> Markup {
     html! {
-        @for m in messages { (message(m)) }
+        (timeline(messages, reader, None, None))
         @if let (Some(until), Some(last)) = (until, messages.last()) { (newer_loader(base, last.seq, until)) }
     }
 }
@@ -706,7 +765,10 @@ pub fn welcome(me: &str) -> Markup {
     html! {
         section.welcome {
             h1 { "Hello, " (me) }
-            p { "Open a room on the left, create a new one, or pick a person to talk to privately." }
+            p {
+                "Open a room on the left, " a href="/rooms" { "browse all rooms" }
+                ", create a new one, or pick a person to talk to privately."
+            }
         }
     }
 }

@@ -7,7 +7,9 @@ pub mod forms;
 pub mod home;
 pub mod markdown;
 pub mod messages;
+pub mod rooms;
 pub mod search;
+pub mod timeline;
 
 use maud::{DOCTYPE, Markup, html};
 

@@ -12,7 +12,7 @@ use super::{AppState, Ctx, csrf_token, see_other, throttle_addr, with_status};
 use super::{csrf, device};
 use crate::config::Registration;
 use crate::domain::{Password, Username};
-use crate::store::{joining, users};
+use crate::store::{joining, rooms, users};
 use crate::views::forms::{
     AccountForm, PasswordForm, login_page, password_page, register_page, reset_page,
 };
@@ -211,6 +211,11 @@ pub(super) async fn register(
     let user = users::find_by_id(&app.db.pool, id)
         .await?
         .ok_or(AppError::Internal("new user vanished".into()))?;
+    // A newcomer lands among people: every new account joins the first room (if staff have not
+    // removed it), so the sidebar does not open on nothing.
+    if let Some(first) = rooms::join_first_room(&app.db.pool, user.id).await? {
+        app.hub.joined(first, user.id);
+    }
     session::log_in(req, &user).await?;
     tracing::info!(user = %user.username, "registered");
     let mut resp = see_other("/");

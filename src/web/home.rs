@@ -24,7 +24,7 @@ pub struct Search {
 }
 
 impl Search {
-    fn query(&self) -> &str {
+    pub fn query(&self) -> &str {
         self.q.trim()
     }
 }

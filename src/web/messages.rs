@@ -143,7 +143,7 @@ pub async fn list(
             let mut rows = messages::after(&app.db.pool, room, since, until, PAGE + 1).await?;
             let more = rows.len() as i64 > PAGE;
             rows.truncate(PAGE as usize);
-            chat::newer_messages(base, &rows, more.then_some(until)).into_string()
+            chat::newer_messages(base, &rows, more.then_some(until), &ctx.reader()).into_string()
         }
         (None, Some(before), None) => {
             let mut rows = messages::before(&app.db.pool, room, before, PAGE + 1).await?;
@@ -154,11 +154,11 @@ pub async fn list(
             if more {
                 rows.remove(0);
             }
-            chat::older_messages(base, &rows, more).into_string()
+            chat::older_messages(base, &rows, more, &ctx.reader()).into_string()
         }
         (None, None, None) => {
             let rows = messages::latest(&app.db.pool, room, PAGE).await?;
-            chat::older_messages(base, &rows, false).into_string()
+            chat::older_messages(base, &rows, false, &ctx.reader()).into_string()
         }
         _ => {
             return Err(AppError::BadRequest(

@@ -155,6 +155,7 @@ fn endpoint(app: AppState) -> impl Endpoint<Output = Response> {
         .at("/rooms", get(rooms::list).post(rooms::create))
         .at("/rooms/:name", get(conversation::page))
         .at("/rooms/:name/topic", post(rooms::set_topic))
+        .at("/rooms/:name/leave", post(rooms::leave))
         .at("/rooms/:name/read", post(messages::read))
         .at(
             "/rooms/:name/messages",
@@ -407,6 +408,9 @@ pub struct Ctx {
     /// The browser runs Parley's script (app.js sets the `parley_js` cookie): it reports what
     /// the reader has seen, so opening a page does not mark it read.
     pub scripted: bool,
+    /// The reader's time zone, minutes east of UTC (the `parley_tz` cookie app.js sets; 0
+    /// without it), for the days a conversation's page divides its messages into.
+    pub tz_minutes: i32,
     /// Another site sent the person here (`csrf::from_another_site`): show, change nothing.
     pub cross_site: bool,
 }
@@ -419,6 +423,11 @@ impl Ctx {
             csrf: &self.csrf,
         }
     }
+
+    /// Who reads, as far as dates go: their time zone and today.
+    pub fn reader(&self) -> crate::views::timeline::Reader {
+        crate::views::timeline::Reader::at(self.tz_minutes, crate::now_ms())
+    }
 }
 
 impl<'a> FromRequest<'a> for Ctx {
@@ -430,6 +439,9 @@ impl<'a> FromRequest<'a> for Ctx {
             csrf: csrf_token(req),
             htmx: is_htmx(req),
             scripted: parley_admin::cookie(req, "parley_js").is_some(),
+            tz_minutes: parley_admin::cookie(req, "parley_tz")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
             cross_site: csrf::from_another_site(req),
         })
     }

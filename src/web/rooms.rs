@@ -8,17 +8,38 @@ use serde::Deserialize;
 
 use super::conversation::{Conv, Window, page_response};
 use super::error::AppError;
-use super::home::{List, Search, home_response, list_response};
+use super::home::{List, Search, home_response, list_response, own_page};
 use super::limits::take;
 use super::{Ctx, see_other};
 use crate::domain::{RoomName, Topic};
 use crate::store::messages::Change;
 use crate::store::rooms;
 
-/// `GET /rooms`: the room list.
+/// `GET /rooms`: every public room to browse (its topic, members, last activity, and a Join
+/// button), filtered by `?q=`; for htmx, the sidebar's room list, as before.
 #[handler]
 pub async fn list(ctx: Ctx, Query(search): Query<Search>) -> Result<Response, AppError> {
-    list_response(&ctx, &search, List::Rooms).await
+    if ctx.htmx {
+        return list_response(&ctx, &search, List::Rooms).await;
+    }
+    let q = search.query();
+    let rooms = if q.len() > 64 || q.contains(char::is_control) {
+        Vec::new()
+    } else {
+        rooms::directory(&ctx.app.db.pool, ctx.user.id, q).await?
+    };
+    let pane = crate::views::rooms::browse(&rooms, q, &ctx.reader(), &ctx.csrf);
+    own_page(&ctx, "Browse rooms", "/rooms", "", pane).await
+}
+
+/// `POST /rooms/{name}/leave`: the person is no longer a member, and the room leaves their
+/// sidebar until they open or join it again; what they wrote stays.
+#[handler]
+pub async fn leave(Conv { ctx, target }: Conv) -> Result<Response, AppError> {
+    rooms::leave(&ctx.app.db.pool, target.room, ctx.user.id).await?;
+    // Their other pages' sidebars drop it too.
+    ctx.app.hub.changed_for(ctx.user.id);
+    Ok(see_other("/"))
 }
 
 #[derive(Deserialize)]

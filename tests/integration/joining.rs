@@ -65,6 +65,11 @@ async fn closed_registration_refuses_everyone_and_the_login_page_stops_offering_
         .await;
     assert_eq!(added.status, 303, "{}", added.body);
     assert_eq!(users(app).await, before + 2, "boss and carol");
+    // An account staff add is in #general, as one that registers is.
+    let in_general = "SELECT COUNT(*) FROM memberships s JOIN users u ON u.id = s.user_id
+                      JOIN rooms r ON r.id = s.room_id
+                      WHERE u.username = 'carol' AND r.name = 'general'";
+    assert_eq!(app.count(in_general).await, 1);
 }
 
 async fn register_with(app: &TestApp, invite: &str, name: &str) -> (Client, crate::support::Page) {

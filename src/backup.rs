@@ -92,6 +92,11 @@ pub async fn backup(settings: &Settings, target: &Path) -> Result<Report, Backup
     let snapshot_path = snapshot.0.clone().expect("set");
     let partial_path = partial.0.clone().expect("set");
 
+    // The database holds live session ids, secrets and password hashes: the copies are the
+    // owner's alone, whatever the umask of whoever runs the backup. (VACUUM INTO writes into an
+    // empty file that exists.)
+    private_file(&snapshot_path)
+        .map_err(|e| BackupError::Io(format!("creating {}", snapshot_path.display()), e))?;
     // One snapshot of the live database, however busy it is.
     let mut live = SqliteConnection::connect_with(&source).await?;
     sqlx::query("VACUUM INTO $1")
@@ -118,7 +123,7 @@ pub async fn backup(settings: &Settings, target: &Path) -> Result<Report, Backup
     copy.close().await?;
 
     let io = |what: &str, e| BackupError::Io(format!("{what} {}", partial_path.display()), e);
-    let out = std::fs::File::create(&partial_path).map_err(|e| io("creating", e))?;
+    let out = private_file(&partial_path).map_err(|e| io("creating", e))?;
     let mut tar = tar::Builder::new(std::io::BufWriter::new(out));
     tar.append_path_with_name(&snapshot_path, "parley.db")
         .map_err(|e| io("writing", e))?;
@@ -165,4 +170,13 @@ pub async fn backup(settings: &Settings, target: &Path) -> Result<Report, Backup
     let mut partial = partial;
     partial.0 = None;
     Ok(report)
+}
+
+/// A new file only its owner may read (0600).
+pub(crate) fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
 }

@@ -51,7 +51,15 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             with_password_hashes,
         } => {
             let counts = parley::transfer::export(&settings, &dir, with_password_hashes).await?;
-            println!("Exported {} to {}.", summary(&counts), dir.display());
+            let missing = match counts.missing {
+                0 => String::new(),
+                n => format!(" ({n} files deleted while it ran)"),
+            };
+            println!(
+                "Exported {}{missing} to {}.",
+                summary(&counts),
+                dir.display()
+            );
         }
         Command::Import { dir } => {
             let counts = parley::transfer::import(&settings, &dir).await?;

@@ -198,6 +198,8 @@ fn check_source(settings: &Settings) -> Result<(), TransferError> {
 pub struct Counts {
     pub rows: BTreeMap<String, u64>,
     pub files: usize,
+    /// Files whose message was deleted while the export ran (their bytes were gone).
+    pub missing: usize,
 }
 
 pub async fn export(
@@ -233,7 +235,11 @@ pub async fn export(
         .into_owned();
     let work = parent.join(format!(".{name}.{}.partial", std::process::id()));
     let scratch = Scratch(Some(work.clone()));
-    std::fs::create_dir(&work).map_err(io("creating", &work))?;
+    // Only its owner may read it: it may hold password hashes, and holds invite codes.
+    let mut dir = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut dir, 0o700);
+    dir.create(&work).map_err(io("creating", &work))?;
 
     let db = Db::connect(settings).await?;
     let mut conn = db.pool.acquire().await?;
@@ -306,13 +312,23 @@ pub async fn export(
 
     let files = Files::open(settings)?;
     let bar = progress("files", keys.len() as u64);
+    let mut missing = 0;
     for key in &keys {
         let path = work.join("files").join(key);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
         }
+        let mut stream = match files.read(key, None).await {
+            Ok(stream) => stream,
+            // Its message was deleted after the tables were read: the server goes on running.
+            Err(object_store::Error::NotFound { .. }) => {
+                missing += 1;
+                bar.inc(1);
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let mut out = BufWriter::new(std::fs::File::create(&path).map_err(io("creating", &path))?);
-        let mut stream = files.read(key, None).await?;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(io("reading the stored file for", &path))?;
             out.write_all(&chunk).map_err(io("writing", &path))?;
@@ -341,6 +357,7 @@ pub async fn export(
             .map(|(t, i)| (t.clone(), i.rows))
             .collect(),
         files: manifest.files,
+        missing,
     })
 }
 
@@ -487,6 +504,7 @@ pub async fn import(settings: &Settings, source: &Path) -> Result<Counts, Transf
     Ok(Counts {
         rows: counts,
         files: stored,
+        missing: 0,
     })
 }
 

@@ -25,7 +25,8 @@ impl Reader {
     /// A reader `minutes` east of UTC (what app.js reads from the browser); anything beyond the
     /// world's time zones (±14 hours) is UTC.
     pub fn at(minutes: i32, now_ms: i64) -> Self {
-        let offset = (minutes.abs() <= 14 * 60)
+        let offset = (-14 * 60..=14 * 60)
+            .contains(&minutes)
             .then(|| UtcOffset::from_whole_seconds(minutes * 60).ok())
             .flatten()
             .unwrap_or(UtcOffset::UTC);
@@ -158,6 +159,8 @@ mod tests {
         assert!(Reader::at(-120, NOON).same_day(late, late + 3_600_000));
         // Nonsense is UTC.
         assert_eq!(Reader::at(100_000, NOON).offset, UtcOffset::UTC);
+        // A cookie may say anything: the smallest i32 has no absolute value.
+        assert_eq!(Reader::at(i32::MIN, NOON).offset, UtcOffset::UTC);
     }
 
     #[test]

@@ -295,7 +295,10 @@ async fn frame<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
             headers.insert("content-security-policy", HeaderValue::from_static(CSP));
         }
         headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
-        headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
+        // A page with a secret in its URL (a reset link) sends no Referer at all.
+        if !headers.contains_key("referrer-policy") {
+            headers.insert("referrer-policy", HeaderValue::from_static("same-origin"));
+        }
         // Calls use the microphone and camera, asked for by Parley's own pages only.
         headers.insert("permissions-policy", HeaderValue::from_static(PERMISSIONS));
         headers.insert(

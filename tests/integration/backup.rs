@@ -62,6 +62,20 @@ async fn a_backup_of_a_running_server_starts_a_new_one_with_everything() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(leftovers, vec!["parley-backup.tar"], "nothing else left");
+    // Session ids, secrets and hashes are in it: its owner's alone, whatever the umask.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&archive).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{mode:o}");
+    let mut entries = tar::Archive::new(std::fs::File::open(&archive).unwrap());
+    for entry in entries.entries().unwrap() {
+        let entry = entry.unwrap();
+        assert_eq!(
+            entry.header().mode().unwrap() & 0o077,
+            0,
+            "{:?}",
+            entry.path()
+        );
+    }
 
     let restored = tempfile::tempdir().unwrap();
     tar::Archive::new(std::fs::File::open(&archive).unwrap())

@@ -216,6 +216,13 @@ async fn a_reset_link_sets_a_new_password_once_and_ends_the_other_sessions(app: 
     let mut alice = app.client().await;
     let form = alice.get(&link).await;
     assert_eq!(form.status, 200, "{}", form.body);
+    assert_eq!(
+        form.headers
+            .get("referrer-policy")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-referrer"),
+        "the page's assets must not carry the token away in a Referer"
+    );
     assert!(form.body.contains("alice"));
     // A password the rules refuse changes nothing and leaves the link good.
     let weak = alice.post(&link, &[("new_password", "short")]).await;

@@ -229,6 +229,9 @@ async fn without_password_hashes_nobody_can_log_in_until_given_a_new_password() 
     ));
     let users = std::fs::read_to_string(export.join("users.ndjson")).unwrap();
     assert!(!users.contains("$argon2"), "{users}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&export).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "its owner's alone (invite codes): {mode:o}");
 
     let url = format!("sqlite://{}", work.path().join("new.db").display());
     let files = work.path().join("files");

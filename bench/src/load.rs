@@ -137,6 +137,9 @@ pub struct ListenerOutcome {
     /// Answers that brought the person's sidebar (the feed).
     pub sidebars: u64,
     pub error: Option<String>,
+    /// The first few duplicated or out-of-order changes, with the answer they came in: what
+    /// to look at when those counts are not zero.
+    pub notes: Vec<String>,
 }
 
 struct ListenerSpec {
@@ -325,16 +328,28 @@ fn changes(
     }
     got.sort_by_key(|(pos, _)| *pos);
     let mut last = out.deliveries.last().map(|d| d.0);
+    let answer: Vec<Option<u32>> = got.iter().map(|(_, c)| *c).collect();
+    let note = |out: &mut ListenerOutcome, what: &str, s: u32, last: Option<u32>| {
+        if out.notes.len() < 3 {
+            let step = plan.steps.get(s as usize);
+            out.notes.push(format!(
+                "{what} change {s} ({step:?}) after {last:?} at {:.3} s, in an answer of {answer:?}",
+                now as f64 / 1e6
+            ));
+        }
+    };
     for (_, change) in got {
         match change {
             Some(s) if (s as usize) < seen.len() => {
                 if seen[s as usize] {
                     out.duplicates += 1;
+                    note(out, "duplicated", s, last);
                     continue;
                 }
                 seen[s as usize] = true;
                 if last.is_some_and(|l| s < l) {
                     out.out_of_order += 1;
+                    note(out, "out of order", s, last);
                 }
                 last = Some(s);
                 out.deliveries.push((s, now));
@@ -691,6 +706,8 @@ pub struct LoadResult {
     pub latencies: Vec<u64>,
     pub bytes: u64,
     pub errors: Vec<String>,
+    /// What the listeners noted about changes lost, duplicated or out of order (a few).
+    pub notes: Vec<String>,
 }
 
 impl LoadResult {
@@ -729,6 +746,7 @@ fn tally(outcomes: &[ListenerOutcome], log: &SendLog, expected: u64, rooms: usiz
         latencies: Vec::new(),
         bytes: 0,
         errors: Vec::new(),
+        notes: Vec::new(),
     };
     let sends = log.acked.len();
     for o in outcomes {
@@ -740,9 +758,20 @@ fn tally(outcomes: &[ListenerOutcome], log: &SendLog, expected: u64, rooms: usiz
                 r.latencies.push(at.saturating_sub(start));
             }
         }
-        r.lost += (0..sends)
+        let lost: Vec<usize> = (0..sends)
             .filter(|&s| s % rooms == o.room && log.acked[s].load(Ordering::Relaxed) && !got[s])
-            .count() as u64;
+            .collect();
+        if !lost.is_empty() && r.notes.len() < 6 {
+            r.notes.push(format!(
+                "a listener lost {} changes, the first {:?}",
+                lost.len(),
+                &lost[..lost.len().min(8)]
+            ));
+        }
+        r.lost += lost.len() as u64;
+        if r.notes.len() < 6 {
+            r.notes.extend(o.notes.iter().take(2).cloned());
+        }
         r.delivered += o.deliveries.len() as u64;
         r.duplicates += o.duplicates;
         r.out_of_order += o.out_of_order;

@@ -231,6 +231,9 @@ pub(crate) fn delivery_rows(
     for e in r.errors.iter().take(3) {
         progress(sc, &format!("listener error: {e}"));
     }
+    for n in &r.notes {
+        progress(sc, n);
+    }
     for e in log.error_list().iter().take(3) {
         progress(sc, &format!("send error: {e}"));
     }

@@ -178,7 +178,7 @@ async fn listen(
     shared.armed.fetch_add(1, Ordering::Relaxed);
 
     let mut seen = vec![false; spec.sends];
-    let mut ids = std::collections::HashMap::new();
+    let mut known = Known::default();
     let mut last_id = spec.cursor;
     let mut sidebar_at = spec.page.then(|| {
         std::time::SystemTime::now()
@@ -225,7 +225,7 @@ async fn listen(
             200 if spec.plan.is_mixed() => {
                 let seen_before = out.deliveries.len() + out.duplicates as usize;
                 changes(
-                    &spec.plan, &resp.body, &mut ids, &mut seen, &mut out, &shared, now,
+                    &spec.plan, &resp.body, &mut known, &mut seen, &mut out, &shared, now,
                 );
                 let counted = out.deliveries.len() + out.duplicates as usize;
                 if counted == seen_before && !messages::has_sidebar(&resp.body) {
@@ -299,36 +299,41 @@ async fn listen(
     out
 }
 
-/// Counts the changes of a mixed run in one answer, in document order: new messages and edits
-/// by the change number in their text, reactions by the message and how many it now shows.
+/// What one listener has seen of each message (by the server's id): which send it is, the
+/// newest text (a change number) and how many reactions it showed.
+#[derive(Default)]
+pub struct Known {
+    messages: std::collections::HashMap<i64, Version>,
+    /// The newest send seen: new messages must come in the order they were sent.
+    last_send: Option<u32>,
+}
+
+#[derive(Clone, Copy)]
+struct Version {
+    send: u32,
+    text: u32,
+    reactions: usize,
+}
+
+/// Counts the changes of a mixed run in one answer. A message element is its send, or the
+/// send and an edit when its text carries the edit's number; the reactions it shows (inside it,
+/// or in a reactions fragment) are the reactions of its send, by how many there are.
+///
+/// A listener that fell behind may get several changes of one message as one element in its
+/// latest form (a catch-up from the database gives each message once, where it stands in the
+/// conversation): every change that form stands for counts as delivered then. What counts as
+/// duplicated is a version of a message (its text and reactions) seen before; out of order, a
+/// new message older than one already seen.
 fn changes(
     plan: &Plan,
     body: &[u8],
-    ids: &mut std::collections::HashMap<i64, u32>,
+    known: &mut Known,
     seen: &mut [bool],
     out: &mut ListenerOutcome,
     shared: &Shared,
     now: u64,
 ) {
-    let mut got: Vec<(usize, Option<u32>)> = Vec::new();
-    for f in messages::parse(body) {
-        let Some((pos, replaces)) = messages::element(body, f.id) else {
-            continue;
-        };
-        if let (Some(s), false) = (f.seq, replaces) {
-            ids.insert(f.id, s);
-        }
-        got.push((pos, f.seq));
-    }
-    for (pos, id, shown) in messages::reactions(body) {
-        let change = ids
-            .get(&id)
-            .and_then(|of| plan.reaction(*of, shown.checked_sub(1)?));
-        got.push((pos, change));
-    }
-    got.sort_by_key(|(pos, _)| *pos);
-    let mut last = out.deliveries.last().map(|d| d.0);
-    let answer: Vec<Option<u32>> = got.iter().map(|(_, c)| *c).collect();
+    let answer: Vec<Option<u32>> = messages::parse(body).iter().map(|f| f.seq).collect();
     let note = |out: &mut ListenerOutcome, what: &str, s: u32, last: Option<u32>| {
         if out.notes.len() < 3 {
             let step = plan.steps.get(s as usize);
@@ -338,25 +343,83 @@ fn changes(
             ));
         }
     };
-    for (_, change) in got {
-        match change {
-            Some(s) if (s as usize) < seen.len() => {
-                if seen[s as usize] {
-                    out.duplicates += 1;
-                    note(out, "duplicated", s, last);
-                    continue;
-                }
-                seen[s as usize] = true;
-                if last.is_some_and(|l| s < l) {
-                    out.out_of_order += 1;
-                    note(out, "out of order", s, last);
-                }
-                last = Some(s);
-                out.deliveries.push((s, now));
-                shared.delivered.fetch_add(1, Ordering::Relaxed);
-            }
-            _ => out.foreign += 1,
+    let sends = seen.len();
+    let mut deliver = |out: &mut ListenerOutcome, known: &mut Known, change: u32| {
+        if seen[change as usize] {
+            return false;
         }
+        seen[change as usize] = true;
+        if plan.steps[change as usize] == Step::Send {
+            if known.last_send.is_some_and(|l| change < l) {
+                out.out_of_order += 1;
+                note(out, "out of order", change, known.last_send);
+            }
+            known.last_send = known.last_send.max(Some(change));
+        }
+        out.deliveries.push((change, now));
+        shared.delivered.fetch_add(1, Ordering::Relaxed);
+        true
+    };
+    let mut in_this_answer = std::collections::HashSet::new();
+    for f in messages::parse(body) {
+        let Some(s) = f.seq.filter(|s| (*s as usize) < sends) else {
+            out.foreign += 1;
+            continue;
+        };
+        // The same element twice in one answer (a change and its catch-up) is one version.
+        if !in_this_answer.insert(f.id) {
+            continue;
+        }
+        let send = match plan.steps[s as usize] {
+            Step::Edit { of } => of,
+            _ => s,
+        };
+        let shown = messages::reactions_inside(body, f.id);
+        let before = known.messages.get(&f.id).copied();
+        let mut new = deliver(out, known, send);
+        new |= deliver(out, known, s);
+        for k in 0..shown {
+            if let Some(r) = plan.reaction(send, k) {
+                new |= deliver(out, known, r);
+            }
+        }
+        let version = Version {
+            send,
+            text: s,
+            reactions: shown,
+        };
+        if !new && before.is_some_and(|b| b.text == s && b.reactions == shown) {
+            out.duplicates += 1;
+            note(out, "duplicated", s, known.last_send);
+        }
+        let text = before.map_or(s, |b| b.text.max(s));
+        let reactions = before.map_or(shown, |b| b.reactions.max(shown));
+        known.messages.insert(
+            f.id,
+            Version {
+                text,
+                reactions,
+                ..version
+            },
+        );
+    }
+    for (_, id, shown) in messages::reactions(body) {
+        let Some(mut v) = known.messages.get(&id).copied() else {
+            out.foreign += 1;
+            continue;
+        };
+        let mut new = false;
+        for k in 0..shown {
+            if let Some(r) = plan.reaction(v.send, k) {
+                new |= deliver(out, known, r);
+            }
+        }
+        if !new && shown <= v.reactions {
+            out.duplicates += 1;
+            note(out, "duplicated reactions of", v.send, known.last_send);
+        }
+        v.reactions = v.reactions.max(shown);
+        known.messages.insert(id, v);
     }
 }
 
@@ -785,4 +848,66 @@ fn tally(outcomes: &[ListenerOutcome], log: &SendLog, expected: u64, rooms: usiz
     }
     r.latencies.sort_unstable();
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn element(id: i64, change: u32, chips: usize) -> String {
+        let chips = "<a class=\"chip\">x</a>".repeat(chips);
+        format!(
+            "<article id=\"m-{id}\" data-message-id=\"{id}\"><p>pbench s{change}e hi</p>\
+             <div class=\"reactions\" id=\"r-{id}\">{chips}</div></article>"
+        )
+    }
+
+    fn count(plan: &Plan, answers: &[String]) -> ListenerOutcome {
+        let shared = Shared {
+            epoch: Instant::now(),
+            delivered: AtomicU64::new(0),
+            armed: AtomicUsize::new(0),
+            pending: AtomicUsize::new(0),
+            failed: AtomicUsize::new(0),
+        };
+        let (mut known, mut seen) = (Known::default(), vec![false; plan.steps.len()]);
+        let mut out = ListenerOutcome::default();
+        for a in answers {
+            changes(
+                plan,
+                a.as_bytes(),
+                &mut known,
+                &mut seen,
+                &mut out,
+                &shared,
+                0,
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn a_catch_up_in_latest_forms_counts_every_change_once_and_a_repeat_is_caught() {
+        // Sends 0, 1, 2; an edit of 0; a reaction to 0.
+        let plan = Plan {
+            steps: vec![
+                Step::Send,
+                Step::Send,
+                Step::Send,
+                Step::Edit { of: 0 },
+                Step::React { of: 0, k: 0 },
+            ],
+        };
+        // A listener behind all of it gets each message once, as it now stands.
+        let catch_up = element(1, 3, 1) + &element(2, 1, 0) + &element(3, 2, 0);
+        let out = count(&plan, std::slice::from_ref(&catch_up));
+        assert_eq!(out.deliveries.len(), 5);
+        assert_eq!((out.duplicates, out.out_of_order, out.foreign), (0, 0, 0));
+        // The same answer again is what a server must never send.
+        let out = count(&plan, &[catch_up.clone(), catch_up]);
+        assert_eq!(out.duplicates, 3);
+        // New messages in the wrong order are caught.
+        let out = count(&plan, &[element(3, 2, 0), element(2, 1, 0)]);
+        assert_eq!(out.out_of_order, 1);
+    }
 }

@@ -128,6 +128,26 @@ pub fn reactions(html: &[u8]) -> Vec<(usize, i64, usize)> {
 
 /// Where the message element `id` stands in `html`, and whether it replaces an older one (an
 /// edit) rather than being new.
+/// How many reactions the message element `id` shows inside itself (a whole message sent
+/// again, or in its latest form to a listener catching up).
+pub fn reactions_inside(html: &[u8], id: i64) -> usize {
+    let Some((at, _)) = element(html, id) else {
+        return 0;
+    };
+    let open = format!("id=\"r-{id}\"");
+    let Some(r) = find(&html[at..], open.as_bytes()).map(|r| at + r) else {
+        return 0;
+    };
+    let end = find(&html[r..], b"</div>").map_or(html.len(), |e| r + e);
+    let mut chips = 0;
+    let mut k = r;
+    while let Some(c) = find(&html[k..end], b"class=\"chip\"") {
+        chips += 1;
+        k += c + 1;
+    }
+    chips
+}
+
 pub fn element(html: &[u8], id: i64) -> Option<(usize, bool)> {
     let open = format!("id=\"m-{id}\" data-message-id=\"{id}\"");
     let at = find(html, open.as_bytes())?;
@@ -154,6 +174,8 @@ mod tests {
             vec![(2, 2)]
         );
         assert_eq!(element(html, 3).map(|e| e.1), Some(true));
+        assert_eq!(reactions_inside(html, 3), 1);
+        assert_eq!(reactions_inside(html, 2), 0);
         let new = br#"<article class="message" id="m-4" data-message-id="4">"#;
         assert_eq!(element(new, 4), Some((25, false)));
     }

@@ -82,11 +82,24 @@
     if (before && before.id === "unread-divider") before = before.previousElementSibling;
     return before && before.classList.contains("day-divider") ? before : null;
   }
+  // A message's time and author, as it shows them (its <time datetime> is to the second).
+  function msOf(m) {
+    var t = m.querySelector(":scope > header > time");
+    return t ? Date.parse(t.getAttribute("datetime")) : NaN;
+  }
+  function authorOf(m) {
+    var a = m.querySelector(":scope > header > .author");
+    return a ? a.textContent : "";
+  }
+  function timed(m) {
+    return m && m.matches("article.message") && !isNaN(msOf(m));
+  }
   function arrange() {
     var prev = null;
-    document.querySelectorAll("#scroller article.message[data-ms]").forEach(function (m) {
-      var d = new Date(Number(m.dataset.ms));
-      var newDay = !prev || dayKey(new Date(Number(prev.dataset.ms))) !== dayKey(d);
+    document.querySelectorAll("#scroller article.message").forEach(function (m) {
+      if (!timed(m)) return;
+      var d = new Date(msOf(m));
+      var newDay = !prev || dayKey(new Date(msOf(prev))) !== dayKey(d);
       var divider = dividerAbove(m);
       if (newDay) {
         var label = dayLabel(d);
@@ -108,10 +121,10 @@
       }
       var after = m.previousElementSibling;
       var grouped = !newDay && !isRecord(m) && !isRecord(prev) &&
-        m.dataset.author === prev.dataset.author &&
+        authorOf(m) === authorOf(prev) &&
         !(after && after.id === "unread-divider") &&
-        Number(m.dataset.ms) - Number(prev.dataset.ms) >= 0 &&
-        Number(m.dataset.ms) - Number(prev.dataset.ms) < GROUP_WITHIN_MS;
+        msOf(m) - msOf(prev) >= 0 &&
+        msOf(m) - msOf(prev) < GROUP_WITHIN_MS;
       m.classList.toggle("grouped", grouped);
       prev = m;
     });
@@ -119,7 +132,7 @@
     document.querySelectorAll("#scroller .day-divider").forEach(function (divider) {
       var next = divider.nextElementSibling;
       if (next && next.id === "unread-divider") next = next.nextElementSibling;
-      if (!next || !next.matches("article.message[data-ms]") || dividerAbove(next) !== divider) divider.remove();
+      if (!timed(next) || dividerAbove(next) !== divider) divider.remove();
     });
   }
   setInterval(arrange, 60000);

@@ -24,14 +24,14 @@ pub fn message(m: &Message) -> Markup {
 /// A message as it replaces its older self on a page (an edit, or its state rebuilt after a
 /// reaction), swapped in out of band; or (`focus`) the one a page was opened at, marked; or
 /// (`grouped`) one that continues its author's group on a page made for one reader, shown
-/// without their name and avatar. Every message carries its author and time (`data-author`,
-/// `data-ms`), so that app.js groups one that arrives live the same way.
+/// without their name and avatar. app.js groups one that arrives live the same way, by what
+/// every message shows anyway: its author and its `<time datetime>` (no extra attributes: they
+/// would travel with every message to every listener).
 fn message_as(m: &Message, oob: bool, focus: bool, grouped: bool) -> Markup {
     let actions = format!("messages/{}/actions", m.seq);
     html! {
         article.message.call-record[m.kind == CALL_RECORD].topic-record[m.kind == TOPIC_RECORD].focused[focus].grouped[grouped]
             id=(format!("m-{}", m.seq)) data-message-id=(m.seq)
-            data-author=(m.author) data-ms=(m.created_ms)
             data-mentions=[(!m.mentions.is_empty()).then_some(&m.mentions)]
             aria-current=[focus.then_some("true")]
             hx-swap-oob=[oob.then_some("outerHTML")] {

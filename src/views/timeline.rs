@@ -3,8 +3,9 @@
 //!
 //! Pages are made for one reader, so they are grouped and divided here, in the reader's time zone
 //! (a cookie app.js sets; UTC without it). A message delivered live is rendered once for every
-//! listener and carries only what grouping needs (`data-author`, `data-ms`): app.js groups and
-//! divides it where it lands, with the same rules (see `arrange` in assets/app.js).
+//! listener, and what grouping needs is what every message shows anyway (its author and its
+//! `<time datetime>`, to the second): app.js groups and divides it where it lands, with the same
+//! rules (see `arrange` in assets/app.js).
 
 use maud::{Markup, html};
 use time::{Date, OffsetDateTime, UtcOffset};

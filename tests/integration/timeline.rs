@@ -105,12 +105,18 @@ async fn the_live_fragment_is_the_same_for_everyone_and_carries_author_and_time(
     let html = |page: &crate::support::Page| page.each(&article, |el| el.html());
     assert_eq!(html(&theirs), html(&mine));
     assert_eq!(html(&theirs).len(), 1);
+    // What app.js groups by is what the message shows: its author and its time.
     assert_eq!(
-        theirs.attr(&article, "data-author").as_deref(),
-        Some("alice")
+        theirs.select(&format!("{article} > header .author")),
+        vec!["alice"]
     );
-    let ms: i64 = theirs.attr(&article, "data-ms").unwrap().parse().unwrap();
-    assert!((parley::now_ms() - ms).abs() < 60_000, "{ms}");
+    let at = theirs
+        .attr(&format!("{article} > header > time"), "datetime")
+        .unwrap();
+    assert!(
+        at.ends_with('Z') && at.len() == 20,
+        "to the second, UTC: {at}"
+    );
     // Grouping and days are for app.js to apply where it lands.
     assert!(!theirs.has(".grouped"), "{}", theirs.body);
     assert!(!theirs.has(".day-divider"));

@@ -660,40 +660,35 @@ async fn capacity_load(
         "all",
         held >= sizes.polls,
     );
-    let figure = format!("resident memory with {} held polls", sizes.polls);
-    let value = format!("{:.1} MB", held_rss as f64 / MB);
-    match target_mb {
-        Some(target) => report.perf(
-            sc,
-            &figure,
-            value,
-            &format!("≤ {target:.0} MB"),
-            held_rss as f64 <= target * MB,
-        ),
-        None => report.info(sc, &figure, value),
-    }
-    let per_poll = held_rss.saturating_sub(idle) as f64 / 1024.0 / sizes.polls.max(1) as f64;
-    report.info(sc, "memory per held poll", format!("{per_poll:.1} KB"));
-    let figure = format!(
-        "resident memory in the steady state ({held_again} polls held again after one answer each)"
+    // Resident memory against the target (Parley's) or as information (the floor's), and
+    // what it comes to per poll over the idle server.
+    let mut memory_rows = |figure: String, per_poll_figure: &str, rss: u64| {
+        let value = format!("{:.1} MB", rss as f64 / MB);
+        match target_mb {
+            Some(target) => report.perf(
+                sc,
+                &figure,
+                value,
+                &format!("≤ {target:.0} MB"),
+                rss as f64 <= target * MB,
+            ),
+            None => report.info(sc, &figure, value),
+        }
+        let per_poll = rss.saturating_sub(idle) as f64 / 1024.0 / sizes.polls.max(1) as f64;
+        report.info(sc, per_poll_figure, format!("{per_poll:.1} KB"));
+        per_poll
+    };
+    let per_poll = memory_rows(
+        format!("resident memory with {} held polls", sizes.polls),
+        "memory per held poll",
+        held_rss,
     );
-    let value = format!("{:.1} MB", steady_rss as f64 / MB);
-    match target_mb {
-        Some(target) => report.perf(
-            sc,
-            &figure,
-            value,
-            &format!("≤ {target:.0} MB"),
-            steady_rss as f64 <= target * MB,
+    memory_rows(
+        format!(
+            "resident memory in the steady state ({held_again} polls held again after one answer each)"
         ),
-        None => report.info(sc, &figure, value),
-    }
-    let steady_per_poll =
-        steady_rss.saturating_sub(idle) as f64 / 1024.0 / sizes.polls.max(1) as f64;
-    report.info(
-        sc,
         "memory per held poll, steady state",
-        format!("{steady_per_poll:.1} KB"),
+        steady_rss,
     );
     let acked = log.acked_count();
     report.check(

@@ -291,7 +291,7 @@ pub(super) async fn login(
     attempt.succeeded();
     session::log_in(req, &user).await?;
     app.metrics.logins.inc();
-    super::telemetry::record_user(user.id);
+    super::telemetry::record_user(req, user.id);
     if app.presence.seen(user.id) {
         app.hub.presence_changed();
     }

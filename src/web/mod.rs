@@ -232,7 +232,7 @@ const PERMISSIONS: &str = "microphone=(self), camera=(self), geolocation=(), pay
 /// It also refuses hosts this server does not answer to (`hosts`), and marks what may not be
 /// cached: every page but the assets is someone's own (`no-store`, unless the handler said
 /// otherwise), and the same URL answers a page or a fragment by `HX-Request` (`Vary`).
-async fn frame<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+async fn frame<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
     let started = std::time::Instant::now();
     let htmx = is_htmx(&req);
     let app = req.data::<AppState>().expect("state");
@@ -253,13 +253,13 @@ async fn frame<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
     }
     let asset = req.uri().path().starts_with("/assets/");
     let span = telemetry::span(&req);
-    let (resp, user) = telemetry::with_user(async {
-        match span.is_disabled() {
-            true => next.call(req).await,
-            false => next.call(req).instrument(span.clone()).await,
-        }
-    })
-    .await;
+    let who = telemetry::UserSlot::default();
+    req.extensions_mut().insert(who.clone());
+    let resp = match span.is_disabled() {
+        true => next.call(req).await,
+        false => next.call(req).instrument(span.clone()).await,
+    };
+    let user = who.get();
     // An error is answered here like any response, so that it gets the same headers.
     let mut resp = match resp {
         Ok(resp) => resp.into_response(),

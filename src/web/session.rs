@@ -238,7 +238,7 @@ impl<'a> FromRequest<'a> for CurrentUser {
     async fn from_request(req: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
         match current_user(req).await? {
             Some(user) => {
-                super::telemetry::record_user(user.id);
+                super::telemetry::record_user(req, user.id);
                 // Every page, fragment and held poll of a logged-in user counts as presence.
                 let app = req.data::<AppState>().expect("state");
                 if app.presence.seen(user.id) {

@@ -525,8 +525,9 @@ impl Hub {
             .or_insert_with(|| {
                 Arc::new(PersonFeed {
                     // A feed made now knows nothing of what happened before it: a page older
-                    // than it gets its sidebar once.
-                    changed: watch::channel(crate::now_ms()).0,
+                    // than it gets its sidebar once. A page made after it (`watch_person`), even
+                    // within the same millisecond, does not.
+                    changed: watch::channel(crate::now_ms() - 1).0,
                     init: OnceCell::new(),
                     polls: Mutex::new(HashMap::new()),
                     last_used: Mutex::new(std::time::Instant::now()),
@@ -552,6 +553,17 @@ impl Hub {
         }))
         .await?;
         Ok(feed)
+    }
+
+    /// `user`'s sidebar is about to be read for a page (or a feed answer): their feed exists from
+    /// now on, with their rooms known, so every change after the moment returned reaches it. The
+    /// page's poll says that moment as its `t`; a poll of a page just made is then not sent the
+    /// sidebar it already shows (a feed made by the poll itself would know nothing older, and
+    /// would send it).
+    pub async fn watch_person(&self, user: i64) -> sqlx::Result<i64> {
+        let feed = self.ready_person(user).await?;
+        *feed.last_used.lock().expect("last used lock") = std::time::Instant::now();
+        Ok(crate::now_ms())
     }
 
     /// Reads whom `user` is and which rooms they belong to, for their feed.

@@ -29,7 +29,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
@@ -37,8 +37,6 @@ use tokio::sync::{Semaphore, watch};
 const HOLD: Duration = Duration::from_secs(25);
 const BODY_LIMIT: usize = 64 * 1024;
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
-/// A request head must arrive within this (hyper closes the connection otherwise).
-const HEADER_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_CONNECTIONS: usize = 30_000;
 const MAX_ROOMS: usize = 10_000;
 const MAX_SESSIONS: usize = 100_000;
@@ -88,6 +86,9 @@ pub async fn serve(addr: SocketAddr) -> Result<(), String> {
         .map_err(|e| format!("binding {addr}: {e}"))?;
     let state = Arc::new(State::default());
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(60))
+        .with_interval(Duration::from_secs(10));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("SIGTERM handler: {e}"))?;
     loop {
@@ -109,12 +110,15 @@ pub async fn serve(addr: SocketAddr) -> Result<(), String> {
             },
         };
         let _ = stream.set_nodelay(true);
+        let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive);
         let state = state.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| handle(state.clone(), req));
+            // Parley's connection settings (src/web/server.rs), so that the two compare fairly:
+            // no per-request header timer, the same bound on read buffers.
             let _ = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
+                .header_read_timeout(None)
+                .max_buf_size(32 * 1024)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
             drop(permit);

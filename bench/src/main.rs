@@ -38,6 +38,7 @@ enum Scenario {
     Search,
     Files,
     Soak,
+    Bigroom,
     All,
 }
 
@@ -55,15 +56,16 @@ struct Cli {
     #[arg(long, value_enum, default_value = "all")]
     scenario: Scenario,
 
-    /// Fan-out and cross-process: listeners held in the room [1,000; cross-process 500].
+    /// Fan-out and cross-process: listeners held in the room [1,000; cross-process 500; big
+    /// room 10,000].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=15_000))]
     listeners: Option<u64>,
 
-    /// Fan-out and cross-process: sends per second [20].
+    /// Fan-out and cross-process: sends per second [20; big room 1].
     #[arg(long)]
     rate: Option<f64>,
 
-    /// Fan-out and cross-process: how long to send, in seconds [30].
+    /// Fan-out and cross-process: how long to send, in seconds [30; big room 20].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=600))]
     duration_secs: Option<u64>,
 
@@ -271,6 +273,21 @@ async fn run(cli: Cli) -> http::Result<bool> {
         };
         let r = soak::soak(&mut ctx, &mut report, sizes).await;
         note(&mut report, "9 soak", r);
+    }
+
+    if all || cli.scenario == Scenario::Bigroom {
+        let rate = cli
+            .rate
+            .filter(|r| *r > 0.0 && r.is_finite())
+            .unwrap_or(1.0);
+        let duration = cli.duration_secs.unwrap_or(20) as f64;
+        let sizes = FanoutSizes {
+            listeners: pick(cli.listeners, 10_000, 20),
+            rate,
+            messages: pick(cli.messages, (rate * duration).round().max(1.0) as usize, 5),
+        };
+        let r = scenarios::bigroom(&mut ctx, &mut report, sizes, !cli.no_floor).await;
+        note(&mut report, "10 big room", r);
     }
 
     println!();

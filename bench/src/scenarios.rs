@@ -47,6 +47,19 @@ impl Ctx {
         }
     }
 
+    /// Fails unless `n` connections (`what`) fit the open-file limit: each is a socket here
+    /// and one in the server, which inherits this limit.
+    pub fn need_sockets(&self, n: usize, what: &str) -> Result<()> {
+        let needed = n as u64 + 256;
+        if self.open_files < needed {
+            bail!(
+                "{n} {what} need an open-file limit of at least {needed}; it is {} (raise `ulimit -Hn`)",
+                self.open_files
+            );
+        }
+        Ok(())
+    }
+
     pub async fn start_sqlite(&mut self, name: &str, report: &mut Report) -> Result<Server> {
         let dir = self.dir.join(name);
         std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
@@ -153,7 +166,7 @@ pub(crate) fn delivery_rows(
     r: &LoadResult,
     log: &SendLog,
     p50_target: Option<f64>,
-    p99_target: f64,
+    p99_target: Option<f64>,
 ) {
     let sends = log.acked.len();
     let acked = log.acked_count();
@@ -185,13 +198,16 @@ pub(crate) fn delivery_rows(
         None => report.info(sc, "delivery latency p50", ms(p50)),
     }
     let p99 = r.percentile_ms(99.0);
-    report.perf(
-        sc,
-        "delivery latency p99",
-        ms(p99),
-        &format!("≤ {p99_target} ms"),
-        p99 <= p99_target,
-    );
+    match p99_target {
+        Some(t) => report.perf(
+            sc,
+            "delivery latency p99",
+            ms(p99),
+            &format!("≤ {t} ms"),
+            p99 <= t,
+        ),
+        None => report.info(sc, "delivery latency p99", ms(p99)),
+    }
     report.info(sc, "delivery latency max", ms(r.percentile_ms(100.0)));
     report.check(sc, "lost", r.lost.to_string(), "0", r.lost == 0);
     report.check(
@@ -250,9 +266,29 @@ fn listener_users(listeners: usize) -> usize {
     listeners.clamp(1, 8)
 }
 
-/// Fan-out load in one room: listeners on `listen`, sends through `send`. Also returns the CPU
-/// time `listen` used from the first send until every listener had every message (or the grace
-/// ran out), when /proc tells it: set-up (registrations, connections) is left out.
+/// What a fan-out run measured.
+pub(crate) struct FanoutRun {
+    pub result: LoadResult,
+    pub log: Arc<SendLog>,
+    /// The CPU time `listen` used from the first send until every listener had every message
+    /// (or the grace ran out), when /proc tells it: set-up (registrations, connections) is left
+    /// out.
+    pub cpu: Option<Duration>,
+    /// `listen`'s resident memory, in bytes.
+    pub memory: FanoutMemory,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct FanoutMemory {
+    /// After the registrations, before any listener connects.
+    pub before: u64,
+    /// The most seen from the first send until every listener had every message.
+    pub peak: u64,
+    /// When every listener had every message, all still connected.
+    pub end: u64,
+}
+
+/// Fan-out load in one room: listeners on `listen`, sends through `send`.
 pub(crate) async fn fanout_load(
     ctx: &Ctx,
     sc: &str,
@@ -260,7 +296,7 @@ pub(crate) async fn fanout_load(
     send: &Target,
     sizes: &FanoutSizes,
     plan: Plan,
-) -> Result<(LoadResult, Arc<SendLog>, Option<Duration>)> {
+) -> Result<FanoutRun> {
     let rooms = vec!["fanout".to_owned()];
     progress(
         sc,
@@ -291,12 +327,15 @@ pub(crate) async fn fanout_load(
         pages: true,
     };
     let mixed = spec.plan.steps.iter().any(|s| *s != load::Step::Send);
+    let before = listen.rss()?;
     let load = Load::start(spec, listen).await?;
     progress(
         sc,
         &format!("sending {} changes at {}/s", sizes.messages, sizes.rate),
     );
     let cpu_before = listen.cpu_time();
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let peak = tokio::spawn(peak_rss(listen.pid, sampling.clone()));
     // Four connections keep the schedule even when one send is slow; changes to older messages
     // go one at a time, so that they commit in the order the listeners are checked against.
     let conns = if mixed { 1 } else { 4 };
@@ -306,8 +345,26 @@ pub(crate) async fn fanout_load(
         .cpu_time()
         .zip(cpu_before)
         .map(|(after, before)| after.saturating_sub(before));
+    sampling.store(false, Ordering::Relaxed);
+    let end = listen.rss()?;
+    let peak = peak.await.unwrap_or(0).max(end);
     let result = load.finish(&log, FANOUT_GRACE).await;
-    Ok((result, log, cpu))
+    Ok(FanoutRun {
+        result,
+        log,
+        cpu,
+        memory: FanoutMemory { before, peak, end },
+    })
+}
+
+/// The most resident memory `pid` has while `on` stays true, sampled every 50 ms.
+async fn peak_rss(pid: u32, on: Arc<std::sync::atomic::AtomicBool>) -> u64 {
+    let mut peak = 0;
+    while on.load(Ordering::Relaxed) {
+        peak = peak.max(crate::server::rss_of(pid).unwrap_or(0));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    peak
 }
 
 /// How long listeners may take to get the last messages once sending ends.
@@ -341,15 +398,20 @@ struct FloorFigures {
     p50: f64,
     p99: f64,
     cpu_us: Option<f64>,
+    memory: FanoutMemory,
 }
 
 /// The floor (src/floor.rs) under the same fan-out load, in its own process; its rows go under
-/// "1 fan-out floor". Correctness is checked as for Parley: a floor that loses messages means
-/// the bench itself is wrong.
-async fn fanout_floor(ctx: &Ctx, report: &mut Report, sizes: &FanoutSizes) -> Result<FloorFigures> {
-    let sc = "1 fan-out floor";
+/// scenario `sc` (e.g. "1 fan-out floor"). Correctness is checked as for Parley: a floor that
+/// loses messages means the bench itself is wrong.
+async fn fanout_floor(
+    ctx: &Ctx,
+    report: &mut Report,
+    sc: &str,
+    sizes: &FanoutSizes,
+) -> Result<FloorFigures> {
     progress(sc, "starting the floor server (parley-bench floor-server)");
-    let server = Server::start_floor("fanout-floor", &ctx.dir).await?;
+    let server = Server::start_floor("floor", &ctx.dir).await?;
     let outcome = fanout_load(
         ctx,
         sc,
@@ -360,7 +422,12 @@ async fn fanout_floor(ctx: &Ctx, report: &mut Report, sizes: &FanoutSizes) -> Re
     )
     .await;
     let stopped = server.stop().await;
-    let (r, log, cpu) = outcome?;
+    let FanoutRun {
+        result: r,
+        log,
+        cpu,
+        memory,
+    } = outcome?;
     let sends = log.acked.len();
     let acked = log.acked_count();
     report.check(
@@ -407,7 +474,47 @@ async fn fanout_floor(ctx: &Ctx, report: &mut Report, sizes: &FanoutSizes) -> Re
         p50,
         p99,
         cpu_us: cpu_per_delivery_us(cpu, r.delivered),
+        memory,
     })
+}
+
+/// Parley's delivery p50 and p99 and CPU per delivery against the floor's in the same run, each
+/// a row with its target (a ratio) or, without one, for information.
+fn against_floor(
+    report: &mut Report,
+    sc: &str,
+    (result, cpu): (&LoadResult, Option<Duration>),
+    f: &FloorFigures,
+    [p50_target, p99_target, cpu_target]: [Option<f64>; 3],
+) {
+    let mut row = |figure: &str, parley: f64, floor: f64, unit: &str, target: Option<f64>| {
+        let ratio = parley / floor;
+        let value = format!("{ratio:.2}× ({parley:.1} {unit} / {floor:.1} {unit})");
+        match target {
+            Some(t) => report.perf(
+                sc,
+                figure,
+                value,
+                &format!("≤ {t}×"),
+                ratio.is_finite() && ratio <= t,
+            ),
+            None => report.info(sc, figure, value),
+        }
+    };
+    let (p50, p99) = (result.percentile_ms(50.0), result.percentile_ms(99.0));
+    row("delivery p50 vs floor", p50, f.p50, "ms", p50_target);
+    row("delivery p99 vs floor", p99, f.p99, "ms", p99_target);
+    if let (Some(parley), Some(floor)) = (cpu_per_delivery_us(cpu, result.delivered), f.cpu_us)
+        && floor > 0.0
+    {
+        row(
+            "server CPU per delivery vs floor",
+            parley,
+            floor,
+            "µs",
+            cpu_target,
+        );
+    }
 }
 
 /// Scenario 1 (and 4, bytes per delivered message, from the same traffic). With `floor`, the
@@ -431,40 +538,16 @@ pub async fn fanout(
     )
     .await;
     let stopped = server.stop().await;
-    let (result, log, cpu) = outcome?;
+    let FanoutRun {
+        result, log, cpu, ..
+    } = outcome?;
     report.info(sc, "listeners in one room", sizes.listeners.to_string());
-    delivery_rows(report, sc, &result, &log, Some(5.0), 50.0);
+    delivery_rows(report, sc, &result, &log, Some(5.0), Some(50.0));
     cpu_row(report, sc, cpu, result.delivered);
     if floor {
         // After Parley has stopped, so the two never share the machine.
-        match fanout_floor(ctx, report, &sizes).await {
-            Ok(f) => {
-                let p50 = result.percentile_ms(50.0);
-                let ratio = p50 / f.p50;
-                report.perf(
-                    sc,
-                    "fan-out p50 vs floor",
-                    format!("{ratio:.2}× ({} / {})", ms(p50), ms(f.p50)),
-                    "≤ 2×",
-                    ratio.is_finite() && ratio <= 2.0,
-                );
-                let p99 = result.percentile_ms(99.0);
-                report.info(
-                    sc,
-                    "fan-out p99 vs floor",
-                    format!("{:.2}× ({} / {})", p99 / f.p99, ms(p99), ms(f.p99)),
-                );
-                if let (Some(parley), Some(floor)) =
-                    (cpu_per_delivery_us(cpu, result.delivered), f.cpu_us)
-                    && floor > 0.0
-                {
-                    report.info(
-                        sc,
-                        "server CPU per delivery vs floor",
-                        format!("{:.1}× ({parley:.1} µs / {floor:.1} µs)", parley / floor),
-                    );
-                }
-            }
+        match fanout_floor(ctx, report, "1 fan-out floor", &sizes).await {
+            Ok(f) => against_floor(report, sc, (&result, cpu), &f, [Some(2.0), None, Some(1.2)]),
             Err(e) => {
                 progress("1 fan-out floor", &format!("error: {e}"));
                 report.error("1 fan-out floor", &e.0);
@@ -498,14 +581,16 @@ pub async fn changes(ctx: &mut Ctx, report: &mut Report, sizes: FanoutSizes) -> 
     let target = server.target.clone();
     let outcome = fanout_load(ctx, sc, &server, &target, &sizes, plan).await;
     let stopped = server.stop().await;
-    let (result, log, cpu) = outcome?;
+    let FanoutRun {
+        result, log, cpu, ..
+    } = outcome?;
     report.info(sc, "listeners in one room", sizes.listeners.to_string());
     report.info(
         sc,
         "changes: sends / edits / reactions",
         format!("{sends} / {edits} / {reactions}"),
     );
-    delivery_rows(report, sc, &result, &log, None, 50.0);
+    delivery_rows(report, sc, &result, &log, None, Some(50.0));
     cpu_row(report, sc, cpu, result.delivered);
     report.info(
         sc,
@@ -530,15 +615,7 @@ pub async fn capacity(
     floor: bool,
 ) -> Result<()> {
     let sc = "2 capacity";
-    // Each poll is a socket here and one in the server (which inherits this limit).
-    let needed = sizes.polls as u64 + 256;
-    if ctx.open_files < needed {
-        bail!(
-            "{} polls need an open-file limit of at least {needed}; it is {} (raise `ulimit -Hn`)",
-            sizes.polls,
-            ctx.open_files
-        );
-    }
+    ctx.need_sockets(sizes.polls, "polls")?;
     let server = ctx.start_sqlite("capacity", report).await?;
     let outcome = capacity_load(ctx, sc, &server, &sizes, report, Some(200.0)).await;
     let stopped = server.stop().await;
@@ -1025,13 +1102,13 @@ async fn crossproc_load(
     .await;
     let stopped_a = a.stop().await;
     let stopped_b = b.stop().await;
-    let (result, log, _) = outcome?;
+    let FanoutRun { result, log, .. } = outcome?;
     report.info(
         sc,
         "listeners on process A, sends through B",
         sizes.listeners.to_string(),
     );
-    delivery_rows(report, sc, &result, &log, None, 50.0);
+    delivery_rows(report, sc, &result, &log, None, Some(50.0));
     report.info(
         sc,
         "bytes per delivered message",
@@ -1039,4 +1116,119 @@ async fn crossproc_load(
     );
     stopped_a?;
     stopped_b
+}
+
+/// Scenario 10: a big room. Every listener of the fan-out scenario in one room, ten times as
+/// many of them, and a message a second: each send answers 10,000 polls at once, which all poll
+/// again. Figures: the server's memory while they stay (every message delivered) and after they
+/// leave, against the memory before they came; delivery against the floor server's in the same
+/// run.
+pub async fn bigroom(
+    ctx: &mut Ctx,
+    report: &mut Report,
+    sizes: FanoutSizes,
+    floor: bool,
+) -> Result<()> {
+    let sc = "10 big room";
+    ctx.need_sockets(sizes.listeners, "listeners")?;
+    let server = ctx.start_sqlite("bigroom", report).await?;
+    let target = server.target.clone();
+    let outcome = async {
+        let run = fanout_load(
+            ctx,
+            sc,
+            &server,
+            &target,
+            &sizes,
+            Plan::sends_only(sizes.messages),
+        )
+        .await?;
+        progress(
+            sc,
+            "the listeners have left; waiting for the memory to come back",
+        );
+        let left = memory_after(&server, run.memory.before).await?;
+        Ok::<_, crate::http::Error>((run, left))
+    }
+    .await;
+    let stopped = server.stop().await;
+    let (run, left) = outcome?;
+    stopped?;
+    let FanoutRun {
+        result,
+        log,
+        cpu,
+        memory,
+    } = run;
+    report.info(
+        sc,
+        "listeners in one room, messages",
+        format!(
+            "{}, {} at {}/s",
+            sizes.listeners, sizes.messages, sizes.rate
+        ),
+    );
+    delivery_rows(report, sc, &result, &log, None, None);
+    cpu_row(report, sc, cpu, result.delivered);
+    let mb = |bytes: u64| bytes as f64 / MB;
+    report.info(
+        sc,
+        "resident memory before the listeners came",
+        format!("{:.1} MB", mb(memory.before)),
+    );
+    report.info(
+        sc,
+        "resident memory at its highest while sending",
+        format!("{:.1} MB", mb(memory.peak)),
+    );
+    report.perf(
+        sc,
+        "resident memory at the end (every message delivered, every listener polling again)",
+        format!("{:.1} MB", mb(memory.end)),
+        "≤ 200 MB",
+        mb(memory.end) <= 200.0,
+    );
+    let back = left as f64 / memory.before.max(1) as f64;
+    report.perf(
+        sc,
+        "resident memory after the listeners left vs before they came",
+        format!("{back:.2}× ({:.1} MB)", mb(left)),
+        "≤ 1.2×",
+        back <= 1.2,
+    );
+    if floor {
+        match fanout_floor(ctx, report, "10 big room floor", &sizes).await {
+            Ok(f) => {
+                against_floor(report, sc, (&result, cpu), &f, [None, Some(1.5), None]);
+                report.info(
+                    sc,
+                    "floor's resident memory before / highest / at the end",
+                    format!(
+                        "{:.1} / {:.1} / {:.1} MB",
+                        mb(f.memory.before),
+                        mb(f.memory.peak),
+                        mb(f.memory.end)
+                    ),
+                );
+            }
+            Err(e) => {
+                progress("10 big room floor", &format!("error: {e}"));
+                report.error("10 big room floor", &e.0);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The server's resident memory once its listeners have gone: sampled for up to 30 s (the
+/// server looks at its connections every 10 s), ending early once it is within a fifth of
+/// `before`; the least seen.
+async fn memory_after(server: &Server, before: u64) -> Result<u64> {
+    let until = Instant::now() + Duration::from_secs(30);
+    let mut least = server.rss()?;
+    while least as f64 > before as f64 * 1.2 && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        least = least.min(server.rss()?);
+    }
+    Ok(least)
 }

@@ -11,7 +11,7 @@ use crate::browser::Browser;
 use crate::http::{Conn, Result, Target};
 use crate::load::Plan;
 use crate::report::Report;
-use crate::scenarios::{Ctx, FanoutSizes, delivery_rows, fanout_load, register_users};
+use crate::scenarios::{Ctx, FanoutRun, FanoutSizes, delivery_rows, fanout_load, register_users};
 
 pub struct SoakSizes {
     pub listeners: usize,
@@ -56,7 +56,7 @@ pub async fn soak(ctx: &mut Ctx, report: &mut Report, sizes: SoakSizes) -> Resul
     let side = side.await.map_err(|e| format!("side load: {e}"))?;
     let samples = samples.await.map_err(|e| format!("memory sampler: {e}"))?;
     let stopped = server.stop().await;
-    let (result, log, _cpu) = outcome?;
+    let FanoutRun { result, log, .. } = outcome?;
 
     report.info(
         sc,
@@ -70,7 +70,7 @@ pub async fn soak(ctx: &mut Ctx, report: &mut Report, sizes: SoakSizes) -> Resul
             LOGIN_EVERY.as_secs()
         ),
     );
-    delivery_rows(report, sc, &result, &log, None, 50.0);
+    delivery_rows(report, sc, &result, &log, None, Some(50.0));
     report.check(
         sc,
         "log-ins and uploads, failed",

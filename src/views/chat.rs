@@ -466,6 +466,8 @@ pub struct Conversation<'a> {
     /// Whether the viewer has starred this conversation.
     pub starred: bool,
     pub now_ms: i64,
+    /// When the page's sidebar was read: its poll's `t` (see `Hub::watch_person`).
+    pub sidebar_at: i64,
     /// The reader's time zone, for the days that divide the messages.
     pub reader: Reader,
 }
@@ -517,7 +519,7 @@ pub fn conversation(
                         }
                         (timeline(c.messages, &c.reader, c.unread_from, c.focus))
                         @if let Some((after, until)) = c.newer { (newer_loader(&c.base, after, until)) }
-                        (poller(&c.base, c.last_seq, crate::now_ms(), &Calls::page()))
+                        (poller(&c.base, c.last_seq, c.sidebar_at, &Calls::page()))
                     }
                 }
             }

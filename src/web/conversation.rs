@@ -407,6 +407,7 @@ pub async fn page_response(
         unread_from: unread.map(|(first, _)| first),
         starred,
         now_ms: now,
+        sidebar_at: data.read_at,
         reader: ctx.reader(),
     };
     let key = new_client_key();

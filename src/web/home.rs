@@ -48,7 +48,7 @@ pub async fn home_response(
         "page-home",
         chat::shell(
             chat::sidebar(&side, &ctx.csrf, room_error),
-            html! { (chat::welcome(&ctx.user.username)) (chat::feed_poller(crate::now_ms(), &chat::Calls::page())) },
+            html! { (chat::welcome(&ctx.user.username)) (chat::feed_poller(data.read_at, &chat::Calls::page())) },
         ),
     );
     let status = match room_error {
@@ -160,7 +160,7 @@ pub async fn own_page(
         &class,
         chat::shell(
             chat::sidebar(&side, &ctx.csrf, None),
-            html! { (pane) (chat::feed_poller(crate::now_ms(), &chat::Calls::page())) },
+            html! { (pane) (chat::feed_poller(data.read_at, &chat::Calls::page())) },
         ),
     );
     Ok(markup.into_response())

@@ -17,6 +17,9 @@ pub struct SidebarData {
     pub people: Vec<(users::Person, rooms::DirectUnread)>,
     /// What they starred, in the order starred (taken out of the two lists above).
     pub favourites: Vec<Favourite>,
+    /// The moment before the lists were read (unix ms): a page's poll says it as `t`, and is
+    /// sent the sidebar again only for a change after it.
+    pub read_at: i64,
 }
 
 impl SidebarData {
@@ -34,8 +37,10 @@ impl SidebarData {
     }
 }
 
-/// What the sidebar lists for `user`, filtered by `query` (part of a name).
+/// What the sidebar lists for `user`, filtered by `query` (part of a name). Their feed is made
+/// first, so that every change after `read_at` reaches the polls of the page that shows it.
 pub async fn sidebar_data(app: &AppState, user: i64, query: &str) -> Result<SidebarData, AppError> {
+    let read_at = app.hub.watch_person(user).await?;
     // Names are at most 64 letters, digits and `_ . -`: a longer search, or one with a control
     // character (which PostgreSQL cannot even compare), matches nobody.
     if query.len() > 64 || query.contains(char::is_control) {
@@ -43,6 +48,7 @@ pub async fn sidebar_data(app: &AppState, user: i64, query: &str) -> Result<Side
             rooms: Vec::new(),
             people: Vec::new(),
             favourites: Vec::new(),
+            read_at,
         });
     }
     let pool = &app.db.pool;
@@ -65,7 +71,7 @@ pub async fn sidebar_data(app: &AppState, user: i64, query: &str) -> Result<Side
             (p, counts)
         })
         .collect();
-    Ok(pick_favourites(room_list, people, &starred))
+    Ok(pick_favourites(room_list, people, &starred, read_at))
 }
 
 /// Moves the starred conversations out of the lists into Favourites, in the order starred.
@@ -73,6 +79,7 @@ fn pick_favourites(
     rooms: Vec<rooms::RoomListing>,
     people: Vec<(users::Person, rooms::DirectUnread)>,
     starred: &[String],
+    read_at: i64,
 ) -> SidebarData {
     let rank = |url: String| starred.iter().position(|s| *s == url);
     let mut favourites: Vec<(usize, Favourite)> = Vec::new();
@@ -95,6 +102,7 @@ fn pick_favourites(
         rooms: room_list,
         people: people_list,
         favourites: favourites.into_iter().map(|(_, f)| f).collect(),
+        read_at,
     }
 }
 

@@ -25,6 +25,7 @@ on_both_engines!(
     before_pages_back_through_history,
     nothing_is_lost_across_a_server_restart,
     a_private_conversation_is_live_too,
+    a_page_just_made_is_not_sent_the_sidebar_it_shows,
 );
 
 async fn a_poll_held_before_a_send_returns_that_message(app: &TestApp) {
@@ -237,4 +238,39 @@ async fn held_polls_are_answered_at_shutdown() {
         started.elapsed() < Duration::from_millis(1800),
         "answered at shutdown, before the 2 s hold"
     );
+}
+
+/// A page's poll says when its sidebar was read (`t`). Its first answer brings the new message
+/// alone: the sidebar it would bring is the one the page was made with.
+async fn a_page_just_made_is_not_sent_the_sidebar_it_shows(app: &TestApp) {
+    let people = room_with(app, &["alice", "bob"]).await;
+    let (alice, bob) = (&people[0], &people[1]);
+    // Whatever joining told bob's sidebar has been paced out by the time his page is made.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let page = bob.get("/rooms/general").await;
+    let t = page.attr("#poller", "data-t").expect("the poller says t");
+    let after = page.attr("#poller", "data-after").expect("and its cursor");
+    let poll = format!("/rooms/general/messages?after={after}&t={t}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (answer, id) = tokio::join!(bob.get_htmx(&poll), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        alice.say("/rooms/general", "just this").await
+    });
+    assert_eq!(answer.message_ids(), vec![id], "{}", answer.body);
+    assert!(
+        !answer.has("#sidebar-lists"),
+        "the page has this sidebar already"
+    );
+    // A change to the sidebar itself still comes: carol opens a conversation with bob.
+    let carol = app.member("carol").await;
+    let next = format!(
+        "{}&t={}",
+        answer.attr("#poller", "hx-get").expect("the next poller"),
+        answer.attr("#poller", "data-t").expect("with t")
+    );
+    let (answer, _) = tokio::join!(bob.get_htmx(&next), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        carol.say("/dm/bob", "hello bob").await
+    });
+    assert!(answer.has("#sidebar-lists"), "a new private conversation");
 }

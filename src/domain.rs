@@ -108,6 +108,22 @@ impl fmt::Debug for Password {
     }
 }
 
+/// Free text on one line, trimmed: at most `max` characters, no control characters, nothing that
+/// turns text around. `says` is what each refusal says: too long, not one line, turned around.
+fn one_line(raw: &str, max: usize, says: [&'static str; 3]) -> Result<String, Invalid> {
+    let text = raw.trim();
+    if text.chars().count() > max {
+        return Err(Invalid(says[0]));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(Invalid(says[1]));
+    }
+    if text.chars().any(is_bidi_control) {
+        return Err(Invalid(says[2]));
+    }
+    Ok(text.to_owned())
+}
+
 /// A public room's name: 1–64 ASCII letters, digits, `-` and `_`, so it can stand in a URL as is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomName(String);
@@ -147,19 +163,16 @@ pub struct Topic(String);
 
 impl Topic {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        let topic = raw.trim();
-        if topic.chars().count() > 200 {
-            return Err(Invalid("A topic has at most 200 characters."));
-        }
-        if topic.chars().any(char::is_control) {
-            return Err(Invalid("A topic is a single line of text."));
-        }
-        if topic.chars().any(is_bidi_control) {
-            return Err(Invalid(
+        one_line(
+            raw,
+            200,
+            [
+                "A topic has at most 200 characters.",
+                "A topic is a single line of text.",
                 "A topic cannot contain characters that change the direction of text.",
-            ));
-        }
-        Ok(Self(topic.to_owned()))
+            ],
+        )
+        .map(Self)
     }
 
     pub fn as_str(&self) -> &str {

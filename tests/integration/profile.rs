@@ -1,6 +1,7 @@
 //! The person menu's pages: a display name and a bio people see beside the username, and a
 //! theme each person keeps for themselves.
 
+use crate::admin::superuser;
 use crate::on_both_engines;
 use crate::support::{Client, Page, TestApp};
 
@@ -11,6 +12,7 @@ on_both_engines!(
     a_new_display_name_reaches_messages_a_room_already_rendered,
     the_theme_is_each_persons_own_and_drawn_on_every_page,
     profile_and_theme_changes_need_the_token_and_a_login,
+    staff_edit_a_display_name_in_the_admin,
 );
 
 async fn profile_of(app: &TestApp, name: &str) -> (String, String, String) {
@@ -317,4 +319,47 @@ async fn profile_and_theme_changes_need_the_token_and_a_login(app: &TestApp) {
     let page = anon.post("/account/theme", &[("theme", "dark")]).await;
     assert_eq!(page.status, 303);
     assert!(page.location().is_some_and(|l| l.starts_with("/login")));
+}
+
+async fn staff_edit_a_display_name_in_the_admin(app: &TestApp) {
+    let boss = superuser(app).await;
+    let alice = app.member("alice").await;
+    alice.say("/rooms/general", "hello").await;
+    let id: i64 = sqlx::query_scalar("SELECT id FROM users WHERE username = 'alice'")
+        .fetch_one(&app.pool().await)
+        .await
+        .unwrap();
+    let change = format!("/admin/users/{id}/change/");
+    let form = boss.get(&change).await;
+    assert!(form.has("input[name=display_name]"), "{}", form.body);
+    assert!(form.has("textarea[name=bio]"));
+    let edit = |name: &'static str| {
+        [
+            ("username", "alice"),
+            ("display_name", name),
+            ("bio", "Edited by staff"),
+            ("is_active", "on"),
+            ("_save", "1"),
+        ]
+    };
+    let refused = boss.post(&change, &edit("two\u{7}lines")).await;
+    assert_eq!(
+        refused.status, 422,
+        "the admin's form again, with the error"
+    );
+    assert!(
+        refused
+            .body
+            .contains("A display name is a single line of text.")
+    );
+    assert_eq!(profile_of(app, "alice").await.0, "");
+    let page = boss.post(&change, &edit("Alice Smith")).await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(profile_of(app, "alice").await.0, "Alice Smith");
+    let list = boss.get("/admin/users/").await;
+    assert!(list.body.contains("Alice Smith"), "listed: {}", list.body);
+    // What users see: her header and her messages, at once.
+    let own = alice.get("/rooms/general").await;
+    assert_eq!(own.select(".topbar .me-display"), ["Alice Smith"]);
+    assert_eq!(own.select(".message .display-name"), ["Alice Smith"]);
 }

@@ -467,14 +467,18 @@
     htmx.process(el);
   });
 
-  // --- Escape closes an open popover (the conversation's members and topic), back on its
-  // summary.
+  // --- Escape closes an open popover (the conversation's members and topic, the person
+  // menu), back on its summary; a click elsewhere closes the person menu.
   document.addEventListener("keydown", function (e) {
     if (e.key !== "Escape") return;
-    var open = document.querySelector("details.members[open]");
+    var open = document.querySelector("details.members[open], details.person-menu[open]");
     if (!open) return;
     open.open = false;
     open.querySelector("summary").focus();
+  });
+  document.addEventListener("click", function (e) {
+    var menu = document.querySelector("details.person-menu[open]");
+    if (menu && !menu.contains(e.target)) menu.open = false;
   });
 
   // --- A message's actions menu: one at a time; Close (or opening it again) closes it.

@@ -27,7 +27,7 @@ use parley_admin::{
     WriteAction, now_ms,
 };
 
-use crate::domain::{MessageBody, RoomName, Topic, Username};
+use crate::domain::{Bio, DisplayName, MessageBody, RoomName, Topic, Username};
 use crate::store::{attachments, joining, messages};
 use crate::web::AppState;
 
@@ -154,6 +154,16 @@ fn users(app: &AppState) -> ModelAdmin {
                 .readonly()
                 .help("The username in lower case; no two accounts share it."),
         )
+        .field(
+            Field::text("display_name", "Display name", DisplayName::MAX_CHARS)
+                .validator(|s| DisplayName::parse(s).map(|n| n.as_str().to_owned()).map_err(|e| e.to_string()))
+                .help("Shown beside the username; empty shows the username alone. Up to 40 characters, one line."),
+        )
+        .field(
+            Field::textarea("bio", "Bio", Bio::MAX_CHARS)
+                .validator(|s| Bio::parse(s).map(|b| b.as_str().to_owned()).map_err(|e| e.to_string()))
+                .help("What the person says about themselves, up to 200 characters."),
+        )
         .field(Field::secret("password_hash", "Password"))
         .field(
             Field::flag("is_active", "Active")
@@ -168,8 +178,8 @@ fn users(app: &AppState) -> ModelAdmin {
         )
         .field(Field::timestamp("created_ms", "Created").readonly())
         .field(Field::timestamp("last_seen_ms", "Last seen").readonly())
-        .list_display(&["username", "is_staff", "is_superuser", "is_active", "created_ms", "last_seen_ms"])
-        .search_fields(&["username"])
+        .list_display(&["username", "display_name", "is_staff", "is_superuser", "is_active", "created_ms", "last_seen_ms"])
+        .search_fields(&["username", "display_name"])
         .list_filter(&["is_staff", "is_superuser", "is_active"])
         .ordering("username_key", false)
         .display("username")

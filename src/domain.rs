@@ -108,6 +108,22 @@ impl fmt::Debug for Password {
     }
 }
 
+/// Free text on one line, trimmed: at most `max` characters, no control characters, nothing that
+/// turns text around. `says` is what each refusal says: too long, not one line, turned around.
+fn one_line(raw: &str, max: usize, says: [&'static str; 3]) -> Result<String, Invalid> {
+    let text = raw.trim();
+    if text.chars().count() > max {
+        return Err(Invalid(says[0]));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(Invalid(says[1]));
+    }
+    if text.chars().any(is_bidi_control) {
+        return Err(Invalid(says[2]));
+    }
+    Ok(text.to_owned())
+}
+
 /// A public room's name: 1–64 ASCII letters, digits, `-` and `_`, so it can stand in a URL as is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomName(String);
@@ -147,19 +163,16 @@ pub struct Topic(String);
 
 impl Topic {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        let topic = raw.trim();
-        if topic.chars().count() > 200 {
-            return Err(Invalid("A topic has at most 200 characters."));
-        }
-        if topic.chars().any(char::is_control) {
-            return Err(Invalid("A topic is a single line of text."));
-        }
-        if topic.chars().any(is_bidi_control) {
-            return Err(Invalid(
+        one_line(
+            raw,
+            200,
+            [
+                "A topic has at most 200 characters.",
+                "A topic is a single line of text.",
                 "A topic cannot contain characters that change the direction of text.",
-            ));
-        }
-        Ok(Self(topic.to_owned()))
+            ],
+        )
+        .map(Self)
     }
 
     pub fn as_str(&self) -> &str {
@@ -196,6 +209,112 @@ impl MessageBody {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// The name a person goes by, shown beside their username (which stays who they are: in URLs,
+/// mentions and `from:`). Empty is none. One line of at most 40 characters, so it fits beside a
+/// username in a message's header, and nothing that turns text around: "Alice" must not be
+/// made to read as someone else's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    pub const MAX_CHARS: usize = 40;
+
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        one_line(
+            raw,
+            Self::MAX_CHARS,
+            [
+                "A display name has at most 40 characters.",
+                "A display name is a single line of text.",
+                "A display name cannot contain characters that change the direction of text.",
+            ],
+        )
+        .map(Self)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A few words a person says about themselves: at most 200 characters, line breaks allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bio(String);
+
+impl Bio {
+    pub const MAX_CHARS: usize = 200;
+
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let bio = raw.trim().replace("\r\n", "\n");
+        if bio.chars().count() > Self::MAX_CHARS {
+            return Err(Invalid("A bio has at most 200 characters."));
+        }
+        if bio.chars().any(|c| c.is_control() && c != '\n') {
+            return Err(Invalid(
+                "A bio cannot contain control characters (other than new lines).",
+            ));
+        }
+        if bio.chars().any(is_bidi_control) {
+            return Err(Invalid(
+                "A bio cannot contain characters that change the direction of text.",
+            ));
+        }
+        Ok(Self(bio))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// How Parley looks to a person: light, dark, or as their system says (the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Theme {
+    #[default]
+    System,
+    Light,
+    Dark,
+}
+
+impl Theme {
+    pub const ALL: [Theme; 3] = [Theme::Light, Theme::Dark, Theme::System];
+
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        match raw.trim() {
+            "system" => Ok(Theme::System),
+            "light" => Ok(Theme::Light),
+            "dark" => Ok(Theme::Dark),
+            _ => Err(Invalid("A theme is light, dark or system.")),
+        }
+    }
+
+    /// As stored and as a form sends it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Theme::System => "system",
+            Theme::Light => "light",
+            Theme::Dark => "dark",
+        }
+    }
+
+    /// What `<html data-theme>` says: nothing for the system's choice, which the style sheet
+    /// takes from `prefers-color-scheme`.
+    pub fn attribute(self) -> Option<&'static str> {
+        match self {
+            Theme::System => None,
+            other => Some(other.as_str()),
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Theme::System => "System",
+            Theme::Light => "Light",
+            Theme::Dark => "Dark",
+        }
     }
 }
 
@@ -352,6 +471,50 @@ mod tests {
         for c in ['\u{202E}', '\u{202B}', '\u{2067}', '\u{200F}'] {
             assert!(Topic::parse(&format!("a{c}b")).is_err(), "{c:?}");
         }
+    }
+
+    #[test]
+    fn display_names_are_one_short_line_or_none() {
+        assert_eq!(DisplayName::parse("  ").unwrap().as_str(), "");
+        assert_eq!(
+            DisplayName::parse("  Alice Smith ").unwrap().as_str(),
+            "Alice Smith"
+        );
+        assert!(DisplayName::parse(&"é".repeat(40)).is_ok());
+        assert!(DisplayName::parse(&"é".repeat(41)).is_err());
+        assert!(DisplayName::parse("two\nlines").is_err());
+        assert!(DisplayName::parse("nul\0").is_err());
+        assert!(DisplayName::parse("ecila\u{202E}").is_err());
+        assert_eq!(
+            DisplayName::parse("<script>").unwrap().as_str(),
+            "<script>",
+            "kept as typed: the views escape it"
+        );
+    }
+
+    #[test]
+    fn bios_are_short_and_may_have_lines() {
+        assert_eq!(Bio::parse("").unwrap().as_str(), "");
+        assert_eq!(
+            Bio::parse(" Reads.\r\nWrites. ").unwrap().as_str(),
+            "Reads.\nWrites."
+        );
+        assert!(Bio::parse(&"b".repeat(200)).is_ok());
+        assert!(Bio::parse(&"b".repeat(201)).is_err());
+        assert!(Bio::parse("bell\x07").is_err());
+        assert!(Bio::parse("a\u{2066}b").is_err());
+    }
+
+    #[test]
+    fn themes_are_light_dark_or_the_systems() {
+        for theme in Theme::ALL {
+            assert_eq!(Theme::parse(theme.as_str()), Ok(theme));
+        }
+        assert_eq!(Theme::default(), Theme::System);
+        assert_eq!(Theme::System.attribute(), None);
+        assert_eq!(Theme::Dark.attribute(), Some("dark"));
+        assert!(Theme::parse("blue").is_err());
+        assert!(Theme::parse("").is_err());
     }
 
     #[test]

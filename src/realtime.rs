@@ -1208,6 +1208,7 @@ mod tests {
             changed_seq: seq,
             author_id: 1,
             author: "alice".into(),
+            author_display: String::new(),
             body: format!("message {seq}"),
             created_ms: 0,
             edited_ms: None,
@@ -1248,10 +1249,15 @@ mod tests {
                 .await
                 .unwrap()
                 .id;
+        let author = messages::Author {
+            id: alice,
+            username: "alice",
+            display_name: "",
+        };
         let mut stored = Vec::new();
         for text in ["one", "two", "three"] {
             let body = MessageBody::parse(text).unwrap();
-            let draft = messages::Draft::text(room, (alice, "alice"), &body);
+            let draft = messages::Draft::text(room, author, &body);
             let (m, _) = messages::insert(&db.pool, db.engine, &draft).await.unwrap();
             stored.push(Change::New(m));
         }

@@ -245,17 +245,24 @@ pub async fn end(
         return Ok(None);
     };
     let name = |user: i64| {
-        sqlx::query_scalar::<_, String>("SELECT username FROM users WHERE id = $1").bind(user)
+        sqlx::query_as::<_, (String, String)>(
+            "SELECT username, display_name FROM users WHERE id = $1",
+        )
+        .bind(user)
     };
-    let caller = name(call.caller_id).fetch_one(&mut *tx).await?;
-    let callee = name(call.callee_id).fetch_one(&mut *tx).await?;
+    let (caller, caller_display) = name(call.caller_id).fetch_one(&mut *tx).await?;
+    let (callee, _) = name(call.callee_id).fetch_one(&mut *tx).await?;
     let talked = now - call.answered_ms.unwrap_or(now);
     let text = outcome.record(&caller, &callee, talked);
     let body = MessageBody::parse(&text).map_err(|e| sqlx::Error::Protocol(e.0.to_owned()))?;
     let record = messages::insert_record(
         &mut tx,
         call.room_id,
-        (call.caller_id, &caller),
+        messages::Author {
+            id: call.caller_id,
+            username: &caller,
+            display_name: &caller_display,
+        },
         &body,
         messages::CALL_RECORD,
     )

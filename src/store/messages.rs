@@ -20,7 +20,12 @@ pub struct Message {
     /// The last change that touched it (its creation, an edit, a reaction).
     pub changed_seq: i64,
     pub author_id: i64,
+    /// The author's username: who wrote it.
     pub author: String,
+    /// The author's display name when it was read or rendered (empty: none), shown beside
+    /// `author`.
+    #[sqlx(default)]
+    pub author_display: String,
     pub body: String,
     pub created_ms: i64,
     pub edited_ms: Option<i64>,
@@ -91,7 +96,8 @@ impl Change {
 
 const SELECT: &str = "SELECT m.id AS id, m.room_id AS room_id, m.seq AS seq,
                              m.changed_seq AS changed_seq, m.author_id AS author_id,
-                             u.username AS author, m.body AS body, m.created_ms AS created_ms,
+                             u.username AS author, u.display_name AS author_display,
+                             m.body AS body, m.created_ms AS created_ms,
                              m.edited_ms AS edited_ms, m.mentions AS mentions, m.kind AS kind
                       FROM messages m JOIN users u ON u.id = m.author_id";
 
@@ -105,11 +111,19 @@ fn mention_keys(mentions: &[Mention]) -> String {
     keys.join(" ")
 }
 
+/// Who writes a message, as the message shows them.
+#[derive(Debug, Clone, Copy)]
+pub struct Author<'a> {
+    pub id: i64,
+    pub username: &'a str,
+    /// Empty when they have none.
+    pub display_name: &'a str,
+}
+
 /// A message someone is sending.
 pub struct Draft<'a> {
     pub room: i64,
-    /// The author's id and name.
-    pub author: (i64, &'a str),
+    pub author: Author<'a>,
     /// Its text: empty only for a message of files alone.
     pub body: &'a str,
     pub client_key: Option<&'a ClientKey>,
@@ -120,7 +134,7 @@ pub struct Draft<'a> {
 
 impl<'a> Draft<'a> {
     /// A message of text alone.
-    pub fn text(room: i64, author: (i64, &'a str), body: &'a MessageBody) -> Self {
+    pub fn text(room: i64, author: Author<'a>, body: &'a MessageBody) -> Self {
         Draft {
             room,
             author,
@@ -143,7 +157,8 @@ pub async fn insert(
     engine: Engine,
     draft: &Draft<'_>,
 ) -> sqlx::Result<(Message, bool)> {
-    let (author_id, author_name) = draft.author;
+    let author = draft.author;
+    let author_id = author.id;
     let new = NewMessage {
         room: draft.room,
         author_id,
@@ -168,7 +183,7 @@ pub async fn insert(
         }
         (Err(err), _) => return Err(err),
     };
-    let mut message = new.stored(id, seq, author_name);
+    let mut message = new.stored(id, seq, author);
     message.attachments = attached;
     Ok((message, true))
 }
@@ -178,14 +193,13 @@ pub async fn insert(
 pub async fn insert_record(
     tx: &mut Transaction<'static, Any>,
     room: i64,
-    author: (i64, &str),
+    author: Author<'_>,
     body: &MessageBody,
     kind: &'static str,
 ) -> sqlx::Result<Message> {
-    let (author_id, author_name) = author;
     let new = NewMessage {
         room,
-        author_id,
+        author_id: author.id,
         body: body.as_str(),
         created_ms: crate::now_ms(),
         client_key: None,
@@ -193,7 +207,7 @@ pub async fn insert_record(
         kind,
     };
     let (id, seq) = insert_in(tx, &new, &[]).await?;
-    Ok(new.stored(id, seq, author_name))
+    Ok(new.stored(id, seq, author))
 }
 
 struct NewMessage<'a> {
@@ -208,14 +222,15 @@ struct NewMessage<'a> {
 
 impl NewMessage<'_> {
     /// The message as stored under `id`, change number `seq`.
-    fn stored(&self, id: i64, seq: i64, author: &str) -> Message {
+    fn stored(&self, id: i64, seq: i64, author: Author<'_>) -> Message {
         Message {
             id,
             room_id: self.room,
             seq,
             changed_seq: seq,
             author_id: self.author_id,
-            author: author.to_owned(),
+            author: author.username.to_owned(),
+            author_display: author.display_name.to_owned(),
             body: self.body.to_owned(),
             created_ms: self.created_ms,
             edited_ms: None,
@@ -781,6 +796,7 @@ pub async fn changes_after(
 pub struct Mentioned {
     pub seq: i64,
     pub author: String,
+    pub author_display: String,
     pub body: String,
     pub created_ms: i64,
     #[sqlx(try_from = "String")]
@@ -794,8 +810,8 @@ pub struct Mentioned {
 /// public room, their own direct ones: a mention is only stored for someone who can read it).
 pub async fn mentioning(pool: &AnyPool, user: i64, limit: i64) -> sqlx::Result<Vec<Mentioned>> {
     sqlx::query_as(&format!(
-        "SELECT m.seq AS seq, a.username AS author, m.body AS body, m.created_ms AS created_ms,
-                r.kind AS room_kind, r.name AS room_name, {OTHER_PERSON} AS other
+        "SELECT m.seq AS seq, a.username AS author, a.display_name AS author_display,
+                m.body AS body, m.created_ms AS created_ms, r.kind AS room_kind, r.name AS room_name, {OTHER_PERSON} AS other
          FROM mentions x
          JOIN messages m ON m.id = x.message_id
          JOIN users a ON a.id = m.author_id

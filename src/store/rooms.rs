@@ -403,12 +403,15 @@ pub async fn readers_named(
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Member {
     pub username: String,
+    /// Empty when they have none.
+    pub display_name: String,
     pub last_seen_ms: i64,
 }
 
 pub async fn members(pool: &AnyPool, room: i64) -> sqlx::Result<Vec<Member>> {
     sqlx::query_as(
-        "SELECT u.username AS username, u.last_seen_ms AS last_seen_ms
+        "SELECT u.username AS username, u.display_name AS display_name,
+                u.last_seen_ms AS last_seen_ms
          FROM memberships m JOIN users u ON u.id = m.user_id
          WHERE m.room_id = $1 AND u.is_active = 1 ORDER BY u.username_key LIMIT 200",
     )
@@ -423,7 +426,7 @@ pub async fn set_topic(
     pool: &AnyPool,
     room: i64,
     topic: &Topic,
-    by: (i64, &str),
+    by: messages::Author<'_>,
 ) -> sqlx::Result<Message> {
     let text = match topic.as_str() {
         "" => "cleared the topic".to_owned(),

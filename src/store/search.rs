@@ -42,6 +42,8 @@ const PLAIN_SNIPPET_CHARS: usize = 200;
 pub struct Hit {
     pub seq: i64,
     pub author: String,
+    /// The author's display name (empty: none).
+    pub author_display: String,
     pub created_ms: i64,
     #[sqlx(try_from = "String")]
     pub room_kind: RoomKind,
@@ -65,7 +67,8 @@ const READABLE: &str = "(r.kind = 'public'
 
 fn columns() -> String {
     format!(
-        "m.seq AS seq, a.username AS author, m.created_ms AS created_ms, r.kind AS room_kind,
+        "m.seq AS seq, a.username AS author, a.display_name AS author_display,
+         m.created_ms AS created_ms, r.kind AS room_kind,
          r.name AS room_name, {OTHER_PERSON} AS other"
     )
 }

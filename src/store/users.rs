@@ -1,7 +1,7 @@
 use sqlx::AnyPool;
 
 use super::{ONLINE_WINDOW_MS, contains_pattern};
-use crate::domain::Username;
+use crate::domain::{Bio, DisplayName, Theme, Username};
 
 #[derive(Debug, Clone)]
 pub struct User {
@@ -11,6 +11,10 @@ pub struct User {
     pub is_staff: bool,
     pub is_superuser: bool,
     pub is_active: bool,
+    /// Shown beside the username; empty is none.
+    pub display_name: String,
+    pub bio: String,
+    pub theme: Theme,
 }
 
 /// Flags are stored as 0/1 (see the migration), turned into bools once, here.
@@ -22,6 +26,9 @@ struct UserRow {
     is_staff: i64,
     is_superuser: i64,
     is_active: i64,
+    display_name: String,
+    bio: String,
+    theme: String,
 }
 
 impl From<UserRow> for User {
@@ -33,11 +40,16 @@ impl From<UserRow> for User {
             is_staff: r.is_staff == 1,
             is_superuser: r.is_superuser == 1,
             is_active: r.is_active == 1,
+            display_name: r.display_name,
+            bio: r.bio,
+            // The database allows only the three (a CHECK); anything else would be a bug.
+            theme: Theme::parse(&r.theme).unwrap_or_default(),
         }
     }
 }
 
-const USER_COLUMNS: &str = "id, username, password_hash, is_staff, is_superuser, is_active";
+const USER_COLUMNS: &str =
+    "id, username, password_hash, is_staff, is_superuser, is_active, display_name, bio, theme";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CreateUserError {
@@ -121,6 +133,40 @@ pub async fn set_password_hash(pool: &AnyPool, id: i64, hash: &str) -> sqlx::Res
     Ok(done.rows_affected() == 1)
 }
 
+/// Sets what a person says about themselves. Whether the display name changed is returned: the
+/// caller then tells every process (messages rendered with the old name are shown by pages
+/// until they are read from the database again).
+pub async fn set_profile(
+    pool: &AnyPool,
+    id: i64,
+    display_name: &DisplayName,
+    bio: &Bio,
+) -> sqlx::Result<bool> {
+    let renamed =
+        sqlx::query("UPDATE users SET display_name = $2 WHERE id = $1 AND display_name <> $2")
+            .bind(id)
+            .bind(display_name.as_str())
+            .execute(pool)
+            .await?
+            .rows_affected()
+            == 1;
+    sqlx::query("UPDATE users SET bio = $2 WHERE id = $1")
+        .bind(id)
+        .bind(bio.as_str())
+        .execute(pool)
+        .await?;
+    Ok(renamed)
+}
+
+pub async fn set_theme(pool: &AnyPool, id: i64, theme: Theme) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET theme = $2 WHERE id = $1")
+        .bind(id)
+        .bind(theme.as_str())
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
 pub async fn touch_last_seen(pool: &AnyPool, id: i64, at_ms: i64) -> sqlx::Result<()> {
     sqlx::query("UPDATE users SET last_seen_ms = $2 WHERE id = $1")
         .bind(id)
@@ -135,6 +181,9 @@ pub async fn touch_last_seen(pool: &AnyPool, id: i64, at_ms: i64) -> sqlx::Resul
 pub struct Person {
     pub id: i64,
     pub username: String,
+    /// Empty when they have none.
+    pub display_name: String,
+    pub bio: String,
     pub last_seen_ms: i64,
 }
 
@@ -144,16 +193,17 @@ impl Person {
     }
 }
 
-/// Every active user, or those whose name contains `search`, by name.
+/// Every active user, or those whose username or display name contains `search`, by username.
 /// At most 500 people, by name, as `viewer` sees them: the ones they starred a conversation
 /// with are always among them.
 pub async fn people(pool: &AnyPool, viewer: i64, search: &str) -> sqlx::Result<Vec<Person>> {
     sqlx::query_as(
-        "SELECT id, username, last_seen_ms FROM (
-             SELECT u.id AS id, u.username AS username, u.last_seen_ms AS last_seen_ms,
-                    u.username_key AS username_key
+        "SELECT id, username, display_name, bio, last_seen_ms FROM (
+             SELECT u.id AS id, u.username AS username, u.display_name AS display_name,
+                    u.bio AS bio, u.last_seen_ms AS last_seen_ms, u.username_key AS username_key
              FROM users u
-             WHERE u.is_active = 1 AND ($2 = '' OR u.username_key LIKE $3 ESCAPE '\\')
+             WHERE u.is_active = 1 AND ($2 = '' OR u.username_key LIKE $3 ESCAPE '\\'
+                                        OR LOWER(u.display_name) LIKE $3 ESCAPE '\\')
              ORDER BY EXISTS (
                      SELECT 1 FROM favourites f
                      JOIN memberships o ON o.room_id = f.room_id AND o.user_id = u.id

@@ -4,7 +4,7 @@ use maud::{Markup, html};
 use time::OffsetDateTime;
 
 use super::forms::{csrf_field, field_error};
-use super::timeline::{Reader, avatar, continues, day_divider};
+use super::timeline::{Reader, avatar, continues, day_divider, display_name};
 use super::{file_url, human_size};
 use crate::domain::is_bidi_control;
 use crate::media::Inline;
@@ -37,6 +37,9 @@ fn message_as(m: &Message, oob: bool, focus: bool, grouped: bool) -> Markup {
             hx-swap-oob=[oob.then_some("outerHTML")] {
             (avatar(&m.author))
             header {
+                // `.author` stays the username alone: app.js groups by it and knows the
+                // viewer's own messages by it.
+                (display_name(&m.author_display))
                 span.author { (m.author) }
                 " "
                 (timestamp(m.created_ms))
@@ -382,23 +385,42 @@ fn person_item(s: &Sidebar<'_>, person: &Person, counts: &DirectUnread) -> Marku
     html! {
         li.person data-online=(online) {
             @if person.username == s.me {
-                span.row {
+                span.row title=[bio_title(person)] {
                     (presence_dot(online))
                     (avatar(&person.username))
-                    span.name { (person.username) }
+                    (person_name(person))
                     span.muted { "(you)" }
                 }
             } @else {
-                a href=(href) aria-current=[open.then_some("page")]
+                a href=(href) aria-current=[open.then_some("page")] title=[bio_title(person)]
                     data-unread=(counts.unread) data-mentions=(counts.mentions) {
                     (presence_dot(online))
                     (avatar(&person.username))
-                    span.name { (person.username) }
+                    (person_name(person))
                     @if !open { (badges(counts.unread, 0)) }
                 }
             }
         }
     }
+}
+
+/// A person's name in the sidebar: one line, their display name first when they have one.
+fn person_name(person: &Person) -> Markup {
+    html! {
+        span.name {
+            @if person.display_name.is_empty() {
+                (person.username)
+            } @else {
+                span.display-name { (person.display_name) } " " span.handle { (person.username) }
+            }
+        }
+    }
+}
+
+/// What someone says about themselves, on their name (a hover shows it; so does their private
+/// conversation's header, for those who do not hover).
+fn bio_title(person: &Person) -> Option<&str> {
+    (!person.bio.is_empty()).then_some(person.bio.as_str())
 }
 
 fn presence_dot(online: bool) -> Markup {
@@ -449,6 +471,8 @@ pub struct Conversation<'a> {
     /// `/rooms/{name}` or `/dm/{username}`: every route of the conversation hangs below it.
     pub base: String,
     pub topic: Option<&'a str>,
+    /// In a private conversation, who the other person says they are.
+    pub about: Option<About<'a>>,
     pub members: &'a [Member],
     pub messages: &'a [Message],
     /// The sequence number to poll after.
@@ -472,6 +496,12 @@ pub struct Conversation<'a> {
     pub reader: Reader,
 }
 
+/// The other person of a private conversation, as they describe themselves (each may be empty).
+pub struct About<'a> {
+    pub display_name: &'a str,
+    pub bio: &'a str,
+}
+
 pub struct Composer<'a> {
     pub body: &'a str,
     pub error: Option<&'a str>,
@@ -490,8 +520,14 @@ pub fn conversation(
             header.conversation-header {
                 a.back href="/" { "‹ All chats" }
                 div {
-                    h1 #conversation-title { (c.title) }
+                    h1 #conversation-title {
+                        @if let Some(about) = &c.about { (display_name(about.display_name)) }
+                        (c.title)
+                    }
                     @if let Some(topic) = c.topic { (topic_line(topic, false)) }
+                    @if let Some(about) = c.about.as_ref().filter(|a| !a.bio.is_empty()) {
+                        p #conversation-bio .topic .bio { (about.bio) }
+                    }
                 }
                 @if c.base.starts_with("/dm/") { (super::calls::call_button(&c.base, &c.title)) }
                 (star_form(&c.base, c.starred, csrf))
@@ -548,6 +584,7 @@ fn member_list(members: &[Member], now_ms: i64, oob: bool) -> Markup {
                 li {
                     (presence_dot(m.last_seen_ms > now_ms - crate::store::ONLINE_WINDOW_MS))
                     (avatar(&m.username))
+                    (display_name(&m.display_name))
                     span.name { (m.username) }
                 }
             }

@@ -137,8 +137,15 @@ pub fn reset_page(viewer: &Viewer<'_>, token: &str, username: &str, error: Optio
     )
 }
 
+/// What a good form post did, said at the top of the page it led back to.
+pub(super) fn notice(text: Option<&str>) -> Markup {
+    html! {
+        @if let Some(text) = text { p.notice role="status" { (text) } }
+    }
+}
+
 /// The frame of the account pages: a card with a title.
-fn account_shell(title: &str, viewer: &Viewer<'_>, body: Markup) -> Markup {
+pub(super) fn account_shell(title: &str, viewer: &Viewer<'_>, body: Markup) -> Markup {
     page(
         title,
         viewer,
@@ -182,9 +189,7 @@ pub fn password_page(viewer: &Viewer<'_>, form: &PasswordForm<'_>) -> Markup {
         "Change your password",
         viewer,
         html! {
-            @if let Some(notice) = form.notice {
-                p.notice role="status" { (notice) }
-            }
+            (notice(form.notice))
             form method="post" action="/account/password" novalidate {
                 (csrf_field(viewer.csrf))
                 // For password managers: whose password this is.

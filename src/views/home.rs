@@ -3,6 +3,7 @@
 use maud::{Markup, html};
 
 use super::chat::timestamp;
+use super::timeline::display_name;
 use crate::store::messages::Mentioned;
 use crate::store::rooms::RoomKind;
 
@@ -13,6 +14,14 @@ pub fn place(kind: RoomKind, room: Option<&str>, other: Option<&str>) -> (String
         (RoomKind::Public, Some(room), _) => (format!("/rooms/{room}"), format!("#{room}")),
         (RoomKind::Direct, _, Some(other)) => (format!("/dm/{other}"), other.to_owned()),
         _ => ("/".to_owned(), "a conversation".to_owned()),
+    }
+}
+
+/// Who wrote a message listed away from its conversation, where and when: "Alice Smith alice
+/// in #general 14:05".
+pub fn byline(author: &str, author_display: &str, place: &str, created_ms: i64) -> Markup {
+    html! {
+        (display_name(author_display)) span.author { (author) } " in " span.where { (place) } " " (timestamp(created_ms))
     }
 }
 
@@ -28,7 +37,7 @@ pub fn mentions(found: &[Mentioned]) -> Markup {
                     @let (url, name) = place(m.room_kind, m.room_name.as_deref(), m.other.as_deref());
                     li.mentioned {
                         a href=(format!("{url}#m-{}", m.seq)) {
-                            span.author { (m.author) } " in " span.where { (name) } " " (timestamp(m.created_ms))
+                            (byline(&m.author, &m.author_display, &name, m.created_ms))
                         }
                         p.body { (m.body) }
                     }

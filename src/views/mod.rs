@@ -7,6 +7,7 @@ pub mod forms;
 pub mod home;
 pub mod markdown;
 pub mod messages;
+pub mod profile;
 pub mod rooms;
 pub mod search;
 pub mod timeline;
@@ -14,10 +15,15 @@ pub mod timeline;
 use maud::{DOCTYPE, Markup, html};
 
 use crate::assets;
+use crate::domain::Theme;
 
 /// What every page needs to know about who is looking.
 pub struct Viewer<'a> {
     pub username: Option<&'a str>,
+    /// Empty when they have none.
+    pub display_name: &'a str,
+    /// How they want pages to look (someone logged out gets their system's).
+    pub theme: Theme,
     pub is_staff: bool,
     pub csrf: &'a str,
 }
@@ -27,6 +33,8 @@ impl<'a> Viewer<'a> {
     pub fn anonymous(csrf: &'a str) -> Self {
         Viewer {
             username: None,
+            display_name: "",
+            theme: Theme::System,
             is_staff: false,
             csrf,
         }
@@ -54,7 +62,8 @@ pub(crate) fn document(
 ) -> Markup {
     html! {
         (DOCTYPE)
-        html lang="en" {
+        // The person's theme; without one the style sheet follows the system's preference.
+        html lang="en" data-theme=[viewer.theme.attribute()] {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
@@ -79,14 +88,9 @@ pub(crate) fn document(
                         (chat::search_box(""))
                         nav.account aria-label="Account" {
                             @if viewer.is_staff { a href="/admin/" { "Admin" } }
-                            span.me { (name) }
                             a href="/mentions" { "Mentions" }
                             button.link #notify-toggle type="button" hidden { "Notify me" }
-                            a href="/account/password" { "Password" }
-                            form method="post" action="/logout" {
-                                (forms::csrf_field(viewer.csrf))
-                                button.link type="submit" { "Log out" }
-                            }
+                            (profile::person_menu(name, viewer))
                         }
                     }
                 }

@@ -2,9 +2,8 @@
 
 use maud::{Markup, html};
 
-use super::chat::timestamp;
 use super::encode_query;
-use super::home::place;
+use super::home::{byline, place};
 use crate::store::search::{Found, Hit, MARK_END, MARK_START};
 
 /// The search pane: the form (results follow as you type with htmx), then the results.
@@ -71,7 +70,7 @@ fn result(hit: &Hit) -> Markup {
     html! {
         li.hit {
             a href=(format!("{url}?around={}#m-{}", hit.seq, hit.seq)) {
-                span.author { (hit.author) } " in " span.where { (name) } " " (timestamp(hit.created_ms))
+                (byline(&hit.author, &hit.author_display, &name, hit.created_ms))
             }
             p.snippet { (snippet(&hit.snippet)) }
         }

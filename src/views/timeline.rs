@@ -106,6 +106,15 @@ pub fn avatar(name: &str) -> Markup {
     }
 }
 
+/// A person's display name, when they have one, shown before their username (which is theirs
+/// alone and stays who they are): "Alice Smith alice", the username muted (app.css). Nothing at
+/// all for someone without one, so their messages are not a byte longer.
+pub fn display_name(name: &str) -> Markup {
+    html! {
+        @if !name.is_empty() { span.display-name { (name) } " " }
+    }
+}
+
 /// The first letter of a name, or of its first two parts (`mary_jane` → MJ).
 pub fn initials(name: &str) -> String {
     let mut parts = name.split(['_', '.', '-']).filter(|p| !p.is_empty());

@@ -39,7 +39,7 @@ struct Next {
 /// drop tabs and newlines from a URL and read `\\` as `/`, so `/\t/evil.example` would become
 /// `//evil.example`: a path here is printable ASCII without backslashes, as the request paths
 /// Parley sends people back to are (percent-encoded).
-fn safe_next(next: &str) -> &str {
+pub(super) fn safe_next(next: &str) -> &str {
     let ok = next.starts_with('/')
         && !next.starts_with("//")
         && next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');

@@ -14,7 +14,7 @@ use super::{AppState, Ctx, with_status};
 use crate::cache::Cache;
 use crate::domain::{RoomName, Username};
 use crate::store::{favourites, messages, rooms, users};
-use crate::views::chat::{self, Composer, Conversation};
+use crate::views::chat::{self, About, Composer, Conversation};
 
 /// Messages on a page and per "older" page.
 pub const PAGE: i64 = 50;
@@ -374,6 +374,10 @@ pub async fn page_response(
         }
     }
     let members = rooms::members(pool, room.id).await?;
+    let peer = match target.peer {
+        Some(id) => users::find_by_id(pool, id).await?,
+        None => None,
+    };
     let data = sidebar_data(app, ctx.user.id, "").await?;
     let starred = favourites::is_starred(pool, ctx.user.id, room.id).await?;
     let now = crate::now_ms();
@@ -388,6 +392,10 @@ pub async fn page_response(
         title: target.title.clone(),
         base: target.base.clone(),
         topic: target.public.then_some(room.topic.as_str()),
+        about: peer.as_ref().map(|p| About {
+            display_name: &p.display_name,
+            bio: &p.bio,
+        }),
         members: &members,
         messages: msgs,
         // The room was read before its messages, so its last_seq never runs ahead of them. A page

@@ -524,12 +524,12 @@ async fn store(
         None => Vec::new(),
     };
     let (db, hub, files) = (app.db.clone(), app.hub.clone(), received.files.clone());
-    let (author, name) = (ctx.user.id, ctx.user.username.clone());
+    let me = ctx.user.clone();
     let stored = tokio::spawn(async move {
         let text = body.as_ref().map_or("", MessageBody::as_str);
         let draft = Draft {
             room,
-            author: (author, &name),
+            author: me.author(),
             body: text,
             client_key: key.as_ref(),
             mentions: &mentions,
@@ -540,7 +540,7 @@ async fn store(
         drop(turn);
         let (message, fresh) = stored?;
         if fresh {
-            hub.joined(room, author);
+            hub.joined(room, me.id);
             hub.published(&Change::New(message.clone()));
         }
         Ok::<_, sqlx::Error>((message, fresh))

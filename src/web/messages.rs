@@ -83,18 +83,18 @@ pub async fn send(
     )?;
     let mentions = mentions_in(app, target.room, ctx.user.id, &body).await?;
     let (db, hub, room) = (app.db.clone(), app.hub.clone(), target.room);
-    let (author, name) = (ctx.user.id, ctx.user.username.clone());
+    let me = ctx.user.clone();
     let stored = tokio::spawn(async move {
         let turn = db.write_turn().await;
         let draft = Draft {
             client_key: key.as_ref(),
             mentions: &mentions,
-            ..Draft::text(room, (author, &name), &body)
+            ..Draft::text(room, me.author(), &body)
         };
         let (message, fresh) = messages::insert(&db.pool, db.engine, &draft).await?;
         drop(turn);
         if fresh {
-            hub.joined(room, author);
+            hub.joined(room, me.id);
             hub.published(&Change::New(message.clone()));
         }
         Ok::<_, sqlx::Error>(message)

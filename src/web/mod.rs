@@ -16,6 +16,7 @@ pub mod hosts;
 pub mod limits;
 pub mod messages;
 pub mod metrics;
+pub mod profile;
 pub mod rooms;
 pub mod search;
 pub mod server;
@@ -152,6 +153,11 @@ fn endpoint(app: AppState) -> impl Endpoint<Output = Response> {
             "/account/password",
             get(auth::password_form).post(auth::change_password),
         )
+        .at(
+            "/profile",
+            get(profile::profile_form).post(profile::save_profile),
+        )
+        .at("/account/theme", post(profile::set_theme))
         .at("/rooms", get(rooms::list).post(rooms::create))
         .at("/rooms/:name", get(conversation::page))
         .at("/rooms/:name/topic", post(rooms::set_topic))
@@ -422,6 +428,8 @@ impl Ctx {
     pub fn viewer(&self) -> Viewer<'_> {
         Viewer {
             username: Some(&self.user.username),
+            display_name: &self.user.display_name,
+            theme: self.user.theme,
             is_staff: self.user.is_staff,
             csrf: &self.csrf,
         }

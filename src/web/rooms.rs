@@ -133,11 +133,11 @@ pub async fn set_topic(
         "You are changing topics faster than Parley allows.",
     )?;
     let (db, hub, room) = (app.db.clone(), app.hub.clone(), target.room);
-    let (user, name) = (ctx.user.id, ctx.user.username.clone());
+    let me = ctx.user.clone();
     // In its own task, as a send is: a client that hangs up cannot leave the record untold.
     tokio::spawn(async move {
         let turn = db.write_turn().await;
-        let record = rooms::set_topic(&db.pool, room, &topic, (user, &name)).await?;
+        let record = rooms::set_topic(&db.pool, room, &topic, me.author()).await?;
         drop(turn);
         hub.published(&Change::New(record));
         Ok::<_, sqlx::Error>(())

@@ -115,10 +115,24 @@ pub fn append_cookie(resp: &mut Response, value: &str) {
 pub struct CurrentUser {
     pub id: i64,
     pub username: String,
+    /// Empty when they have none.
+    pub display_name: String,
+    pub theme: crate::domain::Theme,
     pub is_staff: bool,
     pub is_superuser: bool,
     /// The user's revocation count (`Hub::revocation`) when this was read from the database.
     pub revision: u64,
+}
+
+impl CurrentUser {
+    /// The user as the messages they write show them.
+    pub fn author(&self) -> crate::store::messages::Author<'_> {
+        crate::store::messages::Author {
+            id: self.id,
+            username: &self.username,
+            display_name: &self.display_name,
+        }
+    }
 }
 
 /// Session id → user, so that a long-poll (one per listener per message) costs no database read.
@@ -184,6 +198,8 @@ pub async fn current_user(req: &Request) -> Result<Option<CurrentUser>, AppError
     let current = CurrentUser {
         id: user.id,
         username: user.username,
+        display_name: user.display_name,
+        theme: user.theme,
         is_staff: user.is_staff,
         is_superuser: user.is_superuser,
         revision,

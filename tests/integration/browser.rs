@@ -415,8 +415,9 @@ async fn two_people_see_each_others_messages_live() {
     );
     screenshot(&bob, "direct-phone").await;
 
-    // The account menu's password page.
-    click(&alice, "nav.account a[href='/account/password']").await;
+    // The person menu's password page.
+    click(&alice, "#person-menu summary").await;
+    click(&alice, "#person-menu a[href='/account/password']").await;
     wait_for_text(&alice, "h1", "Change your password").await;
     screenshot(&alice, "password").await;
 

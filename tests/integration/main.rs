@@ -19,6 +19,7 @@ mod changes;
 mod chat;
 mod connections;
 mod delivery;
+mod errors;
 mod files;
 mod input;
 mod joining;

@@ -12,6 +12,7 @@ mod backup;
 mod browser;
 mod browser_calls;
 mod browser_files;
+mod browser_pages;
 mod browser_reading;
 mod browser_rooms;
 pub mod calls;

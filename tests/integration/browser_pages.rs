@@ -15,6 +15,8 @@ enum Visit {
     Path(&'static str),
     /// A page a form leads to: the home page's "Open or create a room" with a new name.
     NewRoom,
+    /// The call panel as a ring shows it (calls.js's own steps, without a second browser).
+    Ringing,
 }
 
 /// Pages someone logged out sees.
@@ -30,6 +32,7 @@ const LOGGED_IN: &[(&str, Visit)] = &[
     ("home", Visit::Path("/")),
     ("room", Visit::Path("/rooms/general")),
     ("dm", Visit::Path("/dm/bob")),
+    ("call-ringing", Visit::Ringing),
     ("browse-rooms", Visit::Path("/rooms")),
     ("search", Visit::Path("/search?q=hello")),
     ("mentions", Visit::Path("/mentions")),
@@ -112,6 +115,17 @@ async fn look(c: &Client, shot: &str, axe_source: &str, violations: &mut Vec<Str
 async fn visit(c: &Client, base: &str, visit: &Visit) {
     match visit {
         Visit::Path(path) => c.goto(&format!("{base}{path}")).await.unwrap(),
+        Visit::Ringing => {
+            c.goto(&format!("{base}/dm/bob")).await.unwrap();
+            c.execute(
+                "document.getElementById('call').hidden = false;
+                 document.getElementById('call-status').textContent = 'bob is calling…';
+                 for (const b of ['accept', 'decline']) document.getElementById('call-' + b).hidden = false;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        }
         Visit::NewRoom => {
             c.goto(&format!("{base}/")).await.unwrap();
             // The form's own submission (not htmx's): the page it answers with.

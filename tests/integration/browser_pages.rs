@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
 
-use crate::browser::{ONE_AT_A_TIME, browser_with, driver, log_in, screenshot};
+use crate::browser::{ONE_AT_A_TIME, browser_with, click, driver, log_in, screenshot};
 use crate::support::TestApp;
 
 /// What the sweep visits: a name for the screenshot, and how to get there.
@@ -15,6 +15,8 @@ enum Visit {
     Path(&'static str),
     /// A page a form leads to: the home page's "Open or create a room" with a new name.
     NewRoom,
+    /// A room with its members' panel open.
+    Members,
     /// The call panel as a ring shows it (calls.js's own steps, without a second browser).
     Ringing,
 }
@@ -31,6 +33,7 @@ const LOGGED_OUT: &[(&str, Visit)] = &[
 const LOGGED_IN: &[(&str, Visit)] = &[
     ("home", Visit::Path("/")),
     ("room", Visit::Path("/rooms/general")),
+    ("room-members", Visit::Members),
     ("dm", Visit::Path("/dm/bob")),
     ("call-ringing", Visit::Ringing),
     ("browse-rooms", Visit::Path("/rooms")),
@@ -55,21 +58,28 @@ const LOGGED_IN: &[(&str, Visit)] = &[
     ("admin-room-edit", Visit::Path("/admin/rooms/1/change/")),
 ];
 
-/// What sticks out past the right edge of the page (a phone would scroll sideways), if anything.
+/// What sticks out of the page sideways (past its right edge a phone would scroll; past its left
+/// edge nobody can reach), if anything.
 async fn overflow(c: &Client) -> Option<String> {
     let found = c
         .execute(
-            "if (document.documentElement.scrollWidth <= innerWidth) return null;
-             const wide = [...document.querySelectorAll('body *')]
-               .filter(e => e.getBoundingClientRect().right > innerWidth + 1
-                 && !e.closest('[hidden], details:not([open]) > :not(summary)'))
-               .filter(e => { for (let p = e.parentElement; p && p !== document.body; p = p.parentElement) {
-                   const x = getComputedStyle(p).overflowX; if (x === 'auto' || x === 'scroll' || x === 'hidden') return false; }
-                 return true; })
-               .slice(0, 5)
-               .map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className && e.className.baseVal === undefined ? '.' + String(e.className).trim().split(' ').join('.') : '')
-                 + ' to ' + Math.round(e.getBoundingClientRect().right));
-             return 'the page is ' + document.documentElement.scrollWidth + ' wide: ' + wide.join(', ');",
+            r#"const name = e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '')
+                 + (typeof e.className === 'string' && e.className.trim() ? '.' + e.className.trim().split(' ').join('.') : '');
+             const scrolls = e => { for (let p = e.parentElement; p && p !== document.body; p = p.parentElement) {
+                 const x = getComputedStyle(p).overflowX; if (x === 'auto' || x === 'scroll' || x === 'hidden') return true; }
+               return false; };
+             const shown = [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().width > 1
+               && !e.closest('[hidden], .skip, details:not([open]) > :not(summary)') && !scrolls(e));
+             const out = [];
+             if (document.documentElement.scrollWidth > innerWidth) {
+               const wide = shown.filter(e => e.getBoundingClientRect().right > innerWidth + 1).slice(0, 5)
+                 .map(e => name(e) + ' to ' + Math.round(e.getBoundingClientRect().right));
+               out.push('the page is ' + document.documentElement.scrollWidth + ' wide: ' + wide.join(', '));
+             }
+             const cut = shown.filter(e => e.getBoundingClientRect().left < -1).slice(0, 5)
+               .map(e => name(e) + ' from ' + Math.round(e.getBoundingClientRect().left));
+             if (cut.length) out.push('cut off on the left: ' + cut.join(', '));
+             return out.length ? out.join('; ') : null;"#,
             vec![],
         )
         .await
@@ -115,6 +125,10 @@ async fn look(c: &Client, shot: &str, axe_source: &str, violations: &mut Vec<Str
 async fn visit(c: &Client, base: &str, visit: &Visit) {
     match visit {
         Visit::Path(path) => c.goto(&format!("{base}{path}")).await.unwrap(),
+        Visit::Members => {
+            c.goto(&format!("{base}/rooms/general")).await.unwrap();
+            click(c, ".members summary").await;
+        }
         Visit::Ringing => {
             c.goto(&format!("{base}/dm/bob")).await.unwrap();
             c.execute(

@@ -41,9 +41,10 @@ bench *ARGS: assets
     cargo build --release -p parley -p parley-bench
     target/release/parley-bench --server-bin target/release/parley {{ARGS}}
 
-# Front-end packages from the npm registry (htmx), compiled into the binary.
+# Front-end packages from the npm registry: htmx, compiled into the binary; axe-core, for the
+# browser tests.
 assets:
-    @if [ ! -f node_modules/htmx.org/dist/htmx.min.js ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --no-audit --no-fund; fi
+    @if [ ! -f node_modules/htmx.org/dist/htmx.min.js ] || [ ! -f node_modules/axe-core/axe.min.js ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then npm ci --no-audit --no-fund; fi
 
 # Debian's Chromium and its driver for the browser tests, when missing and we may install them.
 browser-deps:

@@ -360,7 +360,7 @@
         var text = "";
         if (e.detail.xhr && e.detail.xhr.responseText) {
           var doc = new DOMParser().parseFromString(e.detail.xhr.responseText, "text/html");
-          var p = doc.querySelector(".field-error, main p");
+          var p = doc.querySelector(".field-error, .error-note, main p");
           text = p ? p.textContent : "";
         }
         error.textContent = text || "Could not send: the server did not answer. Your message is kept; try again.";
@@ -442,6 +442,46 @@
       e.detail.target = elt;
       e.detail.swapOverride = "outerHTML";
     }
+  });
+
+  // --- Any other refusal or failure (403, 404, 429, 500 …) comes as a short sentence
+  // (`.error-note`), shown just after what was tried until the next request that works; htmx
+  // swaps no error answer by itself. The poller and the composer say theirs their own way.
+  function showRequestError(elt, text) {
+    var old = document.getElementById("request-error");
+    if (old) old.remove();
+    var note = document.createElement("p");
+    note.id = "request-error";
+    note.className = "error-note";
+    note.setAttribute("role", "alert");
+    note.textContent = text;
+    var at = elt.closest("form") || elt;
+    if (at === document.body || !at.parentNode) {
+      (document.getElementById("main") || document.body).prepend(note);
+    } else {
+      at.after(note);
+    }
+  }
+  document.addEventListener("htmx:responseError", function (e) {
+    var elt = e.detail.elt;
+    var xhr = e.detail.xhr;
+    if (!elt || !xhr || elt.id === "poller" || elt.id === "composer") return;
+    if (xhr.getResponseHeader("HX-Redirect")) return;
+    var doc = new DOMParser().parseFromString(xhr.responseText || "", "text/html");
+    var note = doc.querySelector(".error-note");
+    // A refused form that came back with its errors (422) was shown where it was.
+    if (!note && xhr.status < 500) return;
+    showRequestError(elt, note ? note.textContent : "Parley could not do that just now. Try again.");
+  });
+  document.addEventListener("htmx:sendError", function (e) {
+    var elt = e.detail.elt;
+    if (!elt || elt.id === "poller" || elt.id === "composer") return;
+    showRequestError(elt, "Parley could not be reached. Check the connection and try again.");
+  });
+  document.addEventListener("htmx:afterRequest", function (e) {
+    if (!e.detail.successful || e.detail.elt.id === "poller") return;
+    var old = document.getElementById("request-error");
+    if (old) old.remove();
   });
 
   // --- The sidebar brought by the feed does not replace search results someone is reading.

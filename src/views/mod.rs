@@ -123,7 +123,8 @@ pub fn no_such_room(viewer: &Viewer<'_>, name: &str) -> Markup {
     )
 }
 
-/// A plain page with one message: errors, 404s.
+/// A plain page with one message: errors, 404s. The way on is back to Parley, or for someone
+/// logged out (whom `/` would only send there), the log-in page.
 pub fn notice_page(title: &str, viewer: &Viewer<'_>, text: &str) -> Markup {
     page(
         title,
@@ -133,10 +134,20 @@ pub fn notice_page(title: &str, viewer: &Viewer<'_>, text: &str) -> Markup {
             main #main .notice {
                 h1 { (title) }
                 p { (text) }
-                p { a href="/" { "Back to Parley" } }
+                @if viewer.username.is_some() {
+                    p { a href="/" { "Back to Parley" } }
+                } @else {
+                    p { a href="/login" { "Log in to Parley" } }
+                }
             }
         },
     )
+}
+
+/// What an htmx request that failed is told: app.js shows it next to what was tried (htmx swaps
+/// no error answer by itself).
+pub fn error_note(text: &str) -> Markup {
+    html! { p.error-note role="alert" { (text) } }
 }
 
 /// What a path keeps as it is inside a query value: unreserved characters and `/`.

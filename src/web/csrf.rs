@@ -15,8 +15,8 @@ use tokio::io::AsyncReadExt;
 
 use parley_admin::cookie;
 
+use super::error::{Failure, failure};
 use super::session::{append_cookie, is_https};
-use crate::views::{Viewer, notice_page};
 
 pub const CSRF_COOKIE: &str = "parley_csrf";
 pub const CSRF_FIELD: &str = "csrf_token";
@@ -89,11 +89,8 @@ fn well_formed(token: &str) -> bool {
     token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-fn refuse(why: &str) -> Response {
-    super::with_status(
-        notice_page("Forbidden", &Viewer::anonymous(""), why),
-        StatusCode::FORBIDDEN,
-    )
+fn refuse(why: &'static str) -> Response {
+    failure(StatusCode::FORBIDDEN, "Forbidden", why)
 }
 
 /// Whether the browser says another site made this request (a link followed or a form sent
@@ -138,14 +135,22 @@ impl<E: Endpoint> Endpoint for CsrfEndpoint<E> {
         let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
         if !safe {
             if cross_site(&req) {
-                return Ok(refuse("Cross-site requests are not accepted."));
+                let mut refused = refuse("Cross-site requests are not accepted.");
+                if !fresh {
+                    refused.extensions_mut().insert(CsrfToken(token));
+                }
+                return Ok(refused);
             }
             if fresh {
                 return Ok(refuse(
                     "CSRF cookie not set. Reload the page and try again.",
                 ));
             }
-            if let Err(refused) = Box::pin(check_post(&mut req, &token, self.body_timeout)).await {
+            if let Err(mut refused) =
+                Box::pin(check_post(&mut req, &token, self.body_timeout)).await
+            {
+                // The browser's own token, for the header's forms on the page that says so.
+                refused.extensions_mut().insert(CsrfToken(token));
                 return Ok(refused);
             }
         }
@@ -156,8 +161,11 @@ impl<E: Endpoint> Endpoint for CsrfEndpoint<E> {
         req.extensions_mut().insert(CsrfToken(token.clone()));
         let mut resp = match self.inner.call(req).await {
             Ok(r) => r.into_response(),
-            Err(e) => e.into_response(),
+            Err(e) => super::error::response_of(e),
         };
+        if resp.extensions().get::<Failure>().is_some() {
+            resp.extensions_mut().insert(CsrfToken(token.clone()));
+        }
         let rotated = resp.extensions_mut().remove::<Rotate>().is_some();
         if fresh || rotated {
             let token = if rotated { new_token() } else { token };
@@ -196,18 +204,21 @@ async fn check_post(req: &mut Request, token: &str, limit: Duration) -> Result<(
     let bytes = match tokio::time::timeout(limit, read_capped(req.take_body())).await {
         Ok(Ok(bytes)) => bytes,
         Err(_) => {
-            return Err(Response::builder()
-                .status(StatusCode::REQUEST_TIMEOUT)
-                .header(header::CONNECTION, "close")
-                .body("The request body took too long to arrive."));
+            let text = "What was sent took too long to arrive. Try again.";
+            let mut resp = failure(StatusCode::REQUEST_TIMEOUT, "Too slow", text);
+            resp.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+            return Err(resp);
+        }
+        Ok(Err(StatusCode::PAYLOAD_TOO_LARGE)) => {
+            let text = "What was sent is larger than Parley accepts: a message holds up to 4,000 characters.";
+            return Err(failure(StatusCode::PAYLOAD_TOO_LARGE, "Too large", text));
         }
         Ok(Err(status)) => {
-            let text = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                "Request body too large."
-            } else {
-                "The request body could not be read."
-            };
-            return Err(Response::builder().status(status).body(text));
+            let text = "What was sent could not be read. Try again.";
+            return Err(failure(status, "Bad request", text));
         }
     };
     let sent = match req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()) {

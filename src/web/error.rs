@@ -1,13 +1,20 @@
-//! One way to fail: every handler error becomes an `AppError`, turned into a response here. The
-//! user sees a clear page; the log gets the cause; a 500 never shows internals.
+//! One way to fail: every handler error becomes an `AppError`, and every refusal (ours, the CSRF
+//! layer's, poem's own: no route, a method the route does not take, a query it cannot parse) a
+//! response carrying a [`Failure`]; the outermost middleware makes that the app's page, with the
+//! header of whoever is looking, or for htmx a fragment the page shows next to what was tried
+//! ([`render`]). The log gets the cause; a 500 never shows internals.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
-use poem::Response;
 use poem::error::ResponseError;
-use poem::http::{StatusCode, header};
+use poem::http::{HeaderValue, StatusCode, header};
+use poem::{PathPattern, Response};
+use tower_sessions_core::Session;
 
-use crate::views::{Viewer, notice_page};
+use super::App;
+use super::csrf::CsrfToken;
+use crate::views::{Viewer, error_note, notice_page};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -62,7 +69,6 @@ impl ResponseError for AppError {
 
     fn as_response(&self) -> Response {
         let status = self.status();
-        let viewer = Viewer::anonymous("");
         let (title, text) = match self {
             AppError::LoginRequired { next, htmx } => {
                 let to = if next == "/" || next.is_empty() {
@@ -82,58 +88,181 @@ impl ResponseError for AppError {
                     .header(header::LOCATION, to)
                     .finish();
             }
-            AppError::NotFound(what) => ("Not found", *what),
-            AppError::Forbidden(why) => ("Forbidden", *why),
-            AppError::BadRequest(why) => ("Bad request", *why),
+            AppError::NotFound(what) => ("Not found", Cow::Borrowed(*what)),
+            AppError::Forbidden(why) => ("Forbidden", Cow::Borrowed(*why)),
+            AppError::BadRequest(why) => ("Bad request", Cow::Borrowed(*why)),
             AppError::TooMany { what, wait } => {
-                let text = try_again(what, *wait);
-                let mut resp = super::with_status(
-                    notice_page("Slow down", &viewer, &text),
-                    StatusCode::TOO_MANY_REQUESTS,
-                );
+                let mut resp = failure(status, "Slow down", try_again(what, *wait));
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, retry_after(*wait));
                 return resp;
             }
             AppError::Busy => {
-                let mut resp = super::with_status(
-                    notice_page(
-                        "Busy",
-                        &viewer,
-                        "Parley is busy checking passwords. Please try again in a moment.",
-                    ),
-                    status,
-                );
-                resp.headers_mut().insert(
-                    header::RETRY_AFTER,
-                    poem::http::HeaderValue::from_static("1"),
-                );
+                let text = "Parley is busy checking passwords. Please try again in a moment.";
+                let mut resp = failure(status, "Busy", text);
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
                 return resp;
             }
             _ if status == StatusCode::SERVICE_UNAVAILABLE => {
                 tracing::warn!(error = %self, "database unavailable");
-                (
-                    "Service unavailable",
-                    "Parley cannot reach its database right now. Please try again in a moment.",
-                )
+                let mut resp = failure(status, "Service unavailable", UNAVAILABLE);
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                return resp;
             }
             _ => {
                 tracing::error!(error = %self, "request failed");
-                (
-                    "Something went wrong",
-                    "Parley hit an unexpected error. It has been logged; please try again.",
-                )
+                ("Something went wrong", Cow::Borrowed(BROKEN))
             }
         };
-        let mut resp = super::with_status(notice_page(title, &viewer, text), status);
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            resp.headers_mut().insert(
-                header::RETRY_AFTER,
-                poem::http::HeaderValue::from_static("5"),
-            );
-        }
-        resp
+        failure(status, title, text)
     }
+}
+
+const UNAVAILABLE: &str =
+    "Parley cannot reach its database right now. Please try again in a moment.";
+const BROKEN: &str = "Parley hit an unexpected error. It has been logged; please try again.";
+
+/// What went wrong, in words, carried by an error's response until the outermost middleware
+/// (`render`) makes it the page or the fragment: only there is it known cheaply who is looking
+/// (the session is read on this path alone, never on one that succeeds).
+#[derive(Clone, Debug)]
+pub struct Failure {
+    pub title: &'static str,
+    pub text: Cow<'static, str>,
+}
+
+/// A refusal or a failure: its status, with what to say, for `render` to dress.
+pub fn failure(
+    status: StatusCode,
+    title: &'static str,
+    text: impl Into<Cow<'static, str>>,
+) -> Response {
+    let mut resp = Response::builder().status(status).finish();
+    resp.extensions_mut().insert(Failure {
+        title,
+        text: text.into(),
+    });
+    resp
+}
+
+/// Every error a route answers with, in Parley's words: poem's own (no route, a method the route
+/// does not take, a query or a form its parser cannot read) say what happened without the
+/// parser's words; ours (`AppError`) and whole responses (an offer to create a room) stand.
+pub async fn from_poem(err: poem::Error) -> Response {
+    response_of(err)
+}
+
+/// [`from_poem`], where an error is made a response (every layer that meets one).
+pub fn response_of(err: poem::Error) -> Response {
+    // The route that answered, for the access log and the metrics.
+    let pattern = err.data::<PathPattern>().cloned();
+    let mut resp = words_of(err);
+    if let Some(pattern) = pattern {
+        resp.set_data(pattern);
+    }
+    resp
+}
+
+fn words_of(err: poem::Error) -> Response {
+    // Not `into_response`: poem replaces the response's extensions (our `Failure`) with the
+    // error's own.
+    if let Some(ours) = err.downcast_ref::<AppError>() {
+        return ours.as_response();
+    }
+    if err.is_from_response() {
+        return err.into_response();
+    }
+    let status = err.status();
+    if err.is::<poem::error::ParseQueryError>() {
+        let text = "Parley could not read this address: a number or a name in it is not what the page expects.";
+        return failure(status, "Bad request", text);
+    }
+    if status.is_server_error() {
+        tracing::error!(error = %err, "request failed");
+    }
+    let (title, text) = words_for(status);
+    failure(status, title, text)
+}
+
+/// What a status means to the person who met it.
+fn words_for(status: StatusCode) -> (&'static str, &'static str) {
+    match status {
+        StatusCode::BAD_REQUEST => (
+            "Bad request",
+            "Parley could not read this request: something in it is not what the page expects.",
+        ),
+        StatusCode::NOT_FOUND => ("Not found", "There is no page at this address."),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "Not allowed here",
+            "This address does not take that kind of request: use the page's own links and buttons.",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ("Too large", "What was sent is larger than Parley accepts.")
+        }
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "Bad request",
+            "Parley could not read what was sent: it is not a form this page takes.",
+        ),
+        StatusCode::UNPROCESSABLE_ENTITY => (
+            "Not accepted",
+            "Parley could not accept what was sent. Check it and try again.",
+        ),
+        StatusCode::TOO_MANY_REQUESTS => (
+            "Slow down",
+            "Too many requests in a short time. Wait a moment and try again.",
+        ),
+        StatusCode::SERVICE_UNAVAILABLE => ("Service unavailable", UNAVAILABLE),
+        s if s.is_server_error() => ("Something went wrong", BROKEN),
+        _ => ("Not done", "Parley could not do that."),
+    }
+}
+
+/// The page (or, for htmx, the fragment) of a response that carries a [`Failure`], with the
+/// header of whoever is looking: the session (put on the response by the session layer) is read
+/// only here, and a login cached by `AuthCache` costs no query. Status and headers stay.
+pub async fn render(app: &App, htmx: bool, mut resp: Response) -> Response {
+    if htmx {
+        return note(resp);
+    }
+    let Some(failure) = resp.extensions_mut().remove::<Failure>() else {
+        return resp;
+    };
+    let session = resp.extensions_mut().remove::<Session>();
+    let csrf = resp
+        .extensions_mut()
+        .remove::<CsrfToken>()
+        .map(|t| t.0)
+        .unwrap_or_default();
+    let user = match &session {
+        Some(session) => super::session::user_of(session, app).await.ok().flatten(),
+        None => None,
+    };
+    let viewer = Viewer {
+        username: user.as_ref().map(|u| u.username.as_str()),
+        is_staff: user.as_ref().is_some_and(|u| u.is_staff),
+        csrf: &csrf,
+    };
+    with_html(resp, notice_page(failure.title, &viewer, &failure.text))
+}
+
+/// The fragment of a response that carries a [`Failure`], for htmx (which needs no header): also
+/// what a held poll that fails answers, after the middleware is gone.
+pub fn note(mut resp: Response) -> Response {
+    match resp.extensions_mut().remove::<Failure>() {
+        Some(failure) => with_html(resp, error_note(&failure.text)),
+        None => resp,
+    }
+}
+
+fn with_html(mut resp: Response, markup: maud::Markup) -> Response {
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    resp.set_body(markup.into_string());
+    resp
 }
 
 pub use crate::views::encode_query;

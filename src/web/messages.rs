@@ -233,7 +233,7 @@ fn hold(
         };
         let answer = match hub.poll(room, after.max(0), who, hold).await {
             Ok(answer) => answer,
-            Err(err) => return AppError::from(err).as_response(),
+            Err(err) => return super::error::note(AppError::from(err).as_response()),
         };
         // The session was good when the poll began; if the user's sessions were revoked since
         // (logged out, deactivated), the poll answers with nothing, and the next one is checked
@@ -256,7 +256,7 @@ fn hold(
             let current = base.as_deref().unwrap_or("/");
             match Box::pin(sidebar_oob(&app, user, current)).await {
                 Ok(sidebar) => out.push_str(&sidebar.into_string()),
-                Err(err) => return err.as_response(),
+                Err(err) => return super::error::note(err.as_response()),
             }
         }
         if htmx {
@@ -302,12 +302,11 @@ fn fragment(html: String) -> Response {
 
 /// A poll beyond the caps: answered at once, and the page's poller backs off before the next.
 fn too_many_polls() -> Response {
-    Response::builder()
-        .status(StatusCode::TOO_MANY_REQUESTS)
-        .header(header::CACHE_CONTROL, "no-store")
-        .header(header::RETRY_AFTER, "5")
-        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body("Too many pages are waiting for messages at once: close some tabs.")
+    let text = "Too many pages are waiting for messages at once: close some tabs.";
+    let mut resp = super::error::failure(StatusCode::TOO_MANY_REQUESTS, "Slow down", text);
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+    resp
 }
 
 fn no_content() -> Response {

@@ -41,7 +41,7 @@ use crate::db::Db;
 use crate::presence::Presence;
 use crate::realtime::Hub;
 use crate::throttle::Throttle;
-use crate::views::{Viewer, notice_page};
+use crate::views::Viewer;
 use csrf::CsrfToken;
 pub use error::AppError;
 use session::{AuthCache, CurrentUser};
@@ -212,15 +212,15 @@ fn endpoint(app: AppState) -> impl Endpoint<Output = Response> {
         .at("/dm/:username/calls/:id/alive", post(calls::alive))
         .at("/dm/:username/calls/:id/signal", post(calls::signal));
     let route = admin::routes(route, &app);
+    // The session layer wraps the CSRF layer so that its refusals, too, are answered with the
+    // header of whoever is looking (see `error::render`).
     route
-        .catch_error(not_found)
-        .catch_error(bad_query)
-        .catch_error(bad_form)
-        .with(session::SessionLayer { store, secure })
+        .catch_all_error(error::from_poem)
         .with(csrf::CsrfLayer {
             secure,
             body_timeout: Duration::from_secs(app.settings.body_timeout_secs),
         })
+        .with(session::SessionLayer { store, secure })
         .around(frame)
         .data(app)
 }
@@ -250,14 +250,13 @@ async fn frame<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response>
         && !app.allowed_hosts.allows(host.to_str().unwrap_or_default())
     {
         let text = "This server does not answer to that host name.";
-        let mut resp = with_status(
-            notice_page("Bad request", &Viewer::anonymous(""), text),
-            StatusCode::BAD_REQUEST,
-        );
+        let refused = error::failure(StatusCode::BAD_REQUEST, "Bad request", text);
+        let mut resp = Box::pin(error::render(app, htmx, refused)).await;
         exchange.answered(&mut resp);
         return Ok(resp);
     }
     let asset = req.uri().path().starts_with("/assets/");
+    let req_app = app.clone();
     let span = telemetry::span(&req);
     let who = telemetry::UserSlot::default();
     req.extensions_mut().insert(who.clone());
@@ -269,8 +268,13 @@ async fn frame<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response>
     // An error is answered here like any response, so that it gets the same headers.
     let mut resp = match resp {
         Ok(resp) => resp.into_response(),
-        Err(err) => err.into_response(),
+        Err(err) => error::response_of(err),
     };
+    // A refusal or failure becomes the app's page (or fragment) here, once, for every layer.
+    // Boxed: only this path reads the session, and inline it would enlarge every request's future.
+    if resp.extensions().get::<error::Failure>().is_some() {
+        resp = Box::pin(error::render(&req_app, htmx, resp)).await;
+    }
     let held_answer = held::is_held(&resp);
     telemetry::record(&span, started, &resp, held_answer);
     exchange.routed(&resp, user);
@@ -317,34 +321,6 @@ async fn frame<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response>
         exchange.answered(&mut resp);
     }
     Ok(resp)
-}
-
-async fn not_found(_: poem::error::NotFoundError) -> Response {
-    let text = "There is no page at this address.";
-    with_status(
-        notice_page("Not found", &Viewer::anonymous(""), text),
-        StatusCode::NOT_FOUND,
-    )
-}
-
-/// An address whose query does not say what its page expects (`?before=abc`): the app's page,
-/// not the parser's words.
-async fn bad_query(_: poem::error::ParseQueryError) -> Response {
-    let text = "Parley could not read this address: a number or a name in it is not what the page expects.";
-    with_status(
-        notice_page("Bad request", &Viewer::anonymous(""), text),
-        StatusCode::BAD_REQUEST,
-    )
-}
-
-/// A form that cannot be read at all (not a form, or not encoded as one).
-async fn bad_form(err: poem::error::ParseFormError) -> Response {
-    use poem::error::ResponseError;
-    let text = "Parley could not read what was sent: it is not a form this page takes.";
-    with_status(
-        notice_page("Bad request", &Viewer::anonymous(""), text),
-        err.status(),
-    )
 }
 
 #[handler]

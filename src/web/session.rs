@@ -63,8 +63,12 @@ impl<E: Endpoint> Endpoint for SessionEndpoint<E> {
         req.extensions_mut().insert(session.clone());
         let mut resp = match self.inner.call(req).await {
             Ok(r) => r.into_response(),
-            Err(e) => e.into_response(),
+            Err(e) => super::error::response_of(e),
         };
+        // An error's page says who is looking (`error::render`): only then is the session read.
+        if resp.extensions().get::<super::error::Failure>().is_some() {
+            resp.extensions_mut().insert(session.clone());
+        }
         // The store's futures are boxed: this middleware's future is part of every request, and
         // inline they would make each one kilobytes larger for a path few requests take.
         if session.is_modified() {
@@ -169,10 +173,19 @@ pub async fn current_user(req: &Request) -> Result<Option<CurrentUser>, AppError
     let Some(session) = req.extensions().get::<Session>() else {
         return Ok(None);
     };
+    let state = req.data::<AppState>().expect("app state is installed");
+    user_of(session, state).await
+}
+
+/// Whose `session` is, as [`current_user`] decides it (also for an error's page, after the
+/// request is gone).
+pub async fn user_of(
+    session: &Session,
+    state: &super::App,
+) -> Result<Option<CurrentUser>, AppError> {
     let Some(id) = session.id() else {
         return Ok(None);
     };
-    let state = req.data::<AppState>().expect("app state is installed");
     let key = id.to_string();
     // A cached login holds until the user's sessions are revoked, here or on another process.
     if let Some(user) = state.auth.get(&key)

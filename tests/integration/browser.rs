@@ -174,6 +174,24 @@ pub async fn register(c: &Client, base: &str, name: &str) {
     wait_for_text(c, ".me", name).await;
 }
 
+/// Logs `name` (a member with the usual password) in with the log-in form.
+pub async fn log_in(c: &Client, base: &str, name: &str) {
+    c.goto(&format!("{base}/login")).await.unwrap();
+    fill(c, "#username", name).await;
+    fill(c, "#password", PASSWORD).await;
+    c.find(Locator::Css("main form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.find(Locator::Css(".topbar .me")).await.is_err() {
+        assert!(Instant::now() < deadline, "{name} did not log in");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Opens room `name` with the sidebar's form; one nobody has opened yet is created on the
 /// second, deliberate click the form asks for.
 pub async fn open_or_create(c: &Client, name: &str) {
@@ -1031,4 +1049,46 @@ async fn scrolling_back_with_the_wheel_keeps_the_readers_place_when_older_messag
         );
         c.close().await.ok();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_htmx_request_is_said_next_to_what_was_tried() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(driver) = driver().await else { return };
+    let app = TestApp::sqlite().await;
+    let alice = app.member("alice").await;
+    alice.post("/rooms", &[("name", "general")]).await;
+    let c = browser(&driver, true, 1280).await;
+    log_in(&c, &app.base, "alice").await;
+    c.goto(&format!("{}/rooms/general", app.base))
+        .await
+        .unwrap();
+    // A token gone stale (the person logged out and in again in another tab): the star is
+    // refused, and the refusal is said where they clicked.
+    let token = c
+        .execute(
+            "const meta = document.querySelector('meta[name=csrf-token]');
+             const token = meta.content; meta.content = 'stale'; return token;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    click(&c, "#star-form button").await;
+    wait_for_text(
+        &c,
+        "#star-form + #request-error[role=alert]",
+        "CSRF token missing or incorrect. Reload the page and try again.",
+    )
+    .await;
+    screenshot(&c, "refused-star-desktop-light").await;
+    // The next request that works takes it away.
+    c.execute(
+        "document.querySelector('meta[name=csrf-token]').content = arguments[0];",
+        vec![token],
+    )
+    .await
+    .unwrap();
+    click(&c, "#star-form button").await;
+    wait_gone(&c, "#request-error").await;
+    c.close().await.unwrap();
 }

@@ -239,10 +239,9 @@ pub async fn render(app: &App, htmx: bool, mut resp: Response) -> Response {
         Some(session) => super::session::user_of(session, app).await.ok().flatten(),
         None => None,
     };
-    let viewer = Viewer {
-        username: user.as_ref().map(|u| u.username.as_str()),
-        is_staff: user.as_ref().is_some_and(|u| u.is_staff),
-        csrf: &csrf,
+    let viewer = match &user {
+        Some(user) => user.viewer(&csrf),
+        None => Viewer::anonymous(&csrf),
     };
     with_html(resp, notice_page(failure.title, &viewer, &failure.text))
 }

@@ -402,13 +402,7 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn viewer(&self) -> Viewer<'_> {
-        Viewer {
-            username: Some(&self.user.username),
-            display_name: &self.user.display_name,
-            theme: self.user.theme,
-            is_staff: self.user.is_staff,
-            csrf: &self.csrf,
-        }
+        self.user.viewer(&self.csrf)
     }
 
     /// Who reads, as far as dates go: their time zone and today.

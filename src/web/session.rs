@@ -129,6 +129,17 @@ pub struct CurrentUser {
 }
 
 impl CurrentUser {
+    /// The user as a page's header shows them.
+    pub fn viewer<'a>(&'a self, csrf: &'a str) -> crate::views::Viewer<'a> {
+        crate::views::Viewer {
+            username: Some(&self.username),
+            display_name: &self.display_name,
+            theme: self.theme,
+            is_staff: self.is_staff,
+            csrf,
+        }
+    }
+
     /// The user as the messages they write show them.
     pub fn author(&self) -> crate::store::messages::Author<'_> {
         crate::store::messages::Author {

@@ -17,6 +17,8 @@ enum Visit {
     NewRoom,
     /// A room with its members' panel open.
     Members,
+    /// The home page with the person menu open.
+    PersonMenu,
     /// The call panel as a ring shows it (calls.js's own steps, without a second browser).
     Ringing,
 }
@@ -40,6 +42,8 @@ const LOGGED_IN: &[(&str, Visit)] = &[
     ("search", Visit::Path("/search?q=hello")),
     ("mentions", Visit::Path("/mentions")),
     ("password", Visit::Path("/account/password")),
+    ("profile", Visit::Path("/profile")),
+    ("person-menu", Visit::PersonMenu),
     (
         "message-actions",
         Visit::Path("/rooms/general/messages/3/actions"),
@@ -128,6 +132,10 @@ async fn visit(c: &Client, base: &str, visit: &Visit) {
         Visit::Members => {
             c.goto(&format!("{base}/rooms/general")).await.unwrap();
             click(c, ".members summary").await;
+        }
+        Visit::PersonMenu => {
+            c.goto(&format!("{base}/")).await.unwrap();
+            click(c, "#person-menu summary").await;
         }
         Visit::Ringing => {
             c.goto(&format!("{base}/dm/bob")).await.unwrap();

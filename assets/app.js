@@ -479,7 +479,10 @@
     showRequestError(elt, "Parley could not be reached. Check the connection and try again.");
   });
   document.addEventListener("htmx:afterRequest", function (e) {
-    if (!e.detail.successful || e.detail.elt.id === "poller") return;
+    // Only a request someone made takes the note away: not the poller, nor the sidebar's own
+    // refresh every 15 s.
+    var id = e.detail.elt.id;
+    if (!e.detail.successful || id === "poller" || id === "sidebar-lists") return;
     var old = document.getElementById("request-error");
     if (old) old.remove();
   });

@@ -271,6 +271,16 @@ pub struct Settings {
     )]
     pub topics_per_hour: u32,
 
+    /// Display-name changes one person may make in an hour (each makes every server forget the
+    /// messages it has rendered). 0: no limit.
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_RENAMES_PER_HOUR",
+        default_value_t = 10
+    )]
+    pub renames_per_hour: u32,
+
     /// Log-in attempts, successful or not, from one client address in a minute (each costs a
     /// password hash). 0: no limit.
     #[arg(
@@ -407,6 +417,7 @@ impl Settings {
             max_rooms_per_user: 100,
             conversations_per_hour: 30,
             topics_per_hour: 30,
+            renames_per_hour: 10,
             logins_per_minute: 30,
             registration: Registration::Open,
             hash_workers: 0,

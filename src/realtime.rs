@@ -53,6 +53,8 @@ pub type Render = fn(&Change) -> String;
 const CHANNEL: &str = "parley_messages";
 /// "Forget your rooms' recent messages": staff changed what they show (a user's name).
 const FORGET: &str = "forget";
+/// "Forget your rooms' rendered changes", and nothing else: someone's display name changed.
+const FORGET_WINDOWS: &str = "forget-windows";
 /// "Someone came or went": sidebars show who is online.
 const PRESENCE: &str = "presence";
 /// "`join:room:user`": a person now belongs to a room (their feed may be on this process).
@@ -609,12 +611,7 @@ impl Hub {
         self.announced.put((room, user), ());
         let (pg, note) = (pg.clone(), format!("{JOIN}{room}:{user}"));
         tokio::spawn(async move {
-            let sent = sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(CHANNEL)
-                .bind(note)
-                .execute(&pg)
-                .await;
-            if let Err(err) = sent {
+            if let Err(err) = tell_others(&pg, &note).await {
                 tracing::debug!(%err, "could not tell the other servers about a join");
             }
         });
@@ -633,12 +630,7 @@ impl Hub {
     pub async fn revoke(&self, user: i64) {
         self.revoked_here(user);
         let Some(pg) = self.pg.get() else { return };
-        let sent = sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(format!("{REVOKE}{user}"))
-            .execute(pg)
-            .await;
-        if let Err(err) = sent {
+        if let Err(err) = tell_others(pg, &format!("{REVOKE}{user}")).await {
             tracing::warn!(%err, "could not tell the other servers that a session ended");
         }
     }
@@ -690,12 +682,7 @@ impl Hub {
                 }
                 hub.tell_everyone();
                 if let Some(pg) = &pg {
-                    let note = sqlx::query("SELECT pg_notify($1, $2)")
-                        .bind(CHANNEL)
-                        .bind(PRESENCE)
-                        .execute(pg)
-                        .await;
-                    if let Err(err) = note {
+                    if let Err(err) = tell_others(pg, PRESENCE).await {
                         tracing::debug!(%err, "could not tell the other servers about presence");
                     }
                 }
@@ -736,14 +723,33 @@ impl Hub {
         }
     }
 
+    /// Forgets every room's rendered changes here and, on PostgreSQL, in every other process too
+    /// (what they show of someone changed: their display name). Memberships did not change, so
+    /// nobody is read again and no sidebar is told.
+    pub async fn forget_windows_everywhere(&self, pg: Option<&sqlx::PgPool>) {
+        self.forget_windows();
+        self.notify(pg, FORGET_WINDOWS).await;
+    }
+
+    fn forget_windows(&self) {
+        for room in self.listened_rooms() {
+            self.invalidate(room);
+        }
+    }
+
+    /// Tells every other process `note`, on PostgreSQL.
+    async fn notify(&self, pg: Option<&sqlx::PgPool>, note: &str) {
+        let Some(pg) = pg else { return };
+        if let Err(err) = tell_others(pg, note).await {
+            tracing::warn!(%err, note, "could not tell the other servers");
+        }
+    }
+
     /// Forgets every room's recent changes, and reads again whom the people here belong to
     /// (memberships may have gone with a user or a room). Their feeds stay — held polls wait on
     /// them — and are told, since what their sidebars show may have changed too.
     pub async fn invalidate_all(&self) {
-        let rooms = self.listened_rooms();
-        for room in rooms {
-            self.invalidate(room);
-        }
+        self.forget_windows();
         let users: Vec<i64> = {
             let mut people = self.people.lock().expect("people lock");
             people.by_room.clear();
@@ -762,15 +768,7 @@ impl Hub {
     /// (staff deleted or renamed users or rooms, which rendered changes show).
     pub async fn invalidate_everywhere(&self, pg: Option<&sqlx::PgPool>) {
         self.invalidate_all().await;
-        let Some(pg) = pg else { return };
-        let note = sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(CHANNEL)
-            .bind(FORGET)
-            .execute(pg)
-            .await;
-        if let Err(err) = note {
-            tracing::warn!(%err, "could not tell the other servers to forget their message windows");
-        }
+        self.notify(pg, FORGET).await;
     }
 
     /// Forgets the rooms and people nobody is listening for, so that a long-running server keeps
@@ -1080,6 +1078,10 @@ impl Hub {
                     tokio::spawn(async move { hub.invalidate_all().await });
                     continue;
                 }
+                FORGET_WINDOWS => {
+                    self.forget_windows();
+                    continue;
+                }
                 PRESENCE => {
                     self.tell_everyone();
                     continue;
@@ -1121,6 +1123,16 @@ impl Hub {
             tokio::spawn(async move { hub.remote_published(room, seq).await });
         }
     }
+}
+
+/// Sends `note` on the channel every process LISTENs on.
+async fn tell_others(pg: &sqlx::PgPool, note: &str) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANNEL)
+        .bind(note)
+        .execute(pg)
+        .await
+        .map(|_| ())
 }
 
 fn bump(value: &mut i64, seq: i64) -> bool {

@@ -133,29 +133,28 @@ pub async fn set_password_hash(pool: &AnyPool, id: i64, hash: &str) -> sqlx::Res
     Ok(done.rows_affected() == 1)
 }
 
-/// Sets what a person says about themselves. Whether the display name changed is returned: the
-/// caller then tells every process (messages rendered with the old name are shown by pages
-/// until they are read from the database again).
+/// Sets what a person says about themselves, both or neither. Whether the display name changed is
+/// returned: the caller then tells every process (messages rendered with the old name are shown
+/// by pages until they are read from the database again).
 pub async fn set_profile(
     pool: &AnyPool,
     id: i64,
     display_name: &DisplayName,
     bio: &Bio,
 ) -> sqlx::Result<bool> {
-    let renamed =
-        sqlx::query("UPDATE users SET display_name = $2 WHERE id = $1 AND display_name <> $2")
-            .bind(id)
-            .bind(display_name.as_str())
-            .execute(pool)
-            .await?
-            .rows_affected()
-            == 1;
-    sqlx::query("UPDATE users SET bio = $2 WHERE id = $1")
+    let mut tx = pool.begin().await?;
+    let before: Option<String> = sqlx::query_scalar("SELECT display_name FROM users WHERE id = $1")
         .bind(id)
-        .bind(bio.as_str())
-        .execute(pool)
+        .fetch_optional(&mut *tx)
         .await?;
-    Ok(renamed)
+    sqlx::query("UPDATE users SET display_name = $2, bio = $3 WHERE id = $1")
+        .bind(id)
+        .bind(display_name.as_str())
+        .bind(bio.as_str())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(before.is_some_and(|b| b != display_name.as_str()))
 }
 
 pub async fn set_theme(pool: &AnyPool, id: i64, theme: Theme) -> sqlx::Result<()> {
@@ -183,7 +182,6 @@ pub struct Person {
     pub username: String,
     /// Empty when they have none.
     pub display_name: String,
-    pub bio: String,
     pub last_seen_ms: i64,
 }
 
@@ -198,9 +196,9 @@ impl Person {
 /// with are always among them.
 pub async fn people(pool: &AnyPool, viewer: i64, search: &str) -> sqlx::Result<Vec<Person>> {
     sqlx::query_as(
-        "SELECT id, username, display_name, bio, last_seen_ms FROM (
+        "SELECT id, username, display_name, last_seen_ms FROM (
              SELECT u.id AS id, u.username AS username, u.display_name AS display_name,
-                    u.bio AS bio, u.last_seen_ms AS last_seen_ms, u.username_key AS username_key
+                    u.last_seen_ms AS last_seen_ms, u.username_key AS username_key
              FROM users u
              WHERE u.is_active = 1 AND ($2 = '' OR u.username_key LIKE $3 ESCAPE '\\'
                                         OR LOWER(u.display_name) LIKE $3 ESCAPE '\\')

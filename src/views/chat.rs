@@ -385,14 +385,14 @@ fn person_item(s: &Sidebar<'_>, person: &Person, counts: &DirectUnread) -> Marku
     html! {
         li.person data-online=(online) {
             @if person.username == s.me {
-                span.row title=[bio_title(person)] {
+                span.row {
                     (presence_dot(online))
                     (avatar(&person.username))
                     (person_name(person))
                     span.muted { "(you)" }
                 }
             } @else {
-                a href=(href) aria-current=[open.then_some("page")] title=[bio_title(person)]
+                a href=(href) aria-current=[open.then_some("page")]
                     data-unread=(counts.unread) data-mentions=(counts.mentions) {
                     (presence_dot(online))
                     (avatar(&person.username))
@@ -415,12 +415,6 @@ fn person_name(person: &Person) -> Markup {
             }
         }
     }
-}
-
-/// What someone says about themselves, on their name (a hover shows it; so does their private
-/// conversation's header, for those who do not hover).
-fn bio_title(person: &Person) -> Option<&str> {
-    (!person.bio.is_empty()).then_some(person.bio.as_str())
 }
 
 fn presence_dot(online: bool) -> Markup {

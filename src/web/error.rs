@@ -235,7 +235,15 @@ pub async fn render(app: &App, htmx: bool, mut resp: Response) -> Response {
         .remove::<CsrfToken>()
         .map(|t| t.0)
         .unwrap_or_default();
+    // When the server is short of something (5xx, 429, 408), the database is not asked: a login
+    // not cached gets the header of someone logged out.
+    let strained = resp.status().is_server_error()
+        || matches!(
+            resp.status(),
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT
+        );
     let user = match &session {
+        Some(session) if strained => super::session::cached_user_of(session, app),
         Some(session) => super::session::user_of(session, app).await.ok().flatten(),
         None => None,
     };

@@ -21,6 +21,8 @@ pub struct Limits {
     pub rooms_in_all: u32,
     pub conversations: Buckets<i64>,
     pub topics: Buckets<i64>,
+    /// Display-name changes.
+    pub renames: Buckets<i64>,
     /// Log-in attempts per address, successful or not (each costs a hash).
     pub logins: Buckets<String>,
     polls_per_user: Arc<Counts<i64>>,
@@ -41,6 +43,7 @@ impl Limits {
             rooms_in_all: s.max_rooms_per_user,
             conversations: Buckets::new(s.conversations_per_hour, HOUR),
             topics: Buckets::new(s.topics_per_hour, HOUR),
+            renames: Buckets::new(s.renames_per_hour, HOUR),
             logins: Buckets::new(s.logins_per_minute, MINUTE),
             polls_per_user: Arc::new(Counts::new(s.max_polls_per_user)),
             polls_per_addr: Arc::new(Counts::new(s.max_polls_per_addr)),

@@ -272,9 +272,13 @@ async fn frame<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response>
     };
     // A refusal or failure becomes the app's page (or fragment) here, once, for every layer.
     // Boxed: only this path reads the session, and inline it would enlarge every request's future.
-    if resp.extensions().get::<error::Failure>().is_some() {
+    // It shows who is looking, even at an address under /assets/ (whose answers shared caches
+    // may keep): it is never stored.
+    let failed = resp.extensions().get::<error::Failure>().is_some();
+    if failed {
         resp = Box::pin(error::render(&req_app, htmx, resp)).await;
     }
+    let asset = asset && !failed;
     let held_answer = held::is_held(&resp);
     telemetry::record(&span, started, &resp, held_answer);
     exchange.routed(&resp, user);

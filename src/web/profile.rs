@@ -64,12 +64,21 @@ pub(super) async fn save_profile(
         }
     };
     let app = &ctx.app;
+    // A new name makes every server forget the messages it has rendered: not without bound.
+    if name.as_str() != ctx.user.display_name {
+        super::limits::take(
+            &app.limits.renames,
+            &ctx.user.id,
+            "You are changing your display name faster than Parley allows.",
+        )?;
+    }
     let renamed = users::set_profile(&app.db.pool, ctx.user.id, &name, &bio).await?;
     changed(&ctx).await;
     if renamed {
         // Pages read from the database show the new name at once; so must the messages a poll
-        // would take from a room's window of rendered changes, which holds the old one.
-        app.hub.invalidate_everywhere(app.db.pg.as_ref()).await;
+        // would take from a room's window of rendered changes, which holds the old one. Nobody's
+        // rooms changed: the windows alone are forgotten.
+        app.hub.forget_windows_everywhere(app.db.pg.as_ref()).await;
     }
     Ok(see_other("/profile?saved=1"))
 }

@@ -190,6 +190,17 @@ pub async fn current_user(req: &Request) -> Result<Option<CurrentUser>, AppError
 
 /// Whose `session` is, as [`current_user`] decides it (also for an error's page, after the
 /// request is gone).
+/// The logged-in user of `session` if a login of theirs is cached, without reading the session
+/// store or the database (for answers made while those may be failing).
+pub fn cached_user_of(session: &Session, state: &super::App) -> Option<CurrentUser> {
+    let key = session.id()?.to_string();
+    // A cached login holds until the user's sessions are revoked, here or on another process.
+    state
+        .auth
+        .get(&key)
+        .filter(|user| user.revision == state.hub.revocation(user.id))
+}
+
 pub async fn user_of(
     session: &Session,
     state: &super::App,
@@ -197,13 +208,10 @@ pub async fn user_of(
     let Some(id) = session.id() else {
         return Ok(None);
     };
-    let key = id.to_string();
-    // A cached login holds until the user's sessions are revoked, here or on another process.
-    if let Some(user) = state.auth.get(&key)
-        && user.revision == state.hub.revocation(user.id)
-    {
+    if let Some(user) = cached_user_of(session, state) {
         return Ok(Some(user));
     }
+    let key = id.to_string();
     let user_id: Option<i64> = session.get(USER_ID).await.map_err(session_error)?;
     let Some(user_id) = user_id else {
         return Ok(None);

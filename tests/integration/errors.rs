@@ -10,6 +10,7 @@ on_both_engines!(
     an_htmx_request_that_fails_gets_a_fragment_not_a_page,
     a_failure_says_so_without_internals,
     busy_password_checks_answer_the_page_of_who_is_looking,
+    an_error_page_under_assets_is_never_stored,
 );
 
 /// The app's page for `name` (or nobody logged in): HTML, the header, a heading, a sentence,
@@ -229,4 +230,18 @@ async fn busy_password_checks_answer_the_page_of_who_is_looking(app: &mut TestAp
         assert_app_page(page, 503, Some("alice"), "password workers busy");
         assert_eq!(page.headers.get("retry-after").unwrap(), "1");
     }
+}
+
+/// An error page shows who is looking (their name, their token in the log-out form), even at an
+/// address under /assets/, whose answers shared caches may keep: it is never stored.
+async fn an_error_page_under_assets_is_never_stored(app: &mut TestApp) {
+    let alice = app.member("alice").await;
+    let page = alice.get("/assets/x/nothing-here.css").await;
+    assert_app_page(&page, 404, Some("alice"), "a missing asset");
+    assert_eq!(
+        page.headers
+            .get("cache-control")
+            .map(|v| v.to_str().unwrap()),
+        Some("no-store")
+    );
 }

@@ -17,6 +17,7 @@ on_both_engines!(
     a_locked_out_name_still_lets_its_owner_in,
     a_locked_out_name_does_not_stop_its_owner_changing_the_password,
     topics_are_set_by_members_at_a_pace_and_said_in_the_room,
+    display_names_change_at_a_pace_and_bios_freely,
 );
 
 fn retry_after(page: &Page) -> u64 {
@@ -380,4 +381,40 @@ async fn topics_are_set_by_members_at_a_pace_and_said_in_the_room(app: &mut Test
         room.select(".message.topic-record .body"),
         ["set the topic to “Plans for Friday”", "cleared the topic"]
     );
+}
+
+/// Each new display name makes every server forget the messages it has rendered: a person may
+/// change theirs only so often. Saving the bio alone is not a rename.
+async fn display_names_change_at_a_pace_and_bios_freely(app: &mut TestApp) {
+    app.restart_with(|s| s.renames_per_hour = 2).await;
+    let alice = app.member("alice").await;
+    let save = |name: &'static str, bio: &'static str| {
+        let alice = &alice;
+        async move {
+            alice
+                .post("/profile", &[("display_name", name), ("bio", bio)])
+                .await
+        }
+    };
+    assert_eq!(save("Al", "").await.status, 303);
+    assert_eq!(save("Alice", "").await.status, 303);
+    let third = save("Alice S.", "").await;
+    assert_eq!(third.status, 429, "{}", third.body);
+    assert!(third.headers.contains_key("retry-after"));
+    assert!(
+        third
+            .body
+            .contains("changing your display name faster than Parley allows")
+    );
+    assert_eq!(
+        save("Alice", "Still me.").await.status,
+        303,
+        "the same name"
+    );
+    let profile = alice.get("/profile").await;
+    assert_eq!(
+        profile.attr("#display-name", "value").as_deref(),
+        Some("Alice")
+    );
+    assert_eq!(profile.select("#bio"), ["Still me."]);
 }

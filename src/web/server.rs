@@ -180,6 +180,10 @@ pub fn network(peer: IpAddr) -> IpAddr {
 
 static EPOCH: OnceLock<Instant> = OnceLock::new();
 
+/// Answers made, by every server in the process: what the trimmer looks at to see a burst
+/// (`spawn_trimmer`).
+static ANSWERS: AtomicU64 = AtomicU64::new(0);
+
 fn epoch() -> Instant {
     *EPOCH.get_or_init(Instant::now)
 }
@@ -311,6 +315,7 @@ where
                     let req = poem::Request::from((detach(req), local, remote, Scheme::HTTP));
                     let resp = held::finish(ep.get_response(req).await).await;
                     drop(in_flight);
+                    ANSWERS.fetch_add(1, Ordering::Relaxed);
                     Ok::<_, Infallible>(hyper::Response::from(resp))
                 }
             }
@@ -370,14 +375,29 @@ fn remote(peer: SocketAddr) -> RemoteAddr {
     RemoteAddr(Addr::SocketAddr(peer))
 }
 
-/// After a flood of connections, hands the memory their buffers took back to the system: glibc
-/// keeps freed memory in its arenas, and a server that once held 20,000 sockets would go on
-/// holding hundreds of megabytes it no longer uses. Checked every 10 s; trims when the open
-/// connections have fallen well below the peak since the last trim.
+/// Hands memory that is free again back to the system. glibc keeps freed memory in its arenas,
+/// and under Parley's loads it stays there, scattered among memory still in use:
+///
+/// - after a flood of connections, a server that once held 20,000 sockets would go on holding
+///   hundreds of megabytes it no longer uses: trimmed when the open connections have fallen well
+///   below the peak since the last trim;
+/// - after a burst of answers (a message to a room of 10,000 listeners answers 10,000 held polls
+///   at once, and each polls again), the worker threads' arenas are left holding about as much
+///   free memory as they use: trimmed once the burst is over (no answer for a `TICK`) if the
+///   arenas hold `FREE_ENOUGH` unused.
+///
+/// `malloc_trim` holds each arena's lock while it walks it, up to a few hundred milliseconds in a
+/// fragmented heap of a few hundred megabytes: never in the middle of a burst, and a steady load
+/// (which reuses what it frees, and is never quiet) is left alone. BENCHMARKS.md, "Memory in the
+/// steady state", has the measurements.
 fn spawn_trimmer(gate: &Arc<Gate>) {
+    const TICK: Duration = Duration::from_millis(250);
+    const FREE_ENOUGH: u64 = 64 << 20;
     let gate = Arc::downgrade(gate);
     tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(10));
+        let mut every = tokio::time::interval(TICK);
+        let mut last = ANSWERS.load(Ordering::Relaxed);
+        let mut trimmed_at = last;
         loop {
             every.tick().await;
             let Some(gate) = gate.upgrade() else { return };
@@ -385,18 +405,40 @@ fn spawn_trimmer(gate: &Arc<Gate>) {
                 gate.peak.load(Ordering::Relaxed),
                 gate.open.load(Ordering::Relaxed),
             );
-            if peak >= 1000 && open < peak / 2 {
+            let answers = ANSWERS.load(Ordering::Relaxed);
+            let quiet = answers == last;
+            last = answers;
+            let flood_over = peak >= 1000 && open < peak / 2;
+            let burst_over = quiet && answers != trimmed_at && free_in_arenas() >= FREE_ENOUGH;
+            if flood_over || burst_over {
                 gate.peak.store(open, Ordering::Relaxed);
+                trimmed_at = answers;
                 trim().await;
             }
         }
     });
 }
 
+/// Memory the allocator holds but nothing uses (0 where that cannot be known).
+fn free_in_arenas() -> u64 {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallinfo2 only reads the allocator's statistics.
+        let info = unsafe { libc::mallinfo2() };
+        info.fordblks as u64
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    0
+}
+
 async fn trim() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free memory to the system.
-    let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
+    {
+        let started = Instant::now();
+        // SAFETY: malloc_trim only returns free memory to the system.
+        let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
+        tracing::debug!(took = ?started.elapsed(), "handed free memory back");
+    }
 }
 
 #[cfg(test)]

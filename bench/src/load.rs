@@ -767,6 +767,8 @@ pub struct LoadResult {
     pub sidebars: u64,
     /// Delivery latencies in µs, sorted.
     pub latencies: Vec<u64>,
+    /// The slowest delivery of each send, in µs (0: none delivered).
+    pub slowest_by_send: Vec<u64>,
     pub bytes: u64,
     pub errors: Vec<String>,
     /// What the listeners noted about changes lost, duplicated or out of order (a few).
@@ -785,6 +787,19 @@ impl LoadResult {
     /// Nearest-rank percentile in milliseconds.
     pub fn percentile_ms(&self, p: f64) -> f64 {
         percentile_ms(&self.latencies, p)
+    }
+
+    /// The `n` sends whose last listener waited longest: (send number, that wait in ms).
+    pub fn slowest_sends(&self, n: usize) -> Vec<(usize, f64)> {
+        let mut by: Vec<(usize, f64)> = self
+            .slowest_by_send
+            .iter()
+            .enumerate()
+            .map(|(send, us)| (send, *us as f64 / 1000.0))
+            .collect();
+        by.sort_by(|a, b| b.1.total_cmp(&a.1));
+        by.truncate(n);
+        by
     }
 }
 
@@ -807,6 +822,7 @@ fn tally(outcomes: &[ListenerOutcome], log: &SendLog, expected: u64, rooms: usiz
         no_content: 0,
         sidebars: 0,
         latencies: Vec::new(),
+        slowest_by_send: vec![0; log.acked.len()],
         bytes: 0,
         errors: Vec::new(),
         notes: Vec::new(),
@@ -818,7 +834,10 @@ fn tally(outcomes: &[ListenerOutcome], log: &SendLog, expected: u64, rooms: usiz
             got[seq as usize] = true;
             let start = log.start_us[seq as usize].load(Ordering::Relaxed);
             if start > 0 {
-                r.latencies.push(at.saturating_sub(start));
+                let took = at.saturating_sub(start);
+                r.latencies.push(took);
+                let slowest = &mut r.slowest_by_send[seq as usize];
+                *slowest = (*slowest).max(took);
             }
         }
         let lost: Vec<usize> = (0..sends)

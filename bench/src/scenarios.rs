@@ -1169,6 +1169,16 @@ pub async fn bigroom(
         ),
     );
     delivery_rows(report, sc, &result, &log, None, None);
+    let slowest: Vec<String> = result
+        .slowest_sends(3)
+        .iter()
+        .map(|(send, wait)| format!("#{send}: {}", ms(*wait)))
+        .collect();
+    report.info(
+        sc,
+        "slowest messages (send number: its last delivery)",
+        slowest.join(", "),
+    );
     cpu_row(report, sc, cpu, result.delivered);
     let mb = |bytes: u64| bytes as f64 / MB;
     report.info(

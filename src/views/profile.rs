@@ -83,7 +83,7 @@ pub fn profile_page(viewer: &Viewer<'_>, form: &ProfileForm<'_>) -> Markup {
                     aria-invalid=[form.bio_error.map(|_| "true")]
                     aria-describedby=(if form.bio_error.is_some() { "bio-error bio-hint" } else { "bio-hint" }) { (form.bio) }
                 (field_error("bio", form.bio_error))
-                p.hint #bio-hint { "Up to 200 characters, shown on your name in the people list and in private conversations." }
+                p.hint #bio-hint { "Up to 200 characters, shown at the top of private conversations with you." }
                 button.primary type="submit" { "Save profile" }
             }
             p { a href="/account/password" { "Change your password" } }

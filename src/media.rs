@@ -209,6 +209,31 @@ mod tests {
         assert_eq!((small.width, small.height), (40, 30), "never enlarged");
     }
 
+    /// A 1×1 PNG whose header claims `width`×`height` (a "picture bomb" in miniature).
+    fn claims_size(width: u32, height: u32) -> Vec<u8> {
+        fn crc32(bytes: &[u8]) -> u32 {
+            let mut crc = !0u32;
+            for &b in bytes {
+                crc ^= u32::from(b);
+                for _ in 0..8 {
+                    crc = if crc & 1 == 1 {
+                        (crc >> 1) ^ 0xedb8_8320
+                    } else {
+                        crc >> 1
+                    };
+                }
+            }
+            !crc
+        }
+        let mut bytes = png(1, 1);
+        // The IHDR chunk: length (8..12), "IHDR" (12..16), width, height, …, its CRC at 29..33.
+        bytes[16..20].copy_from_slice(&width.to_be_bytes());
+        bytes[20..24].copy_from_slice(&height.to_be_bytes());
+        let crc = crc32(&bytes[12..29]);
+        bytes[29..33].copy_from_slice(&crc.to_be_bytes());
+        bytes
+    }
+
     #[test]
     fn an_avatar_is_the_centred_square_at_the_size_asked() {
         let png_bytes = avatar(&png(300, 100), 96).expect("an avatar");
@@ -222,6 +247,13 @@ mod tests {
             "cropped from the centre: {left}"
         );
         assert!(avatar(b"just text, called x.png", 96).is_err());
+        assert_eq!(
+            avatar(&claims_size(10_000, 5_000), 96),
+            Err(NotAnAvatar(
+                "That picture is too large: at most 40 megapixels."
+            )),
+            "refused from its header, before any pixel is decoded"
+        );
         assert!(avatar(b"\x89PNG\r\n\x1a\n broken", 96).is_err());
     }
 

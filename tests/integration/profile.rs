@@ -466,6 +466,15 @@ async fn something_that_is_not_a_picture_is_refused_and_changes_nothing(app: &Te
     );
     let broken = upload_picture(&alice, "half.png", &png(50, 50)[..60]).await;
     assert_eq!(broken.status, 422, "{}", broken.body);
+    // Over 5 MB: refused as soon as it passes the limit, whatever it is.
+    let mut huge = png(64, 64);
+    huge.resize(5 * 1024 * 1024 + 1, 0);
+    let big = upload_picture(&alice, "huge.png", &huge).await;
+    assert_eq!(big.status, 422, "{}", big.body);
+    assert_eq!(
+        big.select("#picture-error"),
+        ["That picture is too big: at most 5 MB."]
+    );
     let nothing = upload_picture(&alice, "", b"").await;
     assert_eq!(nothing.status, 422, "{}", nothing.body);
     assert_eq!(avatar_of(app, "alice").await, "");

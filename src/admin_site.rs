@@ -164,6 +164,15 @@ fn users(app: &AppState) -> ModelAdmin {
                 .validator(|s| Bio::parse(s).map(|b| b.as_str().to_owned()).map_err(|e| e.to_string()))
                 .help("What the person says about themselves, up to 200 characters."),
         )
+        .field(
+            Field::text("avatar", "Picture", 64)
+                .validator(|s| match s.trim() {
+                    "" => Ok(String::new()),
+                    key if key.strip_prefix("a/").and_then(|k| k.rsplit('/').next()).and_then(crate::files::Files::avatar_key).as_deref() == Some(key) => Ok(key.to_owned()),
+                    _ => Err("Only emptied here (which removes the picture): people choose their own on their profile.".to_owned()),
+                })
+                .help("The file store key of the person's picture; empty for none. Empty it to remove a picture."),
+        )
         .field(Field::secret("password_hash", "Password"))
         .field(
             Field::flag("is_active", "Active")
@@ -178,7 +187,7 @@ fn users(app: &AppState) -> ModelAdmin {
         )
         .field(Field::timestamp("created_ms", "Created").readonly())
         .field(Field::timestamp("last_seen_ms", "Last seen").readonly())
-        .list_display(&["username", "display_name", "is_staff", "is_superuser", "is_active", "created_ms", "last_seen_ms"])
+        .list_display(&["username", "display_name", "avatar", "is_staff", "is_superuser", "is_active", "created_ms", "last_seen_ms"])
         .search_fields(&["username", "display_name"])
         .list_filter(&["is_staff", "is_superuser", "is_active"])
         .ordering("username_key", false)

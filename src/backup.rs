@@ -1,6 +1,6 @@
 //! `parley backup FILE`: a consistent copy of a running SQLite installation in one tar file: the
 //! database as `parley.db` (SQLite's `VACUUM INTO`, which reads one snapshot while the server goes
-//! on writing) and the bytes of every attachment that snapshot names, under `parley-files/` with
+//! on writing) and the bytes of every attachment and picture that snapshot names, under `parley-files/` with
 //! their store keys. Restore with `tar xf FILE` and
 //! `parley serve --database-url sqlite://parley.db --files-dir parley-files`.
 //!
@@ -116,6 +116,7 @@ pub async fn backup(settings: &Settings, target: &Path) -> Result<Report, Backup
     let keys: Vec<String> = sqlx::query_scalar(
         "SELECT storage_key FROM attachments
          UNION SELECT preview_key FROM attachments WHERE preview_key IS NOT NULL
+         UNION SELECT avatar FROM users WHERE avatar <> ''
          ORDER BY 1",
     )
     .fetch_all(&mut copy)

@@ -107,6 +107,22 @@ impl Files {
         format!("{kind}/{}/{hex}", &hex[..2])
     }
 
+    /// A fresh key for a person's picture: `a/3a/3a9c….png`. Under a prefix of its own, which the
+    /// attachments' sweep never lists (a `users.avatar` names it instead).
+    pub fn new_avatar_key() -> String {
+        let key = Self::new_key(false);
+        let hex = key.rsplit('/').next().unwrap_or_default();
+        format!("a/{}/{hex}.png", &hex[..2])
+    }
+
+    /// The key of the picture served as `/avatars/{name}`, when `name` has the shape of one
+    /// (32 lower-case hex digits and `.png`) and so cannot name anything else in the store.
+    pub fn avatar_key(name: &str) -> Option<String> {
+        let hex = name.strip_suffix(".png")?;
+        let shaped = hex.len() == 32 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        shaped.then(|| format!("a/{}/{hex}.png", &hex[..2]))
+    }
+
     /// A writer of the bytes of `key`, sent in parts as they come.
     pub async fn writer(&self, key: &str) -> Result<Writer, Error> {
         let upload = self.store.put_multipart(&Path::from(key)).await?;
@@ -151,14 +167,14 @@ impl Files {
         }
     }
 
-    /// Deletes the bytes under Parley's own prefixes (`f/`, `p/`: nothing else in a shared
-    /// bucket) that no attachment names and that are older than `grace` (younger ones may belong
-    /// to an upload whose message is not stored yet; on S3 an object's time is when its upload
-    /// began). The number deleted.
+    /// Deletes the bytes under Parley's own prefixes (`f/`, `p/`, `a/`: nothing else in a shared
+    /// bucket) that no attachment (or, under `a/`, no person's picture) names and that are older
+    /// than `grace` (younger ones may belong to an upload whose row is not stored yet; on S3 an
+    /// object's time is when its upload began). The number deleted.
     pub async fn sweep(&self, db: &sqlx::AnyPool, grace: Duration) -> Result<usize, SweepError> {
         let cutoff = cutoff_ms(grace);
         let mut swept = 0;
-        for prefix in ["f", "p"] {
+        for prefix in ["f", "p", "a"] {
             let mut listed = self.store.list(Some(&Path::from(prefix)));
             let mut batch = Vec::new();
             while let Some(meta) = listed.next().await {
@@ -168,10 +184,12 @@ impl Files {
                 }
                 batch.push(meta.location.to_string());
                 if batch.len() == 500 {
-                    swept += self.sweep_batch(db, std::mem::take(&mut batch)).await?;
+                    swept += self
+                        .sweep_batch(db, prefix, std::mem::take(&mut batch))
+                        .await?;
                 }
             }
-            swept += self.sweep_batch(db, batch).await?;
+            swept += self.sweep_batch(db, prefix, batch).await?;
         }
         if let Some(dir) = self.dir.clone() {
             swept += tokio::task::spawn_blocking(move || sweep_staged(&dir, cutoff))
@@ -184,9 +202,15 @@ impl Files {
     async fn sweep_batch(
         &self,
         db: &sqlx::AnyPool,
+        prefix: &str,
         keys: Vec<String>,
     ) -> Result<usize, SweepError> {
-        let orphans = crate::store::attachments::unreferenced(db, &keys).await?;
+        // A picture staff removed in the admin, or whose old bytes could not be deleted.
+        let orphans = if prefix == "a" {
+            crate::store::users::unreferenced_avatars(db, &keys).await?
+        } else {
+            crate::store::attachments::unreferenced(db, &keys).await?
+        };
         self.delete(&orphans).await;
         Ok(orphans.len())
     }
@@ -298,6 +322,30 @@ impl Drop for Writer {
                     let _ = inner.abort().await;
                 });
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Files;
+
+    #[test]
+    fn an_avatar_url_names_only_an_avatar_key() {
+        let key = Files::new_avatar_key();
+        let name = key.rsplit('/').next().unwrap();
+        assert_eq!(Files::avatar_key(name), Some(key));
+        for bad in [
+            "",
+            ".png",
+            "../../etc/passwd",
+            "3a9c.png",
+            "3A9C0000000000000000000000000000.png",
+            "3a9c0000000000000000000000000000",
+            "3a9c0000000000000000000000000000.png/..",
+            "f/3a/3a9c0000000000000000000000000000",
+        ] {
+            assert_eq!(Files::avatar_key(bad), None, "{bad}");
         }
     }
 }

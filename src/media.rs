@@ -112,6 +112,57 @@ pub fn thumbnail(bytes: &[u8]) -> Option<Thumbnail> {
     })
 }
 
+/// Why a picture cannot be a person's avatar: the sentence the profile page shows.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NotAnAvatar(pub &'static str);
+
+/// A person's avatar from the picture `bytes` (PNG, JPEG, GIF or WebP, by its bytes alone):
+/// turned as its EXIF orientation says, cropped to its centred square, scaled to `size`×`size`
+/// and re-encoded as PNG from the pixels, so it carries none of the original's metadata. Takes
+/// tens of milliseconds: call it off the async threads.
+pub fn avatar(bytes: &[u8], size: u32) -> Result<Vec<u8>, NotAnAvatar> {
+    const NOT_A_PICTURE: NotAnAvatar =
+        NotAnAvatar("That is not a picture Parley can show: choose a PNG, JPEG, GIF or WebP.");
+    let head = &bytes[..bytes.len().min(SNIFF_BYTES)];
+    if Inline::of(&sniff(head, "")) != Inline::Picture {
+        return Err(NOT_A_PICTURE);
+    }
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|_| NOT_A_PICTURE)?;
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(20_000);
+    limits.max_image_height = Some(20_000);
+    limits.max_alloc = Some(256 * 1024 * 1024);
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder().map_err(|_| NOT_A_PICTURE)?;
+    let (w, h) = decoder.dimensions();
+    if u64::from(w) * u64::from(h) > MAX_PIXELS {
+        return Err(NotAnAvatar(
+            "That picture is too large: at most 40 megapixels.",
+        ));
+    }
+    let orientation = decoder.orientation().map_err(|_| NOT_A_PICTURE)?;
+    let mut picture = DynamicImage::from_decoder(decoder).map_err(|_| NOT_A_PICTURE)?;
+    picture.apply_orientation(orientation);
+    let side = picture.width().min(picture.height());
+    if side == 0 {
+        return Err(NOT_A_PICTURE);
+    }
+    let square = picture.crop_imm(
+        (picture.width() - side) / 2,
+        (picture.height() - side) / 2,
+        side,
+        side,
+    );
+    let small = square.resize_exact(size, size, image::imageops::FilterType::Lanczos3);
+    let mut out = Cursor::new(Vec::new());
+    DynamicImage::ImageRgba8(small.to_rgba8())
+        .write_to(&mut out, image::ImageFormat::Png)
+        .map_err(|_| NOT_A_PICTURE)?;
+    Ok(out.into_inner())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +207,54 @@ mod tests {
         assert_eq!(thumb.content_type, "image/jpeg");
         let small = thumbnail(&png(40, 30)).expect("a thumbnail");
         assert_eq!((small.width, small.height), (40, 30), "never enlarged");
+    }
+
+    /// A 1×1 PNG whose header claims `width`×`height` (a "picture bomb" in miniature).
+    fn claims_size(width: u32, height: u32) -> Vec<u8> {
+        fn crc32(bytes: &[u8]) -> u32 {
+            let mut crc = !0u32;
+            for &b in bytes {
+                crc ^= u32::from(b);
+                for _ in 0..8 {
+                    crc = if crc & 1 == 1 {
+                        (crc >> 1) ^ 0xedb8_8320
+                    } else {
+                        crc >> 1
+                    };
+                }
+            }
+            !crc
+        }
+        let mut bytes = png(1, 1);
+        // The IHDR chunk: length (8..12), "IHDR" (12..16), width, height, …, its CRC at 29..33.
+        bytes[16..20].copy_from_slice(&width.to_be_bytes());
+        bytes[20..24].copy_from_slice(&height.to_be_bytes());
+        let crc = crc32(&bytes[12..29]);
+        bytes[29..33].copy_from_slice(&crc.to_be_bytes());
+        bytes
+    }
+
+    #[test]
+    fn an_avatar_is_the_centred_square_at_the_size_asked() {
+        let png_bytes = avatar(&png(300, 100), 96).expect("an avatar");
+        let back = image::load_from_memory(&png_bytes).unwrap();
+        assert_eq!((back.width(), back.height()), (96, 96));
+        // The centre of a 300×100 picture is x 100..200: red grows with x, so the left edge of
+        // the avatar is about 100, not 0.
+        let left = back.to_rgb8().get_pixel(0, 48)[0];
+        assert!(
+            (95..=110).contains(&left),
+            "cropped from the centre: {left}"
+        );
+        assert!(avatar(b"just text, called x.png", 96).is_err());
+        assert_eq!(
+            avatar(&claims_size(10_000, 5_000), 96),
+            Err(NotAnAvatar(
+                "That picture is too large: at most 40 megapixels."
+            )),
+            "refused from its header, before any pixel is decoded"
+        );
+        assert!(avatar(b"\x89PNG\r\n\x1a\n broken", 96).is_err());
     }
 
     #[test]

@@ -1221,6 +1221,7 @@ mod tests {
             author_id: 1,
             author: "alice".into(),
             author_display: String::new(),
+            author_avatar: String::new(),
             body: format!("message {seq}"),
             created_ms: 0,
             edited_ms: None,
@@ -1265,6 +1266,7 @@ mod tests {
             id: alice,
             username: "alice",
             display_name: "",
+            avatar: "",
         };
         let mut stored = Vec::new();
         for text in ["one", "two", "three"] {

@@ -8,7 +8,7 @@
 //! |---|---|
 //! | `manifest.json` | format name and version, when, from which engine, whether password hashes are in it, each table's columns and rows, the number of files |
 //! | `{table}.ndjson` | one JSON object per row (column → number, text or null), in primary-key order |
-//! | `files/{key}` | the bytes of each attachment and thumbnail, under its store key |
+//! | `files/{key}` | the bytes of each attachment, thumbnail and person's picture, under its store key |
 //!
 //! Rows keep their ids, so what refers to what survives the move. The tables are [`TABLES`]: what
 //! people and staff made. Sessions, server secrets, unused reset links and the search index are
@@ -289,6 +289,12 @@ pub async fn export(
                     if let Some(Value::String(k)) = object.get(key) {
                         keys.push(k.clone());
                     }
+                }
+            }
+            // A person's picture: the store holds it under its key like a file's bytes.
+            if table == "users" {
+                if let Some(Value::String(k)) = object.get("avatar").filter(|k| k != &"") {
+                    keys.push(k.clone());
                 }
             }
             serde_json::to_writer(&mut out, &object)

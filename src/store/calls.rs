@@ -245,13 +245,13 @@ pub async fn end(
         return Ok(None);
     };
     let name = |user: i64| {
-        sqlx::query_as::<_, (String, String)>(
-            "SELECT username, display_name FROM users WHERE id = $1",
+        sqlx::query_as::<_, (String, String, String)>(
+            "SELECT username, display_name, avatar FROM users WHERE id = $1",
         )
         .bind(user)
     };
-    let (caller, caller_display) = name(call.caller_id).fetch_one(&mut *tx).await?;
-    let (callee, _) = name(call.callee_id).fetch_one(&mut *tx).await?;
+    let (caller, caller_display, caller_avatar) = name(call.caller_id).fetch_one(&mut *tx).await?;
+    let (callee, _, _) = name(call.callee_id).fetch_one(&mut *tx).await?;
     let talked = now - call.answered_ms.unwrap_or(now);
     let text = outcome.record(&caller, &callee, talked);
     let body = MessageBody::parse(&text).map_err(|e| sqlx::Error::Protocol(e.0.to_owned()))?;
@@ -262,6 +262,7 @@ pub async fn end(
             id: call.caller_id,
             username: &caller,
             display_name: &caller_display,
+            avatar: &caller_avatar,
         },
         &body,
         messages::CALL_RECORD,

@@ -26,6 +26,9 @@ pub struct Message {
     /// `author`.
     #[sqlx(default)]
     pub author_display: String,
+    /// The author's picture's key when it was read or rendered (empty: none, the initials).
+    #[sqlx(default)]
+    pub author_avatar: String,
     pub body: String,
     pub created_ms: i64,
     pub edited_ms: Option<i64>,
@@ -97,7 +100,7 @@ impl Change {
 const SELECT: &str = "SELECT m.id AS id, m.room_id AS room_id, m.seq AS seq,
                              m.changed_seq AS changed_seq, m.author_id AS author_id,
                              u.username AS author, u.display_name AS author_display,
-                             m.body AS body, m.created_ms AS created_ms,
+                             u.avatar AS author_avatar, m.body AS body, m.created_ms AS created_ms,
                              m.edited_ms AS edited_ms, m.mentions AS mentions, m.kind AS kind
                       FROM messages m JOIN users u ON u.id = m.author_id";
 
@@ -118,6 +121,8 @@ pub struct Author<'a> {
     pub username: &'a str,
     /// Empty when they have none.
     pub display_name: &'a str,
+    /// Their picture's key; empty for none.
+    pub avatar: &'a str,
 }
 
 /// A message someone is sending.
@@ -231,6 +236,7 @@ impl NewMessage<'_> {
             author_id: self.author_id,
             author: author.username.to_owned(),
             author_display: author.display_name.to_owned(),
+            author_avatar: author.avatar.to_owned(),
             body: self.body.to_owned(),
             created_ms: self.created_ms,
             edited_ms: None,

@@ -405,13 +405,15 @@ pub struct Member {
     pub username: String,
     /// Empty when they have none.
     pub display_name: String,
+    /// Their picture's key; empty for none.
+    pub avatar: String,
     pub last_seen_ms: i64,
 }
 
 pub async fn members(pool: &AnyPool, room: i64) -> sqlx::Result<Vec<Member>> {
     sqlx::query_as(
         "SELECT u.username AS username, u.display_name AS display_name,
-                u.last_seen_ms AS last_seen_ms
+                u.avatar AS avatar, u.last_seen_ms AS last_seen_ms
          FROM memberships m JOIN users u ON u.id = m.user_id
          WHERE m.room_id = $1 AND u.is_active = 1 ORDER BY u.username_key LIMIT 200",
     )

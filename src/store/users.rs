@@ -15,6 +15,8 @@ pub struct User {
     pub display_name: String,
     pub bio: String,
     pub theme: Theme,
+    /// The file store key of their picture (`a/…`); empty for none.
+    pub avatar: String,
 }
 
 /// Flags are stored as 0/1 (see the migration), turned into bools once, here.
@@ -29,6 +31,7 @@ struct UserRow {
     display_name: String,
     bio: String,
     theme: String,
+    avatar: String,
 }
 
 impl From<UserRow> for User {
@@ -44,12 +47,12 @@ impl From<UserRow> for User {
             bio: r.bio,
             // The database allows only the three (a CHECK); anything else would be a bug.
             theme: Theme::parse(&r.theme).unwrap_or_default(),
+            avatar: r.avatar,
         }
     }
 }
 
-const USER_COLUMNS: &str =
-    "id, username, password_hash, is_staff, is_superuser, is_active, display_name, bio, theme";
+const USER_COLUMNS: &str = "id, username, password_hash, is_staff, is_superuser, is_active, display_name, bio, theme, avatar";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CreateUserError {
@@ -157,6 +160,56 @@ pub async fn set_profile(
     Ok(before.is_some_and(|b| b != display_name.as_str()))
 }
 
+/// Sets a person's picture (its key, or empty for none) and returns the one it replaces (empty
+/// for none), whose bytes the caller deletes once this has committed. The swap is conditional on
+/// what was read, so of two changes at once each learns the key it really replaced, and no
+/// picture's bytes are left behind unnamed.
+pub async fn set_avatar(pool: &AnyPool, id: i64, key: &str) -> sqlx::Result<String> {
+    loop {
+        let Some(before): Option<String> =
+            sqlx::query_scalar("SELECT avatar FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?
+        else {
+            return Ok(String::new());
+        };
+        let swapped = sqlx::query("UPDATE users SET avatar = $2 WHERE id = $1 AND avatar = $3")
+            .bind(id)
+            .bind(key)
+            .bind(&before)
+            .execute(pool)
+            .await?
+            .rows_affected();
+        if swapped == 1 {
+            return Ok(before);
+        }
+    }
+}
+
+/// Those of `candidates` (picture keys) that nobody's `avatar` names.
+pub async fn unreferenced_avatars(
+    pool: &AnyPool,
+    candidates: &[String],
+) -> sqlx::Result<Vec<String>> {
+    let mut orphans = Vec::new();
+    for batch in candidates.chunks(100) {
+        // Placeholders only, one per key: the keys themselves are bound.
+        let list: Vec<String> = (1..=batch.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT avatar FROM users WHERE avatar IN ({})",
+            list.join(", ")
+        );
+        let mut query = sqlx::query_scalar::<_, String>(&sql);
+        for key in batch {
+            query = query.bind(key);
+        }
+        let named = query.fetch_all(pool).await?;
+        orphans.extend(batch.iter().filter(|k| !named.contains(k)).cloned());
+    }
+    Ok(orphans)
+}
+
 pub async fn set_theme(pool: &AnyPool, id: i64, theme: Theme) -> sqlx::Result<()> {
     sqlx::query("UPDATE users SET theme = $2 WHERE id = $1")
         .bind(id)
@@ -182,6 +235,8 @@ pub struct Person {
     pub username: String,
     /// Empty when they have none.
     pub display_name: String,
+    /// Their picture's key; empty for none.
+    pub avatar: String,
     pub last_seen_ms: i64,
 }
 
@@ -196,8 +251,9 @@ impl Person {
 /// with are always among them.
 pub async fn people(pool: &AnyPool, viewer: i64, search: &str) -> sqlx::Result<Vec<Person>> {
     sqlx::query_as(
-        "SELECT id, username, display_name, last_seen_ms FROM (
+        "SELECT id, username, display_name, avatar, last_seen_ms FROM (
              SELECT u.id AS id, u.username AS username, u.display_name AS display_name,
+                    u.avatar AS avatar,
                     u.last_seen_ms AS last_seen_ms, u.username_key AS username_key
              FROM users u
              WHERE u.is_active = 1 AND ($2 = '' OR u.username_key LIKE $3 ESCAPE '\\'

@@ -4,7 +4,7 @@ use maud::{Markup, html};
 use time::OffsetDateTime;
 
 use super::forms::{csrf_field, field_error};
-use super::timeline::{Reader, avatar, continues, day_divider, display_name};
+use super::timeline::{Reader, avatar_of, continues, day_divider, display_name};
 use super::{file_url, human_size};
 use crate::domain::is_bidi_control;
 use crate::media::Inline;
@@ -35,7 +35,7 @@ fn message_as(m: &Message, oob: bool, focus: bool, grouped: bool) -> Markup {
             data-mentions=[(!m.mentions.is_empty()).then_some(&m.mentions)]
             aria-current=[focus.then_some("true")]
             hx-swap-oob=[oob.then_some("outerHTML")] {
-            (avatar(&m.author))
+            (avatar_of(&m.author, &m.author_avatar))
             header {
                 // `.author` stays the username alone: app.js groups by it and knows the
                 // viewer's own messages by it.
@@ -387,7 +387,7 @@ fn person_item(s: &Sidebar<'_>, person: &Person, counts: &DirectUnread) -> Marku
             @if person.username == s.me {
                 span.row {
                     (presence_dot(online))
-                    (avatar(&person.username))
+                    (avatar_of(&person.username, &person.avatar))
                     (person_name(person))
                     span.muted { "(you)" }
                 }
@@ -395,7 +395,7 @@ fn person_item(s: &Sidebar<'_>, person: &Person, counts: &DirectUnread) -> Marku
                 a href=(href) aria-current=[open.then_some("page")]
                     data-unread=(counts.unread) data-mentions=(counts.mentions) {
                     (presence_dot(online))
-                    (avatar(&person.username))
+                    (avatar_of(&person.username, &person.avatar))
                     (person_name(person))
                     @if !open { (badges(counts.unread, 0)) }
                 }
@@ -577,7 +577,7 @@ fn member_list(members: &[Member], now_ms: i64, oob: bool) -> Markup {
             @for m in members {
                 li {
                     (presence_dot(m.last_seen_ms > now_ms - crate::store::ONLINE_WINDOW_MS))
-                    (avatar(&m.username))
+                    (avatar_of(&m.username, &m.avatar))
                     (display_name(&m.display_name))
                     span.name { (m.username) }
                 }

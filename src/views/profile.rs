@@ -4,6 +4,7 @@ use maud::{Markup, html};
 
 use super::Viewer;
 use super::forms::{account_shell, csrf_field, field_error, notice};
+use super::timeline::avatar_of;
 use crate::domain::{Bio, DisplayName, Theme};
 
 /// The person menu: their name in the header opens it (a `<details>`: a button to keyboards and
@@ -58,6 +59,9 @@ pub struct ProfileForm<'a> {
     pub display_name_error: Option<&'a str>,
     pub bio_error: Option<&'a str>,
     pub notice: Option<&'a str>,
+    /// Their picture's key (empty for none), and why the one they sent was refused.
+    pub avatar: &'a str,
+    pub avatar_error: Option<&'a str>,
 }
 
 pub fn profile_page(viewer: &Viewer<'_>, form: &ProfileForm<'_>) -> Markup {
@@ -86,8 +90,37 @@ pub fn profile_page(viewer: &Viewer<'_>, form: &ProfileForm<'_>) -> Markup {
                 p.hint #bio-hint { "Up to 200 characters, shown at the top of private conversations with you." }
                 button.primary type="submit" { "Save profile" }
             }
+            (picture_form(viewer, username, form))
             p { a href="/account/password" { "Change your password" } }
             p { a href="/" { "Back to the chat" } }
         },
     )
+}
+
+/// The picture shown beside the person's name: the current one (or the initials), a multipart
+/// form to send another (the token first: the handler checks it before it reads the picture),
+/// and Remove when there is one. Plain forms: they work without JavaScript.
+fn picture_form(viewer: &Viewer<'_>, username: &str, form: &ProfileForm<'_>) -> Markup {
+    html! {
+        section.picture #picture aria-labelledby="picture-title" {
+            h2 #picture-title { "Picture" }
+            div.picture-now { (avatar_of(username, form.avatar)) }
+            form method="post" action="/profile/avatar" enctype="multipart/form-data" {
+                (csrf_field(viewer.csrf))
+                label for="picture-file" { "A new picture" }
+                input #picture-file type="file" name="picture" accept="image/png,image/jpeg,image/webp,image/gif"
+                    aria-invalid=[form.avatar_error.map(|_| "true")]
+                    aria-describedby=(if form.avatar_error.is_some() { "picture-error picture-hint" } else { "picture-hint" });
+                (field_error("picture", form.avatar_error))
+                p.hint #picture-hint { "PNG, JPEG, GIF or WebP, up to 5 MB. Shown round, cropped to its centre, beside your name." }
+                button.primary type="submit" { "Upload" }
+            }
+            @if !form.avatar.is_empty() {
+                form method="post" action="/profile/avatar/remove" {
+                    (csrf_field(viewer.csrf))
+                    button type="submit" { "Remove picture" }
+                }
+            }
+        }
+    }
 }

@@ -106,6 +106,27 @@ pub fn avatar(name: &str) -> Markup {
     }
 }
 
+/// The width and height of a picture avatar as stored: the largest it is drawn (2.1rem) on a
+/// screen of twice the density, cropped to a square.
+pub const PICTURE_SIZE: u32 = 96;
+
+/// A person's avatar: their picture when they have one (`picture` is its file store key), else
+/// [`avatar`], byte for byte. Decorative either way: their name is written beside it.
+pub fn avatar_of(name: &str, picture: &str) -> Markup {
+    if picture.is_empty() {
+        return avatar(name);
+    }
+    html! {
+        img.avatar src=(avatar_url(picture)) alt="" width=(PICTURE_SIZE) height=(PICTURE_SIZE);
+    }
+}
+
+/// Where a picture avatar is served: its key's last part (`{32 hex}.png`), the route puts the
+/// rest back (see `web::profile::avatar`).
+pub fn avatar_url(key: &str) -> String {
+    format!("/avatars/{}", key.rsplit('/').next().unwrap_or(key))
+}
+
 /// A person's display name, when they have one, shown before their username (which is theirs
 /// alone and stays who they are): "Alice Smith alice", the username muted (app.css). Nothing at
 /// all for someone without one, so their messages are not a byte longer.
@@ -184,5 +205,17 @@ mod tests {
             .map(|n| colour_of(n))
             .collect();
         assert!(spread.len() > 2, "names spread over the colours");
+    }
+
+    #[test]
+    fn a_person_without_a_picture_keeps_the_initials_byte_for_byte() {
+        assert_eq!(
+            avatar_of("alice", "").into_string(),
+            avatar("alice").into_string()
+        );
+        assert_eq!(
+            avatar_of("alice", "a/3a/3a9c.png").into_string(),
+            r#"<img class="avatar" src="/avatars/3a9c.png" alt="" width="96" height="96">"#
+        );
     }
 }

@@ -35,9 +35,10 @@ pub struct CsrfToken(pub String);
 pub struct CsrfToFollow;
 
 /// A file upload: a multipart POST to a conversation's `attachments`, whose body (up to ten
-/// files) is streamed by its handler within its own limits, never read here.
+/// files) is streamed by its handler within its own limits, or of a person's picture (up to
+/// 5 MB), never read here.
 fn is_upload(req: &Request) -> bool {
-    req.uri().path().ends_with("/attachments")
+    (req.uri().path().ends_with("/attachments") || req.uri().path() == "/profile/avatar")
         && req
             .headers()
             .get(header::CONTENT_TYPE)

@@ -221,12 +221,7 @@ pub async fn upload(
     body: Body,
 ) -> Result<Response, AppError> {
     let app = ctx.app.clone();
-    let Some(boundary) = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| multer::parse_boundary(v).ok())
-    else {
+    let Some(boundary) = boundary(req) else {
         return Ok(refused(&ctx, &target, "", Refusal::Unreadable).await);
     };
     let used = attachments::uploaded_since(
@@ -305,11 +300,19 @@ pub async fn upload(
     }
 }
 
+/// The boundary of a `multipart/form-data` body, when the request says it is one.
+pub(super) fn boundary(req: &Request) -> Option<String> {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| multer::parse_boundary(v).ok())
+}
+
 /// The upload's bytes, each piece within `stall` of the one before. The middleware's deadline
 /// for reading a body does not apply to an upload (its handler streams it, and 25 MB on a slow
 /// link may rightly take minutes), but one that stops arriving must not hold its connection, and
 /// its place under the caps, for as long as the sender likes.
-fn stall_deadline<S>(
+pub(super) fn stall_deadline<S>(
     body: S,
     stall: Duration,
 ) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static
@@ -613,7 +616,7 @@ async fn refused(
 
 /// Reads on (and throws away) what the client is still sending, for a moment, so that it reads
 /// the refusal instead of meeting a reset connection.
-async fn drain(mut form: multer::Multipart<'static>) {
+pub(super) async fn drain(mut form: multer::Multipart<'static>) {
     let rest = async {
         while let Ok(Some(mut field)) = form.next_field().await {
             while let Ok(Some(_)) = field.chunk().await {}

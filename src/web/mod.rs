@@ -157,6 +157,9 @@ fn endpoint(app: AppState) -> impl Endpoint<Output = Response> {
             "/profile",
             get(profile::profile_form).post(profile::save_profile),
         )
+        .at("/profile/avatar", post(profile::upload_avatar))
+        .at("/profile/avatar/remove", post(profile::remove_avatar))
+        .at("/avatars/:name", get(profile::avatar))
         .at("/account/theme", post(profile::set_theme))
         .at("/rooms", get(rooms::list).post(rooms::create))
         .at("/rooms/:name", get(conversation::page))

@@ -121,6 +121,8 @@ pub struct CurrentUser {
     pub username: String,
     /// Empty when they have none.
     pub display_name: String,
+    /// Their picture's key; empty for none.
+    pub avatar: String,
     pub theme: crate::domain::Theme,
     pub is_staff: bool,
     pub is_superuser: bool,
@@ -146,6 +148,7 @@ impl CurrentUser {
             id: self.id,
             username: &self.username,
             display_name: &self.display_name,
+            avatar: &self.avatar,
         }
     }
 }
@@ -231,6 +234,7 @@ pub async fn user_of(
         id: user.id,
         username: user.username,
         display_name: user.display_name,
+        avatar: user.avatar,
         theme: user.theme,
         is_staff: user.is_staff,
         is_superuser: user.is_superuser,

@@ -13,7 +13,7 @@ pub async fn superuser(app: &TestApp) -> Client {
     c
 }
 
-async fn user_id(app: &TestApp, name: &str) -> i64 {
+pub(crate) async fn user_id(app: &TestApp, name: &str) -> i64 {
     sqlx::query_scalar("SELECT id FROM users WHERE username = $1")
         .bind(name)
         .fetch_one(&app.pool().await)

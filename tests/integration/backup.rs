@@ -40,6 +40,8 @@ async fn a_backup_of_a_running_server_starts_a_new_one_with_everything() {
     assert_eq!(sent.status, 200, "{}", sent.body);
     let file_links = links(&sent);
     assert_eq!(file_links.len(), 2);
+    let picture = crate::profile::upload_picture(&alice, "me.png", &png(120, 120)).await;
+    assert_eq!(picture.status, 303, "{}", picture.body);
 
     let out_dir = tempfile::tempdir().unwrap();
     let archive = out_dir.path().join("parley-backup.tar");
@@ -56,7 +58,7 @@ async fn a_backup_of_a_running_server_starts_a_new_one_with_everything() {
     writer.await.unwrap();
     assert!(out.status.success(), "{}", stderr_line(&out));
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(said.contains("and 3 files"), "{said}");
+    assert!(said.contains("and 4 files"), "{said}");
     let leftovers: Vec<_> = std::fs::read_dir(out_dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -94,6 +96,10 @@ async fn a_backup_of_a_running_server_starts_a_new_one_with_everything() {
     assert!(bytes == report, "the file comes back byte for byte");
     let preview = page.attr(".attachments img", "src").expect("a thumbnail");
     assert_eq!(bytes_of(&alice, &preview).await.0, 200);
+    let face = page
+        .attr(".message img.avatar", "src")
+        .expect("her picture");
+    assert_eq!(bytes_of(&alice, &face).await.0, 200, "the picture came too");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -81,7 +81,7 @@ pub(crate) async fn bytes_of(who: &Client, path: &str) -> (u16, Vec<u8>) {
 }
 
 /// Every file under `dir`, as paths relative to it.
-fn stored_files(dir: &Path) -> Vec<String> {
+pub(crate) fn stored_files(dir: &Path) -> Vec<String> {
     fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
@@ -772,6 +772,8 @@ async fn the_sweep_removes_bytes_no_attachment_names() {
     let alice = app.member("alice").await;
     alice.post("/rooms", &[("name", "general")]).await;
     let kept = upload(&alice, "/rooms/general", &[("kept.txt", b"kept")], "", true).await;
+    let face = crate::profile::upload_picture(&alice, "me.png", &png(20, 20)).await;
+    assert_eq!(face.status, 303, "{}", face.body);
     let two_days_ago = std::time::SystemTime::now() - Duration::from_secs(2 * 24 * 3600);
     let put = |path: &str, old: bool| {
         let path = app.files_dir.join(path);
@@ -787,11 +789,24 @@ async fn the_sweep_removes_bytes_no_attachment_names() {
     // killed process was receiving: both old, and named by nothing.
     let orphan = put("f/ab/abandoned", true);
     let staged = put("f/cd/interrupted#3", true);
+    // A picture staff removed in the admin (its bytes stay until now).
+    let picture = put("a/12/12000000000000000000000000000000.png", true);
+    // Her picture, old but named.
+    let named: String = sqlx::query_scalar("SELECT avatar FROM users WHERE username = 'alice'")
+        .fetch_one(&app.pool().await)
+        .await
+        .unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(app.files_dir.join(&named))
+        .unwrap()
+        .set_modified(two_days_ago)
+        .unwrap();
     // Bytes of an upload that may still be going on, and someone else's file beside ours.
     let recent = put("f/ef/in-progress", false);
     let foreign = put("backups/keep-me", true);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while orphan.exists() || staged.exists() {
+    while orphan.exists() || staged.exists() || picture.exists() {
         assert!(
             std::time::Instant::now() < deadline,
             "the orphans were never swept"
@@ -801,6 +816,8 @@ async fn the_sweep_removes_bytes_no_attachment_names() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(recent.exists(), "bytes younger than a day are not swept");
     assert!(foreign.exists(), "only Parley's own prefixes are swept");
+    let url = format!("/avatars/{}", named.rsplit('/').next().unwrap());
+    assert_eq!(bytes_of(&alice, &url).await.0, 200, "a named picture stays");
     assert_eq!(
         bytes_of(&alice, &links(&kept)[0]).await,
         (200, b"kept".to_vec())

@@ -1,7 +1,10 @@
 //! The person menu's pages: a display name and a bio people see beside the username, and a
 //! theme each person keeps for themselves.
 
-use crate::admin::superuser;
+use reqwest::multipart::{Form, Part};
+
+use crate::admin::{superuser, user_id};
+use crate::files::{png, stored_files};
 use crate::on_both_engines;
 use crate::support::{Client, Page, TestApp};
 
@@ -13,6 +16,10 @@ on_both_engines!(
     the_theme_is_each_persons_own_and_drawn_on_every_page,
     profile_and_theme_changes_need_the_token_and_a_login,
     staff_edit_a_display_name_in_the_admin,
+    a_picture_shows_wherever_the_initials_did,
+    something_that_is_not_a_picture_is_refused_and_changes_nothing,
+    removing_or_replacing_a_picture_deletes_its_bytes,
+    staff_remove_a_picture_in_the_admin,
 );
 
 async fn profile_of(app: &TestApp, name: &str) -> (String, String, String) {
@@ -322,10 +329,7 @@ async fn staff_edit_a_display_name_in_the_admin(app: &TestApp) {
     let boss = superuser(app).await;
     let alice = app.member("alice").await;
     alice.say("/rooms/general", "hello").await;
-    let id: i64 = sqlx::query_scalar("SELECT id FROM users WHERE username = 'alice'")
-        .fetch_one(&app.pool().await)
-        .await
-        .unwrap();
+    let id = user_id(app, "alice").await;
     let change = format!("/admin/users/{id}/change/");
     let form = boss.get(&change).await;
     assert!(form.has("input[name=display_name]"), "{}", form.body);
@@ -359,4 +363,209 @@ async fn staff_edit_a_display_name_in_the_admin(app: &TestApp) {
     let own = alice.get("/rooms/general").await;
     assert_eq!(own.select(".topbar .me-display"), ["Alice Smith"]);
     assert_eq!(own.select(".message .display-name"), ["Alice Smith"]);
+}
+
+/// The profile's picture form as a browser without JavaScript sends it: the token first.
+pub(crate) async fn upload_picture(who: &Client, name: &str, bytes: &[u8]) -> Page {
+    let form = Form::new().text("csrf_token", who.token()).part(
+        "picture",
+        Part::bytes(bytes.to_vec()).file_name(name.to_owned()),
+    );
+    let req = who
+        .http
+        .post(format!("{}/profile/avatar", who.base))
+        .multipart(form);
+    Client::page(req.send().await.expect("upload")).await
+}
+
+async fn avatar_of(app: &TestApp, name: &str) -> String {
+    sqlx::query_scalar("SELECT avatar FROM users WHERE username = $1")
+        .bind(name)
+        .fetch_one(&app.pool().await)
+        .await
+        .unwrap()
+}
+
+async fn a_picture_shows_wherever_the_initials_did(app: &TestApp) {
+    let alice = app.member("alice").await;
+    let bob = app.member("bob").await;
+    bob.post("/rooms", &[("name", "general")]).await;
+    let first = alice.say("/rooms/general", "before the picture").await;
+    // The room's window now holds her message, rendered with her initials.
+    let before = bob.poll("/rooms/general", first - 1).await;
+    assert!(!before.has("img.avatar"), "{}", before.body);
+
+    let sent = upload_picture(&alice, "me.png", &png(300, 200)).await;
+    assert_eq!(sent.status, 303, "{}", sent.body);
+    assert_eq!(sent.location(), Some("/profile?picture=saved"));
+    let key = avatar_of(app, "alice").await;
+    assert!(key.starts_with("a/") && key.ends_with(".png"), "{key}");
+    let src = format!("/avatars/{}", key.rsplit('/').next().unwrap());
+    let profile = alice.get("/profile?picture=saved").await;
+    assert_eq!(profile.select("p.notice"), ["Your picture was saved."]);
+    assert_eq!(
+        profile.attr(".picture-now img.avatar", "src"),
+        Some(src.clone())
+    );
+    assert!(profile.has("form[action='/profile/avatar/remove']"));
+
+    // Served to anyone logged in, a 96×96 PNG cached for good; not to anyone else.
+    let resp = bob
+        .http
+        .get(format!("{}{src}", bob.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let h = resp.headers().clone();
+    assert_eq!(h["content-type"], "image/png");
+    assert_eq!(h["cache-control"], "private, max-age=31536000, immutable");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    let picture = image::load_from_memory(&resp.bytes().await.unwrap()).unwrap();
+    assert_eq!((picture.width(), picture.height()), (96, 96));
+    let anon = app.client().await;
+    let refused = anon.get(&src).await;
+    assert_eq!(refused.status, 303);
+    assert!(refused.location().is_some_and(|l| l.starts_with("/login")));
+
+    // Her message in a poll (the window was forgotten) and on the page, the lists too.
+    let img = format!(r#"<img class="avatar" src="{src}" alt="" width="96" height="96">"#);
+    let poll = bob.poll("/rooms/general", first - 1).await;
+    assert!(poll.body.contains(&img), "{}", poll.body);
+    let mine = bob.say("/rooms/general", "and me without one").await;
+    let live = alice.poll("/rooms/general", mine - 1).await;
+    // Someone without a picture: the initials span, byte for byte as before pictures.
+    let initials = parley::views::timeline::avatar("bob").into_string();
+    assert!(live.body.contains(&initials), "{}", live.body);
+    assert!(!live.body.contains("img"), "{}", live.body);
+    let page = bob.get("/rooms/general").await;
+    assert_eq!(page.attrs(".message img.avatar", "src"), vec![src.clone()]);
+    assert_eq!(
+        page.attrs("#member-list img.avatar", "src"),
+        vec![src.clone()]
+    );
+    assert_eq!(
+        page.attrs("#people-list img.avatar", "src"),
+        vec![src.clone()]
+    );
+    assert_eq!(page.count("#people-list span.avatar"), 1, "bob's initials");
+}
+
+async fn something_that_is_not_a_picture_is_refused_and_changes_nothing(app: &TestApp) {
+    let alice = app.member("alice").await;
+    let page = upload_picture(&alice, "face.png", b"just some text, not a picture").await;
+    assert_eq!(page.status, 422, "{}", page.body);
+    assert!(
+        page.select("#picture-error")[0].contains("not a picture"),
+        "{}",
+        page.body
+    );
+    assert_eq!(
+        page.attr("#picture-file", "aria-invalid").as_deref(),
+        Some("true")
+    );
+    let broken = upload_picture(&alice, "half.png", &png(50, 50)[..60]).await;
+    assert_eq!(broken.status, 422, "{}", broken.body);
+    // Over 5 MB: refused as soon as it passes the limit, whatever it is.
+    let mut huge = png(64, 64);
+    huge.resize(5 * 1024 * 1024 + 1, 0);
+    let big = upload_picture(&alice, "huge.png", &huge).await;
+    assert_eq!(big.status, 422, "{}", big.body);
+    assert_eq!(
+        big.select("#picture-error"),
+        ["That picture is too big: at most 5 MB."]
+    );
+    let nothing = upload_picture(&alice, "", b"").await;
+    assert_eq!(nothing.status, 422, "{}", nothing.body);
+    assert_eq!(avatar_of(app, "alice").await, "");
+    assert_eq!(stored_files(&app.files_dir), Vec::<String>::new());
+    // A forged form (no token) stores nothing either.
+    let form = Form::new().part("picture", Part::bytes(png(10, 10)).file_name("x.png"));
+    let forged = alice
+        .http
+        .post(format!("{}/profile/avatar", alice.base))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    assert_eq!(avatar_of(app, "alice").await, "");
+    assert_eq!(stored_files(&app.files_dir), Vec::<String>::new());
+    // Only a picture's own key shape is ever looked up.
+    for path in [
+        "/avatars/00000000000000000000000000000000.png",
+        "/avatars/..%2F..%2Fetc%2Fpasswd",
+        "/avatars/f",
+    ] {
+        assert_eq!(alice.get(path).await.status, 404, "{path}");
+    }
+}
+
+async fn removing_or_replacing_a_picture_deletes_its_bytes(app: &TestApp) {
+    let alice = app.member("alice").await;
+    alice.post("/rooms", &[("name", "general")]).await;
+    assert_eq!(
+        upload_picture(&alice, "a.png", &png(40, 40)).await.status,
+        303
+    );
+    let first = avatar_of(app, "alice").await;
+    assert_eq!(stored_files(&app.files_dir), vec![first.clone()]);
+    assert_eq!(
+        upload_picture(&alice, "b.png", &png(80, 60)).await.status,
+        303
+    );
+    let second = avatar_of(app, "alice").await;
+    assert_ne!(first, second, "a new picture, a new key");
+    assert_eq!(
+        stored_files(&app.files_dir),
+        vec![second.clone()],
+        "the old one went"
+    );
+
+    let removed = alice.post("/profile/avatar/remove", &[]).await;
+    assert_eq!(removed.status, 303, "{}", removed.body);
+    assert_eq!(removed.location(), Some("/profile?picture=removed"));
+    assert_eq!(avatar_of(app, "alice").await, "");
+    assert_eq!(stored_files(&app.files_dir), Vec::<String>::new());
+    let old = format!("/avatars/{}", second.rsplit('/').next().unwrap());
+    assert_eq!(alice.get(&old).await.status, 404);
+    let profile = alice.get("/profile").await;
+    assert!(profile.has(".picture-now span.avatar"), "{}", profile.body);
+    assert!(!profile.has("form[action='/profile/avatar/remove']"));
+    alice.say("/rooms/general", "initials again").await;
+    let page = alice.get("/rooms/general").await;
+    assert!(!page.has("img.avatar"), "{}", page.body);
+}
+
+async fn staff_remove_a_picture_in_the_admin(app: &TestApp) {
+    let boss = superuser(app).await;
+    let alice = app.member("alice").await;
+    assert_eq!(
+        upload_picture(&alice, "me.png", &png(40, 40)).await.status,
+        303
+    );
+    alice.say("/rooms/general", "hello").await;
+    let key = avatar_of(app, "alice").await;
+    let id = user_id(app, "alice").await;
+    let change = format!("/admin/users/{id}/change/");
+    let form = boss.get(&change).await;
+    assert_eq!(form.attr("input[name=avatar]", "value"), Some(key.clone()));
+    let edit = |avatar: &'static str| {
+        [
+            ("username", "alice"),
+            ("avatar", avatar),
+            ("is_active", "on"),
+            ("_save", "1"),
+        ]
+    };
+    // Staff may only empty it: no other key (nor anything else) can be put there.
+    let refused = boss.post(&change, &edit("f/ab/abandoned")).await;
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert_eq!(avatar_of(app, "alice").await, key);
+    let page = boss.post(&change, &edit("")).await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(avatar_of(app, "alice").await, "");
+    let own = alice.get("/rooms/general").await;
+    assert!(own.has(".message span.avatar"), "{}", own.body);
+    assert!(!own.has("img.avatar"));
 }

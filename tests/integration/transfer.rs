@@ -62,7 +62,7 @@ fn content(dir: &Path) -> Vec<(String, Vec<u8>)> {
 }
 
 /// A SQLite installation people have used: rooms, a private conversation, an edit, a deletion,
-/// reactions, a mention, files, a favourite and an admin's change.
+/// reactions, a mention, files, a person's picture, a favourite and an admin's change.
 async fn lived_in() -> (TestApp, Vec<u8>) {
     let app = TestApp::sqlite().await;
     let boss = crate::admin::superuser(&app).await;
@@ -101,6 +101,8 @@ async fn lived_in() -> (TestApp, Vec<u8>) {
     )
     .await;
     assert_eq!(sent.status, 200, "{}", sent.body);
+    let picture = crate::profile::upload_picture(&alice, "me.png", &png(64, 64)).await;
+    assert_eq!(picture.status, 303, "{}", picture.body);
     let design = app
         .count("SELECT id FROM rooms WHERE name = 'design'")
         .await;
@@ -132,7 +134,7 @@ async fn sqlite_to_postgres_and_back_out_keeps_everything() {
         &app.files_dir,
     ));
     assert!(said.contains("3 users"), "{said}");
-    assert!(said.contains("and 3 files"), "{said}");
+    assert!(said.contains("and 4 files"), "{said}");
 
     let (pg_url, _) = fresh_postgres_database(&admin).await;
     let pg_files = tempfile::tempdir().unwrap();
@@ -204,6 +206,8 @@ async fn sqlite_to_postgres_and_back_out_keeps_everything() {
     assert!(bytes == report, "byte for byte");
     let dm = alice.get("/dm/bob").await;
     assert!(dm.body.contains("just between us"));
+    let face = dm.attr(".message img.avatar", "src").expect("her picture");
+    assert_eq!(bytes_of(&alice, &face).await.0, 200, "the picture came too");
     let found = alice.get_htmx("/search?q=lunch").await;
     assert!(
         found.body.contains("lunch"),

@@ -5,14 +5,41 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::sync::OwnedMutexGuard;
 
 pub struct Cache<K, V> {
     ttl: Duration,
     /// Past this many entries, expired ones are dropped; past it again, all of them.
     cap: usize,
     entries: Mutex<HashMap<K, (V, Instant)>>,
+    /// The keys being loaded now, each with its turn (see [`Cache::turn`]).
+    loading: Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// A key's turn to be loaded: while it is held, every other [`Cache::turn`] of the same key
+/// waits.
+pub struct Turn<'a, K: Eq + Hash, V> {
+    cache: &'a Cache<K, V>,
+    key: Option<K>,
+    held: Option<OwnedMutexGuard<()>>,
+}
+
+impl<K: Eq + Hash, V> Drop for Turn<'_, K, V> {
+    fn drop(&mut self) {
+        let (Some(key), Some(held)) = (self.key.take(), self.held.take()) else {
+            return;
+        };
+        let mut loading = self.cache.loading.lock().expect("cache lock");
+        // Ours and the map's: nobody waits for this key, so it is forgotten. (Turns are only
+        // taken under this lock, so no one can be taking one now.)
+        if Arc::strong_count(OwnedMutexGuard::mutex(&held)) == 2 {
+            loading.remove(&key);
+        }
+        drop(held);
+    }
 }
 
 impl<K: Eq + Hash, V: Clone> Cache<K, V> {
@@ -21,6 +48,41 @@ impl<K: Eq + Hash, V: Clone> Cache<K, V> {
             ttl,
             cap,
             entries: Mutex::new(HashMap::new()),
+            loading: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The value of `key`, or, when there is none, the turn to load it (see [`Cache::turn`]).
+    pub async fn get_or_turn(&self, key: &K) -> Result<V, Turn<'_, K, V>>
+    where
+        K: Clone,
+    {
+        if let Some(value) = self.get(key) {
+            return Ok(value);
+        }
+        let turn = self.turn(key).await;
+        self.get(key).ok_or(turn)
+    }
+
+    /// Waits for the turn to load `key`. A miss takes it, looks again (another turn may have
+    /// just put the value) and only then reads: however many requests miss the same key at
+    /// once (a thousand polls of one person, woken by one message, all finding its login
+    /// expired), one of them reads and the others find what it put.
+    pub async fn turn(&self, key: &K) -> Turn<'_, K, V>
+    where
+        K: Clone,
+    {
+        let gate = self
+            .loading
+            .lock()
+            .expect("cache lock")
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        Turn {
+            cache: self,
+            key: Some(key.clone()),
+            held: Some(gate.lock_owned().await),
         }
     }
 
@@ -98,5 +160,37 @@ mod tests {
         std::thread::sleep(Duration::from_millis(40));
         assert_eq!(cache.age(&5), None);
         assert_eq!(cache.purge(), 1);
+    }
+
+    #[tokio::test]
+    async fn one_turn_at_a_time_loads_a_key_and_the_others_find_its_value() {
+        let cache = Arc::new(Cache::<u32, u32>::new(Duration::from_secs(60), 10));
+        let loads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let (cache, loads) = (cache.clone(), loads.clone());
+                tokio::spawn(async move {
+                    if let Some(v) = cache.get(&7) {
+                        return v;
+                    }
+                    let _turn = cache.turn(&7).await;
+                    if let Some(v) = cache.get(&7) {
+                        return v;
+                    }
+                    loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    cache.put(7, 49);
+                    49
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.unwrap(), 49);
+        }
+        assert_eq!(loads.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(
+            cache.loading.lock().unwrap().is_empty(),
+            "a turn nobody waits for is forgotten"
+        );
     }
 }

@@ -70,6 +70,9 @@ pub struct Metrics {
     /// Log-ins refused for a wrong name or password (not those refused by a limit: those are
     /// throttled requests).
     pub login_failures: Counter,
+    /// Logged-in requests that read their login from the session store and the database: the
+    /// login cache's misses.
+    pub login_reads: Counter,
     /// From sending a NOTIFY to this process's LISTEN connection receiving it (PostgreSQL).
     pub notify_lag: Histogram,
     db_connections: Family<StateLabels, Gauge>,
@@ -105,6 +108,7 @@ impl Metrics {
             uploads: Counter::default(),
             logins: Counter::default(),
             login_failures: Counter::default(),
+            login_reads: Counter::default(),
             notify_lag: Histogram::new(LAG_BUCKETS),
             db_connections: Family::default(),
             db_max: Gauge::default(),
@@ -153,6 +157,11 @@ impl Metrics {
             "login_failures",
             "Log-ins refused for a wrong name or password",
             metrics.login_failures.clone(),
+        );
+        r.register(
+            "login_reads",
+            "Requests that read their login from the session store and the database (the login cache's misses)",
+            metrics.login_reads.clone(),
         );
         r.register_with_unit(
             "notify_lag",

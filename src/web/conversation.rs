@@ -51,9 +51,11 @@ fn username(raw: &str) -> Result<Username, AppError> {
 /// The public room `name`; anyone logged in may read and write it.
 async fn open_room(app: &AppState, name: &RoomName) -> Result<Target, AppError> {
     let key = (0, format!("/rooms/{}", name.key()));
-    if let Some(target) = app.directory.get(&key) {
-        return Ok(target);
-    }
+    // A room's listeners all re-poll at once: one reads it, the others find it here.
+    let _turn = match app.directory.get_or_turn(&key).await {
+        Ok(target) => return Ok(target),
+        Err(turn) => turn,
+    };
     let room = rooms::find_public(&app.db.pool, name.as_str())
         .await?
         .ok_or(AppError::NotFound("There is no room with that name."))?;
@@ -74,9 +76,10 @@ async fn open_room(app: &AppState, name: &RoomName) -> Result<Target, AppError> 
 async fn open_direct(app: &AppState, ctx: &Ctx, username: &Username) -> Result<Target, AppError> {
     const NOBODY: AppError = AppError::NotFound("There is nobody with that name to talk to.");
     let key = (ctx.user.id, format!("/dm/{}", username.key()));
-    if let Some(target) = app.directory.get(&key) {
-        return Ok(target);
-    }
+    let _turn = match app.directory.get_or_turn(&key).await {
+        Ok(target) => return Ok(target),
+        Err(turn) => turn,
+    };
     let other = users::find_by_name(&app.db.pool, username.as_str())
         .await?
         .filter(|u| u.is_active)

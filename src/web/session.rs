@@ -215,6 +215,13 @@ pub async fn user_of(
         return Ok(Some(user));
     }
     let key = id.to_string();
+    // Every poll of a person's tabs re-polls at once when a message wakes them: one of them
+    // reads the session and the user, the rest wait for it and find what it cached.
+    let _turn = state.auth.turn(&key).await;
+    if let Some(user) = cached_user_of(session, state) {
+        return Ok(Some(user));
+    }
+    state.metrics.login_reads.inc();
     let user_id: Option<i64> = session.get(USER_ID).await.map_err(session_error)?;
     let Some(user_id) = user_id else {
         return Ok(None);

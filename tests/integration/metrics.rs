@@ -12,6 +12,7 @@ on_both_engines!(
     metrics_are_served_on_their_own_address,
     counters_move_with_logins_sends_edits_polls_and_refusals,
     no_person_or_room_name_reaches_the_metrics,
+    many_requests_of_one_login_at_once_read_it_once,
 );
 
 const TOKEN: &str = "a-long-scrape-token";
@@ -254,4 +255,27 @@ async fn no_person_or_room_name_reaches_the_metrics(app: &mut TestApp) {
         body.contains(r#"route="(unrouted)""#),
         "the unknown address"
     );
+}
+
+/// A message wakes every tab a person has open, and they all poll again at once. When their
+/// cached login has expired, one of those requests reads it; the others wait for that read,
+/// rather than each reading the session, reading the user and saving the session again.
+async fn many_requests_of_one_login_at_once_read_it_once(app: &mut TestApp) {
+    with_token(app).await;
+    // Logged in, and not asked for anything yet: nothing of this login is cached.
+    let alice = app.member("alice").await;
+    let before = scrape(app).await;
+    let pages: Vec<_> = (0..40)
+        .map(|_| {
+            let req = alice.http.get(format!("{}/profile", alice.base));
+            tokio::spawn(async move { req.send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    for page in pages {
+        assert_eq!(page.await.unwrap(), 200);
+    }
+    let after = scrape(app).await;
+    let reads =
+        value(&after, "parley_login_reads_total") - value(&before, "parley_login_reads_total");
+    assert_eq!(reads, 1.0, "{after}");
 }

@@ -18,7 +18,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use poem::Response;
-use poem::http::header;
+use poem::http::{HeaderMap, header};
 
 use super::telemetry::Exchange;
 
@@ -65,6 +65,10 @@ pub fn is_held(resp: &Response) -> bool {
 
 /// The final response: `resp` itself, or, for a held one, what its wait yields, with the
 /// placeholder's headers kept where the answer does not set its own (and its cookies kept too).
+///
+/// Only what the answer needs crosses the wait: the placeholder itself (its header map, its
+/// extensions) is dropped first, and its headers, the same few on nearly every held poll, are
+/// kept once for all the polls that got them ([`shared`]).
 pub async fn finish(mut resp: Response) -> Response {
     let Some(Held(slot)) = resp.extensions_mut().remove::<Held>() else {
         return resp;
@@ -73,30 +77,56 @@ pub async fn finish(mut resp: Response) -> Response {
         let mut slot = slot.lock().expect("held lock");
         (slot.wait.take(), slot.exchange.take())
     };
+    drop(slot);
     let Some(wait) = wait else {
         return resp;
     };
     if let Some(exchange) = &mut exchange {
         exchange.hold();
     }
-    let answer = wait.await;
-    let (parts, body) = answer.into_parts();
-    resp.set_status(parts.status);
-    let headers = resp.headers_mut();
-    for name in parts.headers.keys() {
+    let kept = shared(std::mem::take(resp.headers_mut()));
+    drop(resp);
+    let (mut parts, body) = wait.await.into_parts();
+    let mut headers = HeaderMap::with_capacity(kept.len() + parts.headers.len());
+    for name in kept.keys() {
         // Cookies add up; any other header of the answer replaces the placeholder's.
-        if name != header::SET_COOKIE {
-            headers.remove(name);
+        if name == header::SET_COOKIE || !parts.headers.contains_key(name) {
+            for value in kept.get_all(name) {
+                headers.append(name.clone(), value.clone());
+            }
         }
     }
     for (name, value) in &parts.headers {
-        headers.append(name, value.clone());
+        headers.append(name.clone(), value.clone());
     }
-    resp.set_body(body);
+    parts.headers = headers;
+    let mut resp = Response::from_parts(parts, body);
     if let Some(exchange) = &mut exchange {
         exchange.answered(&mut resp);
     }
     resp
+}
+
+/// The header sets placeholders had lately. Ten thousand held polls would otherwise keep ten
+/// thousand copies of the same two or three headers (a map of them is about 600 bytes).
+static COMMON: Mutex<Vec<Arc<HeaderMap>>> = Mutex::new(Vec::new());
+
+/// How many different header sets [`COMMON`] keeps (a page's poll and a feed's, with and
+/// without a cookie being set, …).
+const COMMON_SETS: usize = 4;
+
+/// `headers`, as one shared copy when a recent placeholder had the same.
+fn shared(headers: HeaderMap) -> Arc<HeaderMap> {
+    let mut common = COMMON.lock().expect("common headers lock");
+    if let Some(same) = common.iter().find(|c| ***c == headers) {
+        return same.clone();
+    }
+    let headers = Arc::new(headers);
+    if common.len() == COMMON_SETS {
+        common.remove(0);
+    }
+    common.push(headers.clone());
+    headers
 }
 
 #[cfg(test)]

@@ -152,6 +152,11 @@ impl Server {
         rss_of(self.pid)
     }
 
+    /// Its own memory (see [`anon_of`]); 0 when /proc does not say.
+    pub fn anon(&self) -> u64 {
+        anon_of(self.pid).unwrap_or(0)
+    }
+
     /// CPU time the process has used so far, user and system (utime + stime).
     pub fn cpu_time(&self) -> Option<Duration> {
         cpu_time_of(self.pid)
@@ -251,6 +256,18 @@ pub fn rss_of(pid: u32) -> Result<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map(|kb| kb * 1024)
         .ok_or_else(|| Error(format!("no VmRSS in /proc/{pid}/status")))
+}
+
+/// The process's own memory (`RssAnon`, bytes): resident memory without the pages of files it
+/// maps (its own code as it is paged in, and for SQLite the database's pages, shared with the
+/// OS's cache and growing with the history by design).
+pub fn anon_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
 }
 
 /// utime + stime from /proc/{pid}/stat, in clock ticks converted to a duration.

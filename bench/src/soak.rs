@@ -146,23 +146,11 @@ fn windows(
     (average(tenth, tenth * 2), average(run - tenth, run))
 }
 
-/// The process's own memory (`RssAnon`, bytes): resident memory without the pages of files it
-/// maps, which for SQLite are the database's, shared with the OS's cache and growing with the
-/// history by design.
-fn anon_of(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("RssAnon:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map(|kb| kb * 1024)
-}
-
 /// (when, own memory, resident memory) every quarter second until told to stop.
 async fn sample_rss(pid: u32, stop: Arc<AtomicBool>) -> Vec<(Instant, u64, u64)> {
     let mut out = Vec::new();
     while !stop.load(Ordering::Relaxed) {
-        if let (Some(anon), Ok(rss)) = (anon_of(pid), crate::server::rss_of(pid)) {
+        if let (Some(anon), Ok(rss)) = (crate::server::anon_of(pid), crate::server::rss_of(pid)) {
             out.push((Instant::now(), anon, rss));
         }
         tokio::time::sleep(Duration::from_millis(250)).await;

@@ -19,6 +19,9 @@ pub struct Cache<K, V> {
     loading: Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>>>,
 }
 
+/// How long a miss waits for another request's load of the same key.
+const TURN_WAIT: Duration = Duration::from_secs(1);
+
 /// A key's turn to be loaded: while it is held, every other [`Cache::turn`] of the same key
 /// waits.
 pub struct Turn<'a, K: Eq + Hash, V> {
@@ -79,10 +82,14 @@ impl<K: Eq + Hash, V: Clone> Cache<K, V> {
             .entry(key.clone())
             .or_default()
             .clone();
+        // A load stuck on a failing database must not queue every request behind it: past
+        // `TURN_WAIT` a miss reads for itself, as if it had the turn.
         Turn {
             cache: self,
             key: Some(key.clone()),
-            held: Some(gate.lock_owned().await),
+            held: tokio::time::timeout(TURN_WAIT, gate.lock_owned())
+                .await
+                .ok(),
         }
     }
 
@@ -192,5 +199,19 @@ mod tests {
             cache.loading.lock().unwrap().is_empty(),
             "a turn nobody waits for is forgotten"
         );
+    }
+
+    #[tokio::test]
+    async fn a_load_that_hangs_holds_the_others_back_for_a_second_only() {
+        let cache = Arc::new(Cache::<u32, u32>::new(Duration::from_secs(60), 10));
+        let stuck = cache.turn(&7).await;
+        let started = Instant::now();
+        let other = cache.turn(&7).await;
+        let waited = started.elapsed();
+        assert!(waited >= TURN_WAIT && waited < TURN_WAIT * 3, "{waited:?}");
+        assert!(other.held.is_none(), "it reads for itself");
+        drop(other);
+        drop(stuck);
+        assert!(cache.loading.lock().unwrap().is_empty());
     }
 }

@@ -383,8 +383,9 @@ fn remote(peer: SocketAddr) -> RemoteAddr {
 ///   below the peak since the last trim;
 /// - after a burst of answers (a message to a room of 10,000 listeners answers 10,000 held polls
 ///   at once, and each polls again), the worker threads' arenas are left holding about as much
-///   free memory as they use: trimmed once the burst is over (no answer for a `TICK`) if the
-///   arenas hold `FREE_ENOUGH` unused.
+///   free memory as they use: trimmed once the burst is over (at most `QUIET` answers in a
+///   `TICK`: a trickle of other answers, such as sidebars, goes on between messages) if at least
+///   `BURST` answers were made since the last trim and the arenas hold `FREE_ENOUGH` unused.
 ///
 /// `malloc_trim` holds each arena's lock while it walks it, up to a few hundred milliseconds in a
 /// fragmented heap of a few hundred megabytes: never in the middle of a burst, and a steady load
@@ -392,6 +393,8 @@ fn remote(peer: SocketAddr) -> RemoteAddr {
 /// steady state", has the measurements.
 fn spawn_trimmer(gate: &Arc<Gate>) {
     const TICK: Duration = Duration::from_millis(250);
+    const QUIET: u64 = 64;
+    const BURST: u64 = 1000;
     const FREE_ENOUGH: u64 = 64 << 20;
     let gate = Arc::downgrade(gate);
     tokio::spawn(async move {
@@ -406,10 +409,11 @@ fn spawn_trimmer(gate: &Arc<Gate>) {
                 gate.open.load(Ordering::Relaxed),
             );
             let answers = ANSWERS.load(Ordering::Relaxed);
-            let quiet = answers == last;
+            let quiet = answers - last <= QUIET;
             last = answers;
             let flood_over = peak >= 1000 && open < peak / 2;
-            let burst_over = quiet && answers != trimmed_at && free_in_arenas() >= FREE_ENOUGH;
+            let burst_over =
+                quiet && answers - trimmed_at >= BURST && free_in_arenas() >= FREE_ENOUGH;
             if flood_over || burst_over {
                 gate.peak.store(open, Ordering::Relaxed);
                 trimmed_at = answers;

@@ -8,40 +8,48 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::OwnedMutexGuard;
+use tokio::sync::Notify;
 
 pub struct Cache<K, V> {
     ttl: Duration,
     /// Past this many entries, expired ones are dropped; past it again, all of them.
     cap: usize,
     entries: Mutex<HashMap<K, (V, Instant)>>,
-    /// The keys being loaded now, each with its turn (see [`Cache::turn`]).
-    loading: Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>>>,
+    /// The keys being loaded now (see [`Cache::turn`]).
+    loading: Mutex<HashMap<K, Arc<Load>>>,
+}
+
+/// A load in progress: its waiters are all woken when it ends.
+#[derive(Default)]
+struct Load {
+    done: std::sync::atomic::AtomicBool,
+    ended: Notify,
 }
 
 /// How long a miss waits for another request's load of the same key.
 const TURN_WAIT: Duration = Duration::from_secs(1);
 
-/// A key's turn to be loaded: while it is held, every other [`Cache::turn`] of the same key
-/// waits.
+/// What [`Cache::turn`] gives: the load of a key, for the one request that loads it (its map
+/// entry goes, and its waiters wake, when this is dropped), or nothing for the others.
 pub struct Turn<'a, K: Eq + Hash, V> {
     cache: &'a Cache<K, V>,
-    key: Option<K>,
-    held: Option<OwnedMutexGuard<()>>,
+    loading: Option<(K, Arc<Load>)>,
+}
+
+impl<K: Eq + Hash, V> Turn<'_, K, V> {
+    /// Whether this request is the one that loads the key.
+    pub fn loads(&self) -> bool {
+        self.loading.is_some()
+    }
 }
 
 impl<K: Eq + Hash, V> Drop for Turn<'_, K, V> {
     fn drop(&mut self) {
-        let (Some(key), Some(held)) = (self.key.take(), self.held.take()) else {
-            return;
-        };
-        let mut loading = self.cache.loading.lock().expect("cache lock");
-        // Ours and the map's: nobody waits for this key, so it is forgotten. (Turns are only
-        // taken under this lock, so no one can be taking one now.)
-        if Arc::strong_count(OwnedMutexGuard::mutex(&held)) == 2 {
-            loading.remove(&key);
+        if let Some((key, load)) = self.loading.take() {
+            self.cache.loading.lock().expect("cache lock").remove(&key);
+            load.done.store(true, std::sync::atomic::Ordering::Release);
+            load.ended.notify_waiters();
         }
-        drop(held);
     }
 }
 
@@ -67,29 +75,44 @@ impl<K: Eq + Hash, V: Clone> Cache<K, V> {
         self.get(key).ok_or(turn)
     }
 
-    /// Waits for the turn to load `key`. A miss takes it, looks again (another turn may have
-    /// just put the value) and only then reads: however many requests miss the same key at
-    /// once (a thousand polls of one person, woken by one message, all finding its login
-    /// expired), one of them reads and the others find what it put.
+    /// The turn to load `key`. The first miss of a key loads it; a miss while that load is
+    /// in progress waits for it to end and then looks again, so however many requests miss the
+    /// same key at once (a thousand polls of one person, woken by one message, all finding its
+    /// login expired), one of them reads and the others find what it put. All of them wake
+    /// together when it ends. A load stuck on a failing database must not hold every request
+    /// back: past `TURN_WAIT` a miss reads for itself, as it does when the load put nothing (a
+    /// failure, or a value that is not cached).
     pub async fn turn(&self, key: &K) -> Turn<'_, K, V>
     where
         K: Clone,
     {
-        let gate = self
-            .loading
-            .lock()
-            .expect("cache lock")
-            .entry(key.clone())
-            .or_default()
-            .clone();
-        // A load stuck on a failing database must not queue every request behind it: past
-        // `TURN_WAIT` a miss reads for itself, as if it had the turn.
+        let (load, first) = {
+            let mut loading = self.loading.lock().expect("cache lock");
+            match loading.get(key) {
+                Some(load) => (load.clone(), false),
+                None => {
+                    let load = Arc::new(Load::default());
+                    loading.insert(key.clone(), load.clone());
+                    (load, true)
+                }
+            }
+        };
+        if first {
+            return Turn {
+                cache: self,
+                loading: Some((key.clone(), load)),
+            };
+        }
+        let ended = load.ended.notified();
+        tokio::pin!(ended);
+        // Registered before looking: an end between the look and the wait still wakes it.
+        ended.as_mut().enable();
+        if !load.done.load(std::sync::atomic::Ordering::Acquire) {
+            let _ = tokio::time::timeout(TURN_WAIT, ended).await;
+        }
         Turn {
             cache: self,
-            key: Some(key.clone()),
-            held: tokio::time::timeout(TURN_WAIT, gate.lock_owned())
-                .await
-                .ok(),
+            loading: None,
         }
     }
 
@@ -170,7 +193,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn one_turn_at_a_time_loads_a_key_and_the_others_find_its_value() {
+    async fn one_miss_loads_a_key_and_the_others_find_its_value() {
         let cache = Arc::new(Cache::<u32, u32>::new(Duration::from_secs(60), 10));
         let loads = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let tasks: Vec<_> = (0..50)
@@ -180,10 +203,10 @@ mod tests {
                     if let Some(v) = cache.get(&7) {
                         return v;
                     }
-                    let _turn = cache.turn(&7).await;
-                    if let Some(v) = cache.get(&7) {
-                        return v;
-                    }
+                    let _turn = match cache.get_or_turn(&7).await {
+                        Ok(v) => return v,
+                        Err(turn) => turn,
+                    };
                     loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     cache.put(7, 49);
@@ -205,13 +228,36 @@ mod tests {
     async fn a_load_that_hangs_holds_the_others_back_for_a_second_only() {
         let cache = Arc::new(Cache::<u32, u32>::new(Duration::from_secs(60), 10));
         let stuck = cache.turn(&7).await;
+        assert!(stuck.loads());
         let started = Instant::now();
         let other = cache.turn(&7).await;
         let waited = started.elapsed();
         assert!(waited >= TURN_WAIT && waited < TURN_WAIT * 3, "{waited:?}");
-        assert!(other.held.is_none(), "it reads for itself");
+        assert!(
+            !other.loads(),
+            "it reads for itself, without the key's load"
+        );
         drop(other);
         drop(stuck);
+        assert!(cache.loading.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_waiter_that_gives_up_leaves_nothing_behind() {
+        let cache = Arc::new(Cache::<u32, u32>::new(Duration::from_secs(60), 10));
+        let loading = cache.turn(&7).await;
+        let waiter = {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                let _turn = cache.turn(&7).await;
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // The load ends while the other still waits, which then goes (its client hung up)
+        // before it ever runs again.
+        drop(loading);
+        waiter.abort();
+        let _ = waiter.await;
         assert!(cache.loading.lock().unwrap().is_empty());
     }
 }

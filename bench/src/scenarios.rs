@@ -1211,7 +1211,7 @@ pub async fn bigroom(
     );
     report.info(
         sc,
-        "resident memory at its highest while sending",
+        "resident memory at its highest (first send → a second after the last delivery)",
         format!("{:.1} MB", mb(memory.peak)),
     );
     report.info(

@@ -115,8 +115,12 @@ static COMMON: Mutex<Vec<Arc<HeaderMap>>> = Mutex::new(Vec::new());
 /// without a cookie being set, …).
 const COMMON_SETS: usize = 4;
 
-/// `headers`, as one shared copy when a recent placeholder had the same.
+/// `headers`, as one shared copy when a recent placeholder had the same. A set with a cookie
+/// in it is one person's (a session being renewed): it is neither shared nor remembered.
 fn shared(headers: HeaderMap) -> Arc<HeaderMap> {
+    if headers.contains_key(header::SET_COOKIE) {
+        return Arc::new(headers);
+    }
     let mut common = COMMON.lock().expect("common headers lock");
     if let Some(same) = common.iter().find(|c| ***c == headers) {
         return same.clone();

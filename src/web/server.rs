@@ -385,10 +385,12 @@ fn remote(peer: SocketAddr) -> RemoteAddr {
 ///   at once, and each polls again), the worker threads' arenas are left holding about as much
 ///   free memory as they use: trimmed once the burst is over (at most `QUIET` answers in a
 ///   `TICK`: a trickle of other answers, such as sidebars, goes on between messages) if at least
-///   `BURST` answers were made since the last trim and `FREE_ENOUGH` of the process's resident
-///   memory is free in the allocator (measured each time: `malloc_trim` leaves the chunks free, so
-///   the allocator's own count of free memory does not fall after a trim, and a light steady load
-///   would be trimmed again and again).
+///   `BURST` answers were made since the last trim and the arenas hold `FREE_ENOUGH` unused.
+///   (`mallinfo2`'s count of free memory does not fall after a trim, whose chunks stay free: once
+///   it has passed `FREE_ENOUGH`, a light steady load is trimmed after every `BURST` answers, a
+///   few milliseconds each. Measuring resident free memory instead, as resident pages less what
+///   is allocated, was tried: allocated-but-untouched memory, such as hyper's 8 KB write buffers,
+///   made it read near zero, and nothing was trimmed.)
 ///
 /// `malloc_trim` holds each arena's lock while it walks it, up to a few hundred milliseconds in a
 /// fragmented heap of a few hundred megabytes: never in the middle of a burst, and a steady load
@@ -398,7 +400,7 @@ fn spawn_trimmer(gate: &Arc<Gate>) {
     const TICK: Duration = Duration::from_millis(250);
     const QUIET: u64 = 64;
     const BURST: u64 = 1000;
-    const FREE_ENOUGH: u64 = 32 << 20;
+    const FREE_ENOUGH: u64 = 64 << 20;
     let gate = Arc::downgrade(gate);
     tokio::spawn(async move {
         let mut every = tokio::time::interval(TICK);
@@ -416,7 +418,7 @@ fn spawn_trimmer(gate: &Arc<Gate>) {
             last = answers;
             let flood_over = peak >= 1000 && open < peak / 2;
             let burst_over =
-                quiet && answers - trimmed_at >= BURST && resident_free() >= FREE_ENOUGH;
+                quiet && answers - trimmed_at >= BURST && free_in_arenas() >= FREE_ENOUGH;
             if flood_over || burst_over {
                 gate.peak.store(open, Ordering::Relaxed);
                 trimmed_at = answers;
@@ -426,27 +428,13 @@ fn spawn_trimmer(gate: &Arc<Gate>) {
     });
 }
 
-/// Resident memory the allocator holds free: the process's own resident memory (its resident
-/// pages less those of files) less what the allocator has in use; 0 where that cannot be known.
-fn resident_free() -> u64 {
+/// Memory the allocator holds but nothing uses (0 where that cannot be known).
+fn free_in_arenas() -> u64 {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        // `resident` and `shared` (file-backed) pages, the second and third fields.
-        let Some(own_pages) = std::fs::read_to_string("/proc/self/statm")
-            .ok()
-            .and_then(|statm| {
-                let mut fields = statm.split_whitespace().skip(1);
-                let resident: u64 = fields.next()?.parse().ok()?;
-                let shared: u64 = fields.next()?.parse().ok()?;
-                Some(resident.saturating_sub(shared))
-            })
-        else {
-            return 0;
-        };
-        // SAFETY: sysconf and mallinfo2 only read.
-        let (page, info) = unsafe { (libc::sysconf(libc::_SC_PAGESIZE), libc::mallinfo2()) };
-        let in_use = (info.uordblks + info.hblkhd) as u64;
-        (own_pages * page.max(0) as u64).saturating_sub(in_use)
+        // SAFETY: mallinfo2 only reads the allocator's statistics.
+        let info = unsafe { libc::mallinfo2() };
+        info.fordblks as u64
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     0
@@ -458,7 +446,7 @@ async fn trim() {
         let started = Instant::now();
         // SAFETY: malloc_trim only returns free memory to the system.
         let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
-        tracing::debug!(took = ?started.elapsed(), free_after = resident_free(), "handed free memory back");
+        tracing::debug!(took = ?started.elapsed(), "handed free memory back");
     }
 }
 

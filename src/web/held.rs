@@ -111,8 +111,8 @@ pub async fn finish(mut resp: Response) -> Response {
 /// thousand copies of the same two or three headers (a map of them is about 600 bytes).
 static COMMON: Mutex<Vec<Arc<HeaderMap>>> = Mutex::new(Vec::new());
 
-/// How many different header sets [`COMMON`] keeps (a page's poll and a feed's, with and
-/// without a cookie being set, …).
+/// How many different header sets [`COMMON`] keeps (a page's poll, a feed's, one without
+/// htmx, …).
 const COMMON_SETS: usize = 4;
 
 /// `headers`, as one shared copy when a recent placeholder had the same. A set with a cookie

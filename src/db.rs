@@ -22,6 +22,17 @@ pub enum Engine {
     Postgres,
 }
 
+impl Engine {
+    /// The engine behind a connection of the `Any` pool.
+    pub fn of(conn: &sqlx::AnyConnection) -> Self {
+        if conn.backend_name() == <sqlx::Postgres as sqlx::Database>::NAME {
+            Self::Postgres
+        } else {
+            Self::Sqlite
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     #[error("DATABASE_URL must start with sqlite:// or postgres:// (got “{0}”)")]

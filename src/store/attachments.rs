@@ -104,7 +104,7 @@ const COLUMNS: &str = "a.id AS id, a.name AS name, a.content_type AS content_typ
 
 /// The attachments of one room's messages with seq in `lo..=hi`, by message seq, in order.
 pub async fn of_messages(
-    pool: &AnyPool,
+    conn: &mut sqlx::AnyConnection,
     room: i64,
     lo: i64,
     hi: i64,
@@ -118,7 +118,7 @@ pub async fn of_messages(
     .bind(room)
     .bind(lo)
     .bind(hi)
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().map(|r| (r.seq, r.attachment)).collect())
 }

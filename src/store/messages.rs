@@ -3,7 +3,7 @@
 //! in the transaction that makes it, under the room's row lock on PostgreSQL (SQLite has one
 //! writer), so changes commit in sequence order and a poller that has seen N misses nothing below N.
 
-use sqlx::{Any, AnyPool, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Transaction};
 
 use super::attachments::{self, Attachment, NewAttachment};
 use super::rooms::OTHER_PERSON;
@@ -633,12 +633,15 @@ async fn reactions_on(conn: &mut sqlx::AnyConnection, message: i64) -> sqlx::Res
 }
 
 /// Fills in the reactions and attachments of a run of one room's messages, with a query each.
-async fn with_reactions(pool: &AnyPool, mut messages: Vec<Message>) -> sqlx::Result<Vec<Message>> {
+async fn with_reactions(
+    conn: &mut AnyConnection,
+    mut messages: Vec<Message>,
+) -> sqlx::Result<Vec<Message>> {
     let (Some(first), Some(last)) = (messages.first(), messages.last()) else {
         return Ok(messages);
     };
     let (lo, hi) = (first.seq.min(last.seq), first.seq.max(last.seq));
-    let files = attachments::of_messages(pool, first.room_id, lo, hi).await?;
+    let files = attachments::of_messages(&mut *conn, first.room_id, lo, hi).await?;
     let rows: Vec<ReactionRow> = sqlx::query_as(
         "SELECT m.seq AS seq, r.emoji AS emoji, u.username AS username
          FROM reactions r JOIN messages m ON m.id = r.message_id JOIN users u ON u.id = r.user_id
@@ -648,7 +651,7 @@ async fn with_reactions(pool: &AnyPool, mut messages: Vec<Message>) -> sqlx::Res
     .bind(first.room_id)
     .bind(lo)
     .bind(hi)
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await?;
     for message in &mut messages {
         let mine = rows
@@ -677,16 +680,17 @@ pub async fn before(
     before: i64,
     limit: i64,
 ) -> sqlx::Result<Vec<Message>> {
+    let mut conn = pool.acquire().await?;
     let mut rows: Vec<Message> = sqlx::query_as(&format!(
         "{SELECT} WHERE m.room_id = $1 AND m.seq < $2 ORDER BY m.seq DESC LIMIT $3"
     ))
     .bind(room)
     .bind(before)
     .bind(limit)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     rows.reverse();
-    with_reactions(pool, rows).await
+    with_reactions(&mut conn, rows).await
 }
 
 /// Up to `limit` messages with `after` < seq <= `until`, oldest first: a page forward from an
@@ -698,6 +702,7 @@ pub async fn after(
     until: i64,
     limit: i64,
 ) -> sqlx::Result<Vec<Message>> {
+    let mut conn = pool.acquire().await?;
     let rows: Vec<Message> = sqlx::query_as(&format!(
         "{SELECT} WHERE m.room_id = $1 AND m.seq > $2 AND m.seq <= $3 ORDER BY m.seq LIMIT $4"
     ))
@@ -705,9 +710,9 @@ pub async fn after(
     .bind(after)
     .bind(until)
     .bind(limit)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
-    with_reactions(pool, rows).await
+    with_reactions(&mut conn, rows).await
 }
 
 /// What a poll at `after` has not seen, rebuilt from the database: the messages created since
@@ -716,18 +721,42 @@ pub async fn after(
 /// that is further behind than that re-polls from the cursor returned.
 ///
 /// The room's `last_seq` is read first: every change up to it has committed (changes commit in
-/// sequence order), so what the reads below see of (after, cursor] is complete.
+/// sequence order), so what the reads below see of (after, cursor] is complete. They all read
+/// one snapshot (a read transaction; `REPEATABLE READ` on PostgreSQL), so nothing committed
+/// after `last_seq` was read shows in them: a reaction or edit that did would be in this answer
+/// and, beyond its cursor, in the next one again.
 pub async fn changes_after(
     pool: &AnyPool,
     room: i64,
     after: i64,
     limit: i64,
 ) -> sqlx::Result<(Vec<Change>, i64)> {
+    changes_after_then(pool, room, after, limit, std::future::ready(())).await
+}
+
+/// [`changes_after`], running `meanwhile` once the room's `last_seq` has been read and before
+/// the rest is: how a test commits a change in the middle of the read.
+#[doc(hidden)]
+pub async fn changes_after_then(
+    pool: &AnyPool,
+    room: i64,
+    after: i64,
+    limit: i64,
+    meanwhile: impl std::future::Future<Output = ()>,
+) -> sqlx::Result<(Vec<Change>, i64)> {
+    let mut tx = pool.begin().await?;
+    if Engine::of(&tx) == Engine::Postgres {
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+    }
     let last: Option<i64> = sqlx::query_scalar("SELECT last_seq FROM rooms WHERE id = $1")
         .bind(room)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *tx)
         .await?;
+    meanwhile.await;
     let Some(mut cursor) = last.filter(|last| *last > after) else {
+        tx.commit().await?;
         return Ok((Vec::new(), after));
     };
     let created: Vec<Message> = sqlx::query_as(&format!(
@@ -737,7 +766,7 @@ pub async fn changes_after(
     .bind(after)
     .bind(cursor)
     .bind(limit)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
     if created.len() as i64 == limit {
         // Too far behind for one answer: bring it up to the last new message, re-poll for more.
@@ -752,7 +781,7 @@ pub async fn changes_after(
     .bind(after)
     .bind(cursor)
     .bind(limit)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
     let deleted: Vec<(i64, i64)> = sqlx::query_as(
         "SELECT seq, deleted_seq FROM message_tombstones
@@ -763,7 +792,7 @@ pub async fn changes_after(
     .bind(after)
     .bind(cursor)
     .bind(limit)
-    .fetch_all(pool)
+    .fetch_all(&mut *tx)
     .await?;
     // Each list is complete up to its last row only when it is full: the answer stops at the
     // lowest such row, and the poll asks again from there.
@@ -779,13 +808,13 @@ pub async fn changes_after(
         .filter(|m| m.changed_seq <= cursor)
         .collect();
     let deleted = deleted.into_iter().filter(|d| d.1 <= cursor);
-    let mut changes: Vec<Change> = with_reactions(pool, created)
+    let mut changes: Vec<Change> = with_reactions(&mut tx, created)
         .await?
         .into_iter()
         .map(Change::New)
         .collect();
     for m in changed {
-        let mut m = with_reactions(pool, vec![m]).await?;
+        let mut m = with_reactions(&mut tx, vec![m]).await?;
         changes.extend(m.pop().map(Change::Updated));
     }
     changes.extend(deleted.map(|(seq, at)| Change::Deleted {
@@ -793,6 +822,7 @@ pub async fn changes_after(
         seq,
         at,
     }));
+    tx.commit().await?;
     changes.sort_by_key(Change::at);
     Ok((changes, cursor))
 }

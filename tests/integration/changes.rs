@@ -24,6 +24,7 @@ on_both_engines!(
     one_emoji_typed_two_ways_is_one_reaction,
     a_staff_edit_works_out_whom_the_message_names_again,
     a_poll_from_before_an_edit_never_receives_the_old_text,
+    a_catch_up_read_shows_nothing_committed_after_its_cursor,
 );
 
 /// A superuser's client.
@@ -686,4 +687,51 @@ async fn a_poll_from_before_an_edit_never_receives_the_old_text(app: &TestApp) {
         from_before.body
     );
     assert!(from_before.body.contains("(password removed)"));
+}
+
+/// A poll the window cannot answer reads the database: the room's last change, then the messages
+/// and their reactions. An edit and a reaction committed between those reads belong to the next
+/// answer only; shown in this one as well, they would reach the listener twice.
+async fn a_catch_up_read_shows_nothing_committed_after_its_cursor(app: &TestApp) {
+    use parley::domain::{Emoji, MessageBody};
+    use parley::store::messages::{self, Change};
+    let (_alice, _bob) = general_with_hello(app).await;
+    let pool = app.pool().await;
+    let room: i64 = sqlx::query_scalar("SELECT id FROM rooms WHERE name = 'general'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let bob: i64 = sqlx::query_scalar("SELECT id FROM users WHERE username = 'bob'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let writer = app.pool().await;
+    let meanwhile = async {
+        let edited = MessageBody::parse("hello, edited").unwrap();
+        let e = messages::edit(&writer, room, 1, &edited, &[]).await;
+        assert!(e.unwrap().is_some());
+        let thumbs = Emoji::parse("👍").unwrap();
+        let r = messages::toggle_reaction(&writer, room, 1, bob, &thumbs).await;
+        assert!(r.unwrap().is_some());
+    };
+    let (first, cursor) = messages::changes_after_then(&pool, room, 0, 100, meanwhile)
+        .await
+        .unwrap();
+    assert_eq!(cursor, 1);
+    let [Change::New(m)] = first.as_slice() else {
+        panic!("{first:?}");
+    };
+    assert_eq!((m.body.as_str(), m.reactions.len()), ("hello", 0), "{m:?}");
+    let (next, cursor) = messages::changes_after(&pool, room, cursor, 100)
+        .await
+        .unwrap();
+    assert_eq!(cursor, 3);
+    let [Change::Updated(m)] = next.as_slice() else {
+        panic!("{next:?}");
+    };
+    assert_eq!(
+        (m.body.as_str(), m.reactions.len()),
+        ("hello, edited", 1),
+        "{m:?}"
+    );
 }

@@ -116,12 +116,14 @@ pub async fn index_new(db: &crate::db::Db) -> sqlx::Result<i64> {
         return Ok(0);
     }
     let _turn = db.write_turn().await;
+    // On the connection sends are stored on, whose cache this write then leaves current.
+    let writer = db.sends();
     // Read again in the turn: another indexing may have run meanwhile.
-    let (upto, newest) = newest().fetch_one(pool).await?;
+    let (upto, newest) = newest().fetch_one(writer).await?;
     if newest <= upto {
         return Ok(0);
     }
-    let mut tx = pool.begin().await?;
+    let mut tx = writer.begin().await?;
     sqlx::query(
         "INSERT INTO messages_fts (rowid, body)
          SELECT id, body FROM messages WHERE id > $1 AND id <= $2 ORDER BY id",

@@ -539,7 +539,7 @@ async fn store(
             files: &files,
         };
         let turn = db.write_turn().await;
-        let stored = messages::insert(&db.pool, db.engine, &draft).await;
+        let stored = messages::insert(db.sends(), db.engine, &draft).await;
         drop(turn);
         let (message, fresh) = stored?;
         if fresh {

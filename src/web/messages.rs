@@ -91,7 +91,7 @@ pub async fn send(
             mentions: &mentions,
             ..Draft::text(room, me.author(), &body)
         };
-        let (message, fresh) = messages::insert(&db.pool, db.engine, &draft).await?;
+        let (message, fresh) = messages::insert(db.sends(), db.engine, &draft).await?;
         drop(turn);
         if fresh {
             hub.joined(room, me.id);

@@ -8,7 +8,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::any::AnyPoolOptions;
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{AnyPool, Executor};
 use tower_sessions_core::session::{Id, Record};
 use tower_sessions_core::session_store::{self, ExpiredDeletion, SessionStore};
@@ -52,6 +54,8 @@ pub struct Db {
     pub pg: Option<PgPool>,
     /// SQLite: the one connection messages are stored on ([`Db::sends`]).
     sends: Option<AnyPool>,
+    /// SQLite: the session store's pool (for [`Db::release_memory`]).
+    sessions_sqlite: Option<SqlitePool>,
     /// SQLite takes one writer at a time; the others wait in its busy handler, which sleeps in
     /// steps of milliseconds. Queuing hot writers here instead hands the lock over at once.
     write_gate: Option<Arc<tokio::sync::Mutex<()>>>,
@@ -90,7 +94,7 @@ impl Db {
             parley_admin::migrate(&pool)
                 .await
                 .map_err(sqlx::migrate::MigrateError::Execute)?;
-            let store = SqliteStore::new(typed);
+            let store = SqliteStore::new(typed.clone());
             store.migrate().await.map_err(ConnectError::Open)?;
             let sends = sqlite_pool(1)
                 .min_connections(1)
@@ -102,6 +106,7 @@ impl Db {
             Db {
                 pool,
                 sends: Some(sends),
+                sessions_sqlite: Some(typed),
                 engine: Engine::Sqlite,
                 sessions: SessionBackend::Sqlite(store),
                 pg: None,
@@ -133,6 +138,7 @@ impl Db {
                 sessions: SessionBackend::Postgres(store),
                 pg: Some(typed),
                 sends: None,
+                sessions_sqlite: None,
                 write_gate: None,
             }
         } else {
@@ -160,6 +166,27 @@ impl Db {
         }
     }
 
+    /// After a burst: closes the SQLite connections nobody is using beyond a few, and hands back
+    /// the page caches of those it keeps (`PRAGMA shrink_memory`). A burst opens every
+    /// connection the pools allow, and each keeps about half a megabyte in its worker thread's
+    /// allocator arena (statements, caches) for as long as it is open; one is opened again, in
+    /// a millisecond or so, when it is needed. Nothing to do on PostgreSQL, whose connections
+    /// hold their memory in the database server.
+    pub async fn release_memory(&self) {
+        if self.engine != Engine::Sqlite {
+            return;
+        }
+        let idle: Vec<_> = std::iter::from_fn(|| self.pool.try_acquire()).collect();
+        shrink_or_close(idle, KEEP_AFTER_BURST).await;
+        if let Some(pool) = &self.sends {
+            shrink_or_close(pool.try_acquire().into_iter().collect(), 1).await;
+        }
+        if let Some(pool) = &self.sessions_sqlite {
+            let idle: Vec<_> = std::iter::from_fn(|| pool.try_acquire()).collect();
+            shrink_or_close(idle, 1).await;
+        }
+    }
+
     /// Deletes expired sessions now and then, for as long as the server runs.
     pub fn spawn_session_cleanup(&self) {
         let sessions = self.sessions.clone();
@@ -172,6 +199,28 @@ impl Db {
                 }
             }
         });
+    }
+}
+
+/// Idle SQLite connections [`Db::release_memory`] keeps open in the main pool.
+const KEEP_AFTER_BURST: usize = 2;
+
+/// Closes all but `keep` of `idle` and empties the page caches of those.
+async fn shrink_or_close<DB: sqlx::Database>(
+    mut idle: Vec<sqlx::pool::PoolConnection<DB>>,
+    keep: usize,
+) where
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+{
+    for conn in idle.split_off(keep.min(idle.len())) {
+        if let Err(err) = conn.close().await {
+            tracing::debug!(%err, "could not close an idle connection");
+        }
+    }
+    for conn in &mut idle {
+        if let Err(err) = conn.execute("PRAGMA shrink_memory").await {
+            tracing::debug!(%err, "could not shrink a connection's cache");
+        }
     }
 }
 
@@ -293,5 +342,36 @@ impl SessionStore for SessionBackend {
             Self::Sqlite(s) => s.delete(id).await,
             Self::Postgres(s) => s.delete(id).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn after_a_burst_only_a_few_idle_connections_stay_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("burst.db").display());
+        let db = Db::connect(&Settings::for_database(url)).await.unwrap();
+        // A burst: eight statements at once, each on a connection of its own.
+        let mut held = Vec::new();
+        for _ in 0..8 {
+            held.push(db.pool.acquire().await.unwrap());
+        }
+        drop(held);
+        // Connections go back to the pool in tasks of their own.
+        for _ in 0..100 {
+            if db.pool.num_idle() >= 8 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(db.pool.num_idle() >= 8);
+        db.release_memory().await;
+        assert_eq!(db.pool.size() as usize, KEEP_AFTER_BURST);
+        // The pool opens connections again as they are needed.
+        let one: i64 = sqlx::query_scalar("SELECT 1").fetch_one(&db.pool).await.unwrap();
+        assert_eq!(one, 1);
     }
 }

@@ -64,8 +64,16 @@ pub fn spawn_private(
     let limits = super::server::ConnLimits::from_settings(&app.settings);
     tokio::spawn(async move {
         let forever = std::future::pending::<()>();
-        if let Err(err) =
-            super::server::serve(listener, endpoint, limits, forever, || {}, Duration::ZERO).await
+        if let Err(err) = super::server::serve(
+            listener,
+            endpoint,
+            limits,
+            forever,
+            || {},
+            Duration::ZERO,
+            None,
+        )
+        .await
         {
             tracing::error!(%err, "the metrics address stopped");
         }

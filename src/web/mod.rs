@@ -505,6 +505,11 @@ pub async fn run(
         hub.shut_down();
     };
     let limits = server::ConnLimits::from_settings(&app.settings);
+    let db = app.db.clone();
+    let release: server::Release = Arc::new(move || {
+        let db = db.clone();
+        Box::pin(async move { db.release_memory().await })
+    });
     server::serve(
         listener,
         endpoint(app),
@@ -512,6 +517,7 @@ pub async fn run(
         shutdown,
         on_shutdown,
         Duration::from_secs(10),
+        Some(release),
     )
     .await
 }

@@ -250,8 +250,13 @@ async fn idle_too_long(activity: &Activity, accepted: Instant, header: Duration,
 const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n\
 Retry-After: 1\r\nConnection: close\r\nContent-Length: 49\r\n\r\nParley has too many connections. Try again soon.\n";
 
+/// What else holds memory it can give back, asked before the allocator is trimmed (see
+/// `spawn_trimmer`): the database's caches.
+pub type Release = Arc<dyn Fn() -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>;
+
 /// Serves `ep` on `listener` until `shutdown` resolves; then stops accepting, calls `on_shutdown`
-/// (which answers held polls) and gives open connections up to `grace` to finish.
+/// (which answers held polls) and gives open connections up to `grace` to finish. `release` is
+/// asked to free what it can whenever a flood of connections or a burst of answers is over.
 pub async fn serve<E>(
     listener: TcpListener,
     ep: E,
@@ -259,6 +264,7 @@ pub async fn serve<E>(
     shutdown: impl Future<Output = ()>,
     on_shutdown: impl FnOnce(),
     grace: Duration,
+    release: Option<Release>,
 ) -> std::io::Result<()>
 where
     E: Endpoint<Output = Response> + 'static,
@@ -275,7 +281,7 @@ where
         refused: AtomicU64::new(0),
         logged_ms: AtomicU64::new(0),
     });
-    spawn_trimmer(&gate);
+    spawn_trimmer(&gate, release);
     let keepalive = socket2::TcpKeepalive::new()
         .with_time(Duration::from_secs(60))
         .with_interval(Duration::from_secs(10));
@@ -396,7 +402,7 @@ fn remote(peer: SocketAddr) -> RemoteAddr {
 /// fragmented heap of a few hundred megabytes: never in the middle of a burst, and a steady load
 /// (which reuses what it frees, and is never quiet) is left alone. BENCHMARKS.md, "Memory in the
 /// steady state", has the measurements.
-fn spawn_trimmer(gate: &Arc<Gate>) {
+fn spawn_trimmer(gate: &Arc<Gate>, release: Option<Release>) {
     const TICK: Duration = Duration::from_millis(250);
     const QUIET: u64 = 64;
     const BURST: u64 = 1000;
@@ -422,6 +428,9 @@ fn spawn_trimmer(gate: &Arc<Gate>) {
             if flood_over || burst_over {
                 gate.peak.store(open, Ordering::Relaxed);
                 trimmed_at = answers;
+                if let Some(release) = &release {
+                    release().await;
+                }
                 trim().await;
             }
         }

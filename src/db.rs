@@ -371,7 +371,10 @@ mod tests {
         db.release_memory().await;
         assert_eq!(db.pool.size() as usize, KEEP_AFTER_BURST);
         // The pool opens connections again as they are needed.
-        let one: i64 = sqlx::query_scalar("SELECT 1").fetch_one(&db.pool).await.unwrap();
+        let one: i64 = sqlx::query_scalar("SELECT 1")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
         assert_eq!(one, 1);
     }
 }

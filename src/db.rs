@@ -167,7 +167,8 @@ impl Db {
     }
 
     /// After a burst: closes the SQLite connections nobody is using beyond a few, and hands back
-    /// the page caches of those it keeps (`PRAGMA shrink_memory`). A burst opens every
+    /// the page caches of those it keeps (`PRAGMA shrink_memory`), except the one messages are
+    /// stored on ([`Db::sends`]). A burst opens every
     /// connection the pools allow, and each keeps about half a megabyte in its worker thread's
     /// allocator arena (statements, caches) for as long as it is open; one is opened again, in
     /// a millisecond or so, when it is needed. Nothing to do on PostgreSQL, whose connections
@@ -178,9 +179,7 @@ impl Db {
         }
         let idle: Vec<_> = std::iter::from_fn(|| self.pool.try_acquire()).collect();
         shrink_or_close(idle, KEEP_AFTER_BURST).await;
-        if let Some(pool) = &self.sends {
-            shrink_or_close(pool.try_acquire().into_iter().collect(), 1).await;
-        }
+        // The connection messages are stored on keeps its cache: that is what makes it fast.
         if let Some(pool) = &self.sessions_sqlite {
             let idle: Vec<_> = std::iter::from_fn(|| pool.try_acquire()).collect();
             shrink_or_close(idle, 1).await;

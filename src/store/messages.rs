@@ -725,6 +725,11 @@ pub async fn after(
 /// one snapshot (a read transaction; `REPEATABLE READ` on PostgreSQL), so nothing committed
 /// after `last_seq` was read shows in them: a reaction or edit that did would be in this answer
 /// and, beyond its cursor, in the next one again.
+///
+/// An answer cut short by `limit` ends below `last_seq`, but its messages are still shown as of
+/// `last_seq`: one edited or reacted to after the cut comes again, the same, in the next answer.
+/// Only a poll more than `limit` changes behind sees that, and a page shows the same thing twice
+/// (htmx swaps the element for itself).
 pub async fn changes_after(
     pool: &AnyPool,
     room: i64,

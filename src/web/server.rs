@@ -429,7 +429,8 @@ fn spawn_trimmer(gate: &Arc<Gate>, release: Option<Release>) {
                 gate.peak.store(open, Ordering::Relaxed);
                 trimmed_at = answers;
                 if let Some(release) = &release {
-                    release().await;
+                    // Never the end of trimming, whatever happens to the database.
+                    let _ = tokio::time::timeout(Duration::from_secs(5), release()).await;
                 }
                 trim().await;
             }

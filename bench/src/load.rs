@@ -360,8 +360,47 @@ fn changes(
         shared.delivered.fetch_add(1, Ordering::Relaxed);
         true
     };
-    let mut in_this_answer = std::collections::HashSet::new();
+    // Elements and reactions fragments in document order, as the page applies them: a reaction
+    // made before an edit (in the server's order) comes first, and the edited message after it
+    // shows it again.
+    enum Part {
+        Element(messages::Found),
+        Reactions(i64, usize),
+    }
+    let mut parts: Vec<(usize, Part)> = Vec::new();
+    let mut at = 0;
     for f in messages::parse(body) {
+        at = messages::element(body, f.id).map_or(at, |(e, _)| e);
+        parts.push((at, Part::Element(f)));
+    }
+    for (at, id, shown) in messages::reactions(body) {
+        parts.push((at, Part::Reactions(id, shown)));
+    }
+    parts.sort_by_key(|(at, _)| *at);
+    let mut in_this_answer = std::collections::HashSet::new();
+    for (_, part) in parts {
+        let f = match part {
+            Part::Element(f) => f,
+            Part::Reactions(id, shown) => {
+                let Some(mut v) = known.messages.get(&id).copied() else {
+                    out.foreign += 1;
+                    continue;
+                };
+                let mut new = false;
+                for k in 0..shown {
+                    if let Some(r) = plan.reaction(v.send, k) {
+                        new |= deliver(out, known, r);
+                    }
+                }
+                if !new && shown <= v.reactions {
+                    out.duplicates += 1;
+                    note(out, "duplicated reactions of", v.send, known.last_send);
+                }
+                v.reactions = v.reactions.max(shown);
+                known.messages.insert(id, v);
+                continue;
+            }
+        };
         let Some(s) = f.seq.filter(|s| (*s as usize) < sends) else {
             out.foreign += 1;
             continue;
@@ -402,24 +441,6 @@ fn changes(
                 ..version
             },
         );
-    }
-    for (_, id, shown) in messages::reactions(body) {
-        let Some(mut v) = known.messages.get(&id).copied() else {
-            out.foreign += 1;
-            continue;
-        };
-        let mut new = false;
-        for k in 0..shown {
-            if let Some(r) = plan.reaction(v.send, k) {
-                new |= deliver(out, known, r);
-            }
-        }
-        if !new && shown <= v.reactions {
-            out.duplicates += 1;
-            note(out, "duplicated reactions of", v.send, known.last_send);
-        }
-        v.reactions = v.reactions.max(shown);
-        known.messages.insert(id, v);
     }
 }
 
@@ -928,5 +949,33 @@ mod tests {
         // New messages in the wrong order are caught.
         let out = count(&plan, &[element(3, 2, 0), element(2, 1, 0)]);
         assert_eq!(out.out_of_order, 1);
+    }
+
+    /// A reactions fragment swapped in out of band.
+    fn reactions(id: i64, chips: usize) -> String {
+        let chips = "<a class=\"chip\">x</a>".repeat(chips);
+        format!("<div class=\"reactions\" id=\"r-{id}\" hx-swap-oob=\"outerHTML\">{chips}</div>")
+    }
+
+    #[test]
+    fn a_reaction_the_server_took_before_an_edit_planned_first_is_no_duplicate() {
+        // Send 0; the plan edits it, then reacts to it; the server got the reaction first.
+        let plan = Plan {
+            steps: vec![
+                Step::Send,
+                Step::Edit { of: 0 },
+                Step::React { of: 0, k: 0 },
+            ],
+        };
+        let first = element(1, 0, 0);
+        // The reaction, then the edited message, which shows the reaction too.
+        let both = reactions(1, 1)
+            + &element(1, 1, 1).replace("<article", "<article hx-swap-oob=\"outerHTML\"");
+        let out = count(&plan, &[first.clone(), both]);
+        assert_eq!(out.deliveries.len(), 3);
+        assert_eq!((out.duplicates, out.out_of_order, out.foreign), (0, 0, 0));
+        // The same fragment again is a duplicate.
+        let out = count(&plan, &[first, reactions(1, 1), reactions(1, 1)]);
+        assert_eq!(out.duplicates, 1);
     }
 }

@@ -167,12 +167,12 @@ impl Db {
     }
 
     /// After a burst: closes the SQLite connections nobody is using beyond a few, and hands back
-    /// the page caches of those it keeps (`PRAGMA shrink_memory`), except the one messages are
-    /// stored on ([`Db::sends`]). A burst opens every
-    /// connection the pools allow, and each keeps about half a megabyte in its worker thread's
-    /// allocator arena (statements, caches) for as long as it is open; one is opened again, in
-    /// a millisecond or so, when it is needed. Nothing to do on PostgreSQL, whose connections
-    /// hold their memory in the database server.
+    /// the page caches of those it keeps (`PRAGMA shrink_memory`); the one messages are stored
+    /// on ([`Db::sends`]) is left alone. A burst opens every connection the pools allow, and
+    /// each keeps about half a megabyte in its worker thread's allocator arena (statements,
+    /// caches) for as long as it is open; one is opened again, in a millisecond or so, when it
+    /// is needed. Nothing to do on PostgreSQL, whose connections hold their memory in the
+    /// database server.
     pub async fn release_memory(&self) {
         if self.engine != Engine::Sqlite {
             return;

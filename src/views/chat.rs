@@ -411,7 +411,7 @@ fn person_name(person: &Person) -> Markup {
             @if person.display_name.is_empty() {
                 (person.username)
             } @else {
-                span.display-name { (person.display_name) } " " span.handle { (person.username) }
+                bdi.display-name { (person.display_name) } " " span.handle { (person.username) }
             }
         }
     }

@@ -15,7 +15,7 @@ pub fn person_menu(username: &str, viewer: &Viewer<'_>) -> Markup {
         details.person-menu #person-menu {
             summary title="Your profile, password, theme and log out" {
                 @if !viewer.display_name.is_empty() {
-                    span.me-display { (viewer.display_name) } " "
+                    bdi.me-display { (viewer.display_name) } " "
                 }
                 span.me { (username) }
             }

@@ -132,7 +132,7 @@ pub fn avatar_url(key: &str) -> String {
 /// all for someone without one, so their messages are not a byte longer.
 pub fn display_name(name: &str) -> Markup {
     html! {
-        @if !name.is_empty() { span.display-name { (name) } " " }
+        @if !name.is_empty() { bdi.display-name { (name) } " " }
     }
 }
 

@@ -12,6 +12,7 @@ on_both_engines!(
     a_display_name_and_bio_show_beside_the_username_wherever_people_see_them,
     a_refused_profile_comes_back_with_what_was_typed_and_changes_nothing,
     a_display_name_is_shown_as_text_never_as_markup,
+    a_right_to_left_display_name_is_isolated_from_the_text_beside_it,
     a_new_display_name_reaches_messages_a_room_already_rendered,
     the_theme_is_each_persons_own_and_drawn_on_every_page,
     profile_and_theme_changes_need_the_token_and_a_login,
@@ -568,4 +569,21 @@ async fn staff_remove_a_picture_in_the_admin(app: &TestApp) {
     let own = alice.get("/rooms/general").await;
     assert!(own.has(".message span.avatar"), "{}", own.body);
     assert!(!own.has("img.avatar"));
+}
+
+/// A name written right to left would otherwise pull the username and the time beside it into
+/// its direction ("alice" shown before it, digits reordered): each display name is its own
+/// bidirectional island (`<bdi>`), wherever it is shown.
+async fn a_right_to_left_display_name_is_isolated_from_the_text_beside_it(app: &TestApp) {
+    let alice = app.member("alice").await;
+    let bob = app.member("bob").await;
+    let name = "אליס 2";
+    let saved = alice.post("/profile", &[("display_name", name)]).await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    alice.say("/rooms/general", "shalom").await;
+    let room = bob.get("/rooms/general").await;
+    assert_eq!(room.select(".message header bdi.display-name"), [name]);
+    assert_eq!(room.select("#member-list bdi.display-name"), [name]);
+    let own = alice.get("/rooms/general").await;
+    assert_eq!(own.select(".topbar bdi.me-display"), [name]);
 }

@@ -30,9 +30,15 @@ pub struct SearchSizes {
     pub duration: Duration,
 }
 
-/// Each searcher waits this long between searches: a person reading results and typing again,
-/// not a loop that only measures the server's queue (20 searchers: about 20 searches a second).
+/// Each searcher waits this long between searches on average: a person reading results and typing
+/// again, not a loop that only measures the server's queue (20 searchers: about 20 searches a
+/// second). The waits are drawn at random (exponentially, so searches arrive as independent
+/// people's do) and the searchers start spread over one wait: twenty people do not press Enter
+/// in the same millisecond every second, and a bench whose searchers did measured its own
+/// bursts — the twentieth search of each burst queued behind the other nineteen.
 const THINK: Duration = Duration::from_millis(1000);
+/// No wait is longer than this many average waits (the exponential's tail, cut).
+const THINK_MAX: f64 = 5.0;
 const SEARCH_LIMIT: Duration = Duration::from_secs(10);
 /// A word in one public message and one private conversation the searchers are not in.
 const NEEDLE: &str = "zqxneedle";
@@ -129,6 +135,13 @@ impl Rng {
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Exponentially distributed, mean 1.
+    fn exponential(&mut self) -> f64 {
+        // 53 random bits as a fraction in (0, 1].
+        let u = ((self.next() >> 11) + 1) as f64 / (1u64 << 53) as f64;
+        -u.ln()
     }
 
     fn below(&mut self, n: usize) -> usize {
@@ -525,10 +538,13 @@ async fn measure(
         let (target, queries, errors) = (target.clone(), queries.clone(), errors.clone());
         let session = session.clone();
         let source = source_ip(k + sizes.senders, ctx.source_ips);
+        let start = started + THINK.mul_f64(k as f64 / sizes.searchers as f64);
         search_tasks.push(tokio::spawn(async move {
             let mut conn = Conn::new(target.addr, Some(source));
             let mut times = Vec::new();
             let mut i = k * 7;
+            let mut rng = Rng(0x2545_f491_4f6c_dd1d ^ (k as u64 + 1));
+            tokio::time::sleep_until(start.into()).await;
             while Instant::now() < deadline {
                 let path = search_path(&queries[i % queries.len()]);
                 i += 1;
@@ -541,25 +557,31 @@ async fn measure(
                         }
                     }
                 }
-                tokio::time::sleep(THINK).await;
+                tokio::time::sleep(THINK.mul_f64(rng.exponential().min(THINK_MAX))).await;
             }
             times
         }));
     }
     tokio::time::sleep_until(deadline.into()).await;
+    // The sends made by the deadline, against those due by it: a paced sender cannot beat its
+    // schedule, so "kept up" is every due send made but the one each sender has in flight.
+    let sent_by_deadline = sent.load(Ordering::Relaxed);
+    let window = deadline.duration_since(begun).as_secs_f64();
+    let due = (window * rate).floor() as u64 + 1;
     let mut times = Vec::new();
     for t in search_tasks {
         times.extend(t.await.map_err(|e| format!("searcher task: {e}"))?);
     }
     stop.store(true, Ordering::Relaxed);
-    let sent_during = sent.load(Ordering::Relaxed);
     let elapsed = begun.elapsed().as_secs_f64();
     for t in send_tasks {
         t.await.map_err(|e| format!("sender task: {e}"))?;
     }
     times.sort_unstable();
     let p95 = load::percentile_ms(&times, 95.0);
-    let rate = sent_during as f64 / elapsed;
+    let made = sent_by_deadline as f64 / window;
+    let behind = due.saturating_sub(sent_by_deadline);
+    let kept_up = behind <= sizes.senders as u64;
     let errors = errors.lock().map(|e| e.clone()).unwrap_or_default();
     for e in errors.iter().take(3) {
         progress(sc, &format!("error: {e}"));
@@ -578,9 +600,9 @@ async fn measure(
             "sends per second while searching ({:.0}/s asked)",
             sizes.send_rate
         ),
-        format!("{rate:.0}/s"),
-        "≥ 2000/s",
-        rate >= 2000.0,
+        format!("{made:.0}/s ({behind} of {due} due not made at the end)"),
+        "≥ 2000/s: all due made but those in flight",
+        kept_up && sizes.send_rate >= 2000.0,
     );
     report.check(
         sc,

@@ -234,13 +234,16 @@ pub async fn messages(
         let options = sql.bind(Value::Text(format!(
             "StartSel={MARK_START}, StopSel={MARK_END}, MaxWords=24, MinWords=12"
         )));
+        // The newest candidates by time, not by id: with `before:` the time index starts at
+        // the date, where walking ids back from the newest passed over every later message
+        // first (29 ms instead of 6 for a common word before a date half a year back).
         format!(
             "WITH q AS (SELECT {tsquery} AS q),
              candidates AS (
                 SELECT m.id AS id, m.search AS search, m.created_ms AS created_ms
                 FROM messages m JOIN rooms r ON r.id = m.room_id
                 WHERE m.search @@ ({tsquery}) AND {READABLE}{filters}
-                ORDER BY m.id DESC LIMIT {CANDIDATES}
+                ORDER BY m.created_ms DESC, m.id DESC LIMIT {CANDIDATES}
              ),
              hits AS (
                 SELECT c.id AS id, ts_rank(c.search, q.q) AS score, c.created_ms AS created_ms

@@ -571,7 +571,7 @@ async fn measure(
     // schedule, so "kept up" is every due send made but the one each sender has in flight.
     let sent_by_deadline = sent.load(Ordering::Relaxed);
     let window = deadline.duration_since(begun).as_secs_f64();
-    let due = (window * rate).floor() as u64 + 1;
+    let due = due_by(window, rate);
     let mut times = Vec::new();
     for t in search_tasks {
         times.extend(t.await.map_err(|e| format!("searcher task: {e}"))?);
@@ -585,7 +585,7 @@ async fn measure(
     let p95 = load::percentile_ms(&times, 95.0);
     let made = sent_by_deadline as f64 / window;
     let behind = due.saturating_sub(sent_by_deadline);
-    let kept_up = behind <= sizes.senders as u64;
+    let kept_up = kept_up(due, sent_by_deadline, sizes.senders);
     let errors = errors.lock().map(|e| e.clone()).unwrap_or_default();
     for e in errors.iter().take(3) {
         progress(sc, &format!("error: {e}"));
@@ -667,4 +667,43 @@ async fn index_size(report: &mut Report, sc: &str, url: &str) -> Result<()> {
         ),
     );
     Ok(())
+}
+
+/// The sends due by `window` seconds into a schedule of `rate` a second (send n at n / rate).
+fn due_by(window: f64, rate: f64) -> u64 {
+    (window * rate).floor() as u64 + 1
+}
+
+/// Whether paced senders kept their schedule: every due send made but the one each of them
+/// may have in flight.
+fn kept_up(due: u64, made: u64, senders: usize) -> bool {
+    due.saturating_sub(made) <= senders as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn senders_exactly_on_schedule_kept_up() {
+        // 32 senders at 2,000 a second for 20 s, each with a send in flight at the end: the
+        // rate divided out is under 2,000, yet nothing was late.
+        let due = due_by(20.0, 2000.0);
+        assert_eq!(due, 40_001);
+        let made = due - 32;
+        assert!((made as f64 / 20.0) < 2000.0);
+        assert!(kept_up(due, made, 32));
+        assert!(!kept_up(due, made - 1, 32));
+    }
+
+    #[test]
+    fn waits_average_about_one_think() {
+        let mut rng = Rng(7);
+        let n = 100_000;
+        let mean = (0..n)
+            .map(|_| rng.exponential().min(THINK_MAX))
+            .sum::<f64>()
+            / n as f64;
+        assert!((0.97..1.01).contains(&mean), "mean wait {mean}");
+    }
 }

@@ -429,11 +429,16 @@ impl Hub {
             let window = feed.window.lock().expect("window lock");
             window.end().is_some_and(|end| end >= seq)
         };
+        // A catch-up for an earlier notice may have read this change already: the watch is still
+        // bumped to it (the polls it wakes find it in the window).
+        let wake = |upto: i64| feed.latest.send_if_modified(|v| bump(v, upto));
         if held(&feed) {
+            wake(seq);
             return;
         }
         let _one_at_a_time = feed.catch_up.lock().await;
         if held(&feed) {
+            wake(seq);
             return;
         }
         let from = feed
@@ -443,8 +448,11 @@ impl Hub {
             .end()
             .unwrap_or(seq - 1)
             .min(seq - 1);
+        let mut upto = seq;
         match messages::changes_after(&self.pool, room, from, 1000).await {
             Ok((changes, cursor)) => {
+                // What committed after `seq` and was read with it is woken for now too.
+                upto = upto.max(cursor);
                 let mut window = feed.window.lock().expect("window lock");
                 let mut first = from + 1;
                 let last = changes.len().saturating_sub(1);
@@ -471,7 +479,7 @@ impl Hub {
                 tracing::warn!(%err, room, "catch-up read failed; polls will read themselves")
             }
         }
-        feed.latest.send_if_modified(|v| bump(v, seq));
+        wake(upto);
     }
 
     fn has_members_here(&self, room: i64) -> bool {
@@ -1290,6 +1298,46 @@ mod tests {
             0,
             "served from the window, which has no gap"
         );
+    }
+
+    #[tokio::test]
+    async fn a_catch_up_that_read_ahead_of_its_notice_wakes_polls_for_what_it_read() {
+        use crate::domain::{MessageBody, RoomName, Username};
+        let (hub, db, _dir) = hub_and_db().await;
+        let name = Username::parse("alice").unwrap();
+        let alice = users::create(&db.pool, &name, "x", false).await.unwrap();
+        let room =
+            rooms::create_or_get_public(&db.pool, &RoomName::parse("general").unwrap(), alice)
+                .await
+                .unwrap()
+                .id;
+        let author = messages::Author {
+            id: alice,
+            username: "alice",
+            display_name: "",
+            avatar: "",
+        };
+        // A poll here made the room's feed before anything was sent.
+        let feed = hub.ready_feed(room).await.unwrap();
+        // Another process sent two messages; the second committed before this process read what
+        // the NOTIFY of the first announced, so that read brought both into the window.
+        for text in ["one", "two"] {
+            let body = MessageBody::parse(text).unwrap();
+            let draft = messages::Draft::text(room, author, &body);
+            messages::insert(&db.pool, db.engine, &draft).await.unwrap();
+        }
+        hub.remote_published(room, 1).await;
+        hub.remote_published(room, 2).await;
+        let found = hub
+            .poll(Some(room), 1, NOBODY, Duration::from_millis(300))
+            .await
+            .unwrap();
+        assert_eq!(
+            seqs(&found.changes),
+            vec![2],
+            "the second message is not lost"
+        );
+        drop(feed);
     }
 
     #[tokio::test]

@@ -83,14 +83,26 @@ fn set_cookie(resp: &mut Response, value: &str) {
 
 /// The value of the cookie `name` the client sent (also the host application's reader).
 pub fn cookie(req: &Request, name: &str) -> Option<String> {
+    cookie_str(req, name).map(str::to_owned)
+}
+
+/// The value of the first cookie called `name`, borrowed from the request. Several layers ask for
+/// a cookie on every request (a held poll's re-poll among them), so the header is scanned in
+/// place: `name=value` pairs split on `;`, with the spaces around them trimmed, as browsers send
+/// them (RFC 6265, 5.4); a pair without `=` is skipped.
+pub fn cookie_str<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.headers()
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(cookie::Cookie::split_parse)
-        .filter_map(Result::ok)
-        .find(|c| c.name() == name)
-        .map(|c| c.value().to_owned())
+        .find_map(|line| find_cookie(line, name))
+}
+
+fn find_cookie<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    line.split(';')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(n, _)| n.trim() == name)
+        .map(|(_, value)| value.trim())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -248,5 +260,22 @@ mod tests {
         assert!(!raw.contains(';') && !raw.contains(' '));
         assert_eq!(Flash::decode(&raw), Some(f));
         assert_eq!(Flash::decode("x=1"), None);
+    }
+
+    #[test]
+    fn a_cookie_is_found_by_its_whole_name_among_others() {
+        let line = "parley_js=1; parley_session=abc=def ;  parley_tz=-60;flag; =x";
+        assert_eq!(find_cookie(line, "parley_session"), Some("abc=def"));
+        assert_eq!(find_cookie(line, "parley_tz"), Some("-60"));
+        assert_eq!(find_cookie(line, "parley_js"), Some("1"));
+        assert_eq!(find_cookie(line, "parley"), None, "not a prefix of a name");
+        assert_eq!(
+            find_cookie(line, "flag"),
+            None,
+            "a pair without a value is skipped"
+        );
+        assert_eq!(find_cookie(line, "js=1"), None);
+        assert_eq!(find_cookie("a=1; a=2", "a"), Some("1"), "the first of two");
+        assert_eq!(find_cookie("", "a"), None);
     }
 }

@@ -8,7 +8,7 @@ use poem::{Request, Response};
 use sha2::Sha256;
 
 use super::session::append_cookie;
-use parley_admin::cookie;
+use parley_admin::cookie_str;
 
 pub const DEVICE_COOKIE: &str = "parley_device";
 const DAYS: i64 = 365;
@@ -25,7 +25,7 @@ fn mac(key: &[u8], expires: i64, name_key: &str) -> String {
 
 /// Whether this browser has logged in as `name` before (and its note has not expired).
 pub fn knows(req: &Request, key: &[u8], name: &str) -> bool {
-    let Some(value) = cookie(req, DEVICE_COOKIE) else {
+    let Some(value) = cookie_str(req, DEVICE_COOKIE) else {
         return false;
     };
     let mut parts = value.splitn(3, ':');

@@ -426,8 +426,8 @@ impl<'a> FromRequest<'a> for Ctx {
             user,
             csrf: csrf_token(req),
             htmx: is_htmx(req),
-            scripted: parley_admin::cookie(req, "parley_js").is_some(),
-            tz_minutes: parley_admin::cookie(req, "parley_tz")
+            scripted: parley_admin::cookie_str(req, "parley_js").is_some(),
+            tz_minutes: parley_admin::cookie_str(req, "parley_tz")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0),
             cross_site: csrf::from_another_site(req),

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parley_admin::cookie;
+use parley_admin::cookie_str;
 use poem::http::header;
 use poem::{Endpoint, FromRequest, IntoResponse, Middleware, Request, RequestBody, Response};
 use tower_sessions_core::Session;
@@ -57,7 +57,7 @@ impl<E: Endpoint> Endpoint for SessionEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
-        let sent_id = cookie(&req, SESSION_COOKIE).and_then(|v| Id::from_str(&v).ok());
+        let sent_id = cookie_str(&req, SESSION_COOKIE).and_then(|v| Id::from_str(v).ok());
         let secure = self.secure || is_https(&req);
         let session = Session::new(sent_id, self.store.clone(), Some(expiry()));
         req.extensions_mut().insert(session.clone());

@@ -87,6 +87,8 @@ pub struct Hub {
     reads: AtomicU64,
     /// On PostgreSQL, for telling the other processes who joined what.
     pg: std::sync::OnceLock<sqlx::PgPool>,
+    /// On PostgreSQL, the changes this process announces after their commit (`announce`).
+    announcer: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<(i64, i64)>>,
     /// Joins told to the other processes lately (a send joins its room every time).
     announced: crate::cache::Cache<(i64, i64), ()>,
     /// Call signalling on its way to people's pages.
@@ -312,6 +314,7 @@ impl Hub {
             shutdown,
             reads: AtomicU64::new(0),
             pg: std::sync::OnceLock::new(),
+            announcer: std::sync::OnceLock::new(),
             announced: crate::cache::Cache::new(Duration::from_secs(600), 100_000),
             switchboard: Switchboard::new(),
             revocations: Mutex::new(HashMap::new()),
@@ -1007,6 +1010,7 @@ impl Hub {
     /// On PostgreSQL: LISTEN for changes made through every process, for as long as the server runs.
     pub fn spawn_listener(self: &Arc<Self>, pg: sqlx::PgPool) {
         let _ = self.pg.set(pg.clone());
+        self.spawn_announcer(pg.clone());
         self.switchboard.spawn_sender(pg.clone(), CHANNEL);
         self.spawn_notify_probe(pg.clone());
         let hub = Arc::clone(self);
@@ -1019,6 +1023,51 @@ impl Hub {
                         tracing::warn!(%err, "lost the notification channel; reconnecting");
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+        });
+    }
+
+    /// Tells the other processes (PostgreSQL) of change `seq` of `room`, committed by a statement
+    /// that did not (`messages::Draft::announced_by_sender`). Queued: see `spawn_announcer`.
+    pub fn announce(&self, room: i64, seq: i64) {
+        if let Some(announcer) = self.announcer.get() {
+            let _ = announcer.send((room, seq));
+        }
+    }
+
+    /// Sends what `announce` queued: whatever is queued by the time the last NOTIFY is done goes
+    /// in the next, one `room:seq` per room (its newest: a catch-up read brings the rest), in one
+    /// transaction that does not wait for its commit to reach the disk (a notification is not
+    /// kept anyway). So sends do not queue behind each other's disk flush for the notification
+    /// lock, as they did when each sending transaction NOTIFYed.
+    fn spawn_announcer(self: &Arc<Self>, pg: sqlx::PgPool) {
+        let (queue, mut queued) = tokio::sync::mpsc::unbounded_channel::<(i64, i64)>();
+        if self.announcer.set(queue).is_err() {
+            return;
+        }
+        tokio::spawn(async move {
+            let mut newest: HashMap<i64, i64> = HashMap::new();
+            while let Some((room, seq)) = queued.recv().await {
+                newest.insert(room, seq);
+                while let Ok((room, seq)) = queued.try_recv() {
+                    let at = newest.entry(room).or_insert(seq);
+                    *at = (*at).max(seq);
+                }
+                let notes: Vec<String> = newest
+                    .drain()
+                    .map(|(room, seq)| format!("{room}:{seq}"))
+                    .collect();
+                // One retry: a connection lost between two NOTIFYs should not lose one.
+                for attempt in 0..2 {
+                    match announce_all(&pg, &notes).await {
+                        Ok(()) => break,
+                        Err(err) if attempt == 0 => {
+                            tracing::debug!(%err, "announcing changes failed; trying again");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        Err(err) => tracing::warn!(%err, "could not announce changes"),
                     }
                 }
             }
@@ -1131,6 +1180,20 @@ impl Hub {
             tokio::spawn(async move { hub.remote_published(room, seq).await });
         }
     }
+}
+
+/// Sends every note on the channel every process LISTENs on, in one transaction whose commit
+/// does not wait for the disk.
+async fn announce_all(pg: &sqlx::PgPool, notes: &[String]) -> sqlx::Result<()> {
+    sqlx::query(
+        "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, note)
+         FROM unnest($2::text[]) AS note",
+    )
+    .bind(CHANNEL)
+    .bind(notes)
+    .execute(pg)
+    .await
+    .map(|_| ())
 }
 
 /// Sends `note` on the channel every process LISTENs on.

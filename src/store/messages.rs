@@ -149,6 +149,17 @@ impl<'a> Draft<'a> {
             files: &[],
         }
     }
+
+    /// Whether [`insert`] leaves announcing the new message to the other processes to the
+    /// caller (`Hub::announce`): on PostgreSQL, a message of text without mentions, stored in
+    /// one statement that does not NOTIFY (see the migration `notify_after_commit`).
+    pub fn announced_by_sender(&self, engine: Engine) -> bool {
+        engine == Engine::Postgres && self.simple()
+    }
+
+    fn simple(&self) -> bool {
+        self.mentions.is_empty() && self.files.is_empty()
+    }
 }
 
 /// Stores a message (with its attachments' rows) and returns it; `fresh` is false when
@@ -173,7 +184,7 @@ pub async fn insert(
         mentions: &mention_keys(draft.mentions),
         kind: "",
     };
-    let simple = draft.mentions.is_empty() && draft.files.is_empty();
+    let simple = draft.simple();
     let stored = match engine {
         Engine::Sqlite if simple => insert_sqlite(pool, &new).await.map(|s| (s, Vec::new())),
         Engine::Postgres if simple => insert_postgres(pool, &new).await.map(|s| (s, Vec::new())),
@@ -276,8 +287,12 @@ async fn insert_sqlite(pool: &AnyPool, m: &NewMessage<'_>) -> sqlx::Result<(i64,
 /// the commit, as in the transaction; a statement is all or nothing, so a refused retry
 /// (`client_key`) takes no number either. The sender's membership moves to what they wrote,
 /// as `insert_in` does.
+///
+/// It does not NOTIFY: the room's trigger fires at the end of the statement, after the
+/// `set_config` in its last line has asked it not to, and the caller announces the message
+/// after the commit ([`Draft::announced_by_sender`]).
 async fn insert_postgres(pool: &AnyPool, m: &NewMessage<'_>) -> sqlx::Result<(i64, i64)> {
-    sqlx::query_as(
+    sqlx::query_as::<_, (i64, i64, String)>(
         "WITH room AS (
             UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 RETURNING id, last_seq
          ), message AS (
@@ -289,7 +304,7 @@ async fn insert_postgres(pool: &AnyPool, m: &NewMessage<'_>) -> sqlx::Result<(i6
             SELECT room_id, author_id, seq, created_ms FROM message
             ON CONFLICT (room_id, user_id) DO UPDATE SET last_read_seq = excluded.last_read_seq
          )
-         SELECT id, seq FROM message",
+         SELECT id, seq, set_config('parley.notify_later', 'on', true) FROM message",
     )
     .bind(m.room)
     .bind(m.author_id)
@@ -300,6 +315,7 @@ async fn insert_postgres(pool: &AnyPool, m: &NewMessage<'_>) -> sqlx::Result<(i6
     .bind(m.kind)
     .fetch_optional(pool)
     .await?
+    .map(|(id, seq, _)| (id, seq))
     .ok_or(sqlx::Error::RowNotFound)
 }
 

@@ -93,6 +93,11 @@ pub async fn send(
         };
         let (message, fresh) = messages::insert(db.sends(), db.engine, &draft).await?;
         drop(turn);
+        // Also for a retried send: the first may have been stored by a server that stopped
+        // before announcing it.
+        if draft.announced_by_sender(db.engine) {
+            hub.announce(room, message.seq);
+        }
         if fresh {
             hub.joined(room, me.id);
             hub.published(&Change::New(message.clone()));

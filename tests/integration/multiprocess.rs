@@ -565,3 +565,41 @@ async fn call_signalling_sent_through_one_server_reaches_a_page_polling_another(
     };
     assert_eq!(got["sdp"], sdp);
 }
+
+/// A plain message is announced to the other servers once, after its commit, by the server that
+/// stored it (its statement does not NOTIFY: that held PostgreSQL's notification lock through
+/// the commit's disk flush); one that mentions someone is stored in a transaction that does, and
+/// is announced once too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_message_is_announced_to_the_other_servers_exactly_once() {
+    let Some(url) = database().await else { return };
+    let (a, _b, alice, _bob) = alice_on_a_and_bob_on_b_in_general(&url).await;
+    let mut listener = sqlx::postgres::PgListener::connect(&url).await.unwrap();
+    listener.listen("parley_messages").await.unwrap();
+    let room: i64 = {
+        let db = sqlx::postgres::PgPool::connect(&url).await.unwrap();
+        sqlx::query_scalar("SELECT id FROM rooms WHERE name = 'general'")
+            .fetch_one(&db)
+            .await
+            .unwrap()
+    };
+    let plain = alice.say("/rooms/general", "plain words").await;
+    let named = alice.say("/rooms/general", "over to you, @bob").await;
+    // What the channel carries for the room's changes in the next moments ("room:seq"; joins,
+    // presence and probes have notes of their own).
+    let mut heard = Vec::new();
+    let until = Instant::now() + Duration::from_millis(1500);
+    while let Ok(Ok(note)) = tokio::time::timeout(
+        until.saturating_duration_since(Instant::now()),
+        listener.recv(),
+    )
+    .await
+    {
+        if let Some(seq) = note.payload().strip_prefix(&format!("{room}:")) {
+            heard.push(seq.parse::<i64>().unwrap());
+        }
+    }
+    heard.sort();
+    assert_eq!(heard, vec![plain, named], "each once, nothing else");
+    drop(a);
+}

@@ -51,6 +51,9 @@ pub type Render = fn(&Change) -> String;
 /// The PostgreSQL channel every process LISTENs on: `room:seq` for a committed change (sent by
 /// the trigger on `rooms.last_seq`), [`FORGET`] or [`PRESENCE`].
 const CHANNEL: &str = "parley_messages";
+/// How often each process re-reads its listened rooms' latest change numbers on PostgreSQL: the
+/// bound on how late a message is whose server stopped between its commit and its announcement.
+const RESYNC_EVERY: Duration = Duration::from_secs(30);
 /// "Forget your rooms' recent messages": staff changed what they show (a user's name).
 const FORGET: &str = "forget";
 /// "Forget your rooms' rendered changes", and nothing else: someone's display name changed.
@@ -714,6 +717,14 @@ impl Hub {
     /// After the notification channel was down, anything may have been missed: re-read every
     /// listened room's latest change number and wake its polls.
     pub async fn resync_all(&self) {
+        self.resync_rooms().await;
+        self.tell_everyone();
+    }
+
+    /// Re-reads every listened room's latest change number, and catches up on what no notice
+    /// announced: a plain message's is sent after its commit (`announce`), so a server that
+    /// stopped in between never sent it.
+    async fn resync_rooms(&self) {
         let rooms = self.listened_rooms();
         for room in rooms {
             match rooms::find_by_id(&self.pool, room).await {
@@ -722,7 +733,6 @@ impl Hub {
                 Err(err) => tracing::warn!(%err, room, "resync failed"),
             }
         }
-        self.tell_everyone();
     }
 
     /// Forgets what this process knows of a room (what its messages show changed: a user renamed).
@@ -1029,6 +1039,12 @@ impl Hub {
         });
     }
 
+    /// Whether this process announces the plain messages it stores itself (PostgreSQL, once
+    /// listening): see `messages::Draft::announce_after`.
+    pub fn announces(&self) -> bool {
+        self.announcer.get().is_some()
+    }
+
     /// Tells the other processes (PostgreSQL) of change `seq` of `room`, committed by a statement
     /// that did not (`messages::Draft::announced_by_sender`). Queued: see `spawn_announcer`.
     pub fn announce(&self, room: i64, seq: i64) {
@@ -1038,36 +1054,53 @@ impl Hub {
     }
 
     /// Sends what `announce` queued: whatever is queued by the time the last NOTIFY is done goes
-    /// in the next, one `room:seq` per room (its newest: a catch-up read brings the rest), in one
-    /// transaction that does not wait for its commit to reach the disk (a notification is not
-    /// kept anyway). So sends do not queue behind each other's disk flush for the notification
-    /// lock, as they did when each sending transaction NOTIFYed.
+    /// in the next, in one transaction that does not wait for its commit to reach the disk (a
+    /// notification is not kept anyway), on a connection of its own. So sends do not queue
+    /// behind each other's disk flush for the notification lock, as they did when each sending
+    /// transaction NOTIFYed. What cannot be sent is tried again until it is; what a server that
+    /// stopped before announcing never sent, the others find within `RESYNC_EVERY`.
     fn spawn_announcer(self: &Arc<Self>, pg: sqlx::PgPool) {
+        use sqlx::Connection;
         let (queue, mut queued) = tokio::sync::mpsc::unbounded_channel::<(i64, i64)>();
         if self.announcer.set(queue).is_err() {
             return;
         }
+        let options = pg.connect_options();
+        drop(pg);
         tokio::spawn(async move {
-            let mut newest: HashMap<i64, i64> = HashMap::new();
-            while let Some((room, seq)) = queued.recv().await {
-                newest.insert(room, seq);
-                while let Ok((room, seq)) = queued.try_recv() {
-                    let at = newest.entry(room).or_insert(seq);
-                    *at = (*at).max(seq);
+            let mut conn: Option<sqlx::PgConnection> = None;
+            let mut notes: Vec<String> = Vec::new();
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                if notes.is_empty() {
+                    let Some((room, seq)) = queued.recv().await else {
+                        return;
+                    };
+                    notes.push(format!("{room}:{seq}"));
                 }
-                let notes: Vec<String> = newest
-                    .drain()
-                    .map(|(room, seq)| format!("{room}:{seq}"))
-                    .collect();
-                // One retry: a connection lost between two NOTIFYs should not lose one.
-                for attempt in 0..2 {
-                    match announce_all(&pg, &notes).await {
-                        Ok(()) => break,
-                        Err(err) if attempt == 0 => {
-                            tracing::debug!(%err, "announcing changes failed; trying again");
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                        }
-                        Err(err) => tracing::warn!(%err, "could not announce changes"),
+                while let Ok((room, seq)) = queued.try_recv() {
+                    notes.push(format!("{room}:{seq}"));
+                }
+                if conn.is_none() {
+                    match sqlx::PgConnection::connect_with(&options).await {
+                        Ok(c) => conn = Some(c),
+                        Err(err) => tracing::warn!(%err, "could not connect to announce changes"),
+                    }
+                }
+                let sent = match conn.as_mut() {
+                    Some(c) => announce_all(c, &notes).await,
+                    None => Err(sqlx::Error::PoolClosed),
+                };
+                match sent {
+                    Ok(()) => {
+                        notes.clear();
+                        backoff = Duration::from_millis(100);
+                    }
+                    Err(err) => {
+                        tracing::warn!(%err, queued = notes.len(), "announcing changes failed; trying again");
+                        conn = None;
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
                     }
                 }
             }
@@ -1127,8 +1160,16 @@ impl Hub {
         // Whatever was sent while we were not listening would otherwise wait for the next send.
         self.resync_all().await;
         tracing::info!("listening for changes from other servers");
+        let mut resync = tokio::time::interval_at(Instant::now() + RESYNC_EVERY, RESYNC_EVERY);
         loop {
-            let note = listener.recv().await?;
+            let note = tokio::select! {
+                note = listener.recv() => note?,
+                _ = resync.tick() => {
+                    let hub = Arc::clone(self);
+                    tokio::spawn(async move { hub.resync_rooms().await });
+                    continue;
+                }
+            };
             match note.payload() {
                 FORGET => {
                     let hub = Arc::clone(self);
@@ -1184,14 +1225,14 @@ impl Hub {
 
 /// Sends every note on the channel every process LISTENs on, in one transaction whose commit
 /// does not wait for the disk.
-async fn announce_all(pg: &sqlx::PgPool, notes: &[String]) -> sqlx::Result<()> {
+async fn announce_all(conn: &mut sqlx::PgConnection, notes: &[String]) -> sqlx::Result<()> {
     sqlx::query(
         "SELECT set_config('synchronous_commit', 'off', true), pg_notify($1, note)
          FROM unnest($2::text[]) AS note",
     )
     .bind(CHANNEL)
     .bind(notes)
-    .execute(pg)
+    .execute(conn)
     .await
     .map(|_| ())
 }
@@ -1322,23 +1363,34 @@ mod tests {
         )
     }
 
-    #[tokio::test]
-    async fn a_notified_message_fills_the_gap_a_later_local_one_left() {
-        use crate::domain::{MessageBody, RoomName, Username};
-        let (hub, db, _dir) = hub_and_db().await;
+    /// Alice, and the room `general` she made: their ids.
+    async fn alice_in_general(db: &crate::db::Db) -> (i64, i64) {
+        use crate::domain::{RoomName, Username};
         let name = Username::parse("alice").unwrap();
         let alice = users::create(&db.pool, &name, "x", false).await.unwrap();
-        let room =
-            rooms::create_or_get_public(&db.pool, &RoomName::parse("general").unwrap(), alice)
-                .await
-                .unwrap()
-                .id;
-        let author = messages::Author {
-            id: alice,
+        let general = RoomName::parse("general").unwrap();
+        let room = rooms::create_or_get_public(&db.pool, &general, alice)
+            .await
+            .unwrap()
+            .id;
+        (alice, room)
+    }
+
+    fn alice_author(id: i64) -> messages::Author<'static> {
+        messages::Author {
+            id,
             username: "alice",
             display_name: "",
             avatar: "",
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn a_notified_message_fills_the_gap_a_later_local_one_left() {
+        use crate::domain::MessageBody;
+        let (hub, db, _dir) = hub_and_db().await;
+        let (alice, room) = alice_in_general(&db).await;
+        let author = alice_author(alice);
         let mut stored = Vec::new();
         for text in ["one", "two", "three"] {
             let body = MessageBody::parse(text).unwrap();
@@ -1365,21 +1417,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_catch_up_that_read_ahead_of_its_notice_wakes_polls_for_what_it_read() {
-        use crate::domain::{MessageBody, RoomName, Username};
+        use crate::domain::MessageBody;
         let (hub, db, _dir) = hub_and_db().await;
-        let name = Username::parse("alice").unwrap();
-        let alice = users::create(&db.pool, &name, "x", false).await.unwrap();
-        let room =
-            rooms::create_or_get_public(&db.pool, &RoomName::parse("general").unwrap(), alice)
-                .await
-                .unwrap()
-                .id;
-        let author = messages::Author {
-            id: alice,
-            username: "alice",
-            display_name: "",
-            avatar: "",
-        };
+        let (alice, room) = alice_in_general(&db).await;
+        let author = alice_author(alice);
         // A poll here made the room's feed before anything was sent.
         let feed = hub.ready_feed(room).await.unwrap();
         // Another process sent two messages; the second committed before this process read what
@@ -1400,6 +1441,26 @@ mod tests {
             vec![2],
             "the second message is not lost"
         );
+        drop(feed);
+    }
+
+    #[tokio::test]
+    async fn a_resync_finds_a_message_nobody_announced() {
+        use crate::domain::MessageBody;
+        let (hub, db, _dir) = hub_and_db().await;
+        let (alice, room) = alice_in_general(&db).await;
+        let feed = hub.ready_feed(room).await.unwrap();
+        // Stored by a server that stopped before it could announce it.
+        let author = alice_author(alice);
+        let body = MessageBody::parse("unannounced").unwrap();
+        let draft = messages::Draft::text(room, author, &body);
+        messages::insert(&db.pool, db.engine, &draft).await.unwrap();
+        hub.resync_rooms().await;
+        let found = hub
+            .poll(Some(room), 0, NOBODY, Duration::from_millis(300))
+            .await
+            .unwrap();
+        assert_eq!(seqs(&found.changes), vec![1]);
         drop(feed);
     }
 

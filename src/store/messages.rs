@@ -135,6 +135,10 @@ pub struct Draft<'a> {
     pub mentions: &'a [Mention],
     /// Files already in the file store, attached in this order.
     pub files: &'a [NewAttachment],
+    /// The caller announces the message to the other processes itself, after the commit, when
+    /// [`Draft::announced_by_sender`] says so (`Hub::announce`, for a process that does). False:
+    /// the database announces it at its commit, as every other change.
+    pub announce_after: bool,
 }
 
 impl<'a> Draft<'a> {
@@ -147,14 +151,16 @@ impl<'a> Draft<'a> {
             client_key: None,
             mentions: &[],
             files: &[],
+            announce_after: false,
         }
     }
 
-    /// Whether [`insert`] leaves announcing the new message to the other processes to the
-    /// caller (`Hub::announce`): on PostgreSQL, a message of text without mentions, stored in
-    /// one statement that does not NOTIFY (see the migration `notify_after_commit`).
+    /// Whether [`insert`] left announcing the new message to the other processes to the caller
+    /// (`Hub::announce`): on PostgreSQL, when asked to (`announce_after`), a message of text
+    /// without mentions, stored in one statement that does not NOTIFY (see the migration
+    /// `notify_after_commit`).
     pub fn announced_by_sender(&self, engine: Engine) -> bool {
-        engine == Engine::Postgres && self.simple()
+        self.announce_after && engine == Engine::Postgres && self.simple()
     }
 
     fn simple(&self) -> bool {
@@ -187,7 +193,9 @@ pub async fn insert(
     let simple = draft.simple();
     let stored = match engine {
         Engine::Sqlite if simple => insert_sqlite(pool, &new).await.map(|s| (s, Vec::new())),
-        Engine::Postgres if simple => insert_postgres(pool, &new).await.map(|s| (s, Vec::new())),
+        Engine::Postgres if simple => insert_postgres(pool, &new, draft.announce_after)
+            .await
+            .map(|s| (s, Vec::new())),
         _ => insert_locked(pool, &new, draft.mentions, draft.files).await,
     };
     let ((id, seq), attached) = match (stored, draft.client_key) {
@@ -288,10 +296,14 @@ async fn insert_sqlite(pool: &AnyPool, m: &NewMessage<'_>) -> sqlx::Result<(i64,
 /// (`client_key`) takes no number either. The sender's membership moves to what they wrote,
 /// as `insert_in` does.
 ///
-/// It does not NOTIFY: the room's trigger fires at the end of the statement, after the
-/// `set_config` in its last line has asked it not to, and the caller announces the message
+/// With `later`, it does not NOTIFY: the room's trigger fires at the end of the statement, after
+/// the `set_config` in its last line has asked it not to, and the caller announces the message
 /// after the commit ([`Draft::announced_by_sender`]).
-async fn insert_postgres(pool: &AnyPool, m: &NewMessage<'_>) -> sqlx::Result<(i64, i64)> {
+async fn insert_postgres(
+    pool: &AnyPool,
+    m: &NewMessage<'_>,
+    later: bool,
+) -> sqlx::Result<(i64, i64)> {
     sqlx::query_as::<_, (i64, i64, String)>(
         "WITH room AS (
             UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 RETURNING id, last_seq
@@ -304,7 +316,7 @@ async fn insert_postgres(pool: &AnyPool, m: &NewMessage<'_>) -> sqlx::Result<(i6
             SELECT room_id, author_id, seq, created_ms FROM message
             ON CONFLICT (room_id, user_id) DO UPDATE SET last_read_seq = excluded.last_read_seq
          )
-         SELECT id, seq, set_config('parley.notify_later', 'on', true) FROM message",
+         SELECT id, seq, set_config('parley.notify_later', $8, true) FROM message",
     )
     .bind(m.room)
     .bind(m.author_id)
@@ -313,6 +325,7 @@ async fn insert_postgres(pool: &AnyPool, m: &NewMessage<'_>) -> sqlx::Result<(i6
     .bind(m.client_key.map(ClientKey::as_str))
     .bind(m.mentions)
     .bind(m.kind)
+    .bind(if later { "on" } else { "off" })
     .fetch_optional(pool)
     .await?
     .map(|(id, seq, _)| (id, seq))

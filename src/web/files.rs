@@ -537,6 +537,9 @@ async fn store(
             client_key: key.as_ref(),
             mentions: &mentions,
             files: &files,
+            // Announced by the database at its commit: this route is the rarer one (files, or a
+            // page without JavaScript).
+            announce_after: false,
         };
         let turn = db.write_turn().await;
         let stored = messages::insert(db.sends(), db.engine, &draft).await;

@@ -89,13 +89,12 @@ pub async fn send(
         let draft = Draft {
             client_key: key.as_ref(),
             mentions: &mentions,
+            announce_after: hub.announces(),
             ..Draft::text(room, me.author(), &body)
         };
         let (message, fresh) = messages::insert(db.sends(), db.engine, &draft).await?;
         drop(turn);
-        // Also for a retried send: the first may have been stored by a server that stopped
-        // before announcing it.
-        if draft.announced_by_sender(db.engine) {
+        if fresh && draft.announced_by_sender(db.engine) {
             hub.announce(room, message.seq);
         }
         if fresh {

@@ -568,8 +568,8 @@ async fn call_signalling_sent_through_one_server_reaches_a_page_polling_another(
 
 /// A plain message is announced to the other servers once, after its commit, by the server that
 /// stored it (its statement does not NOTIFY: that held PostgreSQL's notification lock through
-/// the commit's disk flush); one that mentions someone is stored in a transaction that does, and
-/// is announced once too.
+/// the commit's disk flush); one that mentions someone, or comes through the attachments route,
+/// is stored in a transaction that does, and is announced once too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_message_is_announced_to_the_other_servers_exactly_once() {
     let Some(url) = database().await else { return };
@@ -585,6 +585,10 @@ async fn every_message_is_announced_to_the_other_servers_exactly_once() {
     };
     let plain = alice.say("/rooms/general", "plain words").await;
     let named = alice.say("/rooms/general", "over to you, @bob").await;
+    // Text alone through the form a page without JavaScript sends (the attachments route).
+    let page = crate::files::upload(&alice, "/rooms/general", &[], "no script here", false).await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let scriptless = named + 1;
     // What the channel carries for the room's changes in the next moments ("room:seq"; joins,
     // presence and probes have notes of their own).
     let mut heard = Vec::new();
@@ -600,6 +604,10 @@ async fn every_message_is_announced_to_the_other_servers_exactly_once() {
         }
     }
     heard.sort();
-    assert_eq!(heard, vec![plain, named], "each once, nothing else");
+    assert_eq!(
+        heard,
+        vec![plain, named, scriptless],
+        "each once, nothing else"
+    );
     drop(a);
 }

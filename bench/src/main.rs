@@ -293,6 +293,14 @@ async fn run(cli: Cli) -> http::Result<bool> {
     println!();
     report.print();
     let passed = !report.failed();
+    if !passed {
+        // The servers' logs (`{name}.log`) say why a request failed: kept for whoever looks.
+        let kept = dir.keep();
+        eprintln!(
+            "\nsomething failed: the servers' logs are kept in {}",
+            kept.display()
+        );
+    }
     if smoke {
         println!("\nsmoke run: {}", if passed { "ok" } else { "FAILED" });
     }

@@ -272,21 +272,15 @@ impl NewMessage<'_> {
 /// writers, so `last_seq + 1` cannot be taken twice; the trigger `messages_after_insert` moves the
 /// room's `last_seq` and the sender's membership.
 async fn insert_sqlite(pool: &AnyPool, m: &NewMessage<'_>) -> sqlx::Result<(i64, i64)> {
-    sqlx::query_as(
+    let insert = sqlx::query_as(
         "INSERT INTO messages (room_id, seq, changed_seq, author_id, body, created_ms, client_key, mentions, kind)
          SELECT id, last_seq + 1, last_seq + 1, $2, $3, $4, $5, $6, $7 FROM rooms WHERE id = $1
          RETURNING id, seq",
-    )
-    .bind(m.room)
-    .bind(m.author_id)
-    .bind(m.body)
-    .bind(m.created_ms)
-    .bind(m.client_key.map(ClientKey::as_str))
-    .bind(m.mentions)
-    .bind(m.kind)
-    .fetch_optional(pool)
-    .await?
-    .ok_or(sqlx::Error::RowNotFound)
+    );
+    bind_new(insert, m)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(sqlx::Error::RowNotFound)
 }
 
 /// PostgreSQL, the common case: [`insert_locked`]'s work in one statement, so one round trip
@@ -304,7 +298,7 @@ async fn insert_postgres(
     m: &NewMessage<'_>,
     later: bool,
 ) -> sqlx::Result<(i64, i64)> {
-    sqlx::query_as::<_, (i64, i64, String)>(
+    let insert = sqlx::query_as::<_, (i64, i64, String)>(
         "WITH room AS (
             UPDATE rooms SET last_seq = last_seq + 1 WHERE id = $1 RETURNING id, last_seq
          ), message AS (
@@ -317,19 +311,28 @@ async fn insert_postgres(
             ON CONFLICT (room_id, user_id) DO UPDATE SET last_read_seq = excluded.last_read_seq
          )
          SELECT id, seq, set_config('parley.notify_later', $8, true) FROM message",
-    )
-    .bind(m.room)
-    .bind(m.author_id)
-    .bind(m.body)
-    .bind(m.created_ms)
-    .bind(m.client_key.map(ClientKey::as_str))
-    .bind(m.mentions)
-    .bind(m.kind)
-    .bind(if later { "on" } else { "off" })
-    .fetch_optional(pool)
-    .await?
-    .map(|(id, seq, _)| (id, seq))
-    .ok_or(sqlx::Error::RowNotFound)
+    );
+    bind_new(insert, m)
+        .bind(if later { "on" } else { "off" })
+        .fetch_optional(pool)
+        .await?
+        .map(|(id, seq, _)| (id, seq))
+        .ok_or(sqlx::Error::RowNotFound)
+}
+
+/// A send's values: `$1` the room, `$2`–`$7` the message.
+fn bind_new<'q, O>(
+    query: sqlx::query::QueryAs<'q, Any, O, sqlx::any::AnyArguments<'q>>,
+    m: &NewMessage<'q>,
+) -> sqlx::query::QueryAs<'q, Any, O, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(m.room)
+        .bind(m.author_id)
+        .bind(m.body)
+        .bind(m.created_ms)
+        .bind(m.client_key.map(ClientKey::as_str))
+        .bind(m.mentions)
+        .bind(m.kind)
 }
 
 /// Takes the room's next change number under its row lock (PostgreSQL), or under SQLite's
@@ -371,20 +374,11 @@ async fn insert_in(
     mentions: &[Mention],
 ) -> sqlx::Result<(i64, i64)> {
     let seq = next_seq(tx, m.room).await?;
-    let id: i64 = sqlx::query_scalar(
+    let insert = sqlx::query_as(
         "INSERT INTO messages (room_id, seq, changed_seq, author_id, body, created_ms, client_key, mentions, kind)
-         VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-    )
-    .bind(m.room)
-    .bind(seq)
-    .bind(m.author_id)
-    .bind(m.body)
-    .bind(m.created_ms)
-    .bind(m.client_key.map(ClientKey::as_str))
-    .bind(m.mentions)
-    .bind(m.kind)
-    .fetch_one(&mut **tx)
-    .await?;
+         VALUES ($1, $8, $8, $2, $3, $4, $5, $6, $7) RETURNING id",
+    );
+    let (id,): (i64,) = bind_new(insert, m).bind(seq).fetch_one(&mut **tx).await?;
     // Sending joins the room, and what you wrote yourself is not unread to you. (On SQLite the
     // insert trigger does this too; the upsert makes the second time a no-op.)
     sqlx::query(

@@ -1021,6 +1021,7 @@ impl Hub {
     pub fn spawn_listener(self: &Arc<Self>, pg: sqlx::PgPool) {
         let _ = self.pg.set(pg.clone());
         self.spawn_announcer(pg.clone());
+        self.spawn_resync();
         self.switchboard.spawn_sender(pg.clone(), CHANNEL);
         self.spawn_notify_probe(pg.clone());
         let hub = Arc::clone(self);
@@ -1035,6 +1036,19 @@ impl Hub {
                         backoff = (backoff * 2).min(Duration::from_secs(5));
                     }
                 }
+            }
+        });
+    }
+
+    /// Every `RESYNC_EVERY`, `resync_rooms`: for as long as the hub lives.
+    fn spawn_resync(self: &Arc<Self>) {
+        let hub = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval_at(Instant::now() + RESYNC_EVERY, RESYNC_EVERY);
+            loop {
+                every.tick().await;
+                let Some(hub) = hub.upgrade() else { return };
+                hub.resync_rooms().await;
             }
         });
     }
@@ -1160,16 +1174,8 @@ impl Hub {
         // Whatever was sent while we were not listening would otherwise wait for the next send.
         self.resync_all().await;
         tracing::info!("listening for changes from other servers");
-        let mut resync = tokio::time::interval_at(Instant::now() + RESYNC_EVERY, RESYNC_EVERY);
         loop {
-            let note = tokio::select! {
-                note = listener.recv() => note?,
-                _ = resync.tick() => {
-                    let hub = Arc::clone(self);
-                    tokio::spawn(async move { hub.resync_rooms().await });
-                    continue;
-                }
-            };
+            let note = listener.recv().await?;
             match note.payload() {
                 FORGET => {
                     let hub = Arc::clone(self);

@@ -108,6 +108,11 @@ struct Cli {
     #[arg(long)]
     no_floor: bool,
 
+    /// Fan-out: how many Parley and floor runs, alternated, the CPU-per-delivery ratio is the
+    /// median of [3; the smoke run 1].
+    #[arg(long)]
+    floor_pairs: Option<u64>,
+
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -196,8 +201,14 @@ async fn run(cli: Cli) -> http::Result<bool> {
     let all = cli.scenario == Scenario::All;
     let mut report = Report::default();
     if all || cli.scenario == Scenario::Fanout {
-        let r =
-            scenarios::fanout(&mut ctx, &mut report, fanout_sizes(1000, 5), !cli.no_floor).await;
+        let r = scenarios::fanout(
+            &mut ctx,
+            &mut report,
+            fanout_sizes(1000, 5),
+            !cli.no_floor,
+            pick(cli.floor_pairs, 3, 1),
+        )
+        .await;
         note(&mut report, "1 fan-out", r);
     }
     if all || cli.scenario == Scenario::Capacity {

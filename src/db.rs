@@ -64,9 +64,29 @@ pub struct Db {
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
+/// Where a database's schema stands against this build's migrations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// Every migration of this build applied, and none it does not know.
+    Current,
+    /// Some of this build's migrations are not applied yet (none at all: a new database).
+    Behind,
+    /// A newer build has migrated it: it holds migrations this one does not know.
+    Ahead,
+}
+
 impl Db {
     /// Opens the database named by the settings and brings its schema up to date.
     pub async fn connect(settings: &Settings) -> Result<Self, ConnectError> {
+        let db = Self::open(settings).await?;
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    /// Opens the database named by the settings as it is, changing nothing in it: for commands
+    /// that read a database a server (perhaps an older or newer build) may be using. See
+    /// [`Db::schema`].
+    pub async fn open(settings: &Settings) -> Result<Self, ConnectError> {
         sqlx::any::install_default_drivers();
         let url = settings.database_url.as_str();
         let max = settings.db_max_connections.max(2);
@@ -89,13 +109,7 @@ impl Db {
                 .connect(url)
                 .await
                 .map_err(ConnectError::Open)?;
-            SQLITE_MIGRATIONS.run(&pool).await?;
-            // The admin crate's own table (admin_log), tracked apart from Parley's migrations.
-            parley_admin::migrate(&pool)
-                .await
-                .map_err(sqlx::migrate::MigrateError::Execute)?;
             let store = SqliteStore::new(typed.clone());
-            store.migrate().await.map_err(ConnectError::Open)?;
             let sends = sqlite_pool(1)
                 .min_connections(1)
                 .idle_timeout(None)
@@ -125,13 +139,7 @@ impl Db {
                 .connect(url)
                 .await
                 .map_err(ConnectError::Open)?;
-            POSTGRES_MIGRATIONS.run(&pool).await?;
-            // The admin crate's own table (admin_log), tracked apart from Parley's migrations.
-            parley_admin::migrate(&pool)
-                .await
-                .map_err(sqlx::migrate::MigrateError::Execute)?;
             let store = PostgresStore::new(typed.clone());
-            store.migrate().await.map_err(ConnectError::Open)?;
             Db {
                 pool,
                 engine: Engine::Postgres,
@@ -145,6 +153,66 @@ impl Db {
             return Err(ConnectError::UnknownScheme(url.to_owned()));
         };
         Ok(db)
+    }
+
+    /// Brings the schema up to date: Parley's migrations, the admin crate's table (tracked apart
+    /// from them), and the session store's.
+    async fn migrate(&self) -> Result<(), ConnectError> {
+        self.migrator().run(&self.pool).await?;
+        parley_admin::migrate(&self.pool)
+            .await
+            .map_err(sqlx::migrate::MigrateError::Execute)?;
+        match &self.sessions {
+            SessionBackend::Sqlite(store) => store.migrate().await,
+            SessionBackend::Postgres(store) => store.migrate().await,
+        }
+        .map_err(ConnectError::Open)
+    }
+
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
+        match self.engine {
+            Engine::Sqlite => &SQLITE_MIGRATIONS,
+            Engine::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+
+    /// Where the schema stands against this build's migrations (Parley's and the admin
+    /// crate's), read without changing anything.
+    pub async fn schema(&self) -> sqlx::Result<Schema> {
+        let known: Vec<i64> = self.migrator().iter().map(|m| m.version).collect();
+        let applied: Vec<i64> = if self.has_table("_sqlx_migrations").await? {
+            sqlx::query_scalar(
+                "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
+            )
+            .fetch_all(&self.pool)
+            .await?
+        } else {
+            Vec::new()
+        };
+        if applied.iter().any(|v| !known.contains(v)) {
+            return Ok(Schema::Ahead);
+        }
+        if applied != known || !parley_admin::is_current(&self.pool).await? {
+            return Ok(Schema::Behind);
+        }
+        Ok(Schema::Current)
+    }
+
+    async fn has_table(&self, name: &str) -> sqlx::Result<bool> {
+        let sql = match self.engine {
+            Engine::Sqlite => {
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = $1"
+            }
+            Engine::Postgres => {
+                "SELECT COUNT(*) FROM information_schema.tables
+                 WHERE table_schema = current_schema() AND table_name = $1"
+            }
+        };
+        let n: i64 = sqlx::query_scalar(sql)
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
     }
 
     /// Where messages are stored: on SQLite one connection of its own, taken in the write turn.

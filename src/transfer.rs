@@ -33,7 +33,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::config::Settings;
-use crate::db::{Db, Engine};
+use crate::db::{Db, Engine, Schema};
 use crate::files::Files;
 
 pub const FORMAT: &str = "parley-export";
@@ -228,6 +228,25 @@ pub async fn export(
         return Err(refuse(format!("no directory {}", parent.display())));
     }
     check_source(settings)?;
+    // Read as it is: a server of another version may be using it, and migrating its schema
+    // would change that server's tables underneath it.
+    let db = Db::open(settings).await?;
+    match db.schema().await? {
+        Schema::Current => {}
+        Schema::Behind => {
+            return Err(refuse(
+                "the database's schema is older than this Parley's: start this version's server \
+                 on it, or run `parley migrate`, then export"
+                    .to_owned(),
+            ));
+        }
+        Schema::Ahead => {
+            return Err(refuse(
+                "the database was migrated by a newer Parley: export it with that version"
+                    .to_owned(),
+            ));
+        }
+    }
     let name = target
         .file_name()
         .ok_or_else(|| refuse(format!("{} names no directory", target.display())))?
@@ -241,7 +260,6 @@ pub async fn export(
     std::os::unix::fs::DirBuilderExt::mode(&mut dir, 0o700);
     dir.create(&work).map_err(io("creating", &work))?;
 
-    let db = Db::connect(settings).await?;
     let mut conn = db.pool.acquire().await?;
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
     if db.engine == Engine::Postgres {

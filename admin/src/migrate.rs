@@ -49,3 +49,28 @@ pub async fn migrate(pool: &AnyPool) -> Result<(), sqlx::Error> {
     }
     Ok(())
 }
+
+/// Whether the admin's tables are as this build makes them: every migration applied and none it
+/// does not know. False where they were never made. Reads only: for a host that must not change
+/// a database it was only asked to read.
+pub async fn is_current(pool: &AnyPool) -> Result<bool, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let exists = if conn.backend_name().eq_ignore_ascii_case("postgresql") {
+        "SELECT COUNT(*) FROM information_schema.tables
+         WHERE table_schema = current_schema() AND table_name = 'admin_schema_migrations'"
+    } else {
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'admin_schema_migrations'"
+    };
+    let n: i64 = sqlx::query_scalar(exists).fetch_one(&mut *conn).await?;
+    if n == 0 {
+        return Ok(false);
+    }
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM admin_schema_migrations ORDER BY version")
+            .fetch_all(&mut *conn)
+            .await?;
+    Ok(applied
+        .iter()
+        .copied()
+        .eq(MIGRATIONS.iter().map(|(v, _, _)| *v)))
+}

@@ -302,3 +302,62 @@ async fn refusals_are_one_line_and_leave_nothing_half_done() {
         .unwrap();
     assert_eq!(people, 0);
 }
+
+/// An export reads the database as it is: a server of another version may be using it. One an
+/// older Parley left is refused (and not migrated underneath that server), as is one a newer
+/// Parley migrated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_never_migrates_the_database_it_reads() {
+    sqlx::any::install_default_drivers();
+    let work = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", work.path().join("old.db").display());
+    let files = work.path().join("files");
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    // As an older Parley left it: every migration but the newest.
+    let mut older = sqlx::migrate!("./migrations/sqlite");
+    let known = older.migrations.len();
+    older.migrations = older.migrations[..known - 1].to_vec().into();
+    older.run(&pool).await.unwrap();
+    let applied = || async {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM _sqlx_migrations")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+    };
+    let export = work.path().join("export");
+    let err = refused(&parley(&["export", export.to_str().unwrap()], &url, &files));
+    assert!(
+        err.contains("older") && err.contains("parley migrate"),
+        "{err}"
+    );
+    assert_eq!(
+        applied().await as usize,
+        known - 1,
+        "the export migrated it"
+    );
+    assert!(!export.exists());
+    let partial = std::fs::read_dir(work.path()).unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".partial")
+    });
+    assert!(!partial, "a half-made export was left");
+
+    // Brought up to date, it exports.
+    ok(&parley(&["migrate"], &url, &files));
+    ok(&parley(&["export", export.to_str().unwrap()], &url, &files));
+
+    // Migrated by a newer Parley: a migration this build does not know.
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (99990101000001, 'from the future', TRUE, x'00', 0)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let again = work.path().join("again");
+    let err = refused(&parley(&["export", again.to_str().unwrap()], &url, &files));
+    assert!(err.contains("newer"), "{err}");
+    assert!(!again.exists());
+}

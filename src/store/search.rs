@@ -219,17 +219,22 @@ pub async fn messages(
         )
     } else {
         let (words, prefix) = websearch_query(&query.terms);
-        let words = sql.bind(Value::Text(words));
-        let tsquery = match prefix {
-            // The word being typed: itself (stemmed), or any word that begins with it.
-            Some(prefix) => {
-                let p = sql.bind(Value::Text(prefix));
-                format!(
-                    "websearch_to_tsquery('english', {words})
-                     && (to_tsquery('english', {p}) || to_tsquery('simple', {p} || ':*'))"
-                )
-            }
-            None => format!("websearch_to_tsquery('english', {words})"),
+        let words = (!words.is_empty()).then(|| {
+            let words = sql.bind(Value::Text(words));
+            format!("websearch_to_tsquery('english', {words})")
+        });
+        // The word being typed: itself (stemmed), or any word that begins with it.
+        let typing = prefix.map(|prefix| {
+            let p = sql.bind(Value::Text(prefix));
+            format!("(to_tsquery('english', {p}) || to_tsquery('simple', {p} || ':*'))")
+        });
+        // Without words, no empty `websearch_to_tsquery('')`: PostgreSQL answers that with a
+        // notice ("doesn't contain lexemes"), a message to the client on every such search.
+        let tsquery = match (words, typing) {
+            (Some(words), Some(typing)) => format!("{words} && {typing}"),
+            (Some(one), None) | (None, Some(one)) => one,
+            // Not reached (there are terms here); an empty query would match nothing.
+            (None, None) => "''::tsquery".to_owned(),
         };
         let options = sql.bind(Value::Text(format!(
             "StartSel={MARK_START}, StopSel={MARK_END}, MaxWords=24, MinWords=12"

@@ -73,6 +73,9 @@ pub enum Schema {
     Behind,
     /// A newer build has migrated it: it holds migrations this one does not know.
     Ahead,
+    /// A migration it holds is not the text this build has under the same version (edited
+    /// since it was applied): migrating refuses it too.
+    Differs,
 }
 
 impl Db {
@@ -83,9 +86,10 @@ impl Db {
         Ok(db)
     }
 
-    /// Opens the database named by the settings as it is, changing nothing in it: for commands
-    /// that read a database a server (perhaps an older or newer build) may be using. See
-    /// [`Db::schema`].
+    /// Opens the database named by the settings without migrating it: for commands that read a
+    /// database a server (perhaps an older or newer build) may be using. See [`Db::schema`].
+    /// On SQLite it does set the connection pragmas, WAL among them (a lasting setting of the
+    /// file, which Parley's own servers have always made), and creates a missing file.
     pub async fn open(settings: &Settings) -> Result<Self, ConnectError> {
         sqlx::any::install_default_drivers();
         let url = settings.database_url.as_str();
@@ -179,23 +183,35 @@ impl Db {
     /// Where the schema stands against this build's migrations (Parley's and the admin
     /// crate's), read without changing anything.
     pub async fn schema(&self) -> sqlx::Result<Schema> {
-        let known: Vec<i64> = self.migrator().iter().map(|m| m.version).collect();
-        let applied: Vec<i64> = if self.has_table("_sqlx_migrations").await? {
-            sqlx::query_scalar(
-                "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
+        let known: Vec<(i64, Vec<u8>)> = self
+            .migrator()
+            .iter()
+            .map(|m| (m.version, m.checksum.to_vec()))
+            .collect();
+        let applied: Vec<(i64, Vec<u8>)> = if self.has_table("_sqlx_migrations").await? {
+            sqlx::query_as(
+                "SELECT version, checksum FROM _sqlx_migrations WHERE success ORDER BY version",
             )
             .fetch_all(&self.pool)
             .await?
         } else {
             Vec::new()
         };
-        if applied.iter().any(|v| !known.contains(v)) {
-            return Ok(Schema::Ahead);
+        for (version, checksum) in &applied {
+            match known.iter().find(|(v, _)| v == version) {
+                None => return Ok(Schema::Ahead),
+                Some((_, ours)) if ours != checksum => return Ok(Schema::Differs),
+                Some(_) => {}
+            }
         }
-        if applied != known || !parley_admin::is_current(&self.pool).await? {
-            return Ok(Schema::Behind);
-        }
-        Ok(Schema::Current)
+        // Every applied one is known: fewer is behind.
+        let behind = applied.len() < known.len();
+        Ok(match parley_admin::schema(&self.pool).await? {
+            parley_admin::Schema::Ahead => Schema::Ahead,
+            _ if behind => Schema::Behind,
+            parley_admin::Schema::Behind => Schema::Behind,
+            parley_admin::Schema::Current => Schema::Current,
+        })
     }
 
     async fn has_table(&self, name: &str) -> sqlx::Result<bool> {

@@ -246,6 +246,13 @@ pub async fn export(
                     .to_owned(),
             ));
         }
+        Schema::Differs => {
+            return Err(refuse(
+                "the database's migrations differ from this Parley's (one was changed after it \
+                 was applied): export it with the version that migrated it"
+                    .to_owned(),
+            ));
+        }
     }
     let name = target
         .file_name()

@@ -42,7 +42,7 @@ use sqlx::AnyPool;
 pub use clock::now_ms;
 pub use host::{AdminHost, AdminUser, BoxFuture, WriteAction};
 pub use http::{cookie, cookie_str};
-pub use migrate::{is_current, migrate};
+pub use migrate::{Schema, migrate, schema};
 pub use model::{
     AfterDelete, AfterSave, BeforeSave, DeleteModel, Field, FieldErrors, FieldKind, ModelAdmin,
     OnDelete, Ordering, PermissionRule, Perms, Related, RowFilter, STR_COLUMN, SaveKind, Unique,

@@ -50,10 +50,20 @@ pub async fn migrate(pool: &AnyPool) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Whether the admin's tables are as this build makes them: every migration applied and none it
-/// does not know. False where they were never made. Reads only: for a host that must not change
-/// a database it was only asked to read.
-pub async fn is_current(pool: &AnyPool) -> Result<bool, sqlx::Error> {
+/// Where the admin's tables stand against this build's migrations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// Every migration applied, and none this build does not know.
+    Current,
+    /// Some not applied yet (none at all: never made).
+    Behind,
+    /// Made by a newer build: it holds migrations this one does not know.
+    Ahead,
+}
+
+/// Where the admin's tables stand, read without changing anything: for a host that must not
+/// change a database it was only asked to read.
+pub async fn schema(pool: &AnyPool) -> Result<Schema, sqlx::Error> {
     let mut conn = pool.acquire().await?;
     let exists = if conn.backend_name().eq_ignore_ascii_case("postgresql") {
         "SELECT COUNT(*) FROM information_schema.tables
@@ -63,14 +73,18 @@ pub async fn is_current(pool: &AnyPool) -> Result<bool, sqlx::Error> {
     };
     let n: i64 = sqlx::query_scalar(exists).fetch_one(&mut *conn).await?;
     if n == 0 {
-        return Ok(false);
+        return Ok(Schema::Behind);
     }
     let applied: Vec<i64> =
         sqlx::query_scalar("SELECT version FROM admin_schema_migrations ORDER BY version")
             .fetch_all(&mut *conn)
             .await?;
-    Ok(applied
-        .iter()
-        .copied()
-        .eq(MIGRATIONS.iter().map(|(v, _, _)| *v)))
+    let known = |v: &i64| MIGRATIONS.iter().any(|(k, _, _)| k == v);
+    Ok(if !applied.iter().all(known) {
+        Schema::Ahead
+    } else if applied.len() < MIGRATIONS.len() {
+        Schema::Behind
+    } else {
+        Schema::Current
+    })
 }

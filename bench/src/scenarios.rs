@@ -595,10 +595,11 @@ pub async fn fanout(
 
 /// Server CPU per delivery against the floor's, from `pairs` runs of each, alternated (Parley,
 /// then the floor, then Parley again...), the first pair being the run reported above (`first`:
-/// Parley's and the floor's µs). One pair decides nothing: the same binary's figure moves by a
-/// fifth either way from run to run on a two-core machine shared with the generator, as much as
-/// the gap the target is about. The median of the pairs' ratios is held to the target, and every
-/// pair is shown.
+/// Parley's and the floor's µs). One pair can mislead: on a two-core machine shared with the
+/// generator the same binary's figure has moved by a fifth from run to run within an evening, as
+/// much as the gap the target is about. The median of the pairs' ratios is held to the target,
+/// and every pair is shown; a pair whose floor read no CPU time (a run too short for /proc's
+/// ticks) gives no ratio.
 async fn cpu_against_floor(
     ctx: &mut Ctx,
     report: &mut Report,
@@ -607,10 +608,9 @@ async fn cpu_against_floor(
     pairs: usize,
     first: Option<(f64, f64)>,
 ) -> Result<()> {
-    let Some(first) = first else {
-        return Ok(());
-    };
-    let mut runs = vec![first];
+    // A run too short for /proc's 10 ms ticks may read 0 for the floor: no ratio from it.
+    let usable = |(p, f): (f64, f64)| (f > 0.0 && p.is_finite()).then_some((p, f));
+    let mut runs: Vec<(f64, f64)> = first.and_then(usable).into_iter().collect();
     for pair in 2..=pairs {
         let name = format!("{sc} pair {pair}");
         let server = ctx.start_sqlite(&format!("fanout-{pair}"), report).await?;
@@ -650,9 +650,17 @@ async fn cpu_against_floor(
             }
         }
         let us = |run: &FanoutRun| cpu_per_delivery_us(run.cpu, run.result.delivered);
-        if let (Some(p), Some(f)) = (us(&parley), us(&floor)) {
-            runs.push((p, f));
+        if let Some(pair) = us(&parley).zip(us(&floor)).and_then(usable) {
+            runs.push(pair);
         }
+    }
+    if runs.is_empty() {
+        report.info(
+            sc,
+            "server CPU per delivery vs floor",
+            "unknown (no CPU time read)".to_owned(),
+        );
+        return Ok(());
     }
     let mut ratios: Vec<f64> = runs.iter().map(|(p, f)| p / f).collect();
     let each = runs
@@ -661,7 +669,11 @@ async fn cpu_against_floor(
         .collect::<Vec<_>>()
         .join(", ");
     ratios.sort_by(f64::total_cmp);
-    let median = ratios[ratios.len() / 2];
+    let mid = ratios.len() / 2;
+    let median = match ratios.len() % 2 {
+        1 => ratios[mid],
+        _ => (ratios[mid - 1] + ratios[mid]) / 2.0,
+    };
     let figure = match runs.len() {
         1 => "server CPU per delivery vs floor".to_owned(),
         n => format!("server CPU per delivery vs floor: median of {n} alternated pairs"),

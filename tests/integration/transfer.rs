@@ -318,6 +318,7 @@ async fn export_never_migrates_the_database_it_reads() {
     let known = older.migrations.len();
     older.migrations = older.migrations[..known - 1].to_vec().into();
     older.run(&pool).await.unwrap();
+    parley_admin::migrate(&pool).await.unwrap();
     let applied = || async {
         sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM _sqlx_migrations")
             .fetch_one(&pool)
@@ -359,5 +360,22 @@ async fn export_never_migrates_the_database_it_reads() {
     let again = work.path().join("again");
     let err = refused(&parley(&["export", again.to_str().unwrap()], &url, &files));
     assert!(err.contains("newer"), "{err}");
+    assert!(!again.exists());
+    let run = |sql: &'static str| {
+        let pool = pool.clone();
+        async move { sqlx::query(sql).execute(&pool).await.unwrap() }
+    };
+    run("DELETE FROM _sqlx_migrations WHERE version = 99990101000001").await;
+    // The admin's own table migrated by a newer Parley.
+    run("INSERT INTO admin_schema_migrations (version, applied_ms) VALUES (999, 0)").await;
+    let err = refused(&parley(&["export", again.to_str().unwrap()], &url, &files));
+    assert!(err.contains("newer"), "{err}");
+    run("DELETE FROM admin_schema_migrations WHERE version = 999").await;
+    // A migration edited after it was applied: `parley migrate` would refuse it too.
+    run("UPDATE _sqlx_migrations SET checksum = x'00'
+         WHERE version = (SELECT MAX(version) FROM _sqlx_migrations)")
+    .await;
+    let err = refused(&parley(&["export", again.to_str().unwrap()], &url, &files));
+    assert!(err.contains("differ"), "{err}");
     assert!(!again.exists());
 }

@@ -62,6 +62,8 @@ const FORGET_WINDOWS: &str = "forget-windows";
 const PRESENCE: &str = "presence";
 /// "`join:room:user`": a person now belongs to a room (their feed may be on this process).
 const JOIN: &str = "join:";
+/// "`left:room:user`": a person no longer belongs to a room (left it).
+const LEFT: &str = "left:";
 /// "`revoke:user`": a session of the user ended (logged out, deactivated, password changed).
 const REVOKE: &str = "revoke:";
 /// "`ping:origin:n`": a process timing its own NOTIFY's way back to it (`spawn_notify_probe`);
@@ -629,6 +631,31 @@ impl Hub {
                 tracing::debug!(%err, "could not tell the other servers about a join");
             }
         });
+    }
+
+    /// `user` no longer belongs to `room` (they left it): its messages stop waking their
+    /// sidebar, here and, on PostgreSQL, on the other processes (`left:room:user`).
+    pub fn left(&self, room: i64, user: i64) {
+        self.left_here(room, user);
+        let Some(pg) = self.pg.get() else { return };
+        let (pg, note) = (pg.clone(), format!("{LEFT}{room}:{user}"));
+        tokio::spawn(async move {
+            if let Err(err) = tell_others(&pg, &note).await {
+                tracing::debug!(%err, "could not tell the other servers about a departure");
+            }
+        });
+    }
+
+    fn left_here(&self, room: i64, user: i64) {
+        // Coming back is announced again, whichever process it is made on.
+        self.announced.remove(&(room, user));
+        let mut people = self.people.lock().expect("people lock");
+        if let Some(members) = people.by_room.get_mut(&room) {
+            members.remove(&user);
+            if members.is_empty() {
+                people.by_room.remove(&room);
+            }
+        }
     }
 
     /// How many times `user`'s sessions have been revoked (see `revoke`).
@@ -1215,6 +1242,14 @@ impl Hub {
                         }
                         continue;
                     }
+                    if let Some((room, user)) =
+                        other.strip_prefix(LEFT).and_then(|l| l.split_once(':'))
+                    {
+                        if let (Ok(room), Ok(user)) = (room.parse(), user.parse()) {
+                            self.left_here(room, user);
+                        }
+                        continue;
+                    }
                 }
             }
             let Some((room, seq)) = note.payload().split_once(':') else {
@@ -1595,13 +1630,19 @@ mod tests {
         assert_eq!(&*all[1].html, "the new text");
     }
 
-    #[tokio::test]
-    async fn a_person_reading_the_room_is_not_woken_for_it_but_one_elsewhere_is() {
-        let (hub, db, _dir) = hub_and_db().await;
+    /// A hub over a database with alice (user 1) and bob (user 2).
+    async fn alice_and_bob() -> (Arc<Hub>, crate::db::Db, tempfile::TempDir) {
+        let (hub, db, dir) = hub_and_db().await;
         for name in ["alice", "bob"] {
             let name = crate::domain::Username::parse(name).unwrap();
             users::create(&db.pool, &name, "x", false).await.unwrap();
         }
+        (hub, db, dir)
+    }
+
+    #[tokio::test]
+    async fn a_person_reading_the_room_is_not_woken_for_it_but_one_elsewhere_is() {
+        let (hub, _db, _dir) = alice_and_bob().await;
         let since = crate::now_ms() + 1;
         let bob = Listener {
             user: 2,
@@ -1628,6 +1669,35 @@ mod tests {
         hub.published(&message(1, 2));
         let answer = elsewhere.await.unwrap().unwrap();
         assert!(answer.feed);
+    }
+
+    #[tokio::test]
+    async fn a_room_someone_left_no_longer_wakes_their_sidebar() {
+        let (hub, _db, _dir) = alice_and_bob().await;
+        let bob = Listener {
+            user: 2,
+            feed_since: crate::now_ms() + 1,
+            signals: None,
+        };
+        let elsewhere = |hold: Duration| {
+            let (hub, bob) = (hub.clone(), bob.clone());
+            tokio::spawn(async move { hub.poll(None, 0, bob, hold).await })
+        };
+        // Members are kept for people whose feed is here: their first poll makes it. Held past
+        // the sidebar's pace (`FEED_PACE_MS`), when a change would be answered.
+        let waiting = elsewhere(Duration::from_millis(FEED_PACE_MS as u64 + 600));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        hub.joined(1, 2);
+        hub.left(1, 2);
+        hub.published(&message(1, 1));
+        let answer = waiting.await.unwrap().unwrap();
+        assert!(!answer.feed, "a room bob left changed his sidebar");
+        // Back in it, he is told again.
+        hub.joined(1, 2);
+        let waiting = elsewhere(Duration::from_secs(3));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        hub.published(&message(1, 2));
+        assert!(waiting.await.unwrap().unwrap().feed);
     }
 
     #[test]

@@ -37,7 +37,8 @@ pub async fn list(ctx: Ctx, Query(search): Query<Search>) -> Result<Response, Ap
 #[handler]
 pub async fn leave(Conv { ctx, target }: Conv) -> Result<Response, AppError> {
     rooms::leave(&ctx.app.db.pool, target.room, ctx.user.id).await?;
-    // Their other pages' sidebars drop it too.
+    // Its messages no longer change their sidebar; their other pages' sidebars drop it.
+    ctx.app.hub.left(target.room, ctx.user.id);
     ctx.app.hub.changed_for(ctx.user.id);
     Ok(see_other("/"))
 }

@@ -524,6 +524,36 @@ async fn a_private_conversation_opened_through_one_server_reaches_a_feed_held_on
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_left_through_one_server_no_longer_wakes_a_feed_held_on_another() {
+    let Some(url) = database().await else { return };
+    let (a, _b, alice, bob) = alice_on_a_and_bob_on_b_in_general(&url).await;
+    // Bob's feed on B is woken by #general.
+    let (answer, _) = tokio::join!(feed(&bob), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        alice.say("/rooms/general", "hello").await
+    });
+    assert_eq!(answer.0, 200);
+    // He leaves it from a tab on A.
+    let bob_on_a = log_in(&a.base, "bob").await;
+    bob_on_a.post("/rooms/general/leave", &[]).await;
+    // What the leave itself changed (his sidebar, who is online) has been told by then.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let started = Instant::now();
+    let (answer, _) = tokio::join!(feed(&bob), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        alice.say("/rooms/general", "after bob left").await
+    });
+    // Held to its end (3 s here) with nothing for him: the room is no longer his.
+    assert_eq!(
+        answer.0,
+        204,
+        "woken after {:?}: {}",
+        started.elapsed(),
+        answer.1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_signalling_sent_through_one_server_reaches_a_page_polling_another() {
     use crate::calls::{post_json, signals};
     use serde_json::json;

@@ -492,15 +492,26 @@ async fn feed(bob: &Client) -> (u16, String) {
     )
 }
 
+/// Bob's feed while Alice, 300 ms into its hold, writes `text` at `path`.
+async fn feed_while_alice_says(
+    bob: &Client,
+    alice: &Client,
+    path: &str,
+    text: &str,
+) -> (u16, String) {
+    let (answer, _) = tokio::join!(feed(bob), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        alice.say(path, text).await
+    });
+    answer
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_private_conversation_opened_through_one_server_reaches_a_feed_held_on_another() {
     let Some(url) = database().await else { return };
     let (_a, _b, alice, bob) = alice_on_a_and_bob_on_b_in_general(&url).await;
     // Bob's feed on B knows his rooms: a message in #general reaches it.
-    let (answer, _) = tokio::join!(feed(&bob), async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        alice.say("/rooms/general", "hello").await
-    });
+    let answer = feed_while_alice_says(&bob, &alice, "/rooms/general", "hello").await;
     assert_eq!(answer.0, 200);
     // Alice opens their private conversation for the first time, on A, and writes.
     let started = Instant::now();
@@ -528,10 +539,7 @@ async fn a_room_left_through_one_server_no_longer_wakes_a_feed_held_on_another()
     let Some(url) = database().await else { return };
     let (a, _b, alice, bob) = alice_on_a_and_bob_on_b_in_general(&url).await;
     // Bob's feed on B is woken by #general.
-    let (answer, _) = tokio::join!(feed(&bob), async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        alice.say("/rooms/general", "hello").await
-    });
+    let answer = feed_while_alice_says(&bob, &alice, "/rooms/general", "hello").await;
     assert_eq!(answer.0, 200);
     // He leaves it from a tab on A.
     let bob_on_a = log_in(&a.base, "bob").await;
@@ -539,10 +547,7 @@ async fn a_room_left_through_one_server_no_longer_wakes_a_feed_held_on_another()
     // What the leave itself changed (his sidebar, who is online) has been told by then.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let started = Instant::now();
-    let (answer, _) = tokio::join!(feed(&bob), async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        alice.say("/rooms/general", "after bob left").await
-    });
+    let answer = feed_while_alice_says(&bob, &alice, "/rooms/general", "after bob left").await;
     // Held to its end (3 s here) with nothing for him: the room is no longer his.
     assert_eq!(
         answer.0,

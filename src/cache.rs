@@ -122,6 +122,18 @@ impl<K: Eq + Hash, V: Clone> Cache<K, V> {
         (at.elapsed() < self.ttl).then(|| value.clone())
     }
 
+    /// What `read` makes of the value of `key`, without a copy of it (and, with `Q` a
+    /// borrowed form of `K`, without making a key).
+    pub fn read<Q, R>(&self, key: &Q, read: impl FnOnce(&V) -> R) -> Option<R>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let entries = self.entries.lock().expect("cache lock");
+        let (value, at) = entries.get(key)?;
+        (at.elapsed() < self.ttl).then(|| read(value))
+    }
+
     pub fn put(&self, key: K, value: V) {
         let mut entries = self.entries.lock().expect("cache lock");
         if entries.len() >= self.cap {
@@ -183,6 +195,8 @@ mod tests {
         cache.put(4, "four");
         assert!(cache.entries.lock().unwrap().len() <= 2);
         assert_eq!(cache.get(&4), Some("four"));
+        assert_eq!(cache.read(&4, |v| v.len()), Some(4));
+        assert_eq!(cache.read(&1, |v| v.len()), None, "expired");
         cache.forget(|k, _| *k == 4);
         assert_eq!(cache.get(&4), None);
         cache.put(5, "five");

@@ -59,6 +59,8 @@ pub struct Metrics {
     throttled: Family<RouteLabels, Counter>,
     /// Long-polls waiting now (held outside the endpoint chain).
     pub held_polls: Gauge,
+    /// Long-polls held by the short way in (`web::repoll`), without the endpoint chain.
+    pub short_polls: Counter,
     /// Long-poll answers that carried changes to a listener.
     pub deliveries: Counter,
     /// Messages people sent (text, or with files).
@@ -102,6 +104,7 @@ impl Metrics {
             durations: Histograms::new_with_constructor(duration_histogram),
             throttled: Family::default(),
             held_polls: Gauge::default(),
+            short_polls: Counter::default(),
             deliveries: Counter::default(),
             sends: Counter::default(),
             edits: Counter::default(),
@@ -135,6 +138,11 @@ impl Metrics {
             "held_polls",
             "Long-polls waiting for a change now",
             metrics.held_polls.clone(),
+        );
+        r.register(
+            "short_polls",
+            "Long-polls held the short way: their login and conversation were cached, so no endpoint chain ran",
+            metrics.short_polls.clone(),
         );
         r.register(
             "deliveries",

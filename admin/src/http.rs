@@ -91,7 +91,12 @@ pub fn cookie(req: &Request, name: &str) -> Option<String> {
 /// place: `name=value` pairs split on `;`, with the spaces around them trimmed, as browsers send
 /// them (RFC 6265, 5.4); a pair without `=` is skipped.
 pub fn cookie_str<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
-    req.headers()
+    cookie_in(req.headers(), name)
+}
+
+/// [`cookie_str`], from the headers alone (for a request not yet made a poem `Request`).
+pub fn cookie_in<'a>(headers: &'a header::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())

@@ -41,7 +41,7 @@ use sqlx::AnyPool;
 
 pub use clock::now_ms;
 pub use host::{AdminHost, AdminUser, BoxFuture, WriteAction};
-pub use http::{cookie, cookie_str};
+pub use http::{cookie, cookie_in, cookie_str};
 pub use migrate::{Schema, migrate, schema};
 pub use model::{
     AfterDelete, AfterSave, BeforeSave, DeleteModel, Field, FieldErrors, FieldKind, ModelAdmin,

@@ -48,9 +48,32 @@ fn username(raw: &str) -> Result<Username, AppError> {
         .map_err(|_| AppError::NotFound("There is nobody with that name to talk to."))
 }
 
+/// Where the directory keeps the public room `name`: under viewer 0, for everyone.
+fn room_key(name: &RoomName) -> (i64, String) {
+    (0, format!("/rooms/{}", name.key()))
+}
+
+/// Where the directory keeps `viewer`'s own conversation with `username`.
+fn direct_key(viewer: i64, username: &Username) -> (i64, String) {
+    (viewer, format!("/dm/{}", username.key()))
+}
+
+/// The room and canonical URL of the conversation a path names (`raw`: its `{name}` or
+/// `{username}` segment, `direct` for the latter) for `viewer`, if the directory has it: what
+/// [`Conv`] would resolve it to, without reading anything or creating a conversation (for
+/// `repoll`). `None` is no answer, not a refusal.
+pub fn cached(app: &super::App, viewer: i64, raw: &str, direct: bool) -> Option<(i64, String)> {
+    let key = match direct {
+        false => room_key(&RoomName::parse(raw).ok()?),
+        true => direct_key(viewer, &Username::parse(raw).ok()?),
+    };
+    app.directory
+        .read(&key, |target| (target.room, target.base.clone()))
+}
+
 /// The public room `name`; anyone logged in may read and write it.
 async fn open_room(app: &AppState, name: &RoomName) -> Result<Target, AppError> {
-    let key = (0, format!("/rooms/{}", name.key()));
+    let key = room_key(name);
     // A room's listeners all re-poll at once: one reads it, the others find it here.
     let _turn = match app.directory.get_or_turn(&key).await {
         Ok(target) => return Ok(target),
@@ -75,7 +98,7 @@ async fn open_room(app: &AppState, name: &RoomName) -> Result<Target, AppError> 
 /// means the viewer's own, so no URL can reach someone else's: the privacy check is the look-up.
 async fn open_direct(app: &AppState, ctx: &Ctx, username: &Username) -> Result<Target, AppError> {
     const NOBODY: AppError = AppError::NotFound("There is nobody with that name to talk to.");
-    let key = (ctx.user.id, format!("/dm/{}", username.key()));
+    let key = direct_key(ctx.user.id, username);
     let _turn = match app.directory.get_or_turn(&key).await {
         Ok(target) => return Ok(target),
         Err(turn) => turn,

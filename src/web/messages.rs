@@ -3,6 +3,7 @@
 //! a [`Conv`], so the conversation is resolved and the viewer's right to it checked before the
 //! handler runs.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use maud::Markup;
@@ -204,10 +205,53 @@ fn hold(
     let Some(place) = ctx.app.limits.poll_place(ctx.user.id, addr) else {
         return too_many_polls();
     };
-    let (app, hold) = (ctx.app.clone(), ctx.app.settings.poll_timeout());
-    let (htmx, user, revision) = (ctx.htmx, ctx.user.id, ctx.user.revision);
-    let room = conv.map(|(room, _)| room);
-    let base = conv.map(|(_, base)| base.to_owned());
+    let poll = Poll {
+        user: ctx.user.id,
+        revision: ctx.user.revision,
+        htmx: ctx.htmx,
+        conv: conv.map(|(room, base)| (room, base.to_owned())),
+        after,
+        t,
+        s,
+    };
+    held(wait(ctx.app.clone(), place, poll))
+}
+
+/// A long-poll that has passed every check, whichever way it came in (the endpoint chain, or
+/// `repoll`'s short way): whose it is and what it waits for.
+pub struct Poll {
+    pub user: i64,
+    /// The user's revocation count when their login was checked (`CurrentUser::revision`).
+    pub revision: u64,
+    pub htmx: bool,
+    /// The conversation's room and URL; none for the feed of a page without one.
+    pub conv: Option<(i64, String)>,
+    pub after: i64,
+    /// `?t=`: when the page got its sidebar.
+    pub t: Option<i64>,
+    /// `?s=`: the call signals the page has seen.
+    pub s: Option<String>,
+}
+
+/// The answer to `poll`, once there is one. `place` is its place under the caps, held while
+/// it waits.
+pub fn wait(
+    app: AppState,
+    place: super::limits::PollPlace,
+    poll: Poll,
+) -> impl Future<Output = Response> + Send + 'static {
+    let hold = app.settings.poll_timeout();
+    let Poll {
+        user,
+        revision,
+        htmx,
+        conv,
+        after,
+        t,
+        s,
+    } = poll;
+    let room = conv.as_ref().map(|&(room, _)| room);
+    let base = conv.map(|(_, base)| base);
     // Only a page (which says when it got its sidebar) is sent the sidebar.
     let feed_since = match (htmx, t) {
         (true, Some(t)) => t,
@@ -217,7 +261,7 @@ fn hold(
     let signals = s
         .filter(|_| feed_since != i64::MAX)
         .map(|s| Box::new(Cursor::parse(&s)));
-    held(async move {
+    async move {
         let _place = place;
         let hub = &app.hub;
         // A page whose cursor the room has never reached reloads (htmx does that for
@@ -275,7 +319,7 @@ fn hold(
             out.push_str(&poller.into_string());
         }
         fragment(out)
-    })
+    }
 }
 
 /// Signals as one JSON array (each is a JSON object already).

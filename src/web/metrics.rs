@@ -61,19 +61,14 @@ pub fn spawn_private(
     listener: tokio::net::TcpListener,
 ) -> tokio::task::JoinHandle<()> {
     let endpoint = Route::new().at("/metrics", get(private)).data(app.clone());
-    let limits = super::server::ConnLimits::from_settings(&app.settings);
+    let limits = super::server::ConnLimits {
+        grace: Duration::ZERO,
+        ..super::server::ConnLimits::from_settings(&app.settings)
+    };
     tokio::spawn(async move {
         let forever = std::future::pending::<()>();
-        if let Err(err) = super::server::serve(
-            listener,
-            endpoint,
-            limits,
-            forever,
-            || {},
-            Duration::ZERO,
-            None,
-        )
-        .await
+        if let Err(err) =
+            super::server::serve(listener, endpoint, None, limits, forever, || {}, None).await
         {
             tracing::error!(%err, "the metrics address stopped");
         }

@@ -17,6 +17,7 @@ pub mod limits;
 pub mod messages;
 pub mod metrics;
 pub mod profile;
+pub mod repoll;
 pub mod rooms;
 pub mod search;
 pub mod server;
@@ -352,11 +353,15 @@ pub fn is_htmx(req: &Request) -> bool {
 /// address in `X-Forwarded-For` that is not one (proxies append the address they saw).
 pub fn client_addr(req: &Request, trusted: &[IpAddr]) -> Option<IpAddr> {
     let peer = req.remote_addr().as_socket_addr()?.ip();
+    Some(client_of(peer, req.headers(), trusted))
+}
+
+/// [`client_addr`] of a request from `peer` with `headers`.
+pub fn client_of(peer: IpAddr, headers: &poem::http::HeaderMap, trusted: &[IpAddr]) -> IpAddr {
     if !trusted.contains(&peer) {
-        return Some(peer);
+        return peer;
     }
-    let forwarded: Vec<&str> = req
-        .headers()
+    let forwarded: Vec<&str> = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -366,11 +371,11 @@ pub fn client_addr(req: &Request, trusted: &[IpAddr]) -> Option<IpAddr> {
     for hop in forwarded.into_iter().rev() {
         match hop.trim().parse::<IpAddr>() {
             Ok(addr) if trusted.contains(&addr) => continue,
-            Ok(addr) => return Some(addr),
+            Ok(addr) => return addr,
             Err(_) => break,
         }
     }
-    Some(peer)
+    peer
 }
 
 /// The client's network, as the per-address caps count it: its address, or for IPv6 its /64.
@@ -512,11 +517,11 @@ pub async fn run(
     });
     server::serve(
         listener,
-        endpoint(app),
+        endpoint(app.clone()),
+        Some(repoll::shortcut(app)),
         limits,
         shutdown,
         on_shutdown,
-        Duration::from_secs(10),
         Some(release),
     )
     .await

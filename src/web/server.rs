@@ -22,18 +22,31 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use futures_util::future::BoxFuture;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use poem::http::uri::Scheme;
-use poem::http::{HeaderValue, Uri};
+use poem::http::{HeaderMap, HeaderValue, Method, Uri};
 use poem::web::{LocalAddr, RemoteAddr};
 use poem::{Addr, Endpoint, EndpointExt, Response};
 use tokio::net::TcpListener;
 
 use super::held;
+
+/// What a request's head says, for a [`Shortcut`] to look at.
+pub struct Head<'a> {
+    pub method: &'a Method,
+    pub uri: &'a Uri,
+    pub headers: &'a HeaderMap,
+    pub peer: SocketAddr,
+}
+
+/// Answers some requests without the endpoint chain: the answer, or `None` for the chain to
+/// answer the request (see `web::repoll`). It decides at once, from the head alone.
+pub type Shortcut = Arc<dyn Fn(Head<'_>) -> Option<BoxFuture<'static, Response>> + Send + Sync>;
 
 /// What the connection loop allows (from `Settings`).
 #[derive(Debug, Clone)]
@@ -48,6 +61,8 @@ pub struct ConnLimits {
     pub max_per_addr: usize,
     /// Addresses without a per-address cap (the reverse proxies, through which everyone comes).
     pub uncapped: Vec<IpAddr>,
+    /// How long open connections may go on finishing what they do once the server stops.
+    pub grace: Duration,
 }
 
 impl ConnLimits {
@@ -66,6 +81,7 @@ impl ConnLimits {
             max_open,
             max_per_addr: s.max_connections_per_addr,
             uncapped: s.trusted_proxies.clone(),
+            grace: Duration::from_secs(10),
         }
     }
 }
@@ -255,15 +271,16 @@ Retry-After: 1\r\nConnection: close\r\nContent-Length: 49\r\n\r\nParley has too 
 pub type Release = Arc<dyn Fn() -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>;
 
 /// Serves `ep` on `listener` until `shutdown` resolves; then stops accepting, calls `on_shutdown`
-/// (which answers held polls) and gives open connections up to `grace` to finish. `release` is
-/// asked to free what it can whenever a flood of connections or a burst of answers is over.
+/// (which answers held polls) and gives open connections up to `limits.grace` to finish. `shortcut`,
+/// when given, is asked first about every request. `release` is asked to free what it can
+/// whenever a flood of connections or a burst of answers is over.
 pub async fn serve<E>(
     listener: TcpListener,
     ep: E,
+    shortcut: Option<Shortcut>,
     limits: ConnLimits,
     shutdown: impl Future<Output = ()>,
     on_shutdown: impl FnOnce(),
-    grace: Duration,
     release: Option<Release>,
 ) -> std::io::Result<()>
 where
@@ -272,7 +289,8 @@ where
     let ep = Arc::new(ep.boxed());
     let local = LocalAddr(Addr::SocketAddr(listener.local_addr()?));
     let graceful = GracefulShutdown::new();
-    let (header_timeout, idle_timeout) = (limits.header_timeout, limits.idle_timeout);
+    let (header_timeout, idle_timeout, grace) =
+        (limits.header_timeout, limits.idle_timeout, limits.grace);
     let gate = Arc::new(Gate {
         limits,
         open: AtomicUsize::new(0),
@@ -313,13 +331,30 @@ where
         let activity = Arc::new(Activity::default());
         let service = service_fn({
             let (ep, local, remote) = (ep.clone(), local.clone(), remote(peer));
-            let activity = activity.clone();
+            let (activity, shortcut) = (activity.clone(), shortcut.clone());
             move |req: hyper::Request<Incoming>| {
                 let (ep, local, remote) = (ep.clone(), local.clone(), remote.clone());
                 let in_flight = InFlight::begin(&activity);
+                let head = Head {
+                    method: req.method(),
+                    uri: req.uri(),
+                    headers: req.headers(),
+                    peer,
+                };
+                // A request the shortcut answers is dropped here, before its answer is awaited.
+                let way = match shortcut.as_ref().and_then(|answer| answer(head)) {
+                    Some(answer) => Ok(answer),
+                    None => Err(req),
+                };
                 async move {
-                    let req = poem::Request::from((detach(req), local, remote, Scheme::HTTP));
-                    let resp = held::finish(ep.get_response(req).await).await;
+                    let resp = match way {
+                        Ok(answer) => answer.await,
+                        Err(req) => {
+                            let req =
+                                poem::Request::from((detach(req), local, remote, Scheme::HTTP));
+                            held::finish(ep.get_response(req).await).await
+                        }
+                    };
                     drop(in_flight);
                     ANSWERS.fetch_add(1, Ordering::Relaxed);
                     Ok::<_, Infallible>(hyper::Response::from(resp))
@@ -472,6 +507,7 @@ mod tests {
                 max_open,
                 max_per_addr,
                 uncapped: vec!["10.0.0.1".parse().unwrap()],
+                grace: Duration::ZERO,
             },
             open: AtomicUsize::new(0),
             per_addr: Mutex::new(HashMap::new()),

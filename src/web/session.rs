@@ -204,6 +204,26 @@ pub fn cached_user_of(session: &Session, state: &super::App) -> Option<CurrentUs
         .filter(|user| user.revision == state.hub.revocation(user.id))
 }
 
+/// Who is logged in with the session id `sent` (a session cookie's value), if the login cache
+/// says without reading anything: their id and revocation count. What [`cached_user_of`]
+/// decides, for a request that is not (yet) a poem `Request` (`repoll`).
+pub fn cached_login(state: &super::App, sent: &str) -> Option<(i64, u64)> {
+    // The cache's keys are ids as tower-sessions spells them; a cookie that is not one is no
+    // login here (the chain decides what it is).
+    Id::from_str(sent).ok()?;
+    state
+        .auth
+        .read(sent, |user| (user.id, user.revision))
+        .filter(|&(id, revision)| revision == state.hub.revocation(id))
+}
+
+/// Every page, fragment and held poll of a logged-in user counts as presence.
+pub fn seen(state: &super::App, user: i64) {
+    if state.presence.seen(user) {
+        state.hub.presence_changed();
+    }
+}
+
 pub async fn user_of(
     session: &Session,
     state: &super::App,
@@ -298,11 +318,7 @@ impl<'a> FromRequest<'a> for CurrentUser {
         match current_user(req).await? {
             Some(user) => {
                 super::telemetry::record_user(req, user.id);
-                // Every page, fragment and held poll of a logged-in user counts as presence.
-                let app = req.data::<AppState>().expect("state");
-                if app.presence.seen(user.id) {
-                    app.hub.presence_changed();
-                }
+                seen(req.data::<AppState>().expect("state"), user.id);
                 Ok(user)
             }
             None => Err(AppError::LoginRequired {

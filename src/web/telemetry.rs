@@ -126,6 +126,13 @@ impl Exchange {
         self.user = user;
     }
 
+    /// What the short way in decided (`repoll`): `route` is the pattern's label, as
+    /// [`route_label`] makes it.
+    pub fn routed_to(&mut self, route: &'static str, user: i64) {
+        self.route = route;
+        self.user = Some(user);
+    }
+
     /// The request is now a held poll, waiting outside the chain.
     pub fn hold(&mut self) {
         if !self.holding {
@@ -207,7 +214,7 @@ static ROUTES: LazyLock<RwLock<HashMap<Box<str>, &'static str>>> = LazyLock::new
 const MAX_ROUTES: usize = 1000;
 
 /// poem's `/rooms/:name` as `/rooms/{name}` (and `*rest` as `{*rest}`), interned.
-fn route_label(pattern: &str) -> &'static str {
+pub fn route_label(pattern: &str) -> &'static str {
     if let Some(label) = ROUTES.read().expect("routes lock").get(pattern) {
         return label;
     }

@@ -15,10 +15,10 @@ on_both_engines!(
     many_requests_of_one_login_at_once_read_it_once,
 );
 
-const TOKEN: &str = "a-long-scrape-token";
+pub const TOKEN: &str = "a-long-scrape-token";
 
 /// The value of the series `series` (its name and labels exactly as written), 0 when absent.
-fn value(metrics: &str, series: &str) -> f64 {
+pub fn value(metrics: &str, series: &str) -> f64 {
     metrics
         .lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
@@ -26,7 +26,7 @@ fn value(metrics: &str, series: &str) -> f64 {
 }
 
 /// The metrics, read from the public address with the token.
-async fn scrape(app: &TestApp) -> String {
+pub async fn scrape(app: &TestApp) -> String {
     let resp = reqwest::Client::new()
         .get(format!("{}/metrics", app.base))
         .bearer_auth(TOKEN)

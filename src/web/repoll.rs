@@ -1,0 +1,231 @@
+//! The short way in for a page's long-poll.
+//!
+//! Nearly every request a busy Parley answers is a page's long-poll coming back after an answer:
+//! `GET {conv}/messages?after=N&t=T&s=S` (or `/feed?t=T&s=S`), sent by htmx with the person's
+//! session and CSRF cookies. Through the endpoint chain each one pays for the router, three
+//! middleware layers, the extractors and a placeholder response: a fifth of the server's CPU in
+//! the fan-out scenario (BENCHMARKS.md, "The seventh day"). Yet on a re-poll every check the chain
+//! makes is answered by a cache: the login (`session::cached_login`), the conversation
+//! (`conversation::cached`), the caps (`limits`). So the connection loop asks this module first
+//! (`server::Shortcut`): it makes those same checks on the request's head, and when every one is
+//! answered from what is cached it holds the poll itself, with the chain's own wait
+//! (`messages::wait`), headers, metrics and access log line.
+//!
+//! Anything else goes through the chain, which decides it as it always has: a cache miss, a
+//! name or query it does not read plainly (percent-encoded, an unknown parameter), a host the
+//! server does not answer to, a CSRF cookie still to be set, a person at their cap of polls,
+//! debug logging on (the chain's span). The short way only ever says yes where the chain would
+//! say yes, and never says no.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::future::BoxFuture;
+use poem::Response;
+use poem::http::{HeaderValue, Method, header};
+
+use super::server::{Head, Shortcut, network};
+use super::{AppState, conversation, csrf, messages, session, telemetry};
+
+/// The shortcut `server::serve` asks about every request.
+pub fn shortcut(app: AppState) -> Shortcut {
+    Arc::new(move |head| answer(&app, head))
+}
+
+/// What a poll's URL names.
+#[derive(Debug, PartialEq, Eq)]
+enum Polled<'a> {
+    /// `/rooms/{name}/messages` (`direct: false`) or `/dm/{username}/messages`.
+    Conversation { raw: &'a str, direct: bool },
+    /// `/feed`: a page with no conversation open.
+    Feed,
+}
+
+impl<'a> Polled<'a> {
+    fn of(path: &'a str) -> Option<Self> {
+        if path == "/feed" {
+            return Some(Polled::Feed);
+        }
+        let (rest, direct) = match (path.strip_prefix("/rooms/"), path.strip_prefix("/dm/")) {
+            (Some(rest), _) => (rest, false),
+            (_, Some(rest)) => (rest, true),
+            _ => return None,
+        };
+        let raw = rest.strip_suffix("/messages")?;
+        // The chain percent-decodes path parameters: a name spelt any other way than plainly
+        // is the chain's to read.
+        (!raw.is_empty() && !raw.contains(['/', '%']))
+            .then_some(Polled::Conversation { raw, direct })
+    }
+
+    /// The route's label, as the chain's metrics and access log name it.
+    fn route(&self) -> &'static str {
+        match self {
+            Polled::Conversation { direct: false, .. } => "/rooms/{name}/messages",
+            Polled::Conversation { direct: true, .. } => "/dm/{username}/messages",
+            Polled::Feed => "/feed",
+        }
+    }
+}
+
+/// A poll's query: `after` (a conversation's), `t` and `s`, each at most once, as plain text.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Asked {
+    after: Option<i64>,
+    t: Option<i64>,
+    s: Option<String>,
+}
+
+impl Asked {
+    fn of(query: &str) -> Option<Self> {
+        // Anything encoded is the chain's to decode.
+        if query.contains(['%', '+']) {
+            return None;
+        }
+        let mut asked = Asked::default();
+        for pair in query.split('&') {
+            let (name, value) = pair.split_once('=')?;
+            match name {
+                "after" if asked.after.is_none() => asked.after = Some(value.parse().ok()?),
+                "t" if asked.t.is_none() => asked.t = Some(value.parse().ok()?),
+                "s" if asked.s.is_none() => asked.s = Some(value.to_owned()),
+                _ => return None,
+            }
+        }
+        Some(asked)
+    }
+}
+
+/// The answer to `head`'s request, if it is a page's poll whose every check a cache answers.
+fn answer(app: &AppState, head: Head<'_>) -> Option<BoxFuture<'static, Response>> {
+    let started = Instant::now();
+    if *head.method != Method::GET || tracing::enabled!(tracing::Level::DEBUG) {
+        return None;
+    }
+    let headers = head.headers;
+    let htmx = headers.get("hx-request").map(HeaderValue::as_bytes) == Some(b"true");
+    if !htmx {
+        return None;
+    }
+    if let Some(host) = headers.get(header::HOST)
+        && !app.allowed_hosts.allows(host.to_str().unwrap_or_default())
+    {
+        return None;
+    }
+    let polled = Polled::of(head.uri.path())?;
+    let asked = Asked::of(head.uri.query().unwrap_or_default())?;
+    // A conversation's poll says where it is; the feed has no such place.
+    if asked.after.is_some() != matches!(polled, Polled::Conversation { .. }) {
+        return None;
+    }
+    // Without the cookie, the chain sets one.
+    if !parley_admin::cookie_in(headers, csrf::CSRF_COOKIE).is_some_and(csrf::well_formed) {
+        return None;
+    }
+    let sent = parley_admin::cookie_in(headers, session::SESSION_COOKIE)?;
+    let (user, revision) = session::cached_login(app, sent)?;
+    let conv = match polled {
+        Polled::Conversation { raw, direct } => Some(conversation::cached(app, user, raw, direct)?),
+        Polled::Feed => None,
+    };
+    let client = super::client_of(head.peer.ip(), headers, &app.settings.trusted_proxies);
+    let place = app.limits.poll_place(user, Some(network(client)))?;
+    // Yes: from here on, this is what the chain would do.
+    session::seen(app, user);
+    app.metrics.short_polls.inc();
+    let mut exchange = telemetry::Exchange::begin(head.method, started, app.metrics.clone());
+    if telemetry::access_log_enabled() {
+        exchange.set_client(Some(client));
+    }
+    exchange.routed_to(polled.route(), user);
+    let poll = messages::Poll {
+        user,
+        revision,
+        htmx,
+        conv,
+        after: asked.after.unwrap_or(0),
+        t: asked.t,
+        s: asked.s,
+    };
+    let wait = messages::wait(app.clone(), place, poll);
+    Some(Box::pin(async move {
+        exchange.hold();
+        let mut resp = wait.await;
+        // What the outermost middleware puts on a held poll (`web::frame`).
+        let headers = resp.headers_mut();
+        headers.insert(
+            "x-content-type-options",
+            HeaderValue::from_static("nosniff"),
+        );
+        if !headers.contains_key(header::CACHE_CONTROL) {
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+        exchange.answered(&mut resp);
+        resp
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plainly_spelt_poll_urls_are_read() {
+        let room = |raw| Some(Polled::Conversation { raw, direct: false });
+        assert_eq!(Polled::of("/rooms/general/messages"), room("general"));
+        assert_eq!(
+            Polled::of("/dm/bob/messages"),
+            Some(Polled::Conversation {
+                raw: "bob",
+                direct: true
+            })
+        );
+        assert_eq!(Polled::of("/feed"), Some(Polled::Feed));
+        for other in [
+            "/rooms/gen%65ral/messages",
+            "/rooms//messages",
+            "/rooms/a/b/messages",
+            "/rooms/general/messages/",
+            "/rooms/general/messages/4",
+            "/rooms/general",
+            "/feed/",
+            "/sidebar",
+        ] {
+            assert_eq!(Polled::of(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn only_a_poll_query_spelt_plainly_is_read() {
+        assert_eq!(
+            Asked::of("after=12&t=1700000000000&s=1f.3-2.9"),
+            Some(Asked {
+                after: Some(12),
+                t: Some(1_700_000_000_000),
+                s: Some("1f.3-2.9".into())
+            })
+        );
+        assert_eq!(
+            Asked::of("t=5"),
+            Some(Asked {
+                t: Some(5),
+                ..Asked::default()
+            })
+        );
+        for other in [
+            "after=1&after=2",
+            "after=",
+            "after=x",
+            "after=1&before=0",
+            "after=1&since=0",
+            "after=1&until=9",
+            "after=1&_=123",
+            "after=1&",
+            "after",
+            "after=1&s=a%20b",
+            "after=1&s=a+b",
+        ] {
+            assert_eq!(Asked::of(other), None, "{other}");
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! A page's long-poll takes a short way in when everything about it is cached (`web::repoll`):
+//! what it is answered, and whom, must not depend on which way it came in.
+//!
+//! The chain is made to answer the same poll by spelling the room's name percent-encoded, which
+//! the short way leaves to the chain; `parley_short_polls_total` says which way each one went.
+
+use std::time::{Duration, Instant};
+
+use crate::metrics::{TOKEN, scrape, value};
+use crate::on_both_engines;
+use crate::support::{Client, Page, TestApp};
+
+on_both_engines!(
+    a_poll_is_answered_alike_whichever_way_it_comes_in,
+    a_held_poll_of_a_session_that_ended_answers_nothing_and_the_next_is_refused,
+    nobody_takes_the_short_way_into_a_conversation_that_is_not_theirs,
+    short_polls_are_answered_at_shutdown,
+);
+
+/// How many polls took the short way so far.
+async fn short_polls(app: &TestApp) -> f64 {
+    value(&scrape(app).await, "parley_short_polls_total")
+}
+
+/// With debug logging on (`TEST_LOG=1`), every poll goes through the chain, for its span.
+fn short_way_open() -> bool {
+    !tracing::enabled!(tracing::Level::DEBUG)
+}
+
+/// Alice, a member of #general, with the room's page open: her login and the room are cached.
+async fn alice_in_general(app: &mut TestApp) -> Client {
+    app.restart_with(|s| s.metrics_token = Some(TOKEN.to_owned()))
+        .await;
+    let alice = app.member("alice").await;
+    alice.post("/rooms", &[("name", "general")]).await;
+    assert_eq!(alice.get("/rooms/general").await.status, 200);
+    alice
+}
+
+/// Status, body and headers but the date, which differ by the second.
+fn answer(page: &Page) -> (u16, String, Vec<(String, String)>) {
+    let mut headers: Vec<(String, String)> = page
+        .headers
+        .iter()
+        .filter(|(name, _)| *name != "date")
+        .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
+        .collect();
+    headers.sort();
+    (page.status, page.body.clone(), headers)
+}
+
+async fn a_poll_is_answered_alike_whichever_way_it_comes_in(app: &mut TestApp) {
+    let alice = alice_in_general(app).await;
+    alice.say("/rooms/general", "hello").await;
+    let before = short_polls(app).await;
+    // New messages, at once; a cursor the room never reached, at once; nothing new, after the
+    // hold; a page's poll, with its sidebar's time and the calls it has seen.
+    for query in [
+        "after=0",
+        "after=9",
+        "after=1",
+        "after=0&t=4102444800000&s=1.0",
+    ] {
+        let (short, chain) = (
+            format!("/rooms/general/messages?{query}"),
+            format!("/rooms/gener%61l/messages?{query}"),
+        );
+        let (short, chain) = tokio::join!(alice.get_htmx(&short), alice.get_htmx(&chain));
+        assert_eq!(answer(&short), answer(&chain), "?{query}");
+        if query == "after=0" {
+            assert_eq!(short.status, 200);
+            assert_eq!(short.select(".message .body"), ["hello"]);
+            assert_eq!(short.headers["x-content-type-options"], "nosniff");
+            assert_eq!(short.headers["cache-control"], "no-store");
+        }
+    }
+    if short_way_open() {
+        assert_eq!(short_polls(app).await - before, 4.0, "one of each pair");
+    }
+}
+
+async fn a_held_poll_of_a_session_that_ended_answers_nothing_and_the_next_is_refused(
+    app: &mut TestApp,
+) {
+    let alice = alice_in_general(app).await;
+    let before = short_polls(app).await;
+    // A page's poll, with its sidebar as of now: the person's feed wakes it when the session
+    // ends (and a sidebar is sent at most once a second, so nothing else answers it first).
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let poll = format!("/rooms/general/messages?after=0&t={t}");
+    let started = Instant::now();
+    let (held, _) = tokio::join!(alice.get_htmx(&poll), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Logging out ends the session the held poll was checked with.
+        alice.post("/logout", &[]).await;
+    });
+    assert_eq!(held.status, 204, "{}", held.body);
+    assert!(held.body.is_empty());
+    assert!(
+        started.elapsed() < Duration::from_millis(1900),
+        "at the logout"
+    );
+    let next = alice.get_htmx(&poll).await;
+    assert_ne!(next.status, 200, "{}", next.body);
+    assert!(!next.body.contains("hello"));
+    if short_way_open() {
+        assert_eq!(short_polls(app).await - before, 1.0, "the first only");
+    }
+}
+
+async fn nobody_takes_the_short_way_into_a_conversation_that_is_not_theirs(app: &mut TestApp) {
+    app.restart_with(|s| s.metrics_token = Some(TOKEN.to_owned()))
+        .await;
+    let alice = app.member("alice").await;
+    let bob = app.member("bob").await;
+    let carol = app.member("carol").await;
+    alice.say("/dm/bob", "just between us").await;
+    assert_eq!(bob.get("/dm/alice").await.status, 200);
+    // Carol's `/dm/bob` is her own conversation with Bob, whatever Alice's and Bob's is cached
+    // as: hers holds, and ends with nothing.
+    assert_eq!(carol.get("/dm/bob").await.status, 200);
+    let before = short_polls(app).await;
+    let (carols, bobs) = tokio::join!(
+        carol.get_htmx("/dm/bob/messages?after=0"),
+        bob.get_htmx("/dm/alice/messages?after=0"),
+    );
+    assert_eq!(carols.status, 204, "{}", carols.body);
+    assert!(!carols.body.contains("just between us"));
+    assert_eq!(bobs.status, 200);
+    assert!(bobs.body.contains("just between us"));
+    if short_way_open() {
+        assert_eq!(short_polls(app).await - before, 2.0);
+    }
+}
+
+async fn short_polls_are_answered_at_shutdown(app: &mut TestApp) {
+    let alice = alice_in_general(app).await;
+    let before = short_polls(app).await;
+    let started = Instant::now();
+    let (page, _) = tokio::join!(alice.get_htmx("/rooms/general/messages?after=0"), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if short_way_open() {
+            assert_eq!(short_polls(app).await - before, 1.0, "held the short way");
+        }
+        app.shut_down().await;
+    });
+    assert_eq!(page.status, 204);
+    assert!(
+        started.elapsed() < Duration::from_millis(1800),
+        "answered at shutdown, before the 2 s hold"
+    );
+}

@@ -17,6 +17,8 @@ pub struct Cache<K, V> {
     entries: Mutex<HashMap<K, (V, Instant)>>,
     /// The keys being loaded now (see [`Cache::turn`]).
     loading: Mutex<HashMap<K, Arc<Load>>>,
+    /// Moves whenever entries are dropped before they expire (see [`Cache::generation`]).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 /// A load in progress: its waiters are all woken when it ends.
@@ -60,6 +62,7 @@ impl<K: Eq + Hash, V: Clone> Cache<K, V> {
             cap,
             entries: Mutex::new(HashMap::new()),
             loading: Mutex::new(HashMap::new()),
+            generation: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -122,16 +125,29 @@ impl<K: Eq + Hash, V: Clone> Cache<K, V> {
         (at.elapsed() < self.ttl).then(|| value.clone())
     }
 
-    /// What `read` makes of the value of `key`, without a copy of it (and, with `Q` a
-    /// borrowed form of `K`, without making a key).
-    pub fn read<Q, R>(&self, key: &Q, read: impl FnOnce(&V) -> R) -> Option<R>
+    /// What `read` makes of the value of `key` and how long it has left before it expires,
+    /// without a copy of it (and, with `Q` a borrowed form of `K`, without making a key).
+    pub fn read<Q, R>(&self, key: &Q, read: impl FnOnce(&V, Duration) -> R) -> Option<R>
     where
         K: std::borrow::Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         let entries = self.entries.lock().expect("cache lock");
         let (value, at) = entries.get(key)?;
-        (at.elapsed() < self.ttl).then(|| read(value))
+        let left = self.ttl.checked_sub(at.elapsed())?;
+        (!left.is_zero()).then(|| read(value, left))
+    }
+
+    /// A number that moves whenever entries are forgotten before they expire (`remove`,
+    /// `forget`, `clear`, or a full cache emptied): what was read while it stood still, and
+    /// has not expired, is still what the cache holds.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn moved(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     pub fn put(&self, key: K, value: V) {
@@ -141,6 +157,7 @@ impl<K: Eq + Hash, V: Clone> Cache<K, V> {
             entries.retain(|_, (_, at)| at.elapsed() < ttl);
             if entries.len() >= self.cap {
                 entries.clear();
+                self.moved();
             }
         }
         entries.insert(key, (value, Instant::now()));
@@ -164,6 +181,7 @@ impl<K: Eq + Hash, V: Clone> Cache<K, V> {
 
     pub fn remove(&self, key: &K) {
         self.entries.lock().expect("cache lock").remove(key);
+        self.moved();
     }
 
     /// Forgets the entries `drop` picks.
@@ -172,10 +190,12 @@ impl<K: Eq + Hash, V: Clone> Cache<K, V> {
             .lock()
             .expect("cache lock")
             .retain(|k, (v, _)| !drop(k, v));
+        self.moved();
     }
 
     pub fn clear(&self) {
         self.entries.lock().expect("cache lock").clear();
+        self.moved();
     }
 }
 
@@ -195,9 +215,18 @@ mod tests {
         cache.put(4, "four");
         assert!(cache.entries.lock().unwrap().len() <= 2);
         assert_eq!(cache.get(&4), Some("four"));
-        assert_eq!(cache.read(&4, |v| v.len()), Some(4));
-        assert_eq!(cache.read(&1, |v| v.len()), None, "expired");
+        assert_eq!(cache.read(&4, |v, _| v.len()), Some(4));
+        let left = cache.read(&4, |_, left| left).unwrap();
+        assert!(
+            left <= Duration::from_millis(30) && !left.is_zero(),
+            "{left:?}"
+        );
+        assert_eq!(cache.read(&1, |v, _| v.len()), None, "expired");
+        let generation = cache.generation();
+        cache.put(4, "four again");
+        assert_eq!(cache.generation(), generation, "a put forgets nothing");
         cache.forget(|k, _| *k == 4);
+        assert!(cache.generation() > generation, "a forget moves it");
         assert_eq!(cache.get(&4), None);
         cache.put(5, "five");
         assert!(cache.age(&5).is_some());

@@ -20,7 +20,7 @@
 //! `signals`).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -101,6 +101,9 @@ pub struct Hub {
     /// How many times each user's sessions were revoked, on any process: what was checked at
     /// an older count (a cached login, a held poll) is checked again.
     revocations: Mutex<HashMap<i64, u64>>,
+    /// Revocations of anyone's sessions, in all: what was checked while it stood still needs
+    /// no look at `revocations` (`revocations_in_all`).
+    revoked: AtomicU64,
     pub metrics: Arc<crate::metrics::Metrics>,
     /// This process's NOTIFY probes: its mark (random at start), and the probe on its way.
     probe_origin: u64,
@@ -131,9 +134,10 @@ struct PersonFeed {
     init: OnceCell<()>,
     /// Held polls by the conversation they show (0: none).
     polls: Mutex<HashMap<i64, usize>>,
-    /// When a poll last began or ended: a feed is kept a while after its last poll, since the
-    /// next one follows at once (a new feed would send its sidebar once more).
-    last_used: Mutex<std::time::Instant>,
+    /// When a poll last ended or a page was made (unix ms): a feed is kept a while after its
+    /// last poll, since the next one follows at once (a new feed would send its sidebar once
+    /// more).
+    last_used: AtomicI64,
 }
 
 impl PersonFeed {
@@ -167,7 +171,7 @@ impl<'a> Holding<'a> {
 
 impl Drop for Holding<'_> {
     fn drop(&mut self) {
-        *self.0.last_used.lock().expect("last used lock") = std::time::Instant::now();
+        self.0.last_used.store(crate::now_ms(), Ordering::Relaxed);
         let mut polls = self.0.polls.lock().expect("polls lock");
         if let Some(n) = polls.get_mut(&self.1) {
             *n -= 1;
@@ -183,6 +187,10 @@ impl Drop for Holding<'_> {
 #[derive(Debug, Clone)]
 pub struct Listener {
     pub user: i64,
+    /// A page's poll: a cursor its room never reached is answered with `reload` (a page older
+    /// than the room's history, as after a restore), rather than a wait for messages it would
+    /// then miss.
+    pub reload_ahead: bool,
     pub feed_since: i64,
     /// Boxed: it is part of every held poll's state, and mostly absent.
     pub signals: Option<Box<Cursor>>,
@@ -193,6 +201,8 @@ pub struct Listener {
 /// the signal cursor to poll with next.
 #[derive(Debug, Default)]
 pub struct Answer {
+    /// The page should load again (see `Listener::reload_ahead`); nothing else is answered.
+    pub reload: bool,
     pub changes: Vec<Arc<Rendered>>,
     pub cursor: i64,
     pub feed: bool,
@@ -323,6 +333,7 @@ impl Hub {
             announced: crate::cache::Cache::new(Duration::from_secs(600), 100_000),
             switchboard: Switchboard::new(),
             revocations: Mutex::new(HashMap::new()),
+            revoked: AtomicU64::new(0),
             metrics,
             probe_origin: rand::random(),
             probe: Mutex::new(None),
@@ -548,7 +559,7 @@ impl Hub {
                     changed: watch::channel(crate::now_ms() - 1).0,
                     init: OnceCell::new(),
                     polls: Mutex::new(HashMap::new()),
-                    last_used: Mutex::new(std::time::Instant::now()),
+                    last_used: AtomicI64::new(crate::now_ms()),
                 })
             })
             .clone()
@@ -580,7 +591,7 @@ impl Hub {
     /// would send it).
     pub async fn watch_person(&self, user: i64) -> sqlx::Result<i64> {
         let feed = self.ready_person(user).await?;
-        *feed.last_used.lock().expect("last used lock") = std::time::Instant::now();
+        feed.last_used.store(crate::now_ms(), Ordering::Relaxed);
         Ok(crate::now_ms())
     }
 
@@ -676,6 +687,12 @@ impl Hub {
         }
     }
 
+    /// How many revocations there have been, of anyone's sessions: while it stands still,
+    /// every user's [`Hub::revocation`] does too.
+    pub fn revocations_in_all(&self) -> u64 {
+        self.revoked.load(Ordering::Acquire)
+    }
+
     fn revoked_here(&self, user: i64) {
         *self
             .revocations
@@ -683,6 +700,7 @@ impl Hub {
             .expect("revocations lock")
             .entry(user)
             .or_insert(0) += 1;
+        self.revoked.fetch_add(1, Ordering::AcqRel);
         // Their held polls wake, and see the count moved.
         if let Some(feed) = self.people.lock().expect("people lock").feeds.get(&user) {
             feed.bump();
@@ -834,8 +852,10 @@ impl Hub {
             .feeds
             .iter()
             .filter(|(_, f)| {
-                let idle = f.last_used.lock().expect("last used lock").elapsed();
-                Arc::strong_count(f) == 1 && f.changed.receiver_count() == 0 && idle > PERSON_KEPT
+                let idle = crate::now_ms() - f.last_used.load(Ordering::Relaxed);
+                Arc::strong_count(f) == 1
+                    && f.changed.receiver_count() == 0
+                    && idle > PERSON_KEPT.as_millis() as i64
             })
             .map(|(id, _)| *id)
             .collect();
@@ -880,15 +900,13 @@ impl Hub {
     /// Such a poll would wait for change numbers the room will only reach much later, missing
     /// everything until then. (On PostgreSQL this process may not have heard of the newest yet,
     /// so a cursor beyond what it knows is checked against the database.)
-    pub async fn cursor_is_ahead(&self, room: i64, after: i64) -> sqlx::Result<bool> {
-        let feed = self.ready_feed(room).await?;
-        if after <= *feed.latest.borrow() {
-            return Ok(false);
+    /// Whether `after` is beyond every change `room` has had (a missing room has had none; a
+    /// failed read says no).
+    async fn never_reached(&self, room: i64, after: i64) -> bool {
+        match Box::pin(rooms::find_by_id(&self.pool, room)).await {
+            Ok(found) => after > found.map_or(0, |r| r.last_seq),
+            Err(_) => false,
         }
-        let last = Box::pin(rooms::find_by_id(&self.pool, room))
-            .await?
-            .map_or(0, |r| r.last_seq);
-        Ok(after > last)
     }
 
     /// The changes of `room` after `after`, and whether the listener's sidebar changed: at once if
@@ -927,9 +945,20 @@ impl Hub {
         // Change numbers up to `checked` have been looked for. Normally that is `after`; when
         // the changes above it were deleted messages, what is left to wait for is a newer one.
         let mut checked = after;
+        let mut reload_check = who.reload_ahead;
         loop {
             if let (Some(feed), Some(latest), Some(room)) = (&feed, &mut latest, room) {
                 let upto = *latest.borrow_and_update();
+                // Only what the database says is beyond the room: `latest` may lag it.
+                if std::mem::take(&mut reload_check)
+                    && after > upto
+                    && self.never_reached(room, after).await
+                {
+                    return Ok(Answer {
+                        reload: true,
+                        ..Answer::default()
+                    });
+                }
                 if upto > checked {
                     let cached = feed.window.lock().expect("window lock").after(after, upto);
                     let (changes, cursor) = match cached {
@@ -1314,6 +1343,7 @@ mod tests {
 
     const NOBODY: Listener = Listener {
         user: 1,
+        reload_ahead: false,
         feed_since: i64::MAX,
         signals: None,
     };
@@ -1646,6 +1676,7 @@ mod tests {
         let since = crate::now_ms() + 1;
         let bob = Listener {
             user: 2,
+            reload_ahead: false,
             feed_since: since,
             signals: None,
         };
@@ -1676,6 +1707,7 @@ mod tests {
         let (hub, _db, _dir) = alice_and_bob().await;
         let bob = Listener {
             user: 2,
+            reload_ahead: false,
             feed_since: crate::now_ms() + 1,
             signals: None,
         };

@@ -61,14 +61,20 @@ fn direct_key(viewer: i64, username: &Username) -> (i64, String) {
 /// The room and canonical URL of the conversation a path names (`raw`: its `{name}` or
 /// `{username}` segment, `direct` for the latter) for `viewer`, if the directory has it: what
 /// [`Conv`] would resolve it to, without reading anything or creating a conversation (for
-/// `repoll`). `None` is no answer, not a refusal.
-pub fn cached(app: &super::App, viewer: i64, raw: &str, direct: bool) -> Option<(i64, String)> {
+/// `repoll`), and for how long the directory keeps it. `None` is no answer, not a refusal.
+pub fn cached(
+    app: &super::App,
+    viewer: i64,
+    raw: &str,
+    direct: bool,
+) -> Option<((i64, String), std::time::Duration)> {
     let key = match direct {
         false => room_key(&RoomName::parse(raw).ok()?),
         true => direct_key(viewer, &Username::parse(raw).ok()?),
     };
-    app.directory
-        .read(&key, |target| (target.room, target.base.clone()))
+    app.directory.read(&key, |target, left| {
+        ((target.room, target.base.clone()), left)
+    })
 }
 
 /// The public room `name`; anyone logged in may read and write it.

@@ -264,18 +264,10 @@ pub fn wait(
     async move {
         let _place = place;
         let hub = &app.hub;
-        // A page whose cursor the room has never reached reloads (htmx does that for
-        // HX-Refresh), rather than wait for messages it would then miss.
-        if let (true, Some(room)) = (htmx, room) {
-            if hub.cursor_is_ahead(room, after).await.unwrap_or(false) {
-                return Response::builder()
-                    .header("HX-Refresh", "true")
-                    .header(header::CACHE_CONTROL, "no-store")
-                    .finish();
-            }
-        }
         let who = Listener {
             user,
+            // htmx reloads the page for HX-Refresh.
+            reload_ahead: htmx,
             feed_since,
             signals,
         };
@@ -283,6 +275,12 @@ pub fn wait(
             Ok(answer) => answer,
             Err(err) => return super::error::note(AppError::from(err).as_response()),
         };
+        if answer.reload {
+            return Response::builder()
+                .header("HX-Refresh", "true")
+                .header(header::CACHE_CONTROL, "no-store")
+                .finish();
+        }
         // The session was good when the poll began; if the user's sessions were revoked since
         // (logged out, deactivated), the poll answers with nothing, and the next one is checked
         // afresh.

@@ -67,8 +67,16 @@ pub fn spawn_private(
     };
     tokio::spawn(async move {
         let forever = std::future::pending::<()>();
-        if let Err(err) =
-            super::server::serve(listener, endpoint, None, limits, forever, || {}, None).await
+        if let Err(err) = super::server::serve(
+            listener,
+            endpoint,
+            std::sync::Arc::new(super::server::Chain),
+            limits,
+            forever,
+            || {},
+            None,
+        )
+        .await
         {
             tracing::error!(%err, "the metrics address stopped");
         }

@@ -518,7 +518,7 @@ pub async fn run(
     server::serve(
         listener,
         endpoint(app.clone()),
-        Some(repoll::shortcut(app)),
+        Arc::new(repoll::Repoll::new(app)),
         limits,
         shutdown,
         on_shutdown,

@@ -17,20 +17,94 @@
 //! debug logging on (the chain's span). The short way only ever says yes where the chain would
 //! say yes, and never says no.
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 use poem::Response;
-use poem::http::{HeaderValue, Method, header};
+use poem::http::{HeaderMap, HeaderValue, Method, header};
 
 use super::server::{Head, Shortcut, network};
 use super::{AppState, conversation, csrf, messages, session, telemetry};
 
 /// The shortcut `server::serve` asks about every request.
-pub fn shortcut(app: AppState) -> Shortcut {
-    Arc::new(move |head| answer(&app, head))
+pub struct Repoll {
+    app: AppState,
 }
+
+impl Repoll {
+    pub fn new(app: AppState) -> Self {
+        Self { app }
+    }
+}
+
+impl Shortcut for Repoll {
+    type Conn = Known;
+
+    fn answer(&self, known: &mut Known, head: Head<'_>) -> Option<BoxFuture<'static, Response>> {
+        answer(&self.app, known, head)
+    }
+}
+
+/// What the last poll that took the short way on a connection was found to be. A page's poller
+/// asks again on the connection its answer came on, with the same cookies and address: that
+/// poll again needs none of the look-ups while nothing they depend on can have changed (the
+/// entries it came from have not expired, and nothing was forgotten or revoked since).
+#[derive(Default)]
+pub struct Known(Option<Box<Found>>);
+
+struct Found {
+    /// The request's `Cookie`, `Host` and path, as sent (copies: hyper's read buffer must not
+    /// be kept).
+    cookie: Box<[u8]>,
+    host: Option<Box<[u8]>>,
+    path: Box<str>,
+    user: i64,
+    revision: u64,
+    conv: Option<(i64, String)>,
+    /// When the first of the cache entries it came from expires.
+    until: Instant,
+    /// The caches' generations and the revocations in all, when it was found.
+    marks: [u64; 3],
+    /// When presence was last told of the user from here (`session::seen`).
+    seen: Option<Instant>,
+}
+
+impl Known {
+    /// What was found for a request with this head, if it still holds.
+    fn of(
+        &mut self,
+        app: &AppState,
+        headers: &HeaderMap,
+        path: &str,
+        now: Instant,
+    ) -> Option<&mut Found> {
+        let found = self.0.as_deref_mut()?;
+        let same = found.path.as_ref() == path
+            && one_cookie(headers).is_some_and(|c| c.as_bytes() == found.cookie.as_ref())
+            && headers.get(header::HOST).map(HeaderValue::as_bytes) == found.host.as_deref();
+        (same && now < found.until && found.marks == marks(app)).then_some(found)
+    }
+}
+
+/// The marks a [`Found`] holds while they stand still.
+fn marks(app: &AppState) -> [u64; 3] {
+    [
+        app.auth.generation(),
+        app.directory.generation(),
+        app.hub.revocations_in_all(),
+    ]
+}
+
+/// The request's one `Cookie` header (a browser sends one; several are the chain's to read).
+fn one_cookie(headers: &HeaderMap) -> Option<&HeaderValue> {
+    let mut all = headers.get_all(header::COOKIE).iter();
+    let first = all.next()?;
+    all.next().is_none().then_some(first)
+}
+
+/// How often presence is told of a person polling on one connection (it writes at most every
+/// few seconds anyway: see `presence`).
+const SEEN_EVERY: Duration = Duration::from_secs(1);
 
 /// What a poll's URL names.
 #[derive(Debug, PartialEq, Eq)]
@@ -97,7 +171,11 @@ impl Asked {
 }
 
 /// The answer to `head`'s request, if it is a page's poll whose every check a cache answers.
-fn answer(app: &AppState, head: Head<'_>) -> Option<BoxFuture<'static, Response>> {
+fn answer(
+    app: &AppState,
+    known: &mut Known,
+    head: Head<'_>,
+) -> Option<BoxFuture<'static, Response>> {
     let started = Instant::now();
     if *head.method != Method::GET || tracing::enabled!(tracing::Level::DEBUG) {
         return None;
@@ -107,31 +185,31 @@ fn answer(app: &AppState, head: Head<'_>) -> Option<BoxFuture<'static, Response>
     if !htmx {
         return None;
     }
-    if let Some(host) = headers.get(header::HOST)
-        && !app.allowed_hosts.allows(host.to_str().unwrap_or_default())
-    {
-        return None;
-    }
-    let polled = Polled::of(head.uri.path())?;
+    let path = head.uri.path();
+    let polled = Polled::of(path)?;
     let asked = Asked::of(head.uri.query().unwrap_or_default())?;
     // A conversation's poll says where it is; the feed has no such place.
     if asked.after.is_some() != matches!(polled, Polled::Conversation { .. }) {
         return None;
     }
-    // Without the cookie, the chain sets one.
-    if !parley_admin::cookie_in(headers, csrf::CSRF_COOKIE).is_some_and(csrf::well_formed) {
-        return None;
-    }
-    let sent = parley_admin::cookie_in(headers, session::SESSION_COOKIE)?;
-    let (user, revision) = session::cached_login(app, sent)?;
-    let conv = match polled {
-        Polled::Conversation { raw, direct } => Some(conversation::cached(app, user, raw, direct)?),
-        Polled::Feed => None,
+    let found = match known.of(app, headers, path, started) {
+        Some(found) => found,
+        None => {
+            known.0 = None;
+            known.0.insert(find(app, headers, path, &polled, started)?)
+        }
     };
+    let (user, revision) = (found.user, found.revision);
     let client = super::client_of(head.peer.ip(), headers, &app.settings.trusted_proxies);
     let place = app.limits.poll_place(user, Some(network(client)))?;
     // Yes: from here on, this is what the chain would do.
-    session::seen(app, user);
+    if found
+        .seen
+        .is_none_or(|at| started.duration_since(at) >= SEEN_EVERY)
+    {
+        session::seen(app, user);
+        found.seen = Some(started);
+    }
     app.metrics.short_polls.inc();
     let mut exchange = telemetry::Exchange::begin(head.method, started, app.metrics.clone());
     if telemetry::access_log_enabled() {
@@ -142,7 +220,7 @@ fn answer(app: &AppState, head: Head<'_>) -> Option<BoxFuture<'static, Response>
         user,
         revision,
         htmx,
-        conv,
+        conv: found.conv.clone(),
         after: asked.after.unwrap_or(0),
         t: asked.t,
         s: asked.s,
@@ -162,6 +240,52 @@ fn answer(app: &AppState, head: Head<'_>) -> Option<BoxFuture<'static, Response>
         }
         exchange.answered(&mut resp);
         resp
+    }))
+}
+
+/// The checks the chain would make of a poll to `path` with `headers`, each answered from a
+/// cache, or `None` where one is not.
+fn find(
+    app: &AppState,
+    headers: &HeaderMap,
+    path: &str,
+    polled: &Polled<'_>,
+    now: Instant,
+) -> Option<Box<Found>> {
+    // Read before the look-ups: a forget or a revocation during them shows as a change.
+    let marks = marks(app);
+    let host = headers.get(header::HOST);
+    if let Some(host) = host
+        && !app.allowed_hosts.allows(host.to_str().unwrap_or_default())
+    {
+        return None;
+    }
+    let cookie = one_cookie(headers)?;
+    let cookies = cookie.to_str().ok()?;
+    // Without the cookie, the chain sets one.
+    if !parley_admin::cookie_in(headers, csrf::CSRF_COOKIE).is_some_and(csrf::well_formed) {
+        return None;
+    }
+    let sent = parley_admin::cookie_in(headers, session::SESSION_COOKIE)?;
+    let (user, revision, mut left) = session::cached_login(app, sent)?;
+    let conv = match *polled {
+        Polled::Conversation { raw, direct } => {
+            let (conv, kept) = conversation::cached(app, user, raw, direct)?;
+            left = left.min(kept);
+            Some(conv)
+        }
+        Polled::Feed => None,
+    };
+    Some(Box::new(Found {
+        cookie: cookies.as_bytes().into(),
+        host: host.map(|h| h.as_bytes().into()),
+        path: path.into(),
+        user,
+        revision,
+        conv,
+        until: now + left,
+        marks,
+        seen: None,
     }))
 }
 

@@ -44,9 +44,27 @@ pub struct Head<'a> {
     pub peer: SocketAddr,
 }
 
-/// Answers some requests without the endpoint chain: the answer, or `None` for the chain to
-/// answer the request (see `web::repoll`). It decides at once, from the head alone.
-pub type Shortcut = Arc<dyn Fn(Head<'_>) -> Option<BoxFuture<'static, Response>> + Send + Sync>;
+/// Answers some requests without the endpoint chain (see `web::repoll`).
+pub trait Shortcut: Send + Sync + 'static {
+    /// What it keeps of one connection, between that connection's requests.
+    type Conn: Default + Send + 'static;
+
+    /// The answer to the request `head` begins, or `None` for the chain to answer it. It
+    /// decides at once, from the head alone.
+    fn answer(&self, conn: &mut Self::Conn, head: Head<'_>)
+    -> Option<BoxFuture<'static, Response>>;
+}
+
+/// No shortcut: the chain answers every request.
+pub struct Chain;
+
+impl Shortcut for Chain {
+    type Conn = ();
+
+    fn answer(&self, _: &mut (), _: Head<'_>) -> Option<BoxFuture<'static, Response>> {
+        None
+    }
+}
 
 /// What the connection loop allows (from `Settings`).
 #[derive(Debug, Clone)]
@@ -271,13 +289,13 @@ Retry-After: 1\r\nConnection: close\r\nContent-Length: 49\r\n\r\nParley has too 
 pub type Release = Arc<dyn Fn() -> futures_util::future::BoxFuture<'static, ()> + Send + Sync>;
 
 /// Serves `ep` on `listener` until `shutdown` resolves; then stops accepting, calls `on_shutdown`
-/// (which answers held polls) and gives open connections up to `limits.grace` to finish. `shortcut`,
-/// when given, is asked first about every request. `release` is asked to free what it can
+/// (which answers held polls) and gives open connections up to `limits.grace` to finish.
+/// `shortcut` is asked first about every request. `release` is asked to free what it can
 /// whenever a flood of connections or a burst of answers is over.
-pub async fn serve<E>(
+pub async fn serve<E, S: Shortcut>(
     listener: TcpListener,
     ep: E,
-    shortcut: Option<Shortcut>,
+    shortcut: Arc<S>,
     limits: ConnLimits,
     shutdown: impl Future<Output = ()>,
     on_shutdown: impl FnOnce(),
@@ -332,6 +350,8 @@ where
         let service = service_fn({
             let (ep, local, remote) = (ep.clone(), local.clone(), remote(peer));
             let (activity, shortcut) = (activity.clone(), shortcut.clone());
+            // The connection's requests come one at a time: this is never borrowed twice.
+            let kept = std::cell::RefCell::new(S::Conn::default());
             move |req: hyper::Request<Incoming>| {
                 let (ep, local, remote) = (ep.clone(), local.clone(), remote.clone());
                 let in_flight = InFlight::begin(&activity);
@@ -342,7 +362,8 @@ where
                     peer,
                 };
                 // A request the shortcut answers is dropped here, before its answer is awaited.
-                let way = match shortcut.as_ref().and_then(|answer| answer(head)) {
+                let answer = shortcut.answer(&mut kept.borrow_mut(), head);
+                let way = match answer {
                     Some(answer) => Ok(answer),
                     None => Err(req),
                 };

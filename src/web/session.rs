@@ -205,16 +205,17 @@ pub fn cached_user_of(session: &Session, state: &super::App) -> Option<CurrentUs
 }
 
 /// Who is logged in with the session id `sent` (a session cookie's value), if the login cache
-/// says without reading anything: their id and revocation count. What [`cached_user_of`]
-/// decides, for a request that is not (yet) a poem `Request` (`repoll`).
-pub fn cached_login(state: &super::App, sent: &str) -> Option<(i64, u64)> {
+/// says without reading anything: their id and revocation count, and for how long the cache
+/// keeps them. What [`cached_user_of`] decides, for a request that is not (yet) a poem
+/// `Request` (`repoll`).
+pub fn cached_login(state: &super::App, sent: &str) -> Option<(i64, u64, Duration)> {
     // The cache's keys are ids as tower-sessions spells them; a cookie that is not one is no
     // login here (the chain decides what it is).
     Id::from_str(sent).ok()?;
     state
         .auth
-        .read(sent, |user| (user.id, user.revision))
-        .filter(|&(id, revision)| revision == state.hub.revocation(id))
+        .read(sent, |user, left| (user.id, user.revision, left))
+        .filter(|&(id, revision, _)| revision == state.hub.revocation(id))
 }
 
 /// Every page, fragment and held poll of a logged-in user counts as presence.

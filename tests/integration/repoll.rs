@@ -14,6 +14,7 @@ on_both_engines!(
     a_poll_is_answered_alike_whichever_way_it_comes_in,
     a_held_poll_of_a_session_that_ended_answers_nothing_and_the_next_is_refused,
     nobody_takes_the_short_way_into_a_conversation_that_is_not_theirs,
+    a_copy_of_a_session_cookie_stops_taking_the_short_way_when_the_session_ends,
     short_polls_are_answered_at_shutdown,
 );
 
@@ -104,7 +105,7 @@ async fn a_held_poll_of_a_session_that_ended_answers_nothing_and_the_next_is_ref
         "at the logout"
     );
     let next = alice.get_htmx(&poll).await;
-    assert_ne!(next.status, 200, "{}", next.body);
+    assert_eq!(next.status, 401, "{}", next.body);
     assert!(!next.body.contains("hello"));
     if short_way_open() {
         assert_eq!(short_polls(app).await - before, 1.0, "the first only");
@@ -134,6 +135,32 @@ async fn nobody_takes_the_short_way_into_a_conversation_that_is_not_theirs(app: 
     if short_way_open() {
         assert_eq!(short_polls(app).await - before, 2.0);
     }
+}
+
+/// A connection remembers what its last short poll was found to be (`repoll::Known`); the
+/// session ending elsewhere must end that too, though this connection sends the same cookies.
+async fn a_copy_of_a_session_cookie_stops_taking_the_short_way_when_the_session_ends(
+    app: &mut TestApp,
+) {
+    let alice = alice_in_general(app).await;
+    alice.say("/rooms/general", "hello").await;
+    let copy = Client::new(&app.base).await;
+    let session = alice.cookie("parley_session").expect("alice's session");
+    copy.add_cookie(&format!("parley_session={session}"));
+    let before = short_polls(app).await;
+    // Twice on one kept-alive connection: the second is what the first was found to be.
+    for _ in 0..2 {
+        let page = copy.get_htmx("/rooms/general/messages?after=0").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert_eq!(page.select(".message .body"), ["hello"]);
+    }
+    if short_way_open() {
+        assert_eq!(short_polls(app).await - before, 2.0);
+    }
+    alice.post("/logout", &[]).await;
+    let page = copy.get_htmx("/rooms/general/messages?after=0").await;
+    assert_eq!(page.status, 401, "{}", page.body);
+    assert!(!page.body.contains("hello"));
 }
 
 async fn short_polls_are_answered_at_shutdown(app: &mut TestApp) {

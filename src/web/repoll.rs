@@ -53,11 +53,19 @@ impl Shortcut for Repoll {
 pub struct Known(Option<Box<Found>>);
 
 struct Found {
-    /// The request's `Cookie`, `Host` and path, as sent (copies: hyper's read buffer must not
-    /// be kept).
-    cookie: Box<[u8]>,
-    host: Option<Box<[u8]>>,
-    path: Box<str>,
+    /// The request's `Cookie`, `Host` and path as sent, one after the other (a copy: hyper's
+    /// read buffer must not be kept), and where the first two end.
+    head: Box<[u8]>,
+    cookie_end: usize,
+    host_end: Option<usize>,
+    /// What the look-ups found for it.
+    checked: Checked,
+    /// When presence was last told of the user from here (`session::seen`).
+    seen: Option<Instant>,
+}
+
+/// What a poll's cookies and path were found to be, and for how long that holds.
+struct Checked {
     user: i64,
     revision: u64,
     conv: Option<(i64, String)>,
@@ -65,24 +73,35 @@ struct Found {
     until: Instant,
     /// The caches' generations and the revocations in all, when it was found.
     marks: [u64; 3],
-    /// When presence was last told of the user from here (`session::seen`).
-    seen: Option<Instant>,
 }
 
-impl Known {
-    /// What was found for a request with this head, if it still holds.
-    fn of(
-        &mut self,
-        app: &AppState,
-        headers: &HeaderMap,
-        path: &str,
-        now: Instant,
-    ) -> Option<&mut Found> {
-        let found = self.0.as_deref_mut()?;
-        let same = found.path.as_ref() == path
-            && one_cookie(headers).is_some_and(|c| c.as_bytes() == found.cookie.as_ref())
-            && headers.get(header::HOST).map(HeaderValue::as_bytes) == found.host.as_deref();
-        (same && now < found.until && found.marks == marks(app)).then_some(found)
+impl Found {
+    fn new(cookie: &[u8], host: Option<&[u8]>, path: &str, checked: Checked) -> Box<Self> {
+        let host_bytes = host.unwrap_or_default();
+        let mut head = Vec::with_capacity(cookie.len() + host_bytes.len() + path.len());
+        head.extend_from_slice(cookie);
+        head.extend_from_slice(host_bytes);
+        head.extend_from_slice(path.as_bytes());
+        Box::new(Found {
+            head: head.into_boxed_slice(),
+            cookie_end: cookie.len(),
+            host_end: host.map(|h| cookie.len() + h.len()),
+            checked,
+            seen: None,
+        })
+    }
+
+    /// Whether a request with these was the one found.
+    fn is(&self, cookie: &[u8], host: Option<&[u8]>, path: &str) -> bool {
+        let (sent_cookie, rest) = self.head.split_at(self.cookie_end);
+        let (sent_host, sent_path) = match self.host_end {
+            Some(end) => {
+                let (h, p) = rest.split_at(end - self.cookie_end);
+                (Some(h), p)
+            }
+            None => (None, rest),
+        };
+        sent_cookie == cookie && sent_host == host && sent_path == path.as_bytes()
     }
 }
 
@@ -192,14 +211,27 @@ fn answer(
     if asked.after.is_some() != matches!(polled, Polled::Conversation { .. }) {
         return None;
     }
-    let found = match known.of(app, headers, path, started) {
-        Some(found) => found,
+    let cookie = one_cookie(headers)?.as_bytes();
+    let host = headers.get(header::HOST).map(HeaderValue::as_bytes);
+    let same = known.0.as_deref().is_some_and(|f| f.is(cookie, host, path));
+    if !same {
+        known.0 = None;
+    }
+    let holds = |c: &Checked| started < c.until && c.marks == marks(app);
+    let found = match known.0.as_deref_mut() {
+        Some(found) if holds(&found.checked) => found,
+        // The same poll, found again (its entries expired or something was forgotten):
+        // refreshed where it is kept.
+        Some(found) => {
+            found.checked = check(app, headers, &polled, started)?;
+            found
+        }
         None => {
-            known.0 = None;
-            known.0.insert(find(app, headers, path, &polled, started)?)
+            let checked = check(app, headers, &polled, started)?;
+            known.0.insert(Found::new(cookie, host, path, checked))
         }
     };
-    let (user, revision) = (found.user, found.revision);
+    let Checked { user, revision, .. } = found.checked;
     let client = super::client_of(head.peer.ip(), headers, &app.settings.trusted_proxies);
     let place = app.limits.poll_place(user, Some(network(client)))?;
     // Yes: from here on, this is what the chain would do.
@@ -220,15 +252,17 @@ fn answer(
         user,
         revision,
         htmx,
-        conv: found.conv.clone(),
+        conv: found.checked.conv.clone(),
         after: asked.after.unwrap_or(0),
         t: asked.t,
         s: asked.s,
     };
-    let wait = messages::wait(app.clone(), place, poll);
+    let app = app.clone();
     Some(Box::pin(async move {
         exchange.hold();
-        let mut resp = wait.await;
+        // Made here, not captured: a captured future would be kept twice in this one's state
+        // (as captured, and as awaited), a kilobyte more for every held poll.
+        let mut resp = messages::wait(app, place, poll).await;
         // What the outermost middleware puts on a held poll (`web::frame`).
         let headers = resp.headers_mut();
         headers.insert(
@@ -243,25 +277,21 @@ fn answer(
     }))
 }
 
-/// The checks the chain would make of a poll to `path` with `headers`, each answered from a
-/// cache, or `None` where one is not.
-fn find(
+/// The checks the chain would make of a poll with `headers`, each answered from a cache, or
+/// `None` where one is not.
+fn check(
     app: &AppState,
     headers: &HeaderMap,
-    path: &str,
     polled: &Polled<'_>,
     now: Instant,
-) -> Option<Box<Found>> {
+) -> Option<Checked> {
     // Read before the look-ups: a forget or a revocation during them shows as a change.
     let marks = marks(app);
-    let host = headers.get(header::HOST);
-    if let Some(host) = host
+    if let Some(host) = headers.get(header::HOST)
         && !app.allowed_hosts.allows(host.to_str().unwrap_or_default())
     {
         return None;
     }
-    let cookie = one_cookie(headers)?;
-    let cookies = cookie.to_str().ok()?;
     // Without the cookie, the chain sets one.
     if !parley_admin::cookie_in(headers, csrf::CSRF_COOKIE).is_some_and(csrf::well_formed) {
         return None;
@@ -276,17 +306,13 @@ fn find(
         }
         Polled::Feed => None,
     };
-    Some(Box::new(Found {
-        cookie: cookies.as_bytes().into(),
-        host: host.map(|h| h.as_bytes().into()),
-        path: path.into(),
+    Some(Checked {
         user,
         revision,
         conv,
         until: now + left,
         marks,
-        seen: None,
-    }))
+    })
 }
 
 #[cfg(test)]

@@ -179,22 +179,24 @@ impl<K: Eq + Hash, V: Clone> Cache<K, V> {
         before - entries.len()
     }
 
+    // The generation moves while the lock is held: nobody can read the entry gone and the
+    // generation unmoved.
     pub fn remove(&self, key: &K) {
-        self.entries.lock().expect("cache lock").remove(key);
+        let mut entries = self.entries.lock().expect("cache lock");
+        entries.remove(key);
         self.moved();
     }
 
     /// Forgets the entries `drop` picks.
     pub fn forget(&self, mut drop: impl FnMut(&K, &V) -> bool) {
-        self.entries
-            .lock()
-            .expect("cache lock")
-            .retain(|k, (v, _)| !drop(k, v));
+        let mut entries = self.entries.lock().expect("cache lock");
+        entries.retain(|k, (v, _)| !drop(k, v));
         self.moved();
     }
 
     pub fn clear(&self) {
-        self.entries.lock().expect("cache lock").clear();
+        let mut entries = self.entries.lock().expect("cache lock");
+        entries.clear();
         self.moved();
     }
 }

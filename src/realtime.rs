@@ -694,13 +694,12 @@ impl Hub {
     }
 
     fn revoked_here(&self, user: i64) {
-        *self
-            .revocations
-            .lock()
-            .expect("revocations lock")
-            .entry(user)
-            .or_insert(0) += 1;
-        self.revoked.fetch_add(1, Ordering::AcqRel);
+        {
+            let mut revocations = self.revocations.lock().expect("revocations lock");
+            *revocations.entry(user).or_insert(0) += 1;
+            // Under the lock: nobody sees the user's count moved and the total not.
+            self.revoked.fetch_add(1, Ordering::AcqRel);
+        }
         // Their held polls wake, and see the count moved.
         if let Some(feed) = self.people.lock().expect("people lock").feeds.get(&user) {
             feed.bump();
@@ -899,9 +898,8 @@ impl Hub {
     /// database was restored from a backup, or from a room deleted and made again under its name.
     /// Such a poll would wait for change numbers the room will only reach much later, missing
     /// everything until then. (On PostgreSQL this process may not have heard of the newest yet,
-    /// so a cursor beyond what it knows is checked against the database.)
-    /// Whether `after` is beyond every change `room` has had (a missing room has had none; a
-    /// failed read says no).
+    /// so a cursor beyond what it knows is checked against the database.) A missing room has had
+    /// no change; a failed read says no.
     async fn never_reached(&self, room: i64, after: i64) -> bool {
         match Box::pin(rooms::find_by_id(&self.pool, room)).await {
             Ok(found) => after > found.map_or(0, |r| r.last_seq),

@@ -196,7 +196,7 @@ fn answer(
     head: Head<'_>,
 ) -> Option<BoxFuture<'static, Response>> {
     let started = Instant::now();
-    if *head.method != Method::GET || tracing::enabled!(tracing::Level::DEBUG) {
+    if *head.method != Method::GET || telemetry::spans_enabled() {
         return None;
     }
     let headers = head.headers;

@@ -49,6 +49,11 @@ pub fn access_log_enabled() -> bool {
     tracing::enabled!(target: ACCESS, tracing::Level::INFO)
 }
 
+/// Whether requests get a span ([`span`]): debug logging on for this module.
+pub fn spans_enabled() -> bool {
+    tracing::enabled!(tracing::Level::DEBUG)
+}
+
 /// The span of a request (disabled, and free, unless debug logging is on for Parley).
 pub fn span(req: &Request) -> Span {
     tracing::debug_span!(

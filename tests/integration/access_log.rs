@@ -174,6 +174,57 @@ async fn a_held_poll_is_logged_once_when_it_is_answered() {
     assert!(field(&lines[0], "bytes").unwrap().parse::<usize>().unwrap() > 0);
 }
 
+/// A line's fields but its time (`ms`), by name.
+fn fields_but_time(line: &str) -> std::collections::BTreeMap<&str, &str> {
+    line.split(' ')
+        .filter_map(|word| word.split_once('='))
+        .filter(|(name, _)| *name != "ms")
+        .collect()
+}
+
+/// A page's poll that takes the short way in (`web::repoll`) is logged as the chain logs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pages_poll_is_logged_alike_whichever_way_it_comes_in() {
+    let server = Logged::start(&[("PARLEY_METRICS_TOKEN", crate::metrics::TOKEN)]).await;
+    insert_member(&server.database_url, "alice").await;
+    let alice = log_in(&server.base, "alice").await;
+    alice.post("/rooms", &[("name", "general")]).await;
+    alice.say("/rooms/general", "hi").await;
+    assert_eq!(alice.get("/rooms/general").await.status, 200);
+    let short_polls = || async {
+        crate::metrics::value(
+            &crate::metrics::scrape_at(&server.base).await,
+            "parley_short_polls_total",
+        )
+    };
+    let before = short_polls().await;
+    // The chain reads `gener%61l` as `general`; the short way leaves it to the chain.
+    let short = alice.get_htmx("/rooms/general/messages?after=0").await;
+    let chain = alice.get_htmx("/rooms/gener%61l/messages?after=0").await;
+    assert_eq!((short.status, chain.status), (200, 200));
+    assert_eq!(
+        short_polls().await - before,
+        1.0,
+        "the first took the short way"
+    );
+    let lines: Vec<String> = server
+        .access_lines()
+        .await
+        .into_iter()
+        .filter(|l| {
+            field(l, "route") == Some("/rooms/{name}/messages") && field(l, "method") == Some("GET")
+        })
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert_eq!(fields_but_time(&lines[0]), fields_but_time(&lines[1]));
+    assert_eq!(field(&lines[0], "user"), Some("1"), "{}", lines[0]);
+    assert_eq!(field(&lines[0], "client"), Some("127.0.0.1"));
+    assert_eq!(
+        field(&lines[0], "bytes").unwrap().parse::<usize>().unwrap(),
+        short.body.len()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_is_the_address_the_trusted_proxy_names_and_no_one_else_does() {
     let server = Logged::start(&[("PARLEY_TRUSTED_PROXIES", "127.0.0.1")]).await;

@@ -13,6 +13,29 @@ pub async fn superuser(app: &TestApp) -> Client {
     c
 }
 
+/// The room `name` saved by `staff` through its admin form as `new_name` with `topic`; its id.
+pub async fn save_room(
+    app: &TestApp,
+    staff: &Client,
+    name: &str,
+    new_name: &str,
+    topic: &str,
+) -> i64 {
+    let room: i64 = sqlx::query_scalar("SELECT id FROM rooms WHERE name = $1")
+        .bind(name)
+        .fetch_one(&app.pool().await)
+        .await
+        .unwrap();
+    let saved = staff
+        .post(
+            &format!("/admin/rooms/{room}/change/"),
+            &[("name", new_name), ("topic", topic), ("_save", "1")],
+        )
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    room
+}
+
 pub(crate) async fn user_id(app: &TestApp, name: &str) -> i64 {
     sqlx::query_scalar("SELECT id FROM users WHERE username = $1")
         .bind(name)
@@ -347,21 +370,7 @@ async fn what_staff_change_in_the_admin_is_what_users_see(app: &TestApp) {
         0
     );
     // A room's topic edited in the admin shows in the room.
-    let room: i64 = sqlx::query_scalar("SELECT id FROM rooms WHERE name = 'general'")
-        .fetch_one(&app.pool().await)
-        .await
-        .unwrap();
-    let page = boss
-        .post(
-            &format!("/admin/rooms/{room}/change/"),
-            &[
-                ("name", "general"),
-                ("topic", "Edited by staff"),
-                ("_save", "1"),
-            ],
-        )
-        .await;
-    assert_eq!(page.status, 303, "{}", page.body);
+    let room = save_room(app, &boss, "general", "general", "Edited by staff").await;
     assert_eq!(
         alice
             .get("/rooms/general")

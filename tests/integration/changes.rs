@@ -561,21 +561,7 @@ async fn a_staff_write_does_not_silence_the_feeds_being_held(app: &TestApp) {
     let started = Instant::now();
     let feed = feed_held(&bob);
     settle().await;
-    let room: i64 = sqlx::query_scalar("SELECT id FROM rooms WHERE name = 'general'")
-        .fetch_one(&app.pool().await)
-        .await
-        .unwrap();
-    let saved = boss
-        .post(
-            &format!("/admin/rooms/{room}/change/"),
-            &[
-                ("name", "general"),
-                ("topic", "staff were here"),
-                ("_save", "1"),
-            ],
-        )
-        .await;
-    assert_eq!(saved.status, 303, "{}", saved.body);
+    crate::admin::save_room(app, &boss, "general", "general", "staff were here").await;
     alice.say("/dm/bob", "are you there?").await;
     let (status, _) = feed.await.unwrap();
     assert_eq!(status, 200);

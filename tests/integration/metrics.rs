@@ -27,8 +27,13 @@ pub fn value(metrics: &str, series: &str) -> f64 {
 
 /// The metrics, read from the public address with the token.
 pub async fn scrape(app: &TestApp) -> String {
+    scrape_at(&app.base).await
+}
+
+/// The metrics of the server at `base`, read with the token.
+pub async fn scrape_at(base: &str) -> String {
     let resp = reqwest::Client::new()
-        .get(format!("{}/metrics", app.base))
+        .get(format!("{base}/metrics"))
         .bearer_auth(TOKEN)
         .send()
         .await

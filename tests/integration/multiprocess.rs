@@ -181,6 +181,50 @@ async fn a_cookie_logged_out_through_one_server_stops_working_on_the_others_at_o
     }
 }
 
+/// A page's poll on B takes the short way in, and B's connection remembers what it was found to
+/// be (`web::repoll`). A logout through A must end that at once too, though B was only told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_polling_one_server_the_short_way_stops_when_its_session_ends_on_another() {
+    let Some(url) = database().await else { return };
+    let token = crate::metrics::TOKEN;
+    let a = Server::start(&url).await;
+    let b = Server::start_with(&url, &[("PARLEY_METRICS_TOKEN", token)]).await;
+    let alice = member(&url, &a.base, "alice").await;
+    alice.post("/rooms", &[("name", "general")]).await;
+    alice.say("/rooms/general", "hello").await;
+    // Alice's page on B: her session, B's own CSRF cookie, one kept-alive connection.
+    let on_b = Client::new(&b.base).await;
+    let session = alice.cookie("parley_session").expect("alice's session");
+    on_b.add_cookie(&format!("parley_session={session}"));
+    assert_eq!(on_b.get("/rooms/general").await.status, 200);
+    let short_polls = || async {
+        crate::metrics::value(
+            &crate::metrics::scrape_at(&b.base).await,
+            "parley_short_polls_total",
+        )
+    };
+    let poll = "/rooms/general/messages?after=0";
+    for _ in 0..2 {
+        let page = on_b.get_htmx(poll).await;
+        assert_eq!(page.select(".message .body"), ["hello"]);
+    }
+    assert_eq!(short_polls().await, 2.0, "both took the short way");
+    assert_eq!(alice.post("/logout", &[]).await.status, 303);
+    let started = Instant::now();
+    loop {
+        let page = on_b.get_htmx(poll).await;
+        if page.status == 401 {
+            break;
+        }
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "B's short way still answers a session logged out on A"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_senders_on_two_servers_give_every_listener_every_message_in_order() {
     let Some(url) = database().await else { return };

@@ -16,11 +16,21 @@ on_both_engines!(
     nobody_takes_the_short_way_into_a_conversation_that_is_not_theirs,
     a_copy_of_a_session_cookie_stops_taking_the_short_way_when_the_session_ends,
     short_polls_are_answered_at_shutdown,
+    a_private_conversation_and_the_feed_are_answered_alike_whichever_way,
+    a_room_renamed_by_staff_is_not_polled_under_its_old_name,
+    an_account_deactivated_behind_the_servers_back_stops_polling_when_its_login_expires,
 );
 
 /// How many polls took the short way so far.
 async fn short_polls(app: &TestApp) -> f64 {
     value(&scrape(app).await, "parley_short_polls_total")
+}
+
+/// How many requests the metrics count for `route` with `status` (a GET).
+async fn requests(app: &TestApp, route: &str, status: u16) -> f64 {
+    let series =
+        format!(r#"parley_http_requests_total{{method="GET",route="{route}",status="{status}"}}"#);
+    value(&scrape(app).await, &series)
 }
 
 /// With debug logging on (`TEST_LOG=1`), every poll goes through the chain, for its span.
@@ -179,4 +189,96 @@ async fn short_polls_are_answered_at_shutdown(app: &mut TestApp) {
         started.elapsed() < Duration::from_millis(1800),
         "answered at shutdown, before the 2 s hold"
     );
+}
+
+async fn a_private_conversation_and_the_feed_are_answered_alike_whichever_way(app: &mut TestApp) {
+    app.restart_with(|s| s.metrics_token = Some(TOKEN.to_owned()))
+        .await;
+    let alice = app.member("alice").await;
+    let bob = app.member("bob").await;
+    alice.post("/rooms", &[("name", "general")]).await;
+    alice.say("/dm/bob", "just between us").await;
+    alice.say("/rooms/general", "hello").await;
+    assert_eq!(bob.get("/dm/alice").await.status, 200);
+    let before = short_polls(app).await;
+    let dm = "/dm/{username}/messages";
+    let dms = requests(app, dm, 200).await;
+    // Bob's private conversation: the chain reads `%61lice` as `alice`.
+    let (short, chain) = tokio::join!(
+        bob.get_htmx("/dm/alice/messages?after=0"),
+        bob.get_htmx("/dm/%61lice/messages?after=0"),
+    );
+    assert_eq!(answer(&short), answer(&chain));
+    assert_eq!(short.select(".message .body"), ["just between us"]);
+    // His feed, with a sidebar as old as can be: answered at once with the whole sidebar. The
+    // chain reads `t=%30` as `t=0`.
+    let (short, chain) = tokio::join!(bob.get_htmx("/feed?t=0"), bob.get_htmx("/feed?t=%30"));
+    // The sidebar says when it was made (`data-t`), to the millisecond.
+    let made_at = |page: &Page| page.attr("#poller", "data-t").expect("the sidebar's time");
+    let (mut short_answer, mut chain_answer) = (answer(&short), answer(&chain));
+    short_answer.1 = short_answer.1.replace(&made_at(&short), "T");
+    chain_answer.1 = chain_answer.1.replace(&made_at(&chain), "T");
+    assert_eq!(short_answer, chain_answer);
+    assert_eq!(short.status, 200, "{}", short.body);
+    assert!(
+        short.has("#people-list a[href='/dm/alice']"),
+        "{}",
+        short.body
+    );
+    if short_way_open() {
+        assert_eq!(short_polls(app).await - before, 2.0, "one of each pair");
+    }
+    // Both ways are counted under the route's name, as the chain names it.
+    assert_eq!(requests(app, dm, 200).await - dms, 2.0);
+}
+
+/// Staff renaming a room forgets every conversation the directory kept: a connection's memo of
+/// its last poll must not go on answering for the room under its old name.
+async fn a_room_renamed_by_staff_is_not_polled_under_its_old_name(app: &mut TestApp) {
+    let alice = alice_in_general(app).await;
+    alice.say("/rooms/general", "hello").await;
+    let before = short_polls(app).await;
+    for _ in 0..2 {
+        let page = alice.get_htmx("/rooms/general/messages?after=0").await;
+        assert_eq!(page.select(".message .body"), ["hello"]);
+    }
+    if short_way_open() {
+        assert_eq!(short_polls(app).await - before, 2.0);
+    }
+    let boss = crate::admin::superuser(app).await;
+    crate::admin::save_room(app, &boss, "general", "lobby", "").await;
+    let old = alice.get_htmx("/rooms/general/messages?after=0").await;
+    assert_eq!(old.status, 404, "{}", old.body);
+    let new = alice.get_htmx("/rooms/lobby/messages?after=0").await;
+    assert_eq!(new.select(".message .body"), ["hello"]);
+}
+
+/// A connection's memo is trusted no longer than the login cache entry it came from. An account
+/// deactivated in the database with nobody told (as a script or a second process on SQLite
+/// would) is read again once that entry expires, on the very connection that kept polling.
+async fn an_account_deactivated_behind_the_servers_back_stops_polling_when_its_login_expires(
+    app: &mut TestApp,
+) {
+    let alice = alice_in_general(app).await;
+    alice.say("/rooms/general", "hello").await;
+    let poll = "/rooms/general/messages?after=0";
+    assert_eq!(alice.get_htmx(poll).await.status, 200);
+    sqlx::query("UPDATE users SET is_active = 0 WHERE username = 'alice'")
+        .execute(&app.pool().await)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let deadline = parley::web::session::AUTH_CACHE_TTL + Duration::from_secs(2);
+    loop {
+        let page = alice.get_htmx(poll).await;
+        if page.status == 401 {
+            break;
+        }
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(
+            started.elapsed() < deadline,
+            "still answered after the login cache let it go"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }

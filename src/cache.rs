@@ -31,6 +31,13 @@ struct Load {
 /// How long a miss waits for another request's load of the same key.
 const TURN_WAIT: Duration = Duration::from_secs(1);
 
+/// How long before it expires an entry that is in use is loaded again, in the background, by
+/// what found it about to expire (the short way in for polls, `web::repoll`). A room's listeners
+/// all re-poll at once: had the login or the room they poll expired under them, all of them
+/// would go down the endpoint chain together, each waiting for one read, a few times a minute
+/// (BENCHMARKS.md, "The eighth day").
+pub const RELOAD_AHEAD: Duration = Duration::from_secs(3);
+
 /// What [`Cache::turn`] gives: the load of a key, for the one request that loads it (its map
 /// entry goes, and its waiters wake, when this is dropped), or nothing for the others.
 pub struct Turn<'a, K: Eq + Hash, V> {
@@ -117,6 +124,33 @@ impl<K: Eq + Hash, V: Clone> Cache<K, V> {
             cache: self,
             loading: None,
         }
+    }
+
+    /// The turn to load `key` if nobody is loading it now, without waiting: for loading an
+    /// entry again before it expires, in the background (see [`RELOAD_AHEAD`]).
+    pub fn try_turn(&self, key: &K) -> Option<Turn<'_, K, V>>
+    where
+        K: Clone,
+    {
+        let mut loading = self.loading.lock().expect("cache lock");
+        if loading.contains_key(key) {
+            return None;
+        }
+        let load = Arc::new(Load::default());
+        loading.insert(key.clone(), load.clone());
+        Some(Turn {
+            cache: self,
+            loading: Some((key.clone(), load)),
+        })
+    }
+
+    /// Whether `key` is being loaded now.
+    pub fn is_loading<Q>(&self, key: &Q) -> bool
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.loading.lock().expect("cache lock").contains_key(key)
     }
 
     pub fn get(&self, key: &K) -> Option<V> {
@@ -235,6 +269,19 @@ mod tests {
         std::thread::sleep(Duration::from_millis(40));
         assert_eq!(cache.age(&5), None);
         assert_eq!(cache.purge(), 1);
+    }
+
+    #[test]
+    fn a_turn_is_taken_without_waiting_only_while_nobody_loads() {
+        let cache: Cache<i32, &str> = Cache::new(Duration::from_secs(10), 10);
+        let turn = cache.try_turn(&1).expect("nobody loads 1");
+        assert!(turn.loads());
+        assert!(cache.is_loading(&1));
+        assert!(cache.try_turn(&1).is_none(), "one load of a key at a time");
+        assert!(cache.try_turn(&2).is_some(), "another key's");
+        drop(turn);
+        assert!(!cache.is_loading(&1));
+        assert!(cache.try_turn(&1).is_some());
     }
 
     #[tokio::test]

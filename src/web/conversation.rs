@@ -11,7 +11,7 @@ use serde::Deserialize;
 use super::error::AppError;
 use super::sidebar::sidebar_data;
 use super::{AppState, Ctx, with_status};
-use crate::cache::Cache;
+use crate::cache::{Cache, RELOAD_AHEAD};
 use crate::domain::{RoomName, Username};
 use crate::store::{favourites, messages, rooms, users};
 use crate::views::chat::{self, About, Composer, Conversation};
@@ -36,6 +36,9 @@ pub struct Target {
 /// viewer 0; a private conversation under its viewer, so the cache cannot hand one person's
 /// conversation to another.
 pub type Directory = Cache<(i64, String), Target>;
+
+/// How long the directory keeps a conversation without reading it again.
+pub const DIRECTORY_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What a URL's name segment is, parsed as the forms parse names: anything else (a NUL, a
 /// character no name has) names nothing, and reaches no query.
@@ -62,19 +65,106 @@ fn direct_key(viewer: i64, username: &Username) -> (i64, String) {
 /// `{username}` segment, `direct` for the latter) for `viewer`, if the directory has it: what
 /// [`Conv`] would resolve it to, without reading anything or creating a conversation (for
 /// `repoll`), and for how long the directory keeps it. `None` is no answer, not a refusal.
+///
+/// One about to expire is read again in the background (`RELOAD_AHEAD`), so that a room's
+/// listeners, all re-polling at once, do not find it expired together.
 pub fn cached(
-    app: &super::App,
+    app: &AppState,
     viewer: i64,
     raw: &str,
     direct: bool,
 ) -> Option<((i64, String), std::time::Duration)> {
-    let key = match direct {
-        false => room_key(&RoomName::parse(raw).ok()?),
-        true => direct_key(viewer, &Username::parse(raw).ok()?),
+    let (key, named) = match direct {
+        false => {
+            let name = RoomName::parse(raw).ok()?;
+            (room_key(&name), Named::Room(name))
+        }
+        true => {
+            let username = Username::parse(raw).ok()?;
+            (
+                direct_key(viewer, &username),
+                Named::Direct(viewer, username),
+            )
+        }
     };
-    app.directory.read(&key, |target, left| {
+    let found = app.directory.read(&key, |target, left| {
         ((target.room, target.base.clone()), left)
-    })
+    })?;
+    if found.1 < RELOAD_AHEAD && !app.directory.is_loading(&key) {
+        tokio::spawn(reload(app.clone(), key, named));
+    }
+    Some(found)
+}
+
+/// What a directory key was made of.
+enum Named {
+    Room(RoomName),
+    /// A viewer's own conversation with a username.
+    Direct(i64, Username),
+}
+
+/// Reads the conversation under `key` again, unless it was read again, or forgotten, since it
+/// was found about to expire. One that is gone (a room renamed or deleted, a person
+/// deactivated) is forgotten: the next request for it is the chain's to refuse.
+async fn reload(app: AppState, key: (i64, String), named: Named) {
+    let Some(_turn) = app.directory.try_turn(&key) else {
+        return;
+    };
+    if app.directory.read(&key, |_, left| left < RELOAD_AHEAD) != Some(true) {
+        return;
+    }
+    let found = match named {
+        Named::Room(name) => load_room(&app, &name).await,
+        Named::Direct(viewer, username) => existing_direct(&app, viewer, &username).await,
+    };
+    match found {
+        Ok(Some(target)) => app.directory.put(key, target),
+        Ok(None) => app.directory.remove(&key),
+        Err(err) => tracing::warn!(%err, "could not read a conversation again"),
+    }
+}
+
+/// The public room `name`, read from the database.
+async fn load_room(app: &AppState, name: &RoomName) -> Result<Option<Target>, AppError> {
+    let room = rooms::find_public(&app.db.pool, name.as_str()).await?;
+    Ok(room.map(|room| {
+        let name = room.name.unwrap_or_default();
+        Target {
+            room: room.id,
+            title: format!("#{name}"),
+            base: format!("/rooms/{name}"),
+            public: true,
+            peer: None,
+        }
+    }))
+}
+
+/// `viewer`'s conversation with `username`, if there is one and that person is active.
+async fn existing_direct(
+    app: &AppState,
+    viewer: i64,
+    username: &Username,
+) -> Result<Option<Target>, AppError> {
+    let pool = &app.db.pool;
+    let Some(other) = users::find_by_name(pool, username.as_str())
+        .await?
+        .filter(|u| u.is_active && u.id != viewer)
+    else {
+        return Ok(None);
+    };
+    let room = rooms::find_direct(pool, viewer, other.id).await?;
+    Ok(room.map(|room| direct_target(room.id, &other.username, other.id)))
+}
+
+/// A private conversation, as the directory keeps it.
+fn direct_target(room: i64, username: &str, peer: i64) -> Target {
+    Target {
+        room,
+        title: username.to_owned(),
+        base: format!("/dm/{username}"),
+        public: false,
+        peer: Some(peer),
+    }
 }
 
 /// The public room `name`; anyone logged in may read and write it.
@@ -85,17 +175,9 @@ async fn open_room(app: &AppState, name: &RoomName) -> Result<Target, AppError> 
         Ok(target) => return Ok(target),
         Err(turn) => turn,
     };
-    let room = rooms::find_public(&app.db.pool, name.as_str())
+    let target = load_room(app, name)
         .await?
         .ok_or(AppError::NotFound("There is no room with that name."))?;
-    let name = room.name.unwrap_or_default();
-    let target = Target {
-        room: room.id,
-        title: format!("#{name}"),
-        base: format!("/rooms/{name}"),
-        public: true,
-        peer: None,
-    };
     app.directory.put(key, target.clone());
     Ok(target)
 }
@@ -135,13 +217,7 @@ async fn open_direct(app: &AppState, ctx: &Ctx, username: &Username) -> Result<T
     };
     app.hub.joined(room.id, ctx.user.id);
     app.hub.joined(room.id, other.id);
-    let target = Target {
-        room: room.id,
-        title: other.username.clone(),
-        base: format!("/dm/{}", other.username),
-        public: false,
-        peer: Some(other.id),
-    };
+    let target = direct_target(room.id, &other.username, other.id);
     app.directory.put(key, target.clone());
     Ok(target)
 }
@@ -163,25 +239,10 @@ pub async fn existing(app: &AppState, ctx: &Ctx, url: &str) -> Result<Option<Tar
     let Some(Ok(username)) = rest("/dm/").map(Username::parse) else {
         return Ok(None);
     };
-    let key = (ctx.user.id, format!("/dm/{}", username.key()));
-    if let Some(target) = app.directory.get(&key) {
+    if let Some(target) = app.directory.get(&direct_key(ctx.user.id, &username)) {
         return Ok(Some(target));
     }
-    let pool = &app.db.pool;
-    let Some(other) = users::find_by_name(pool, username.as_str())
-        .await?
-        .filter(|u| u.is_active)
-    else {
-        return Ok(None);
-    };
-    let room = rooms::find_direct(pool, ctx.user.id, other.id).await?;
-    Ok(room.map(|room| Target {
-        room: room.id,
-        title: other.username.clone(),
-        base: format!("/dm/{}", other.username),
-        public: false,
-        peer: Some(other.id),
-    }))
+    existing_direct(app, ctx.user.id, &username).await
 }
 
 /// The conversation at `path` (`/rooms/{name}` or `/dm/{username}`, nothing more), resolved and

@@ -104,7 +104,7 @@ impl App {
             // 50 an hour from one address: a class behind one NAT registers, a script does not.
             signups: Throttle::new(Duration::from_secs(3600), u32::MAX, SIGNUPS_PER_HOUR),
             auth: AuthCache::new(session::AUTH_CACHE_TTL, 50_000),
-            directory: conversation::Directory::new(Duration::from_secs(30), 100_000),
+            directory: conversation::Directory::new(conversation::DIRECTORY_TTL, 100_000),
             searches: tokio::sync::Semaphore::new(search::SEARCHES_AT_ONCE),
             files,
             thumbnails: tokio::sync::Semaphore::new(1),

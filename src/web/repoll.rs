@@ -25,6 +25,7 @@ use poem::http::{HeaderMap, HeaderValue, Method, header};
 
 use super::server::{Head, Shortcut, network};
 use super::{AppState, conversation, csrf, messages, session, telemetry};
+use crate::cache::RELOAD_AHEAD;
 
 /// The shortcut `server::serve` asks about every request.
 pub struct Repoll {
@@ -69,7 +70,9 @@ struct Checked {
     user: i64,
     revision: u64,
     conv: Option<(i64, String)>,
-    /// When the first of the cache entries it came from expires.
+    /// When the first of the cache entries it came from is due to be read again, a little
+    /// before it expires (`cache::RELOAD_AHEAD`): from then on each poll asks the caches again,
+    /// which have it read again in the background.
     until: Instant,
     /// The caches' generations and the revocations in all, when it was found.
     marks: [u64; 3],
@@ -310,7 +313,7 @@ fn check(
         user,
         revision,
         conv,
-        until: now + left,
+        until: now + left.saturating_sub(RELOAD_AHEAD),
         marks,
     })
 }

@@ -16,7 +16,7 @@ use tower_sessions_core::session::{Expiry, Id};
 
 use super::AppState;
 use super::error::AppError;
-use crate::cache::Cache;
+use crate::cache::{Cache, RELOAD_AHEAD};
 use crate::db::SessionBackend;
 use crate::store::users::{self, User};
 
@@ -208,14 +208,51 @@ pub fn cached_user_of(session: &Session, state: &super::App) -> Option<CurrentUs
 /// says without reading anything: their id and revocation count, and for how long the cache
 /// keeps them. What [`cached_user_of`] decides, for a request that is not (yet) a poem
 /// `Request` (`repoll`).
-pub fn cached_login(state: &super::App, sent: &str) -> Option<(i64, u64, Duration)> {
+///
+/// One about to expire is read again in the background (`RELOAD_AHEAD`): a person's polls all
+/// come back at once, and would otherwise all find it expired together.
+pub fn cached_login(state: &AppState, sent: &str) -> Option<(i64, u64, Duration)> {
     // The cache's keys are ids as tower-sessions spells them; a cookie that is not one is no
     // login here (the chain decides what it is).
-    Id::from_str(sent).ok()?;
-    state
+    let id = Id::from_str(sent).ok()?;
+    let found = state
         .auth
         .read(sent, |user, left| (user.id, user.revision, left))
-        .filter(|&(id, revision, _)| revision == state.hub.revocation(id))
+        .filter(|&(id, revision, _)| revision == state.hub.revocation(id))?;
+    if found.2 < RELOAD_AHEAD && !state.auth.is_loading(sent) {
+        tokio::spawn(reload_login(state.clone(), id));
+    }
+    Some(found)
+}
+
+/// Reads the login of session `id` again, as a request missing it would (the session's expiry
+/// in the store moves on, as it does then), unless it was read again or forgotten since it was
+/// found about to expire. A login that has ended (logged out, deactivated, password changed) is
+/// forgotten at once: the next request is the chain's to refuse.
+async fn reload_login(state: AppState, id: Id) {
+    let key = id.to_string();
+    let Some(_turn) = state.auth.try_turn(&key) else {
+        return;
+    };
+    if state.auth.read(key.as_str(), |_, left| left < RELOAD_AHEAD) != Some(true) {
+        return;
+    }
+    let session = Session::new(
+        Some(id),
+        Arc::new(state.db.sessions.clone()),
+        Some(expiry()),
+    );
+    let saved = match read_login(&session, &state, key.clone()).await {
+        Ok(Some(_)) => session.save().await.map_err(session_error),
+        Ok(None) => {
+            state.auth.forget_session(&key);
+            Ok(())
+        }
+        Err(err) => Err(err),
+    };
+    if let Err(err) = saved {
+        tracing::warn!(%err, "could not read a login again");
+    }
 }
 
 /// Every page, fragment and held poll of a logged-in user counts as presence.
@@ -242,6 +279,16 @@ pub async fn user_of(
     if let Some(user) = cached_user_of(session, state) {
         return Ok(Some(user));
     }
+    read_login(session, state, key).await
+}
+
+/// Reads who is logged in with `session` (whose id is `key`) from the store and the database,
+/// and caches it; ends the session of a deactivated user or a changed password.
+async fn read_login(
+    session: &Session,
+    state: &super::App,
+    key: String,
+) -> Result<Option<CurrentUser>, AppError> {
     state.metrics.login_reads.inc();
     let user_id: Option<i64> = session.get(USER_ID).await.map_err(session_error)?;
     let Some(user_id) = user_id else {

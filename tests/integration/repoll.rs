@@ -19,6 +19,7 @@ on_both_engines!(
     a_private_conversation_and_the_feed_are_answered_alike_whichever_way,
     a_room_renamed_by_staff_is_not_polled_under_its_old_name,
     an_account_deactivated_behind_the_servers_back_stops_polling_when_its_login_expires,
+    a_login_and_a_room_in_use_are_read_again_before_they_expire_and_polls_keep_the_short_way,
 );
 
 /// How many polls took the short way so far.
@@ -280,5 +281,37 @@ async fn an_account_deactivated_behind_the_servers_back_stops_polling_when_its_l
             "still answered after the login cache let it go"
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// A room's polls come back together, and a login or a room expiring under them would send
+/// them all down the chain at once, each waiting for one read. Both are read again a little
+/// before they expire (`cache::RELOAD_AHEAD`), in the background: polls that go on past the
+/// lifetimes of both all keep the short way.
+async fn a_login_and_a_room_in_use_are_read_again_before_they_expire_and_polls_keep_the_short_way(
+    app: &mut TestApp,
+) {
+    let alice = alice_in_general(app).await;
+    alice.say("/rooms/general", "hello").await;
+    let poll = "/rooms/general/messages?after=0";
+    let login_reads = || async { value(&scrape(app).await, "parley_login_reads_total") };
+    let (before, reads) = (short_polls(app).await, login_reads().await);
+    let started = Instant::now();
+    let mut polls = 0.0;
+    let lifetime =
+        parley::web::session::AUTH_CACHE_TTL.max(parley::web::conversation::DIRECTORY_TTL);
+    while started.elapsed() < lifetime + Duration::from_secs(2) {
+        let page = alice.get_htmx(poll).await;
+        assert_eq!(page.select(".message .body"), ["hello"]);
+        polls += 1.0;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(login_reads().await > reads, "the login was read again");
+    if short_way_open() {
+        assert_eq!(
+            short_polls(app).await - before,
+            polls,
+            "every poll took the short way"
+        );
     }
 }

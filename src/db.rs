@@ -124,9 +124,9 @@ impl Db {
             Db {
                 pool,
                 sends: Some(sends),
-                sessions_sqlite: Some(typed),
+                sessions_sqlite: Some(typed.clone()),
                 engine: Engine::Sqlite,
-                sessions: SessionBackend::Sqlite(store),
+                sessions: SessionBackend::Sqlite(store, typed.clone()),
                 pg: None,
                 write_gate: Some(Arc::new(tokio::sync::Mutex::new(()))),
             }
@@ -147,7 +147,7 @@ impl Db {
             Db {
                 pool,
                 engine: Engine::Postgres,
-                sessions: SessionBackend::Postgres(store),
+                sessions: SessionBackend::Postgres(store, typed.clone()),
                 pg: Some(typed),
                 sends: None,
                 sessions_sqlite: None,
@@ -167,8 +167,8 @@ impl Db {
             .await
             .map_err(sqlx::migrate::MigrateError::Execute)?;
         match &self.sessions {
-            SessionBackend::Sqlite(store) => store.migrate().await,
-            SessionBackend::Postgres(store) => store.migrate().await,
+            SessionBackend::Sqlite(store, _) => store.migrate().await,
+            SessionBackend::Postgres(store, _) => store.migrate().await,
         }
         .map_err(ConnectError::Open)
     }
@@ -380,19 +380,20 @@ pub fn violated(err: &sqlx::Error) -> Option<Unique> {
     }
 }
 
-/// tower-sessions' store for the engine in use. An enum rather than a generic so that the rest of
-/// the app has one concrete session type whichever database it runs on.
+/// tower-sessions' store for the engine in use (with its pool, for [`SessionStore::save`]). An
+/// enum rather than a generic so that the rest of the app has one concrete session type whichever
+/// database it runs on.
 #[derive(Debug, Clone)]
 pub enum SessionBackend {
-    Sqlite(SqliteStore),
-    Postgres(PostgresStore),
+    Sqlite(SqliteStore, SqlitePool),
+    Postgres(PostgresStore, PgPool),
 }
 
 impl SessionBackend {
     async fn delete_expired(&self) -> session_store::Result<()> {
         match self {
-            Self::Sqlite(s) => s.delete_expired().await,
-            Self::Postgres(s) => s.delete_expired().await,
+            Self::Sqlite(s, _) => s.delete_expired().await,
+            Self::Postgres(s, _) => s.delete_expired().await,
         }
     }
 }
@@ -401,29 +402,54 @@ impl SessionBackend {
 impl SessionStore for SessionBackend {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         match self {
-            Self::Sqlite(s) => s.create(record).await,
-            Self::Postgres(s) => s.create(record).await,
+            Self::Sqlite(s, _) => s.create(record).await,
+            Self::Postgres(s, _) => s.create(record).await,
         }
     }
 
+    /// Saves the record of a session that exists, and only of one that does. A session is saved
+    /// after it was loaded (its expiry moved on by a request that read the login, or by a login
+    /// read again in the background); the stores' own save inserts or updates, so a session
+    /// deleted in between (a logout, a login's new id) would come back, and with it a login that
+    /// had ended. New sessions are made by `create`. (The table, columns and encoding are the
+    /// stores' own.)
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        match self {
-            Self::Sqlite(s) => s.save(record).await,
-            Self::Postgres(s) => s.save(record).await,
-        }
+        let data = rmp_serde::to_vec(record)
+            .map_err(|err| session_store::Error::Encode(err.to_string()))?;
+        let saved = match self {
+            Self::Sqlite(_, pool) => sqlx::query(
+                "UPDATE tower_sessions SET data = ?, expiry_date = ? WHERE id = ?",
+            )
+            .bind(data)
+            .bind(record.expiry_date)
+            .bind(record.id.to_string())
+            .execute(pool)
+            .await
+            .map(|_| ()),
+            Self::Postgres(_, pool) => sqlx::query(
+                r#"UPDATE "tower_sessions"."session" SET data = $1, expiry_date = $2 WHERE id = $3"#,
+            )
+            .bind(data)
+            .bind(record.expiry_date)
+            .bind(record.id.to_string())
+            .execute(pool)
+            .await
+            .map(|_| ()),
+        };
+        saved.map_err(|err| session_store::Error::Backend(err.to_string()))
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
         match self {
-            Self::Sqlite(s) => s.load(id).await,
-            Self::Postgres(s) => s.load(id).await,
+            Self::Sqlite(s, _) => s.load(id).await,
+            Self::Postgres(s, _) => s.load(id).await,
         }
     }
 
     async fn delete(&self, id: &Id) -> session_store::Result<()> {
         match self {
-            Self::Sqlite(s) => s.delete(id).await,
-            Self::Postgres(s) => s.delete(id).await,
+            Self::Sqlite(s, _) => s.delete(id).await,
+            Self::Postgres(s, _) => s.delete(id).await,
         }
     }
 }

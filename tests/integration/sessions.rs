@@ -13,6 +13,7 @@ on_both_engines!(
     the_csrf_token_changes_when_someone_logs_in_or_out,
     private_pages_are_not_stored_and_say_they_vary_by_htmx,
     only_this_servers_own_host_names_are_answered,
+    a_session_deleted_after_it_was_loaded_is_not_saved_back,
 );
 
 /// A GET as a browser sends it when another site's link was followed.
@@ -177,4 +178,35 @@ async fn only_this_servers_own_host_names_are_answered(app: &mut TestApp) {
         let resp = get(format!("{allowed}:{port}")).await.unwrap();
         assert_eq!(resp.status().as_u16(), 200, "{allowed}");
     }
+}
+
+/// A session is saved after it was loaded: its expiry moved on by a request that read the login,
+/// or by the login read again in the background. One deleted in between (a logout, a login's new
+/// id) must stay deleted: the session store's own save inserts or updates, and would bring back
+/// a login that had ended.
+async fn a_session_deleted_after_it_was_loaded_is_not_saved_back(app: &mut TestApp) {
+    use tower_sessions_core::SessionStore;
+    use tower_sessions_core::session::{Id, Record};
+    let settings = parley::config::Settings::for_database(app.database_url.clone());
+    let db = parley::db::Db::open(&settings)
+        .await
+        .expect("the app's database");
+    let store = &db.sessions;
+    let mut record = Record {
+        id: Id::default(),
+        data: [("user_id".to_owned(), serde_json::json!(1))].into(),
+        expiry_date: time::OffsetDateTime::now_utc() + time::Duration::days(1),
+    };
+    store.create(&mut record).await.unwrap();
+    let mut loaded = store.load(&record.id).await.unwrap().expect("made");
+    loaded.expiry_date += time::Duration::hours(1);
+    store.save(&loaded).await.unwrap();
+    let saved = store.load(&record.id).await.unwrap().expect("still there");
+    assert_eq!(saved.expiry_date, loaded.expiry_date, "its expiry moved on");
+    store.delete(&record.id).await.unwrap();
+    store.save(&loaded).await.unwrap();
+    assert!(
+        store.load(&record.id).await.unwrap().is_none(),
+        "a session deleted since it was loaded stays deleted"
+    );
 }

@@ -186,6 +186,10 @@ impl<K: Eq + Hash, V: Clone> Cache<K, V> {
 
     pub fn put(&self, key: K, value: V) {
         let mut entries = self.entries.lock().expect("cache lock");
+        self.insert(&mut entries, key, value);
+    }
+
+    fn insert(&self, entries: &mut HashMap<K, (V, Instant)>, key: K, value: V) {
         if entries.len() >= self.cap {
             let ttl = self.ttl;
             entries.retain(|_, (_, at)| at.elapsed() < ttl);
@@ -195,6 +199,19 @@ impl<K: Eq + Hash, V: Clone> Cache<K, V> {
             }
         }
         entries.insert(key, (value, Instant::now()));
+    }
+
+    /// Puts `value` under `key` unless entries were forgotten since `generation` was read (see
+    /// [`Cache::generation`]), and says whether it did: what was read from the database before
+    /// a forget (a logout, a room renamed) must not be put back after it.
+    pub fn put_since(&self, generation: u64, key: K, value: V) -> bool {
+        let mut entries = self.entries.lock().expect("cache lock");
+        // The generation moves under this lock: no forget can come between the look and the put.
+        if self.generation() != generation {
+            return false;
+        }
+        self.insert(&mut entries, key, value);
+        true
     }
 
     /// How long ago `key` was put, if it has not expired.
@@ -269,6 +286,19 @@ mod tests {
         std::thread::sleep(Duration::from_millis(40));
         assert_eq!(cache.age(&5), None);
         assert_eq!(cache.purge(), 1);
+    }
+
+    #[test]
+    fn what_was_read_before_a_forget_is_not_put_back_after_it() {
+        let cache: Cache<i32, &str> = Cache::new(Duration::from_secs(10), 10);
+        let generation = cache.generation();
+        assert!(cache.put_since(generation, 1, "one"));
+        let generation = cache.generation();
+        cache.remove(&2);
+        assert!(!cache.put_since(generation, 3, "read before the forget"));
+        assert_eq!(cache.get(&3), None);
+        assert!(cache.put_since(cache.generation(), 3, "read after it"));
+        assert_eq!(cache.get(&3), Some("read after it"));
     }
 
     #[test]

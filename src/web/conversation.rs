@@ -113,12 +113,16 @@ async fn reload(app: AppState, key: (i64, String), named: Named) {
     if app.directory.read(&key, |_, left| left < RELOAD_AHEAD) != Some(true) {
         return;
     }
+    // Taken before the read: a rename or a deletion during it forgets what it would put.
+    let generation = app.directory.generation();
     let found = match named {
         Named::Room(name) => load_room(&app, &name).await,
         Named::Direct(viewer, username) => existing_direct(&app, viewer, &username).await,
     };
     match found {
-        Ok(Some(target)) => app.directory.put(key, target),
+        Ok(Some(target)) => {
+            app.directory.put_since(generation, key, target);
+        }
         Ok(None) => app.directory.remove(&key),
         Err(err) => tracing::warn!(%err, "could not read a conversation again"),
     }
@@ -175,10 +179,11 @@ async fn open_room(app: &AppState, name: &RoomName) -> Result<Target, AppError> 
         Ok(target) => return Ok(target),
         Err(turn) => turn,
     };
+    let generation = app.directory.generation();
     let target = load_room(app, name)
         .await?
         .ok_or(AppError::NotFound("There is no room with that name."))?;
-    app.directory.put(key, target.clone());
+    app.directory.put_since(generation, key, target.clone());
     Ok(target)
 }
 

@@ -289,6 +289,8 @@ async fn read_login(
     state: &super::App,
     key: String,
 ) -> Result<Option<CurrentUser>, AppError> {
+    // Taken before the reads: a logout during them (which forgets) keeps what they found out.
+    let generation = state.auth.generation();
     state.metrics.login_reads.inc();
     let user_id: Option<i64> = session.get(USER_ID).await.map_err(session_error)?;
     let Some(user_id) = user_id else {
@@ -315,7 +317,7 @@ async fn read_login(
         is_superuser: user.is_superuser,
         revision,
     };
-    state.auth.put(key, current.clone());
+    state.auth.put_since(generation, key, current.clone());
     Ok(Some(current))
 }
 

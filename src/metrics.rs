@@ -8,6 +8,8 @@
 //! so no room or person's name can become a label) and small integers, and a series is made
 //! the first time its labels are seen; the set of routes, methods and statuses is finite.
 
+use std::sync::OnceLock;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -48,12 +50,27 @@ struct StateLabels {
 
 type Histograms = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
+/// The routes of a page's long-polls, as their labels read: nearly every request a busy server
+/// answers is one of them.
+pub const POLL_ROUTES: [&str; 3] = ["/rooms/{name}/messages", "/dm/{username}/messages", "/feed"];
+
+/// A series the polls' answers are counted in, kept at hand: a family's look-up takes a shared
+/// lock and hashes the labels, on every request.
+struct Hot {
+    route: &'static str,
+    status: u16,
+    /// Made on first use, so that `/metrics` shows only what happened.
+    series: OnceLock<(Counter, Histogram)>,
+}
+
 fn duration_histogram() -> Histogram {
     Histogram::new(DURATION_BUCKETS)
 }
 
 pub struct Metrics {
     registry: Registry,
+    /// `GET` polls answered 200 or 204 (see [`Hot`]).
+    hot: Vec<Hot>,
     requests: Family<RequestLabels, Counter>,
     durations: Histograms,
     throttled: Family<RouteLabels, Counter>,
@@ -98,8 +115,19 @@ impl Metrics {
             Unit::Bytes,
             resident.clone(),
         );
+        let hot = POLL_ROUTES
+            .iter()
+            .flat_map(|&route| {
+                [200, 204].map(|status| Hot {
+                    route,
+                    status,
+                    series: OnceLock::new(),
+                })
+            })
+            .collect();
         let metrics = Self {
             registry: Registry::default(),
+            hot,
             requests: Family::default(),
             durations: Histograms::new_with_constructor(duration_histogram),
             throttled: Family::default(),
@@ -195,6 +223,28 @@ impl Metrics {
 
     /// One request answered: `route` is its pattern (`/rooms/{name}/messages`), never its path.
     pub fn request(&self, method: &'static str, route: &'static str, status: u16, secs: f64) {
+        if method == "GET"
+            && let Some(hot) = self
+                .hot
+                .iter()
+                .find(|h| h.status == status && h.route == route)
+        {
+            let (count, durations) = hot.series.get_or_init(|| {
+                let labels = RequestLabels {
+                    method,
+                    route,
+                    status,
+                };
+                let route_labels = RouteLabels { method, route };
+                (
+                    self.requests.get_or_create(&labels).clone(),
+                    self.durations.get_or_create(&route_labels).clone(),
+                )
+            });
+            count.inc();
+            durations.observe(secs);
+            return;
+        }
         let labels = RequestLabels {
             method,
             route,
@@ -268,6 +318,28 @@ mod tests {
             ),
             "{out}"
         );
+    }
+
+    #[test]
+    fn a_polls_answer_is_counted_in_the_same_series_either_way() {
+        let m = Metrics::new();
+        m.request("GET", "/feed", 204, 0.002);
+        let mut out = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &m.registry).unwrap();
+        // Only what happened is shown.
+        assert!(!out.contains(r#"route="/rooms/{name}/messages""#), "{out}");
+        let route = String::from("/feed").leak();
+        m.request("GET", route, 204, 0.004);
+        m.request("GET", "/feed", 200, 0.1);
+        let mut out = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &m.registry).unwrap();
+        for line in [
+            r#"parley_http_requests_total{method="GET",route="/feed",status="204"} 2"#,
+            r#"parley_http_requests_total{method="GET",route="/feed",status="200"} 1"#,
+            r#"parley_http_request_duration_seconds_count{method="GET",route="/feed"} 3"#,
+        ] {
+            assert!(out.contains(line), "{line} in {out}");
+        }
     }
 
     #[test]

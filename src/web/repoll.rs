@@ -19,13 +19,13 @@
 
 use std::time::{Duration, Instant};
 
-use futures_util::future::BoxFuture;
 use poem::Response;
-use poem::http::{HeaderMap, HeaderValue, Method, header};
+use poem::http::{HeaderMap, HeaderName, HeaderValue, Method, header};
 
 use super::server::{Head, Shortcut, network};
 use super::{AppState, conversation, csrf, messages, session, telemetry};
 use crate::cache::RELOAD_AHEAD;
+use crate::metrics::POLL_ROUTES;
 
 /// The shortcut `server::serve` asks about every request.
 pub struct Repoll {
@@ -41,7 +41,11 @@ impl Repoll {
 impl Shortcut for Repoll {
     type Conn = Known;
 
-    fn answer(&self, known: &mut Known, head: Head<'_>) -> Option<BoxFuture<'static, Response>> {
+    fn answer(
+        &self,
+        known: &mut Known,
+        head: Head<'_>,
+    ) -> Option<impl Future<Output = Response> + Send + use<>> {
         answer(&self.app, known, head)
     }
 }
@@ -124,6 +128,10 @@ fn one_cookie(headers: &HeaderMap) -> Option<&HeaderValue> {
     all.next().is_none().then_some(first)
 }
 
+/// Header names made once, not parsed from text on every poll.
+const HX_REQUEST: HeaderName = HeaderName::from_static("hx-request");
+const X_CONTENT_TYPE_OPTIONS: HeaderName = HeaderName::from_static("x-content-type-options");
+
 /// How often presence is told of a person polling on one connection (it writes at most every
 /// few seconds anyway: see `presence`).
 const SEEN_EVERY: Duration = Duration::from_secs(1);
@@ -157,9 +165,9 @@ impl<'a> Polled<'a> {
     /// The route's label, as the chain's metrics and access log name it.
     fn route(&self) -> &'static str {
         match self {
-            Polled::Conversation { direct: false, .. } => "/rooms/{name}/messages",
-            Polled::Conversation { direct: true, .. } => "/dm/{username}/messages",
-            Polled::Feed => "/feed",
+            Polled::Conversation { direct: false, .. } => POLL_ROUTES[0],
+            Polled::Conversation { direct: true, .. } => POLL_ROUTES[1],
+            Polled::Feed => POLL_ROUTES[2],
         }
     }
 }
@@ -197,13 +205,13 @@ fn answer(
     app: &AppState,
     known: &mut Known,
     head: Head<'_>,
-) -> Option<BoxFuture<'static, Response>> {
+) -> Option<impl Future<Output = Response> + Send + use<>> {
     let started = Instant::now();
     if *head.method != Method::GET || telemetry::spans_enabled() {
         return None;
     }
     let headers = head.headers;
-    let htmx = headers.get("hx-request").map(HeaderValue::as_bytes) == Some(b"true");
+    let htmx = headers.get(&HX_REQUEST).map(HeaderValue::as_bytes) == Some(b"true");
     if !htmx {
         return None;
     }
@@ -261,23 +269,20 @@ fn answer(
         s: asked.s,
     };
     let app = app.clone();
-    Some(Box::pin(async move {
+    Some(async move {
         exchange.hold();
         // Made here, not captured: a captured future would be kept twice in this one's state
         // (as captured, and as awaited), a kilobyte more for every held poll.
         let mut resp = messages::wait(app, place, poll).await;
         // What the outermost middleware puts on a held poll (`web::frame`).
         let headers = resp.headers_mut();
-        headers.insert(
-            "x-content-type-options",
-            HeaderValue::from_static("nosniff"),
-        );
+        headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
         if !headers.contains_key(header::CACHE_CONTROL) {
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }
         exchange.answered(&mut resp);
         resp
-    }))
+    })
 }
 
 /// The checks the chain would make of a poll with `headers`, each answered from a cache, or

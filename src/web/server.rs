@@ -22,7 +22,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use futures_util::future::Either;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -50,9 +51,13 @@ pub trait Shortcut: Send + Sync + 'static {
     type Conn: Default + Send + 'static;
 
     /// The answer to the request `head` begins, or `None` for the chain to answer it. It
-    /// decides at once, from the head alone.
-    fn answer(&self, conn: &mut Self::Conn, head: Head<'_>)
-    -> Option<BoxFuture<'static, Response>>;
+    /// decides at once, from the head alone. The answer is not boxed: hyper keeps a request's
+    /// future in one allocation per connection, made once, and the short way's lives there.
+    fn answer(
+        &self,
+        conn: &mut Self::Conn,
+        head: Head<'_>,
+    ) -> Option<impl Future<Output = Response> + Send + use<Self>>;
 }
 
 /// No shortcut: the chain answers every request.
@@ -61,8 +66,8 @@ pub struct Chain;
 impl Shortcut for Chain {
     type Conn = ();
 
-    fn answer(&self, _: &mut (), _: Head<'_>) -> Option<BoxFuture<'static, Response>> {
-        None
+    fn answer(&self, _: &mut (), _: Head<'_>) -> Option<impl Future<Output = Response> + use<>> {
+        None::<std::future::Pending<Response>>
     }
 }
 
@@ -353,7 +358,6 @@ where
             // The connection's requests come one at a time: this is never borrowed twice.
             let kept = std::cell::RefCell::new(S::Conn::default());
             move |req: hyper::Request<Incoming>| {
-                let (ep, local, remote) = (ep.clone(), local.clone(), remote.clone());
                 let in_flight = InFlight::begin(&activity);
                 let head = Head {
                     method: req.method(),
@@ -366,23 +370,26 @@ where
                 // costs no allocation but keeps that buffer's first page resident while the poll
                 // is held (BENCHMARKS.md, "The seventh day", 5, weighs the two).
                 let answer = shortcut.answer(&mut kept.borrow_mut(), head);
+                // Polled where it is: an async block awaiting a future it captured would keep
+                // that future twice in its state (as captured, and as awaited). The chain's own
+                // future is boxed, so that the short way's sets the size of the slot.
                 let way = match answer {
-                    Some(answer) => Ok(answer),
-                    None => Err(req),
-                };
-                async move {
-                    let resp = match way {
-                        Ok(answer) => answer.await,
-                        Err(req) => {
+                    Some(answer) => Either::Left(answer),
+                    None => Either::Right({
+                        // (Cloned here only: `ep` is one count all connections share.)
+                        let (ep, local, remote) = (ep.clone(), local.clone(), remote.clone());
+                        Box::pin(async move {
                             let req =
                                 poem::Request::from((detach(req), local, remote, Scheme::HTTP));
                             held::finish(ep.get_response(req).await).await
-                        }
-                    };
+                        })
+                    }),
+                };
+                way.map(move |resp| {
                     drop(in_flight);
                     ANSWERS.fetch_add(1, Ordering::Relaxed);
                     Ok::<_, Infallible>(hyper::Response::from(resp))
-                }
+                })
             }
         });
         let conn = http1::Builder::new()

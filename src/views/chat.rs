@@ -1,6 +1,6 @@
 //! The chat's components: sidebar lists, the conversation pane, messages, the composer.
 
-use maud::{Markup, html};
+use maud::{Markup, PreEscaped, html};
 use time::OffsetDateTime;
 
 use super::forms::{csrf_field, field_error};
@@ -631,19 +631,54 @@ fn topic_form(base: &str, topic: &str, csrf: &str) -> Markup {
 /// `calls`: for a page that takes calls, the call signals it has seen (`data-s`, sent as `s`)
 /// and those this answer brings (`data-signals`, a JSON array app.js hands to calls.js).
 pub fn poller(base: &str, after: i64, t: i64, calls: &Calls) -> Markup {
-    html! {
-        div #poller hx-get=(format!("{base}/messages?after={after}")) hx-trigger="load, poll"
-            hx-swap="outerHTML" data-after=(after) data-t=(t) data-s=[calls.cursor.as_deref()]
-            data-signals=[calls.signals.as_deref()] {}
-    }
+    let mut out = String::with_capacity(POLLER_LEN + 2 * base.len());
+    push_poller(&mut out, Some((base, after)), t, calls);
+    PreEscaped(out)
 }
 
 /// The poller of a page with no conversation open: it waits for the person's sidebar to change.
 pub fn feed_poller(t: i64, calls: &Calls) -> Markup {
-    html! {
-        div #poller hx-get="/feed" hx-trigger="load, poll" hx-swap="outerHTML" data-t=(t)
-            data-s=[calls.cursor.as_deref()] data-signals=[calls.signals.as_deref()] {}
+    let mut out = String::with_capacity(POLLER_LEN);
+    push_poller(&mut out, None, t, calls);
+    PreEscaped(out)
+}
+
+/// About how long a poller's markup is, without its conversation's URL and call signals.
+const POLLER_LEN: usize = 160;
+
+/// A poller's markup (see [`poller`]), for a conversation `(base, after)` or the feed, written
+/// at the end of `out`: every long-poll answer ends with one, so it is written in place rather
+/// than made apart and copied (maud's `html!` cannot write into a given buffer).
+pub fn push_poller(out: &mut String, conv: Option<(&str, i64)>, t: i64, calls: &Calls) {
+    use std::fmt::Write as _;
+
+    use maud::Escaper;
+    // Writing to a `String` cannot fail.
+    let _ = match conv {
+        Some((base, after)) => {
+            out.push_str(r#"<div id="poller" hx-get=""#);
+            let _ = Escaper::new(out).write_str(base);
+            write!(
+                out,
+                r#"/messages?after={after}" hx-trigger="load, poll" hx-swap="outerHTML" data-after="{after}" data-t="{t}""#
+            )
+        }
+        None => write!(
+            out,
+            r#"<div id="poller" hx-get="/feed" hx-trigger="load, poll" hx-swap="outerHTML" data-t="{t}""#
+        ),
+    };
+    for (name, value) in [
+        (" data-s=\"", &calls.cursor),
+        (" data-signals=\"", &calls.signals),
+    ] {
+        if let Some(value) = value {
+            out.push_str(name);
+            let _ = Escaper::new(out).write_str(value);
+            out.push('"');
+        }
     }
+    out.push_str("></div>");
 }
 
 /// What a poller carries of call signalling (see [`poller`]).
@@ -812,6 +847,43 @@ pub fn shell(sidebar: Markup, pane: Markup) -> Markup {
         div.shell {
             (sidebar)
             main #main .pane { (pane) }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_poller_written_in_place_is_the_markup_maud_would_make() {
+        // What the pollers were as maud templates.
+        let made = |base: Option<&str>, after: i64, t: i64, calls: &Calls| match base {
+            Some(base) => html! {
+                div #poller hx-get=(format!("{base}/messages?after={after}")) hx-trigger="load, poll"
+                    hx-swap="outerHTML" data-after=(after) data-t=(t) data-s=[calls.cursor.as_deref()]
+                    data-signals=[calls.signals.as_deref()] {}
+            },
+            None => html! {
+                div #poller hx-get="/feed" hx-trigger="load, poll" hx-swap="outerHTML" data-t=(t)
+                    data-s=[calls.cursor.as_deref()] data-signals=[calls.signals.as_deref()] {}
+            },
+        };
+        let signals = Calls {
+            cursor: Some("1f.3-2.9".into()),
+            signals: Some(r#"[{"kind":"offer","sdp":"a<b>&'c'"}]"#.into()),
+        };
+        for calls in [Calls::default(), Calls::page(), signals] {
+            for base in ["/rooms/general", "/dm/o'neil", "/rooms/a&b\"<c>"] {
+                assert_eq!(
+                    poller(base, 42, 1_700_000_000_000, &calls).into_string(),
+                    made(Some(base), 42, 1_700_000_000_000, &calls).into_string()
+                );
+            }
+            assert_eq!(
+                feed_poller(7, &calls).into_string(),
+                made(None, 0, 7, &calls).into_string()
+            );
         }
     }
 }

@@ -310,11 +310,8 @@ pub fn wait(
                 cursor: answer.signal_cursor.as_ref().map(ToString::to_string),
                 signals: (!answer.signals.is_empty()).then(|| signal_list(&answer.signals)),
             };
-            let poller = match &base {
-                Some(base) => chat::poller(base, answer.cursor, t, &calls),
-                None => chat::feed_poller(t, &calls),
-            };
-            out.push_str(&poller.into_string());
+            let conv = base.as_deref().map(|base| (base, answer.cursor));
+            chat::push_poller(&mut out, conv, t, &calls);
         }
         fragment(out)
     }

@@ -81,13 +81,22 @@ const PERSON_KEPT: Duration = Duration::from_secs(120);
 /// A person's sidebar is sent again at most this often, however busy their rooms are.
 pub const FEED_PACE_MS: i64 = 1000;
 
+/// What every poll looks up, by a room's or a person's id. The ids are the database's, not
+/// chosen by a client: a quicker hash than the default (SipHash, made to resist chosen keys).
+type IdMap<V> = fnv::FnvHashMap<i64, V>;
+
 pub struct Hub {
     pool: AnyPool,
     render: Render,
-    feeds: Mutex<HashMap<i64, Arc<RoomFeed>>>,
+    feeds: Mutex<IdMap<Arc<RoomFeed>>>,
     people: Mutex<People>,
     presence_dirty: AtomicBool,
-    shutdown: watch::Sender<bool>,
+    /// The server is stopping: held polls answer at once. It wakes them through what they wait
+    /// on anyway (their room's and their person's feeds), not through a channel of its own
+    /// that every held poll would subscribe to, all on one shared count.
+    stopping: AtomicBool,
+    /// What a poll with neither a room nor a person to wait on waits on (see `poll`).
+    stop: watch::Sender<i64>,
     /// Database reads made by polls the window could not answer (see `poll_reads`).
     reads: AtomicU64,
     /// On PostgreSQL, for telling the other processes who joined what.
@@ -100,7 +109,7 @@ pub struct Hub {
     pub switchboard: Switchboard,
     /// How many times each user's sessions were revoked, on any process: what was checked at
     /// an older count (a cached login, a held poll) is checked again.
-    revocations: Mutex<HashMap<i64, u64>>,
+    revocations: Mutex<IdMap<u64>>,
     /// Revocations of anyone's sessions, in all: what was checked while it stood still needs
     /// no look at `revocations` (`revocations_in_all`).
     revoked: AtomicU64,
@@ -122,7 +131,7 @@ struct RoomFeed {
 /// rooms they belong to (for unread counts).
 #[derive(Default)]
 struct People {
-    feeds: HashMap<i64, Arc<PersonFeed>>,
+    feeds: IdMap<Arc<PersonFeed>>,
     by_name: HashMap<String, i64>,
     by_room: HashMap<i64, HashSet<i64>>,
 }
@@ -133,7 +142,7 @@ struct PersonFeed {
     changed: watch::Sender<i64>,
     init: OnceCell<()>,
     /// Held polls by the conversation they show (0: none).
-    polls: Mutex<HashMap<i64, usize>>,
+    polls: Mutex<IdMap<usize>>,
     /// When a poll last ended or a page was made (unix ms): a feed is kept a while after its
     /// last poll, since the next one follows at once (a new feed would send its sidebar once
     /// more).
@@ -319,20 +328,20 @@ impl Window {
 
 impl Hub {
     pub fn new(pool: AnyPool, render: Render, metrics: Arc<crate::metrics::Metrics>) -> Arc<Self> {
-        let (shutdown, _) = watch::channel(false);
         Arc::new(Self {
             pool,
             render,
-            feeds: Mutex::new(HashMap::new()),
+            feeds: Mutex::new(IdMap::default()),
             people: Mutex::new(People::default()),
             presence_dirty: AtomicBool::new(false),
-            shutdown,
+            stopping: AtomicBool::new(false),
+            stop: watch::channel(0).0,
             reads: AtomicU64::new(0),
             pg: std::sync::OnceLock::new(),
             announcer: std::sync::OnceLock::new(),
             announced: crate::cache::Cache::new(Duration::from_secs(600), 100_000),
             switchboard: Switchboard::new(),
-            revocations: Mutex::new(HashMap::new()),
+            revocations: Mutex::new(IdMap::default()),
             revoked: AtomicU64::new(0),
             metrics,
             probe_origin: rand::random(),
@@ -558,7 +567,7 @@ impl Hub {
                     // within the same millisecond, does not.
                     changed: watch::channel(crate::now_ms() - 1).0,
                     init: OnceCell::new(),
-                    polls: Mutex::new(HashMap::new()),
+                    polls: Mutex::new(IdMap::default()),
                     last_used: AtomicI64::new(crate::now_ms()),
                 })
             })
@@ -891,7 +900,26 @@ impl Hub {
 
     /// Answers held polls now (graceful shutdown): they end with 204 and clients re-poll.
     pub fn shut_down(&self) {
-        self.shutdown.send_replace(true);
+        // Set before the wake-ups: a poll that subscribed after them sees it on its first look.
+        self.stopping.store(true, Ordering::SeqCst);
+        self.stop.send_replace(1);
+        let rooms: Vec<_> = self
+            .feeds
+            .lock()
+            .expect("hub lock")
+            .values()
+            .cloned()
+            .collect();
+        for feed in rooms {
+            feed.latest.send_modify(|_| {});
+        }
+        let people: Vec<_> = (self.people.lock().expect("people lock").feeds)
+            .values()
+            .cloned()
+            .collect();
+        for feed in people {
+            feed.changed.send_modify(|_| {});
+        }
     }
 
     /// Whether `after` is beyond the newest change `room` ever had: a cursor from before the
@@ -935,9 +963,13 @@ impl Hub {
             .map(|p| Holding::new(p, room.unwrap_or(0)));
         let mut latest = feed.as_ref().map(|f| f.latest.subscribe());
         // Subscribed before the first look, so a change or a call signal after the look wakes
-        // the wait.
-        let mut mine = person.as_ref().map(|p| p.changed.subscribe());
-        let mut shutdown = self.shutdown.subscribe();
+        // the wait. A poll with neither a room nor a person waits on `stop` in its place, so
+        // that shutting down wakes it too; it is never due (`since` is `i64::MAX`).
+        let mut mine = match (&person, &latest) {
+            (Some(p), _) => Some(p.changed.subscribe()),
+            (None, None) => Some(self.stop.subscribe()),
+            (None, Some(_)) => None,
+        };
         let since = who.feed_since;
         let paced = || crate::now_ms() >= since.saturating_add(FEED_PACE_MS);
         // Change numbers up to `checked` have been looked for. Normally that is `after`; when
@@ -1006,7 +1038,7 @@ impl Hub {
                     &who,
                 ));
             }
-            if *shutdown.borrow() {
+            if self.stopping.load(Ordering::SeqCst) {
                 return Ok(Answer::default());
             }
             // One timer: the end of the hold, or, with a sidebar change waiting for its pace, the
@@ -1023,9 +1055,11 @@ impl Hub {
             };
             // Only numbers cross the awaits, so the future stays Send.
             let woke = tokio::select! {
+                // Any new value, even one not past `checked` (or none, when stopping): the
+                // loop looks again.
                 changed = async {
                     match &mut latest {
-                        Some(latest) => latest.wait_for(|v| *v > checked).await.map(|_| ()),
+                        Some(latest) => latest.changed().await,
                         None => std::future::pending().await,
                     }
                 } => changed.is_ok(),
@@ -1037,7 +1071,6 @@ impl Hub {
                 // While a sidebar waits for its pace, only a page that takes calls still listens
                 // (a call signal must not wait); a sidebar change then just waits again.
                 }, if !feed_due || who.signals.is_some() => changed.is_ok(),
-                _ = shutdown.wait_for(|stop| *stop) => false,
                 _ = tokio::time::sleep_until(wake_at) => wake_at < deadline,
             };
             if !woke {

@@ -240,6 +240,41 @@ async fn held_polls_are_answered_at_shutdown() {
     );
 }
 
+/// Whatever a poll waits on, its room, its person's sidebar, or neither: shutting down answers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polls_of_every_kind_are_answered_at_shutdown() {
+    let mut app = crate::support::TestApp::sqlite().await;
+    let people = room_with(&app, &["alice"]).await;
+    let alice = &people[0];
+    // A sidebar from an hour ahead: no change to it (alice coming online) is due before then.
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        + 3_600_000;
+    let (in_room, without_room) = (
+        format!("/rooms/general/messages?after=0&t={t}"),
+        format!("/feed?t={t}"),
+    );
+    let started = Instant::now();
+    let (page_in_room, page_without_room, not_a_page, _) = tokio::join!(
+        alice.get_htmx(&in_room),
+        alice.get_htmx(&without_room),
+        alice.get_htmx("/feed"),
+        async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            app.shut_down().await;
+        }
+    );
+    for page in [page_in_room, page_without_room, not_a_page] {
+        assert_eq!(page.status, 204, "{}", page.body);
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(1800),
+        "answered at shutdown, before the 2 s hold"
+    );
+}
+
 /// A page's poll says when its sidebar was read (`t`). Its first answer brings the new message
 /// alone: the sidebar it would bring is the one the page was made with.
 async fn a_page_just_made_is_not_sent_the_sidebar_it_shows(app: &TestApp) {

@@ -69,7 +69,7 @@ fn duration_histogram() -> Histogram {
 
 pub struct Metrics {
     registry: Registry,
-    /// `GET` polls answered 200 or 204 (see [`Hot`]).
+    /// The poll routes' `GET`s answered 200 or 204 (see [`Hot`]).
     hot: Vec<Hot>,
     requests: Family<RequestLabels, Counter>,
     durations: Histograms,

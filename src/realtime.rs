@@ -4,8 +4,8 @@
 //! number known to be committed in its change sequence (new messages, edits, deletions,
 //! reactions), and a window of its recent changes, already rendered. A poll subscribes to the
 //! watch first, then looks for changes after its cursor, and only then waits for the watch to
-//! pass the cursor: `wait_for` checks the current value before sleeping, so a change that lands
-//! between the look and the wait is never lost.
+//! move: the look marks the value it read as seen (`borrow_and_update`) and `changed` returns for
+//! any newer one, so a change that lands between the look and the wait is never lost.
 //!
 //! Woken polls are answered from the window, not the database: a message sent to a room with a
 //! thousand listeners costs one insert and a thousand copies of an `Arc<str>`, not a thousand reads.
@@ -748,10 +748,10 @@ impl Hub {
                     continue;
                 }
                 hub.tell_everyone();
-                if let Some(pg) = &pg {
-                    if let Err(err) = tell_others(pg, PRESENCE).await {
-                        tracing::debug!(%err, "could not tell the other servers about presence");
-                    }
+                if let Some(pg) = &pg
+                    && let Err(err) = tell_others(pg, PRESENCE).await
+                {
+                    tracing::debug!(%err, "could not tell the other servers about presence");
                 }
             }
         });
@@ -1016,17 +1016,17 @@ impl Hub {
             let feed_due = mine
                 .as_mut()
                 .is_some_and(|m| *m.borrow_and_update() >= since);
-            if let Some(cursor) = &who.signals {
-                if self.switchboard.any_after(who.user, cursor) {
-                    return Ok(self.with_signals(
-                        Answer {
-                            cursor: after,
-                            feed: feed_due && paced(),
-                            ..Answer::default()
-                        },
-                        &who,
-                    ));
-                }
+            if let Some(cursor) = &who.signals
+                && self.switchboard.any_after(who.user, cursor)
+            {
+                return Ok(self.with_signals(
+                    Answer {
+                        cursor: after,
+                        feed: feed_due && paced(),
+                        ..Answer::default()
+                    },
+                    &who,
+                ));
             }
             if feed_due && paced() {
                 return Ok(self.with_signals(
@@ -1069,8 +1069,9 @@ impl Hub {
                         None => std::future::pending().await,
                     }
                 // While a sidebar waits for its pace, only a page that takes calls still listens
-                // (a call signal must not wait); a sidebar change then just waits again.
-                }, if !feed_due || who.signals.is_some() => changed.is_ok(),
+                // (a call signal must not wait), and a poll with no room (nothing else would wake
+                // it when the server stops); a sidebar change then just waits again.
+                }, if !feed_due || who.signals.is_some() || latest.is_none() => changed.is_ok(),
                 _ = tokio::time::sleep_until(wake_at) => wake_at < deadline,
             };
             if !woke {

@@ -66,7 +66,11 @@ pub struct Chain;
 impl Shortcut for Chain {
     type Conn = ();
 
-    fn answer(&self, _: &mut (), _: Head<'_>) -> Option<impl Future<Output = Response> + use<>> {
+    fn answer(
+        &self,
+        _: &mut (),
+        _: Head<'_>,
+    ) -> Option<impl Future<Output = Response> + Send + use<>> {
         None::<std::future::Pending<Response>>
     }
 }

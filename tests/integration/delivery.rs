@@ -244,6 +244,8 @@ async fn held_polls_are_answered_at_shutdown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polls_of_every_kind_are_answered_at_shutdown() {
     let mut app = crate::support::TestApp::sqlite().await;
+    app.restart_with(|s| s.metrics_token = Some(crate::metrics::TOKEN.to_owned()))
+        .await;
     let people = room_with(&app, &["alice"]).await;
     let alice = &people[0];
     // A sidebar from an hour ahead: no change to it (alice coming online) is due before then.
@@ -262,7 +264,8 @@ async fn polls_of_every_kind_are_answered_at_shutdown() {
         alice.get_htmx(&without_room),
         alice.get_htmx("/feed"),
         async {
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            // All three held first.
+            crate::metrics::wait_for(&app, "parley_held_polls", 3.0).await;
             app.shut_down().await;
         }
     );

@@ -269,10 +269,10 @@ fn user_before_save(values: &mut Values, kind: SaveKind) -> Result<(), FieldErro
     }
     // A new account, or a new name, may not look like another's. (An edit that keeps the name
     // keeps the fold it had: an old account that collides, with none, stays editable.)
-    if kind == SaveKind::Add || renamed {
-        if let Ok(name) = Username::parse(&name) {
-            values.set("username_fold", Value::text(name.fold()));
-        }
+    if (kind == SaveKind::Add || renamed)
+        && let Ok(name) = Username::parse(&name)
+    {
+        values.set("username_fold", Value::text(name.fold()));
     }
     Ok(())
 }

@@ -305,10 +305,10 @@ impl Writer {
 
     /// Gives up: whatever was sent is deleted.
     pub async fn abort(mut self) {
-        if let Some(inner) = self.inner.take() {
-            if let Err(err) = inner.abort().await {
-                tracing::warn!(%err, "could not abort an upload");
-            }
+        if let Some(inner) = self.inner.take()
+            && let Err(err) = inner.abort().await
+        {
+            tracing::warn!(%err, "could not abort an upload");
         }
     }
 }

@@ -317,10 +317,10 @@ pub async fn export(
                 }
             }
             // A person's picture: the store holds it under its key like a file's bytes.
-            if table == "users" {
-                if let Some(Value::String(k)) = object.get("avatar").filter(|k| k != &"") {
-                    keys.push(k.clone());
-                }
+            if table == "users"
+                && let Some(Value::String(k)) = object.get("avatar").filter(|k| k != &"")
+            {
+                keys.push(k.clone());
             }
             serde_json::to_writer(&mut out, &object)
                 .map_err(|e| TransferError::Json(format!("writing {table}"), e))?;

@@ -18,11 +18,12 @@ pub fn render(body: &str, mentions: &str) -> Markup {
     let mut text = String::new();
     for event in Parser::new_ext(body, Options::ENABLE_STRIKETHROUGH) {
         // What looks like HTML is shown as the text it is (addresses in it linked too).
-        if let Event::Text(piece) | Event::Html(piece) | Event::InlineHtml(piece) = &event {
-            if !in_code && links.is_empty() {
-                text.push_str(piece);
-                continue;
-            }
+        if let Event::Text(piece) | Event::Html(piece) | Event::InlineHtml(piece) = &event
+            && !in_code
+            && links.is_empty()
+        {
+            text.push_str(piece);
+            continue;
         }
         flush(&mut out, &mut text, mentions);
         match event {

@@ -189,12 +189,12 @@ pub(super) async fn register(
     let hash = app.hasher.hash(&pass).await?;
     // The invite's use is taken before the account is made (two people racing for its last use
     // cannot both have it), and given back if the account is not made after all.
-    if let Some(code) = &invite {
-        if !joining::take_invite(&app.db.pool, code, crate::now_ms()).await? {
-            let text = "That invite link has just been used up. Ask for a new one.";
-            let page = notice_page("No new accounts here", &Viewer::anonymous(&csrf), text);
-            return Ok(with_status(page, StatusCode::FORBIDDEN));
-        }
+    if let Some(code) = &invite
+        && !joining::take_invite(&app.db.pool, code, crate::now_ms()).await?
+    {
+        let text = "That invite link has just been used up. Ask for a new one.";
+        let page = notice_page("No new accounts here", &Viewer::anonymous(&csrf), text);
+        return Ok(with_status(page, StatusCode::FORBIDDEN));
     }
     let created = users::create(&app.db.pool, &name, &hash, false).await;
     if let (Err(_), Some(code)) = (&created, &invite) {

@@ -178,10 +178,10 @@ fn ring_out(app: AppState, call: i64) {
             return;
         };
         tokio::time::sleep(Duration::from_millis(ring_ms as u64)).await;
-        if let Some(app) = app.upgrade() {
-            if let Err(err) = end(&app, call, RINGING, Outcome::Missed).await {
-                tracing::warn!(%err, call, "could not end a call that rang out");
-            }
+        if let Some(app) = app.upgrade()
+            && let Err(err) = end(&app, call, RINGING, Outcome::Missed).await
+        {
+            tracing::warn!(%err, call, "could not end a call that rang out");
         }
     });
 }

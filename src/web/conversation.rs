@@ -466,10 +466,10 @@ pub async fn page_response(
         Window::Since(_) => msgs.last().map(|m| m.seq),
         Window::Before(_) | Window::Around(_) => None,
     };
-    if let Some(seq) = read_upto {
-        if rooms::mark_read(pool, room.id, ctx.user.id, seq).await? {
-            app.hub.changed_for(ctx.user.id);
-        }
+    if let Some(seq) = read_upto
+        && rooms::mark_read(pool, room.id, ctx.user.id, seq).await?
+    {
+        app.hub.changed_for(ctx.user.id);
     }
     let members = rooms::members(pool, room.id).await?;
     let peer = match target.peer {

@@ -270,11 +270,11 @@ pub async fn upload(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if let Some(length) = declared {
-        if !in_flight.prepay(length, limits.allowance) {
-            drain(form).await;
-            return Ok(refused(&ctx, &target, "", over_allowance(&limits)).await);
-        }
+    if let Some(length) = declared
+        && !in_flight.prepay(length, limits.allowance)
+    {
+        drain(form).await;
+        return Ok(refused(&ctx, &target, "", over_allowance(&limits)).await);
     }
     let outcome = receive(
         &app,
@@ -721,10 +721,9 @@ pub async fn download(req: &Request) -> Result<Response, AppError> {
         .headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
+        && sent.split(',').any(|t| t.trim() == etag || t.trim() == "*")
     {
-        if sent.split(',').any(|t| t.trim() == etag || t.trim() == "*") {
-            return Ok(resp.status(StatusCode::NOT_MODIFIED).finish());
-        }
+        return Ok(resp.status(StatusCode::NOT_MODIFIED).finish());
     }
     let range = match (
         size,

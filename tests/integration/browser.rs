@@ -136,10 +136,10 @@ async fn set_visibility(c: &Client, state: &str) {
 pub async fn wait_for_text(c: &Client, css: &str, text: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if let Ok(el) = c.find(Locator::Css(css)).await {
-            if el.text().await.unwrap_or_default().contains(text) {
-                return;
-            }
+        if let Ok(el) = c.find(Locator::Css(css)).await
+            && el.text().await.unwrap_or_default().contains(text)
+        {
+            return;
         }
         if Instant::now() > deadline {
             let source = c.source().await.unwrap_or_default();
@@ -199,10 +199,10 @@ pub async fn open_or_create(c: &Client, name: &str) {
     click(c, ".new-room button").await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if let Ok(title) = c.find(Locator::Css("#conversation-title")).await {
-            if title.text().await.unwrap_or_default() == format!("#{name}") {
-                return;
-            }
+        if let Ok(title) = c.find(Locator::Css("#conversation-title")).await
+            && title.text().await.unwrap_or_default() == format!("#{name}")
+        {
+            return;
         }
         if let Ok(create) = c
             .find(Locator::Css("main form[action='/rooms'] button"))

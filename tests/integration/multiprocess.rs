@@ -46,10 +46,10 @@ impl Server {
         let base = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(r) = reqwest::get(format!("{base}/healthz")).await {
-                if r.status() == 200 {
-                    break;
-                }
+            if let Ok(r) = reqwest::get(format!("{base}/healthz")).await
+                && r.status() == 200
+            {
+                break;
             }
             assert!(
                 Instant::now() < deadline,

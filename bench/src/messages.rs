@@ -126,16 +126,17 @@ pub fn reactions(html: &[u8]) -> Vec<(usize, i64, usize)> {
     out
 }
 
-/// Where the message element `id` stands in `html`, and whether it replaces an older one (an
-/// edit) rather than being new.
 /// How many reactions the message element `id` shows inside itself (a whole message sent
-/// again, or in its latest form to a listener catching up).
+/// again, or in its latest form to a listener catching up). A message without reactions has no
+/// reactions element, so the look ends with the element: the same message's reactions fragment
+/// later in the answer is not part of it.
 pub fn reactions_inside(html: &[u8], id: i64) -> usize {
     let Some((at, _)) = element(html, id) else {
         return 0;
     };
+    let end = find(&html[at..], b"</article>").map_or(html.len(), |e| at + e);
     let open = format!("id=\"r-{id}\"");
-    let Some(r) = find(&html[at..], open.as_bytes()).map(|r| at + r) else {
+    let Some(r) = find(&html[at..end], open.as_bytes()).map(|r| at + r) else {
         return 0;
     };
     let end = find(&html[r..], b"</div>").map_or(html.len(), |e| r + e);
@@ -148,6 +149,8 @@ pub fn reactions_inside(html: &[u8], id: i64) -> usize {
     chips
 }
 
+/// Where the message element `id` stands in `html`, and whether it replaces an older one (an
+/// edit) rather than being new.
 pub fn element(html: &[u8], id: i64) -> Option<(usize, bool)> {
     let open = format!("id=\"m-{id}\" data-message-id=\"{id}\"");
     let at = find(html, open.as_bytes())?;
@@ -176,6 +179,17 @@ mod tests {
         assert_eq!(element(html, 3).map(|e| e.1), Some(true));
         assert_eq!(reactions_inside(html, 3), 1);
         assert_eq!(reactions_inside(html, 2), 0);
+        // An edit of a message without reactions, then its first reaction out of band: the
+        // element shows none, the fragment one.
+        let edit_then_reaction = br#"<article class="message" id="m-5" data-message-id="5" hx-swap-oob="outerHTML"><p class="body">y</p></article><div class="reactions" id="r-5" hx-swap-oob="outerHTML"><a class="chip">z</a></div>"#;
+        assert_eq!(reactions_inside(edit_then_reaction, 5), 0);
+        assert_eq!(
+            reactions(edit_then_reaction)
+                .iter()
+                .map(|r| (r.1, r.2))
+                .collect::<Vec<_>>(),
+            vec![(5, 1)]
+        );
         let new = br#"<article class="message" id="m-4" data-message-id="4">"#;
         assert_eq!(element(new, 4), Some((25, false)));
     }

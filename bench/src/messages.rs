@@ -114,14 +114,7 @@ pub fn reactions(html: &[u8]) -> Vec<(usize, i64, usize)> {
         else {
             continue;
         };
-        let end = find(&html[at..], b"</div>").map_or(html.len(), |e| at + e);
-        let mut chips = 0;
-        let mut k = at;
-        while let Some(c) = find(&html[k..end], b"class=\"chip\"") {
-            chips += 1;
-            k += c + 1;
-        }
-        out.push((at, id, chips));
+        out.push((at, id, chips(html, at)));
     }
     out
 }
@@ -139,9 +132,14 @@ pub fn reactions_inside(html: &[u8], id: i64) -> usize {
     let Some(r) = find(&html[at..end], open.as_bytes()).map(|r| at + r) else {
         return 0;
     };
-    let end = find(&html[r..], b"</div>").map_or(html.len(), |e| r + e);
+    chips(html, r)
+}
+
+/// The reactions (chips) in the reactions element that starts at `at`.
+fn chips(html: &[u8], at: usize) -> usize {
+    let end = find(&html[at..], b"</div>").map_or(html.len(), |e| at + e);
     let mut chips = 0;
-    let mut k = r;
+    let mut k = at;
     while let Some(c) = find(&html[k..end], b"class=\"chip\"") {
         chips += 1;
         k += c + 1;
@@ -169,13 +167,13 @@ mod tests {
     fn reads_cursors_reactions_and_replacements() {
         let html = br#"<article class="message" id="m-3" data-message-id="3" hx-swap-oob="outerHTML"><p class="body">x</p><div class="reactions" id="r-3"><a class="chip">a</a></div></article><div class="reactions" id="r-2" hx-swap-oob="outerHTML"><a class="chip">x</a><a class="chip">y</a></div><div id="poller" data-after="17"></div>"#;
         assert_eq!(cursor(html), Some(17));
-        assert_eq!(
+        let shown = |html: &[u8]| {
             reactions(html)
                 .iter()
                 .map(|r| (r.1, r.2))
-                .collect::<Vec<_>>(),
-            vec![(2, 2)]
-        );
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(shown(html), vec![(2, 2)]);
         assert_eq!(element(html, 3).map(|e| e.1), Some(true));
         assert_eq!(reactions_inside(html, 3), 1);
         assert_eq!(reactions_inside(html, 2), 0);
@@ -183,13 +181,7 @@ mod tests {
         // element shows none, the fragment one.
         let edit_then_reaction = br#"<article class="message" id="m-5" data-message-id="5" hx-swap-oob="outerHTML"><p class="body">y</p></article><div class="reactions" id="r-5" hx-swap-oob="outerHTML"><a class="chip">z</a></div>"#;
         assert_eq!(reactions_inside(edit_then_reaction, 5), 0);
-        assert_eq!(
-            reactions(edit_then_reaction)
-                .iter()
-                .map(|r| (r.1, r.2))
-                .collect::<Vec<_>>(),
-            vec![(5, 1)]
-        );
+        assert_eq!(shown(edit_then_reaction), vec![(5, 1)]);
         let new = br#"<article class="message" id="m-4" data-message-id="4">"#;
         assert_eq!(element(new, 4), Some((25, false)));
     }

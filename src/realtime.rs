@@ -297,8 +297,8 @@ impl Window {
 
     /// What the window holds of `message` from before change `before` is rewritten: its creation
     /// shows `now` (the message as it is, or nothing once deleted), and earlier edits and
-    /// reactions nothing. A
-    /// poll from before them gets the message as it is, never a text since replaced or deleted.
+    /// reactions nothing. A poll from before them gets the message as it is, never a text since
+    /// replaced or deleted, nor reactions it already shows.
     fn rewrite(&mut self, message: i64, before: i64, now: Option<&Arc<str>>) {
         let empty: Arc<str> = Arc::from("");
         for item in self.items.iter_mut().chain(self.early.values_mut()) {
@@ -1699,8 +1699,7 @@ mod tests {
 
     /// A poll from before a message gets its creation in its latest form, reactions included:
     /// the reactions fragments before the edit that made that form are superseded, and sending
-    /// them too repeated reactions the page already had (seen by the bench's changes and soak
-    /// scenarios, with listeners that had fallen behind).
+    /// them too would repeat reactions the page already shows.
     #[tokio::test]
     async fn an_edit_blanks_the_reactions_it_supersedes_in_the_window() {
         fn shown(c: &Change) -> String {

@@ -210,7 +210,6 @@ async fn counters_move_with_logins_sends_edits_polls_and_refusals(app: &mut Test
     }
 }
 
-/// Waits (up to 12 s) until `series` is at least `at_least`.
 /// Waits (up to 12 s) until the series `series` reaches `at_least`.
 pub async fn wait_for(app: &TestApp, series: &str, at_least: f64) {
     let deadline = Instant::now() + Duration::from_secs(12);

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub struct Throttle {
@@ -206,54 +206,6 @@ impl<K: Eq + Hash + Clone> Buckets<K> {
     }
 }
 
-/// Counts of things held open (long-polls) per key, each capped: [`Counts::hold`] gives a guard
-/// that gives its place back when dropped, or nothing when the key is at its cap.
-pub struct Counts<K: Eq + Hash + Clone> {
-    cap: usize,
-    held: Mutex<HashMap<K, usize>>,
-}
-
-/// One place taken in a [`Counts`], owned (a held poll outlives its request).
-pub struct Held<K: Eq + Hash + Clone> {
-    counts: Arc<Counts<K>>,
-    key: K,
-}
-
-impl<K: Eq + Hash + Clone> Counts<K> {
-    /// A cap of 0 means no limit.
-    pub fn new(cap: usize) -> Self {
-        Self {
-            cap: if cap == 0 { usize::MAX } else { cap },
-            held: Mutex::new(HashMap::new()),
-        }
-    }
-
-    pub fn hold(self: &Arc<Self>, key: K) -> Option<Held<K>> {
-        let mut held = self.held.lock().expect("counts lock");
-        let n = held.entry(key.clone()).or_insert(0);
-        if *n >= self.cap {
-            return None;
-        }
-        *n += 1;
-        Some(Held {
-            counts: self.clone(),
-            key,
-        })
-    }
-}
-
-impl<K: Eq + Hash + Clone> Drop for Held<K> {
-    fn drop(&mut self) {
-        let mut held = self.counts.held.lock().expect("counts lock");
-        if let Some(n) = held.get_mut(&self.key) {
-            *n -= 1;
-            if *n == 0 {
-                held.remove(&self.key);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,21 +311,6 @@ mod tests {
         std::thread::sleep(Duration::from_millis(120));
         assert!(b.take(&1).is_ok(), "refilled by one");
         assert!(Buckets::new(0, Duration::from_secs(1)).take(&1).is_ok());
-    }
-
-    #[test]
-    fn counts_refuse_past_their_cap_and_free_on_drop() {
-        let c = Arc::new(Counts::new(2));
-        let a = c.hold("alice").unwrap();
-        let _b = c.hold("alice").unwrap();
-        assert!(c.hold("alice").is_none());
-        assert!(c.hold("bob").is_some());
-        drop(a);
-        assert!(c.hold("alice").is_some());
-        assert!(
-            c.held.lock().unwrap().get("bob").is_none(),
-            "emptied keys go"
-        );
     }
 
     #[test]

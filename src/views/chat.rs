@@ -653,21 +653,31 @@ pub fn push_poller(out: &mut String, conv: Option<(&str, i64)>, t: i64, calls: &
     use std::fmt::Write as _;
 
     use maud::Escaper;
-    // Writing to a `String` cannot fail.
-    let _ = match conv {
+    // Numbers by `itoa`, not `write!`: this is on every delivery, and the formatting machinery
+    // cost more than the rest of the poller together (BENCHMARKS.md, "The eleventh day").
+    let mut number = itoa::Buffer::new();
+    match conv {
         Some((base, after)) => {
+            let after = number.format(after);
             out.push_str(r#"<div id="poller" hx-get=""#);
+            // Writing to a `String` cannot fail.
             let _ = Escaper::new(out).write_str(base);
-            write!(
-                out,
-                r#"/messages?after={after}" hx-trigger="load, poll" hx-swap="outerHTML" data-after="{after}" data-t="{t}""#
-            )
+            for part in [
+                "/messages?after=",
+                after,
+                r#"" hx-trigger="load, poll" hx-swap="outerHTML" data-after=""#,
+                after,
+            ] {
+                out.push_str(part);
+            }
         }
-        None => write!(
-            out,
-            r#"<div id="poller" hx-get="/feed" hx-trigger="load, poll" hx-swap="outerHTML" data-t="{t}""#
+        None => out.push_str(
+            r#"<div id="poller" hx-get="/feed" hx-trigger="load, poll" hx-swap="outerHTML"#,
         ),
-    };
+    }
+    out.push_str(r#"" data-t=""#);
+    out.push_str(number.format(t));
+    out.push('"');
     for (name, value) in [
         (" data-s=\"", &calls.cursor),
         (" data-signals=\"", &calls.signals),

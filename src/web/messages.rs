@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use maud::Markup;
 use poem::error::ResponseError;
-use poem::http::{StatusCode, header};
+use poem::http::{HeaderValue, StatusCode, header};
 use poem::web::{Form, Query};
 use poem::{IntoResponse, Request, Response, handler};
 use serde::Deserialize;
@@ -208,8 +208,9 @@ fn hold(
     let poll = Poll {
         user: ctx.user.id,
         revision: ctx.user.revision,
+        current_while: None,
         htmx: ctx.htmx,
-        conv: conv.map(|(room, base)| (room, base.to_owned())),
+        conv: conv.map(|(room, base)| (room, Arc::from(base))),
         after,
         t,
         s,
@@ -223,9 +224,13 @@ pub struct Poll {
     pub user: i64,
     /// The user's revocation count when their login was checked (`CurrentUser::revision`).
     pub revision: u64,
+    /// Revocations of anyone's sessions in all (`Hub::revocations_in_all`) when `revision` was
+    /// known to be current, if it was: while that count stands still, so does the user's, and
+    /// the answer need not look it up under the hub's lock.
+    pub current_while: Option<u64>,
     pub htmx: bool,
     /// The conversation's room and URL; none for the feed of a page without one.
-    pub conv: Option<(i64, String)>,
+    pub conv: Option<(i64, Arc<str>)>,
     pub after: i64,
     /// `?t=`: when the page got its sidebar.
     pub t: Option<i64>,
@@ -244,6 +249,7 @@ pub fn wait(
     let Poll {
         user,
         revision,
+        current_while,
         htmx,
         conv,
         after,
@@ -278,13 +284,17 @@ pub fn wait(
         if answer.reload {
             return Response::builder()
                 .header("HX-Refresh", "true")
-                .header(header::CACHE_CONTROL, "no-store")
+                .header(header::CACHE_CONTROL, NO_STORE)
                 .finish();
         }
         // The session was good when the poll began; if the user's sessions were revoked since
         // (logged out, deactivated), the poll answers with nothing, and the next one is checked
         // afresh.
-        if hub.revocation(user) != revision {
+        let revoked = match current_while {
+            Some(n) if hub.revocations_in_all() == n => false,
+            _ => hub.revocation(user) != revision,
+        };
+        if revoked {
             return no_content();
         }
         if answer.changes.is_empty() && !answer.feed && answer.signals.is_empty() {
@@ -338,10 +348,14 @@ fn push_changes(out: &mut String, changes: &[Arc<Rendered>]) {
 
 fn fragment(html: String) -> Response {
     Response::builder()
-        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
-        .header(header::CACHE_CONTROL, "no-store")
+        .header(header::CONTENT_TYPE, HTML)
+        .header(header::CACHE_CONTROL, NO_STORE)
         .body(html)
 }
+
+/// Header values made once: from text, each would be parsed and copied on every answer.
+const HTML: HeaderValue = HeaderValue::from_static("text/html; charset=utf-8");
+const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 
 /// A poll beyond the caps: answered at once, and the page's poller backs off before the next.
 fn too_many_polls() -> Response {
@@ -355,7 +369,7 @@ fn too_many_polls() -> Response {
 fn no_content() -> Response {
     Response::builder()
         .status(StatusCode::NO_CONTENT)
-        .header(header::CACHE_CONTROL, "no-store")
+        .header(header::CACHE_CONTROL, NO_STORE)
         .finish()
 }
 

@@ -17,6 +17,7 @@
 //! debug logging on (the chain's span). The short way only ever says yes where the chain would
 //! say yes, and never says no.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use poem::Response;
@@ -73,7 +74,7 @@ struct Found {
 struct Checked {
     user: i64,
     revision: u64,
-    conv: Option<(i64, String)>,
+    conv: Option<(i64, Arc<str>)>,
     /// When the first of the cache entries it came from is due to be read again, a little
     /// before it expires (`cache::RELOAD_AHEAD`): from then on each poll asks the caches again,
     /// which have it read again in the background.
@@ -181,23 +182,42 @@ struct Asked {
 }
 
 impl Asked {
+    /// One pass over the bytes: the general tools (`split`, `str::parse`) cost several times
+    /// as much on every poll.
     fn of(query: &str) -> Option<Self> {
-        // Anything encoded is the chain's to decode.
-        if query.contains(['%', '+']) {
-            return None;
-        }
         let mut asked = Asked::default();
-        for pair in query.split('&') {
-            let (name, value) = pair.split_once('=')?;
+        let mut rest = query;
+        loop {
+            let end = rest.bytes().position(|b| b == b'&').unwrap_or(rest.len());
+            let (pair, next) = rest.split_at(end);
+            let (name, value) = pair.split_at(pair.bytes().position(|b| b == b'=')?);
+            let value = &value[1..];
             match name {
-                "after" if asked.after.is_none() => asked.after = Some(value.parse().ok()?),
-                "t" if asked.t.is_none() => asked.t = Some(value.parse().ok()?),
-                "s" if asked.s.is_none() => asked.s = Some(value.to_owned()),
+                "after" if asked.after.is_none() => asked.after = Some(number(value)?),
+                "t" if asked.t.is_none() => asked.t = Some(number(value)?),
+                // Anything encoded is the chain's to decode.
+                "s" if asked.s.is_none() && !value.bytes().any(|b| b == b'%' || b == b'+') => {
+                    asked.s = Some(value.to_owned());
+                }
                 _ => return None,
             }
+            match next.strip_prefix('&') {
+                Some(next) => rest = next,
+                None => return Some(asked),
+            }
         }
-        Some(asked)
     }
+}
+
+/// A number written plainly in decimal: no sign, at most 18 digits (no overflow). Anything else
+/// is the chain's to read.
+fn number(text: &str) -> Option<i64> {
+    if text.is_empty() || text.len() > 18 {
+        return None;
+    }
+    text.bytes().try_fold(0i64, |n, b| {
+        b.is_ascii_digit().then(|| n * 10 + i64::from(b - b'0'))
+    })
 }
 
 /// The answer to `head`'s request, if it is a page's poll whose every check a cache answers.
@@ -242,7 +262,12 @@ fn answer(
             known.0.insert(Found::new(cookie, host, path, checked))
         }
     };
-    let Checked { user, revision, .. } = found.checked;
+    let Checked {
+        user,
+        revision,
+        marks,
+        ..
+    } = found.checked;
     let client = super::client_of(head.peer.ip(), headers, &app.settings.trusted_proxies);
     let place = app.limits.poll_place(user, Some(network(client)))?;
     // Yes: from here on, this is what the chain would do.
@@ -262,6 +287,8 @@ fn answer(
     let poll = messages::Poll {
         user,
         revision,
+        // The marks held a moment ago (`holds`), and the revision was current when they were read.
+        current_while: Some(marks[2]),
         htmx,
         conv: found.checked.conv.clone(),
         after: asked.after.unwrap_or(0),
@@ -308,9 +335,10 @@ fn check(
     let (user, revision, mut left) = session::cached_login(app, sent)?;
     let conv = match *polled {
         Polled::Conversation { raw, direct } => {
-            let (conv, kept) = conversation::cached(app, user, raw, direct)?;
+            let ((room, base), kept) = conversation::cached(app, user, raw, direct)?;
             left = left.min(kept);
-            Some(conv)
+            // Shared with each poll it answers, not copied for each.
+            Some((room, Arc::from(base)))
         }
         Polled::Feed => None,
     };
@@ -382,6 +410,14 @@ mod tests {
             "after",
             "after=1&s=a%20b",
             "after=1&s=a+b",
+            "after=-1",
+            "after=+1",
+            "after=1234567890123456789",
+            "t=1&t=2",
+            "s=a&s=b",
+            "",
+            "&after=1",
+            "after=1&&t=2",
         ] {
             assert_eq!(Asked::of(other), None, "{other}");
         }

@@ -352,14 +352,20 @@ pub fn room_list(s: &Sidebar<'_>) -> Markup {
 fn room_item(s: &Sidebar<'_>, room: &RoomListing) -> Markup {
     let href = format!("/rooms/{}", room.name);
     let open = href == s.current;
+    // The conversation being read is never unread: its page counts what arrives in it, and the
+    // page's notifications (app.js) would count it twice.
+    let (unread, mentions) = if open {
+        (0, 0)
+    } else {
+        (room.unread().unwrap_or(0), room.mentions)
+    };
     html! {
         li {
             a href=(href) aria-current=[open.then_some("page")] title=(room.topic)
-                data-unread=(room.unread().unwrap_or(0)) data-mentions=(room.mentions) {
+                data-unread=(unread) data-mentions=(mentions) {
                 span.hash aria-hidden="true" { "#" }
                 span.name { (room.name) }
-                // The conversation being read is never unread.
-                @if !open { (badges(room.unread().unwrap_or(0), room.mentions)) }
+                (badges(unread, mentions))
             }
         }
     }
@@ -382,6 +388,12 @@ fn person_item(s: &Sidebar<'_>, person: &Person, counts: &DirectUnread) -> Marku
     let online = person.username == s.me || person.is_online(s.now_ms);
     let href = format!("/dm/{}", person.username);
     let open = href == s.current;
+    // As for rooms: the conversation being read is never unread.
+    let (unread, mentions) = if open {
+        (0, 0)
+    } else {
+        (counts.unread, counts.mentions)
+    };
     html! {
         li.person data-online=(online) {
             @if person.username == s.me {
@@ -393,11 +405,11 @@ fn person_item(s: &Sidebar<'_>, person: &Person, counts: &DirectUnread) -> Marku
                 }
             } @else {
                 a href=(href) aria-current=[open.then_some("page")]
-                    data-unread=(counts.unread) data-mentions=(counts.mentions) {
+                    data-unread=(unread) data-mentions=(mentions) {
                     (presence_dot(online))
                     (avatar_of(&person.username, &person.avatar))
                     (person_name(person))
-                    @if !open { (badges(counts.unread, 0)) }
+                    (badges(unread, 0))
                 }
             }
         }

@@ -467,21 +467,21 @@ fn remote(peer: SocketAddr) -> RemoteAddr {
 ///   few milliseconds each. Measuring resident free memory instead, as resident pages less what
 ///   is allocated, was tried: allocated-but-untouched memory, such as hyper's 8 KB write buffers,
 ///   made it read near zero, and nothing was trimmed.)
+/// - under a steady load, which is never quiet, each moment of higher use (a catch-up after a
+///   stalled write, a log-in's work) leaves a little free memory among what is in use, and the
+///   worker threads' arenas creep up by half a megabyte at a time: trimmed every `STEADY` while
+///   answers are being made, but only while the heap is at most `SMALL_HEAP`, where a trim takes
+///   a millisecond or so.
 ///
 /// `malloc_trim` holds each arena's lock while it walks it, up to a few hundred milliseconds in a
-/// fragmented heap of a few hundred megabytes: never in the middle of a burst, and a steady load
-/// (which reuses what it frees, and is never quiet) is left alone. BENCHMARKS.md, "Memory in the
-/// steady state", has the measurements.
+/// fragmented heap of a few hundred megabytes: never in the middle of a burst, and never under a
+/// steady load in a large heap. BENCHMARKS.md, "Memory in the steady state" and "The thirteenth
+/// day", has the measurements.
 fn spawn_trimmer(gate: &Arc<Gate>, release: Option<Release>) {
-    const TICK: Duration = Duration::from_millis(250);
-    const QUIET: u64 = 64;
-    const BURST: u64 = 1000;
-    const FREE_ENOUGH: u64 = 64 << 20;
     let gate = Arc::downgrade(gate);
     tokio::spawn(async move {
-        let mut every = tokio::time::interval(TICK);
-        let mut last = ANSWERS.load(Ordering::Relaxed);
-        let mut trimmed_at = last;
+        let mut every = tokio::time::interval(Trimmer::TICK);
+        let mut trimmer = Trimmer::new(ANSWERS.load(Ordering::Relaxed), Instant::now());
         loop {
             every.tick().await;
             let Some(gate) = gate.upgrade() else { return };
@@ -489,45 +489,119 @@ fn spawn_trimmer(gate: &Arc<Gate>, release: Option<Release>) {
                 gate.peak.load(Ordering::Relaxed),
                 gate.open.load(Ordering::Relaxed),
             );
-            let answers = ANSWERS.load(Ordering::Relaxed);
-            let quiet = answers - last <= QUIET;
-            last = answers;
-            let flood_over = peak >= 1000 && open < peak / 2;
-            let burst_over =
-                quiet && answers - trimmed_at >= BURST && free_in_arenas() >= FREE_ENOUGH;
-            if flood_over || burst_over {
-                gate.peak.store(open, Ordering::Relaxed);
-                trimmed_at = answers;
-                if let Some(release) = &release {
-                    // Never the end of trimming, whatever happens to the database.
-                    let _ = tokio::time::timeout(Duration::from_secs(5), release()).await;
-                }
-                trim().await;
+            let now = Instant::now();
+            let Some(why) = trimmer.due(now, ANSWERS.load(Ordering::Relaxed), peak, open, heap())
+            else {
+                continue;
+            };
+            gate.peak.store(open, Ordering::Relaxed);
+            if let Some(release) = &release {
+                // Never the end of trimming, whatever happens to the database.
+                let _ = tokio::time::timeout(Duration::from_secs(5), release()).await;
             }
+            trim(why).await;
         }
     });
 }
 
-/// Memory the allocator holds but nothing uses (0 where that cannot be known).
-fn free_in_arenas() -> u64 {
+/// Why the trimmer hands memory back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Why {
+    FloodOver,
+    BurstOver,
+    Steady,
+}
+
+/// The allocator's figures the trimmer looks at (0 where they cannot be known).
+#[derive(Clone, Copy, Debug, Default)]
+struct Heap {
+    /// Bytes the arenas hold from the system (resident or not).
+    size: u64,
+    /// Of those, bytes no allocation uses.
+    free: u64,
+}
+
+/// When the trimmer hands memory back (see `spawn_trimmer`): looked at every `TICK`.
+struct Trimmer {
+    /// The answer count at the last tick.
+    last: u64,
+    /// The answer count and the moment of the last trim (or of the start).
+    trimmed_answers: u64,
+    trimmed_at: Instant,
+}
+
+impl Trimmer {
+    const TICK: Duration = Duration::from_millis(250);
+    const QUIET: u64 = 64;
+    const BURST: u64 = 1000;
+    const FREE_ENOUGH: u64 = 64 << 20;
+    const STEADY: Duration = Duration::from_secs(30);
+    const SMALL_HEAP: u64 = 96 << 20;
+
+    fn new(answers: u64, now: Instant) -> Self {
+        Self {
+            last: answers,
+            trimmed_answers: answers,
+            trimmed_at: now,
+        }
+    }
+
+    /// Whether to trim now, `answers` having been made in all and `open` connections being open
+    /// (at most `peak` since the last trim); a trim is counted as done when this says so.
+    fn due(
+        &mut self,
+        now: Instant,
+        answers: u64,
+        peak: usize,
+        open: usize,
+        heap: Heap,
+    ) -> Option<Why> {
+        let quiet = answers - self.last <= Self::QUIET;
+        self.last = answers;
+        let busy = answers - self.trimmed_answers >= Self::BURST;
+        let why = if peak >= 1000 && open < peak / 2 {
+            Why::FloodOver
+        } else if busy && quiet && heap.free >= Self::FREE_ENOUGH {
+            Why::BurstOver
+        } else if busy
+            && now.duration_since(self.trimmed_at) >= Self::STEADY
+            && heap.size <= Self::SMALL_HEAP
+        {
+            Why::Steady
+        } else {
+            return None;
+        };
+        self.trimmed_answers = answers;
+        self.trimmed_at = now;
+        Some(why)
+    }
+}
+
+fn heap() -> Heap {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         // SAFETY: mallinfo2 only reads the allocator's statistics.
         let info = unsafe { libc::mallinfo2() };
-        info.fordblks as u64
+        Heap {
+            size: info.arena as u64,
+            free: info.fordblks as u64,
+        }
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    0
+    Heap::default()
 }
 
-async fn trim() {
+async fn trim(why: Why) {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         let started = Instant::now();
         // SAFETY: malloc_trim only returns free memory to the system.
         let _ = tokio::task::spawn_blocking(|| unsafe { libc::malloc_trim(0) }).await;
-        tracing::debug!(took = ?started.elapsed(), "handed free memory back");
+        let Heap { size, free } = heap();
+        tracing::debug!(?why, took = ?started.elapsed(), size, free, "handed free memory back");
     }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = why;
 }
 
 #[cfg(test)]
@@ -575,5 +649,81 @@ mod tests {
         assert!(proxy.is_some(), "a proxy");
         assert_eq!(g.open.load(Ordering::Relaxed), 4, "refusals hold nothing");
         assert_eq!(g.per_addr.lock().unwrap().get(&a), Some(&1));
+    }
+
+    /// Runs `trimmer` for `secs` seconds of ticks, `per_tick` answers a tick, in `heap`; the
+    /// trims it made, with the second each was made in.
+    fn run(
+        trimmer: &mut Trimmer,
+        start: Instant,
+        secs: u64,
+        per_tick: u64,
+        heap: Heap,
+    ) -> Vec<(u64, Why)> {
+        let ticks = secs * 1000 / Trimmer::TICK.as_millis() as u64;
+        (1..=ticks)
+            .filter_map(|t| {
+                let now = start + Trimmer::TICK * t as u32;
+                let why = trimmer.due(now, t * per_tick, 0, 0, heap)?;
+                Some((now.duration_since(start).as_secs(), why))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_steady_load_in_a_small_heap_is_trimmed_every_half_minute_and_a_large_heap_is_not() {
+        let start = Instant::now();
+        let small = Heap {
+            size: 40 << 20,
+            free: 80 << 20,
+        };
+        let mut trimmer = Trimmer::new(0, start);
+        // The soak's load: 20 messages a second to 1,000 listeners, never quiet.
+        let trims = run(&mut trimmer, start, 100, 5_000, small);
+        assert_eq!(
+            trims,
+            vec![(30, Why::Steady), (60, Why::Steady), (90, Why::Steady)]
+        );
+        // The same load in a heap a trim would take long to walk: left alone.
+        let large = Heap {
+            size: 200 << 20,
+            ..small
+        };
+        let mut trimmer = Trimmer::new(0, start);
+        assert_eq!(run(&mut trimmer, start, 100, 5_000, large), vec![]);
+        // Idle: nothing to give back.
+        let mut trimmer = Trimmer::new(0, start);
+        assert_eq!(run(&mut trimmer, start, 100, 0, small), vec![]);
+    }
+
+    #[test]
+    fn a_burst_is_trimmed_once_it_is_over_and_a_flood_once_it_has_ebbed() {
+        let start = Instant::now();
+        let heap = Heap {
+            size: 200 << 20,
+            free: 80 << 20,
+        };
+        let mut trimmer = Trimmer::new(0, start);
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        assert_eq!(trimmer.due(at(250), 10_000, 0, 0, heap), None, "mid-burst");
+        assert_eq!(
+            trimmer.due(at(500), 10_010, 0, 0, heap),
+            Some(Why::BurstOver)
+        );
+        assert_eq!(trimmer.due(at(750), 10_020, 0, 0, heap), None, "once");
+        let little = Heap {
+            free: 1 << 20,
+            ..heap
+        };
+        assert_eq!(trimmer.due(at(1000), 30_000, 0, 0, little), None);
+        assert_eq!(
+            trimmer.due(at(1250), 30_000, 0, 0, little),
+            None,
+            "little free"
+        );
+        assert_eq!(
+            trimmer.due(at(1500), 30_000, 20_000, 9_000, little),
+            Some(Why::FloodOver)
+        );
     }
 }

@@ -490,7 +490,7 @@ fn spawn_trimmer(gate: &Arc<Gate>, release: Option<Release>) {
                 gate.open.load(Ordering::Relaxed),
             );
             let now = Instant::now();
-            let Some(why) = trimmer.due(now, ANSWERS.load(Ordering::Relaxed), peak, open, heap())
+            let Some(why) = trimmer.due(now, ANSWERS.load(Ordering::Relaxed), peak, open, heap)
             else {
                 continue;
             };
@@ -525,9 +525,10 @@ struct Heap {
 struct Trimmer {
     /// The answer count at the last tick.
     last: u64,
-    /// The answer count and the moment of the last trim (or of the start).
+    /// The answer count at the last trim (or at the start).
     trimmed_answers: u64,
-    trimmed_at: Instant,
+    /// The moment of the last trim, or of the last look at a heap too large for a steady trim.
+    looked_at: Instant,
 }
 
 impl Trimmer {
@@ -542,37 +543,45 @@ impl Trimmer {
         Self {
             last: answers,
             trimmed_answers: answers,
-            trimmed_at: now,
+            looked_at: now,
         }
     }
 
     /// Whether to trim now, `answers` having been made in all and `open` connections being open
     /// (at most `peak` since the last trim); a trim is counted as done when this says so.
+    /// `heap` is asked only when a trim is otherwise due: `mallinfo2` walks every arena's free
+    /// chunks with its lock held, as a trim does, and a large heap has many.
     fn due(
         &mut self,
         now: Instant,
         answers: u64,
         peak: usize,
         open: usize,
-        heap: Heap,
+        heap: impl FnOnce() -> Heap,
     ) -> Option<Why> {
         let quiet = answers - self.last <= Self::QUIET;
         self.last = answers;
         let busy = answers - self.trimmed_answers >= Self::BURST;
+        let steady = now.duration_since(self.looked_at) >= Self::STEADY;
         let why = if peak >= 1000 && open < peak / 2 {
             Why::FloodOver
-        } else if busy && quiet && heap.free >= Self::FREE_ENOUGH {
-            Why::BurstOver
-        } else if busy
-            && now.duration_since(self.trimmed_at) >= Self::STEADY
-            && heap.size <= Self::SMALL_HEAP
-        {
-            Why::Steady
-        } else {
+        } else if !busy || !(quiet || steady) {
             return None;
+        } else {
+            let heap = heap();
+            if quiet && heap.free >= Self::FREE_ENOUGH {
+                Why::BurstOver
+            } else if steady && heap.size <= Self::SMALL_HEAP {
+                Why::Steady
+            } else {
+                if steady {
+                    self.looked_at = now;
+                }
+                return None;
+            }
         };
         self.trimmed_answers = answers;
-        self.trimmed_at = now;
+        self.looked_at = now;
         Some(why)
     }
 }
@@ -651,23 +660,28 @@ mod tests {
         assert_eq!(g.per_addr.lock().unwrap().get(&a), Some(&1));
     }
 
-    /// Runs `trimmer` for `secs` seconds of ticks, `per_tick` answers a tick, in `heap`; the
-    /// trims it made, with the second each was made in.
+    /// Runs `trimmer` for `secs` seconds of ticks, `per_tick` answers a tick, in `heap`: the
+    /// trims it made, with the second each was made in, and how often it asked for the heap.
     fn run(
         trimmer: &mut Trimmer,
         start: Instant,
         secs: u64,
         per_tick: u64,
         heap: Heap,
-    ) -> Vec<(u64, Why)> {
+    ) -> (Vec<(u64, Why)>, usize) {
         let ticks = secs * 1000 / Trimmer::TICK.as_millis() as u64;
-        (1..=ticks)
+        let mut asked = 0;
+        let trims = (1..=ticks)
             .filter_map(|t| {
                 let now = start + Trimmer::TICK * t as u32;
-                let why = trimmer.due(now, t * per_tick, 0, 0, heap)?;
+                let why = trimmer.due(now, t * per_tick, 0, 0, || {
+                    asked += 1;
+                    heap
+                })?;
                 Some((now.duration_since(start).as_secs(), why))
             })
-            .collect()
+            .collect();
+        (trims, asked)
     }
 
     #[test]
@@ -679,21 +693,23 @@ mod tests {
         };
         let mut trimmer = Trimmer::new(0, start);
         // The soak's load: 20 messages a second to 1,000 listeners, never quiet.
-        let trims = run(&mut trimmer, start, 100, 5_000, small);
+        let (trims, asked) = run(&mut trimmer, start, 100, 5_000, small);
         assert_eq!(
             trims,
             vec![(30, Why::Steady), (60, Why::Steady), (90, Why::Steady)]
         );
-        // The same load in a heap a trim would take long to walk: left alone.
+        assert_eq!(asked, 3, "the heap is looked at only when a trim is due");
+        // The same load in a heap a trim would take long to walk: left alone, and looked at
+        // no more often than it would be trimmed.
         let large = Heap {
             size: 200 << 20,
             ..small
         };
         let mut trimmer = Trimmer::new(0, start);
-        assert_eq!(run(&mut trimmer, start, 100, 5_000, large), vec![]);
+        assert_eq!(run(&mut trimmer, start, 100, 5_000, large), (vec![], 3));
         // Idle: nothing to give back.
         let mut trimmer = Trimmer::new(0, start);
-        assert_eq!(run(&mut trimmer, start, 100, 0, small), vec![]);
+        assert_eq!(run(&mut trimmer, start, 100, 0, small), (vec![], 0));
     }
 
     #[test]
@@ -705,24 +721,28 @@ mod tests {
         };
         let mut trimmer = Trimmer::new(0, start);
         let at = |ms: u64| start + Duration::from_millis(ms);
-        assert_eq!(trimmer.due(at(250), 10_000, 0, 0, heap), None, "mid-burst");
         assert_eq!(
-            trimmer.due(at(500), 10_010, 0, 0, heap),
+            trimmer.due(at(250), 10_000, 0, 0, || heap),
+            None,
+            "mid-burst"
+        );
+        assert_eq!(
+            trimmer.due(at(500), 10_010, 0, 0, || heap),
             Some(Why::BurstOver)
         );
-        assert_eq!(trimmer.due(at(750), 10_020, 0, 0, heap), None, "once");
+        assert_eq!(trimmer.due(at(750), 10_020, 0, 0, || heap), None, "once");
         let little = Heap {
             free: 1 << 20,
             ..heap
         };
-        assert_eq!(trimmer.due(at(1000), 30_000, 0, 0, little), None);
+        assert_eq!(trimmer.due(at(1000), 30_000, 0, 0, || little), None);
         assert_eq!(
-            trimmer.due(at(1250), 30_000, 0, 0, little),
+            trimmer.due(at(1250), 30_000, 0, 0, || little),
             None,
             "little free"
         );
         assert_eq!(
-            trimmer.due(at(1500), 30_000, 20_000, 9_000, little),
+            trimmer.due(at(1500), 30_000, 20_000, 9_000, || little),
             Some(Why::FloodOver)
         );
     }

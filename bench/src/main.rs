@@ -109,7 +109,7 @@ struct Cli {
     no_floor: bool,
 
     /// Fan-out: how many Parley and floor runs, alternated, the CPU-per-delivery ratio is the
-    /// median of [3; the smoke run 1].
+    /// median of [5; the smoke run 1].
     #[arg(long)]
     floor_pairs: Option<u64>,
 
@@ -206,7 +206,7 @@ async fn run(cli: Cli) -> http::Result<bool> {
             &mut report,
             fanout_sizes(1000, 5),
             !cli.no_floor,
-            pick(cli.floor_pairs, 3, 1),
+            pick(cli.floor_pairs, 5, 1),
         )
         .await;
         note(&mut report, "1 fan-out", r);

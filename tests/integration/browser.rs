@@ -121,7 +121,6 @@ pub async fn screenshot(c: &Client, name: &str) {
     }
 }
 
-/// Waits until the element's text contains `text`.
 /// Makes the page believe its tab was hidden or shown again, as switching tabs does.
 async fn set_visibility(c: &Client, state: &str) {
     c.execute(
@@ -154,6 +153,7 @@ async fn refresh_sidebar(c: &Client, current: &str) {
     }
 }
 
+/// Waits until the element's text contains `text`.
 pub async fn wait_for_text(c: &Client, css: &str, text: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
